@@ -1,0 +1,323 @@
+//! `run-image IMAGE`: start a container of a project image with its cfg section's options.
+
+use crate::context::Context;
+use crate::docker;
+use crate::error::{Error, Result};
+use crate::expand;
+use crate::plan::{Arg, EnvVar, Plan};
+use crate::project::Project;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "run-image",
+    version,
+    about = "Run a container of a project image with the options of its dockerutils.cfg section",
+    long_about = "Run a container of a project image (a subdirectory of docker/ or a synthetic image of \
+        the cfg) with the options of its dockerutils.cfg section: environment, env, interactive, gpu, \
+        network, volumes, ports, args, cmd (and their *_docked variants when docked).",
+    after_help = "Examples:\n  run-image dev\n  run-image dev -c 'pytest -x' -e LOG_LEVEL=debug\n  run-image dev -k                 # detached, kept after it stops\n  run-image dev -a '-p 8080:80'    # extra docker run arguments\n  run-image dev --dry-run          # print the docker command only"
+)]
+pub struct Args {
+    /// Image to run: a subdirectory of docker/ or a synthetic image of the cfg
+    pub image: String,
+    /// Extra `docker run` arguments (replaces the cfg's `args`)
+    #[arg(
+        short = 'a',
+        long = "args",
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Option<String>,
+    /// Keep the container: run it detached (-d), without --rm
+    #[arg(short = 'k', long)]
+    pub keep: bool,
+    /// Command to run in the container (replaces the cfg's `cmd`)
+    #[arg(
+        short = 'c',
+        long = "command",
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Option<String>,
+    /// Network to attach the container to (replaces the cfg's `network`)
+    #[arg(short = 'n', long)]
+    pub network: Option<String>,
+    /// Start the container with GPU support (--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all)
+    #[arg(short = 'g', long = "use-gpu", visible_alias = "use_gpu")]
+    pub use_gpu: bool,
+    /// Environment variable for the container, KEY=value (or KEY to pass the host's value); repeatable
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Print the command that would run, and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// AWS credentials passed into containers when present (not when docked, as the original).
+pub const AWS_ENV: [&str; 6] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+];
+
+pub const GPU_ARGS: [&str; 3] = ["--runtime=nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=all"];
+
+/// Does an environment variable's name say its value is a secret?
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "TOKEN",
+        "CREDENTIAL",
+        "PRIVATE",
+        "API_KEY",
+        "APIKEY",
+        "ACCESS_KEY",
+    ]
+    .iter()
+    .any(|s| upper.contains(s))
+}
+
+/// The cfg section of one image, read with the `<key>_docked` rule.
+struct Section<'a> {
+    project: &'a Project,
+    name: &'a str,
+    docked: bool,
+    ctx: &'a Context,
+}
+
+impl Section<'_> {
+    /// `<key>_docked` when docked and present, else `<key>`.
+    fn key(&self, key: &str) -> Result<Option<(String, String)>> {
+        let cfg = &self.project.cfg;
+        if !cfg.has_section(self.name) {
+            return Ok(None);
+        }
+        let docked_key = format!("{key}_docked");
+        if self.docked {
+            if let Some(v) = cfg.get(self.name, &docked_key)? {
+                return Ok(Some((docked_key, v)));
+            }
+        }
+        Ok(cfg.get(self.name, key)?.map(|v| (key.to_string(), v)))
+    }
+
+    /// The key's words, each with `$VAR`s (and `{vars}` when given) replaced.
+    fn words(&self, key: &str, vars: Option<&[(&str, &str)]>) -> Result<Vec<String>> {
+        let Some((key, value)) = self.key(key)? else {
+            return Ok(vec![]);
+        };
+        let err = |m: String| self.project.cfg.value_error(self.name, &key, m);
+        let mut out = vec![];
+        for word in crate::cfg::split_words(&value).map_err(err)? {
+            let word = match vars {
+                Some(vars) => expand::format_vars(&word, vars).map_err(err)?,
+                None => word,
+            };
+            out.push(self.ctx.expand_env(&word).map_err(err)?);
+        }
+        Ok(out)
+    }
+}
+
+fn cli_words(flag: &str, value: &str) -> Result<Vec<String>> {
+    crate::cfg::split_words(value).map_err(|m| Error::Usage(format!("{flag}: {m}")))
+}
+
+pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
+    let mut valid = project.image_dirs()?;
+    valid.extend(project.synthetic_images()?);
+    Project::check_image(&args.image, &valid)?;
+    let cfg = &project.cfg;
+    let docked = ctx.docked();
+    let section = Section {
+        project,
+        name: &args.image,
+        docked,
+        ctx,
+    };
+    let image = project.image_ref(&args.image)?;
+
+    let mut inv = docker::docker(&project.root)
+        .args(["run", "--init", "--name"])
+        .arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp));
+
+    // Environment: the cfg's `environment` words, then `-e` pairs (command line first, then
+    // the section named by `env=`; the command line wins), then AWS credentials.
+    inv = inv.args(section.words("environment", None)?);
+    let mut pairs: Vec<(String, Option<String>)> = vec![];
+    for given in &args.env {
+        let (k, v) = match given.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (given.clone(), None),
+        };
+        if k.is_empty() {
+            return Err(Error::Usage(format!(
+                "-e/--env takes KEY=value, not `{given}`"
+            )));
+        }
+        pairs.push((k, v));
+    }
+    if let Some((key, env_section)) = section.key("env")? {
+        let keys = cfg.keys(&env_section).ok_or_else(|| {
+            cfg.value_error(
+                &args.image,
+                &key,
+                format!(
+                    "names the section [{env_section}], which {} does not have",
+                    cfg.path().display()
+                ),
+            )
+        })?;
+        for k in keys {
+            if pairs.iter().any(|(p, _)| p == k) {
+                continue;
+            }
+            let value = cfg.get(&env_section, k)?.unwrap_or_default();
+            let value = ctx
+                .expand_env(&value)
+                .map_err(|m| cfg.value_error(&env_section, k, m))?;
+            pairs.push((k.to_string(), Some(value)));
+        }
+    }
+    for (k, v) in pairs {
+        inv = inv.arg("-e");
+        match v {
+            // Secrets travel in docker's environment, not in its argv (which `ps` shows).
+            Some(v) if is_secret_name(&k) => {
+                inv = inv.arg(k.clone());
+                inv.env.push(EnvVar {
+                    name: k,
+                    value: v,
+                    secret: true,
+                });
+            }
+            Some(v) => inv = inv.arg(format!("{k}={v}")),
+            None => inv = inv.arg(k),
+        }
+    }
+    if !docked {
+        for name in AWS_ENV {
+            if ctx.var(name).is_some() {
+                // `-e NAME`: docker takes the value from its own environment.
+                inv = inv.args(["-e", name]);
+            }
+        }
+    }
+
+    if !args.keep {
+        inv = inv.arg("--rm");
+    }
+    let interactive = if args.keep {
+        vec!["-d".to_string()]
+    } else {
+        match section.key("interactive")? {
+            Some(_) => section.words("interactive", None)?,
+            None => vec!["-it".to_string()],
+        }
+    };
+    inv = inv.args(tty_rule(interactive, ctx.stdin_is_tty));
+
+    if args.use_gpu {
+        inv = inv.args(GPU_ARGS);
+    } else {
+        inv = inv.args(section.words("gpu", None)?);
+    }
+    let network = match &args.network {
+        Some(n) if !n.is_empty() => Some(n.clone()),
+        _ => section.key("network")?.map(|(_, v)| v),
+    };
+    if let Some(network) = network {
+        let network = ctx
+            .expand_env(&network)
+            .map_err(|m| cfg.value_error(&args.image, "network", m))?;
+        inv = inv.args(["--network".to_string(), network]);
+    }
+
+    let root = project.root.to_string_lossy();
+    let dir_name = project.dir_name();
+    let vars: [(&str, &str); 4] = [
+        ("project_root", &root),
+        ("user", &ctx.user),
+        ("project", &dir_name),
+        ("home", &ctx.home),
+    ];
+    inv = inv.args(section.words("volumes", Some(&vars))?);
+    inv = inv.args(section.words("ports", None)?);
+    match &args.args {
+        Some(a) => inv = inv.args(cli_words("-a/--args", a)?),
+        None => inv = inv.args(section.words("args", None)?),
+    }
+    inv = inv.arg(image.to_string());
+    match &args.command {
+        Some(c) => inv = inv.args(cli_words("-c/--command", c)?),
+        None => inv = inv.args(section.words("cmd", None)?),
+    }
+    let mut plan = Plan::default();
+    plan.run(inv);
+    Ok(plan)
+}
+
+/// `-t` needs a terminal on stdin: without one (cron, CI, a pipe) docker refuses with
+/// "the input device is not a TTY", so the flag is dropped and `-i` kept.
+fn tty_rule(words: Vec<String>, stdin_is_tty: bool) -> Vec<Arg> {
+    words
+        .into_iter()
+        .filter_map(|w| {
+            if stdin_is_tty {
+                return Some(w);
+            }
+            match w.as_str() {
+                "-t" | "--tty" => None,
+                "-it" | "-ti" => Some("-i".to_string()),
+                _ => Some(w),
+            }
+        })
+        .map(Arg::from)
+        .collect()
+}
+
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    let ctx = Context::from_process();
+    let planned = Project::discover_here().and_then(|p| plan(&p, &args, &ctx));
+    super::finish("run-image", args.dry_run, planned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tty_flags_need_a_terminal() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let shown = |a: Vec<Arg>| a.into_iter().map(|a| a.value).collect::<Vec<_>>();
+        assert_eq!(shown(tty_rule(w(&["-it"]), false)), w(&["-i"]));
+        assert_eq!(
+            shown(tty_rule(w(&["-i", "-t", "--tty"]), false)),
+            w(&["-i"])
+        );
+        assert_eq!(shown(tty_rule(w(&["-it"]), true)), w(&["-it"]));
+    }
+
+    #[test]
+    fn secret_names() {
+        for name in [
+            "AWS_SECRET_ACCESS_KEY",
+            "DB_PASSWORD",
+            "github_token",
+            "STRIPE_API_KEY",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in ["LOG_LEVEL", "PYTHONPATH", "KEYBOARD"] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! What a command reads from its surroundings besides the project: the user, the
+//! environment, whether stdin is a terminal, the time. Captured once, so that a plan is a
+//! pure function of (project, cfg, flags, context) and tests can build one by hand.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub user: String,
+    pub home: String,
+    pub env: HashMap<String, String>,
+    pub stdin_is_tty: bool,
+    /// Local time as `yy-mm-dd_HH.MM.SS` (container names, as the original).
+    pub timestamp: String,
+}
+
+impl Context {
+    pub fn from_process() -> Context {
+        Context {
+            user: crate::project::user_name(),
+            home: dirs::home_dir()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            env: std::env::vars().collect(),
+            stdin_is_tty: std::io::stdin().is_terminal(),
+            timestamp: local_timestamp(),
+        }
+    }
+
+    /// A non-empty environment variable.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Docked: the shell was pointed at a dock (`source dock NAME` sets `DOCKER_IP`).
+    pub fn docked(&self) -> bool {
+        self.var("DOCKER_IP").is_some()
+    }
+
+    pub fn expand_env(&self, text: &str) -> Result<String, String> {
+        crate::expand::env_vars_with(text, |name| self.env.get(name).cloned())
+    }
+}
+
+fn local_timestamp() -> String {
+    // SAFETY: time(2) and localtime_r(3) with valid pointers to locals.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        format!(
+            "{:02}-{:02}-{:02}_{:02}.{:02}.{:02}",
+            tm.tm_year % 100,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    }
+}

@@ -1,0 +1,106 @@
+//! The boundary with the Docker engine: the docker CLI invocations dockerutils makes, and
+//! what to tell the user when the engine does not answer.
+
+use crate::plan::Invocation;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long the after-failure check of the daemon may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn docker(cwd: &Path) -> Invocation {
+    Invocation::new("docker", cwd.to_owned())
+}
+
+/// `docker build [--pull] --compress -t NAME:TAG -f DOCKERFILE [--target T] [ARGS] .`,
+/// in 2.0.7's word order.
+pub fn build(
+    cwd: &Path,
+    image: &str,
+    dockerfile: &str,
+    target: Option<&str>,
+    pull: bool,
+    extra: &[String],
+) -> Invocation {
+    let mut inv = docker(cwd).arg("build");
+    if pull {
+        inv = inv.arg("--pull");
+    }
+    inv = inv.args(["--compress", "-t", image, "-f", dockerfile]);
+    if let Some(target) = target {
+        inv = inv.args(["--target", target]);
+    }
+    inv.args(extra.iter().map(String::as_str)).arg(".")
+}
+
+/// Does this Dockerfile have a stage named `builder` (`FROM … AS builder`, any case)?
+pub fn has_builder_stage(dockerfile: &str) -> bool {
+    dockerfile.lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.len() >= 4
+            && words[0].eq_ignore_ascii_case("from")
+            && words[words.len() - 2].eq_ignore_ascii_case("as")
+            && words[words.len() - 1].eq_ignore_ascii_case("builder")
+    })
+}
+
+/// After a docker command failed with `code`: if the daemon does not answer, a hint that
+/// says so (docker has already printed its own message). `None` when the daemon is fine.
+pub fn diagnose(code: i32) -> Option<String> {
+    // Docker's own failures exit 1 (build, rmi…) or 125 (run); a container's exit code
+    // is the container's business.
+    if code != 1 && code != 125 {
+        return None;
+    }
+    let probe = duct::cmd!("docker", "version", "--format", "{{.Server.Version}}")
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .ok()?;
+    let output = match probe.wait_timeout(PROBE_TIMEOUT) {
+        Ok(Some(out)) => out.clone(),
+        _ => {
+            let _ = probe.kill();
+            return Some(format!(
+                "the Docker daemon did not answer within {}s{}",
+                PROBE_TIMEOUT.as_secs(),
+                where_hint()
+            ));
+        }
+    };
+    if output.status.success() {
+        return None;
+    }
+    Some(format!(
+        "the Docker daemon is not answering{}",
+        where_hint()
+    ))
+}
+
+fn where_hint() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => format!(
+            " at DOCKER_HOST={host}: check that the host is up and runs docker, \
+             or `castoff` to go back to the local engine"
+        ),
+        _ => ": start it (`sudo systemctl start docker`, or `sudo dockerd &`), \
+               or make sure your user may use /var/run/docker.sock (the `docker` group)"
+            .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_stage_is_found_in_any_case() {
+        assert!(has_builder_stage("FROM scratch AS builder\nFROM scratch\n"));
+        assert!(has_builder_stage(
+            "from --platform=linux/amd64 alpine as Builder\n"
+        ));
+        assert!(!has_builder_stage("FROM scratch\n# as builder\n"));
+        assert!(!has_builder_stage("FROM scratch AS builder2\n"));
+    }
+}

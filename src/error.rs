@@ -1,0 +1,106 @@
+//! Errors that end a command: what was wrong, what to do, and the exit code.
+
+use std::path::PathBuf;
+
+/// Exit code of usage errors (bad flags, unknown image), as clap and argparse use.
+pub const USAGE: i32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no `docker/` directory in {start} or any directory above it")]
+    NoProject { start: PathBuf },
+
+    #[error("unknown image `{image}`")]
+    UnknownImage { image: String, valid: Vec<String> },
+
+    #[error("{path}:{line}: {message}")]
+    Cfg {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
+    #[error("{path}: [{section}] {key}: {message}")]
+    CfgValue {
+        path: PathBuf,
+        section: String,
+        key: String,
+        message: String,
+    },
+
+    #[error("no Dockerfile for image `{image}`: {path} does not exist")]
+    NoDockerfile { image: String, path: PathBuf },
+
+    #[error("`{program}` was not found on PATH")]
+    ProgramMissing { program: String },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// What the user can do about it, printed after the error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NoProject { .. } => Some(
+                "run the command inside a project whose root holds `docker/<image>/Dockerfile` \
+                 (one subdirectory per image) and optionally `docker/dockerutils.cfg`; \
+                 `dockerutils init` can scaffold one"
+                    .into(),
+            ),
+            Error::UnknownImage { valid, .. } if valid.is_empty() => {
+                Some("this project has no images yet: add docker/<image>/Dockerfile".into())
+            }
+            Error::UnknownImage { valid, .. } => {
+                Some(format!("valid images: {}", valid.join(", ")))
+            }
+            Error::Cfg { .. } => Some(
+                "dockerutils.cfg is read like Python's configparser: `[section]` headers, \
+                 `key = value` or `key: value` lines, indented continuation lines, `#`/`;` comments"
+                    .into(),
+            ),
+            Error::NoDockerfile { image, .. } => Some(format!(
+                "create docker/{image}/Dockerfile, or remove the docker/{image} directory"
+            )),
+            Error::ProgramMissing { program } if program == "docker" => Some(
+                "install the Docker CLI (Debian/Ubuntu: `apt-get install docker.io`; \
+                 see https://docs.docker.com/engine/install/) and make sure it is on PATH"
+                    .into(),
+            ),
+            Error::ProgramMissing { program } => Some(format!("install `{program}` or fix PATH")),
+            _ => None,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::UnknownImage { .. } | Error::Usage(_) => USAGE,
+            Error::ProgramMissing { .. } => 127,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Print an error the way every command does: `error: …` then `hint: …`.
+pub fn report(prog: &str, err: &Error) {
+    eprintln!("{prog}: error: {err}");
+    if let Some(hint) = err.hint() {
+        eprintln!("{prog}: hint: {hint}");
+    }
+}

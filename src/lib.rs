@@ -1,0 +1,66 @@
+//! dockerutils: a project-convention tool for Docker.
+//!
+//! Every command turns (project, cfg, flags, context) into a [`plan::Plan`], a plain value
+//! that `--dry-run` prints, tests inspect and [`exec`] runs.
+
+pub mod cfg;
+pub mod commands;
+pub mod context;
+pub mod docker;
+pub mod error;
+pub mod exec;
+pub mod expand;
+pub mod plan;
+pub mod project;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Multi-call entry: `build-image …` (a link named after the command) or
+/// `dockerutils build-image …`.
+pub fn main(argv: Vec<OsString>) -> i32 {
+    let invoked = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some((_, _, run)) = commands::COMMANDS
+        .iter()
+        .find(|(name, _, _)| *name == invoked)
+    {
+        return run(argv);
+    }
+    let sub = argv.get(1).map(|a| a.to_string_lossy().into_owned());
+    match sub.as_deref() {
+        Some("-V" | "--version") => {
+            println!("dockerutils {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        None | Some("-h" | "--help" | "help") => {
+            print!("{}", usage());
+            if sub.is_none() { error::USAGE } else { 0 }
+        }
+        Some(name) => match commands::COMMANDS.iter().find(|(n, _, _)| *n == name) {
+            Some((_, _, run)) => run(argv[1..].to_vec()),
+            None => {
+                eprintln!(
+                    "dockerutils: error: unknown command `{name}`\n\n{}",
+                    usage()
+                );
+                error::USAGE
+            }
+        },
+    }
+}
+
+fn usage() -> String {
+    let mut out = format!(
+        "dockerutils {}: project-convention tool for Docker\n\nUsage: dockerutils <COMMAND> [ARGS]...  (or each command by its own name)\n\nCommands:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (name, about, _) in commands::COMMANDS {
+        out.push_str(&format!("  {name:<16}{about}\n"));
+    }
+    out.push_str("\n`<COMMAND> --help` tells more about each.\n");
+    out
+}

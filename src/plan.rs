@@ -1,0 +1,233 @@
+//! A command's plan: the plain value every command computes before anything runs.
+//! Printing, `--dry-run` and the tests read it; `exec` runs it.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// One word of a command line. A secret word is passed as is and shown masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    pub value: String,
+    pub secret: bool,
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Self {
+        Arg {
+            value: s.into(),
+            secret: false,
+        }
+    }
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Self {
+        Arg {
+            value,
+            secret: false,
+        }
+    }
+}
+
+/// An environment variable set for the child only (the rest is inherited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+    pub secret: bool,
+}
+
+/// What a failure of this step means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop the plan and exit with the step's exit code.
+    Stop,
+    /// `docker rmi` of an image that may not exist: "No such image" is fine, anything
+    /// else is reported and remembered for the exit code, and the plan goes on.
+    MissingImageIsFine,
+}
+
+/// One program to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub program: String,
+    pub args: Vec<Arg>,
+    pub env: Vec<EnvVar>,
+    pub cwd: PathBuf,
+    /// A line printed before it runs (e.g. "Running pre-build-script").
+    pub note: Option<String>,
+    pub on_failure: OnFailure,
+    /// Is this a docker CLI call (its failures get the daemon diagnosis)?
+    pub is_docker: bool,
+}
+
+impl Invocation {
+    pub fn new(program: &str, cwd: PathBuf) -> Self {
+        Invocation {
+            program: program.into(),
+            args: vec![],
+            env: vec![],
+            cwd,
+            note: None,
+            on_failure: OnFailure::Stop,
+            is_docker: program == "docker",
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<Arg>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<A: Into<Arg>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn argv(&self) -> Vec<&str> {
+        self.args.iter().map(|a| a.value.as_str()).collect()
+    }
+
+    /// The command line as a shell would take it, secrets masked: what is printed.
+    pub fn display(&self) -> String {
+        let mut line = String::new();
+        for var in &self.env {
+            let value = if var.secret {
+                MASK.into()
+            } else {
+                quote(&var.value)
+            };
+            let _ = write!(line, "{}={value} ", var.name);
+        }
+        line.push_str(&quote(&self.program));
+        for arg in &self.args {
+            line.push(' ');
+            if arg.secret {
+                line.push_str(&mask_word(&arg.value));
+            } else {
+                line.push_str(&quote(&arg.value));
+            }
+        }
+        line
+    }
+}
+
+pub const MASK: &str = "****";
+
+/// `NAME=secret` shows as `NAME=****`; a bare secret as `****`.
+fn mask_word(word: &str) -> String {
+    match word.split_once('=') {
+        Some((name, _)) => format!("{}={MASK}", quote(name)),
+        None => MASK.into(),
+    }
+}
+
+/// Shell-quotes a word so that the printed line can be pasted into a shell.
+pub fn quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.into();
+    }
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("'{}'", word.replace('\0', "").replace('\'', r"'\''")))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Run(Invocation),
+    /// Copy a file (pip.conf.template to pip.conf for a build).
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// Remove a file the plan made.
+    Remove {
+        path: PathBuf,
+    },
+    /// Tell the user something (no action).
+    Say(String),
+}
+
+impl Step {
+    /// How `--dry-run` shows the step: shell that would do the same.
+    pub fn display(&self) -> String {
+        match self {
+            Step::Run(inv) => inv.display(),
+            Step::Copy { from, to } => format!(
+                "cp -p {} {}",
+                quote(&from.to_string_lossy()),
+                quote(&to.to_string_lossy())
+            ),
+            Step::Remove { path } => format!("rm -f {}", quote(&path.to_string_lossy())),
+            Step::Say(text) => format!("# {text}"),
+        }
+    }
+}
+
+/// Steps run in order until one fails; `cleanup` runs afterwards whatever happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub cleanup: Vec<Step>,
+}
+
+impl Plan {
+    pub fn run(&mut self, inv: Invocation) {
+        self.steps.push(Step::Run(inv));
+    }
+
+    /// Every invocation of the plan, in order (for tests and callers that inspect it).
+    pub fn invocations(&self) -> impl Iterator<Item = &Invocation> {
+        self.steps
+            .iter()
+            .chain(&self.cleanup)
+            .filter_map(|s| match s {
+                Step::Run(inv) => Some(inv),
+                _ => None,
+            })
+    }
+
+    /// The `--dry-run` listing: a script that would do what the plan does.
+    pub fn script(&self) -> String {
+        let mut out = String::new();
+        let mut cwd: Option<&PathBuf> = None;
+        for step in self.steps.iter().chain(&self.cleanup) {
+            if let Step::Run(inv) = step {
+                if cwd != Some(&inv.cwd) {
+                    let _ = writeln!(out, "cd {}", quote(&inv.cwd.to_string_lossy()));
+                    cwd = Some(&inv.cwd);
+                }
+            }
+            let _ = writeln!(out, "{}", step.display());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_and_masks() {
+        let mut inv = Invocation::new("docker", "/p".into())
+            .args(["run", "-v", "/a b;$(x):/c"])
+            .arg(Arg {
+                value: "DB_PASSWORD=hunter2".into(),
+                secret: true,
+            });
+        inv.env.push(EnvVar {
+            name: "TOKEN".into(),
+            value: "abc".into(),
+            secret: true,
+        });
+        let shown = inv.display();
+        assert_eq!(
+            shown,
+            "TOKEN=**** docker run -v '/a b;$(x):/c' DB_PASSWORD=****"
+        );
+        assert!(!shown.contains("hunter2") && !shown.contains("abc"));
+        assert_eq!(shlex::split(&shown[11..]).unwrap()[3], "/a b;$(x):/c");
+    }
+}

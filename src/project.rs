@@ -1,0 +1,204 @@
+//! The project convention: a root directory holding `docker/<image>/Dockerfile` trees and
+//! `docker/dockerutils.cfg`; image names `<project>-<image>:<user>` unless the cfg says
+//! otherwise.
+
+use crate::cfg::Cfg;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+pub struct Project {
+    /// The directory that holds `docker/`.
+    pub root: PathBuf,
+    /// The root's base name, lower-cased: the prefix of image names.
+    pub name: String,
+    pub cfg: Cfg,
+}
+
+/// A docker image reference, `name:tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub name: String,
+    pub tag: String,
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.tag)
+    }
+}
+
+/// The user name, as Python's `getpass.getuser()` finds it (the original tags images with it).
+pub fn user_name() -> String {
+    ["LOGNAME", "USER", "LNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| whoami::username().unwrap_or_else(|_| "unknown".into()))
+}
+
+impl Project {
+    /// Finds the project root at `start` or the nearest directory above it that holds a
+    /// `docker/` directory, like git finds its work tree.
+    pub fn discover(start: &Path) -> Result<Project> {
+        let root = start
+            .ancestors()
+            .find(|dir| dir.join("docker").is_dir())
+            .ok_or_else(|| Error::NoProject {
+                start: start.to_owned(),
+            })?
+            .to_owned();
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let cfg = Cfg::load(&root.join("docker").join("dockerutils.cfg"))?;
+        Ok(Project { root, name, cfg })
+    }
+
+    /// From the current directory.
+    pub fn discover_here() -> Result<Project> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the current directory", e))?;
+        Project::discover(&cwd)
+    }
+
+    pub fn docker_dir(&self) -> PathBuf {
+        self.root.join("docker")
+    }
+
+    /// The base name of the root as it is (not lower-cased): the original's `{project}`.
+    pub fn dir_name(&self) -> String {
+        self.root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The subdirectories of `docker/`, sorted, `base` first (others are usually built on it).
+    pub fn image_dirs(&self) -> Result<Vec<String>> {
+        let dir = self.docker_dir();
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort_by_key(|n| (n != "base", n.clone()));
+        Ok(names)
+    }
+
+    /// `[run_image] synthetic_images=a,b`: images that only exist in the cfg.
+    pub fn synthetic_images(&self) -> Result<Vec<String>> {
+        Ok(self
+            .cfg
+            .get("run_image", "synthetic_images")?
+            .map(|list| {
+                list.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Checks that `image` is one of `valid`, or says which are.
+    pub fn check_image(image: &str, valid: &[String]) -> Result<()> {
+        if valid.iter().any(|v| v == image) {
+            Ok(())
+        } else {
+            Err(Error::UnknownImage {
+                image: image.into(),
+                valid: valid.to_vec(),
+            })
+        }
+    }
+
+    pub fn dockerfile(&self, subdir: &str) -> PathBuf {
+        self.docker_dir().join(subdir).join("Dockerfile")
+    }
+
+    /// The Dockerfile path relative to the root, as given to `docker build -f`.
+    pub fn dockerfile_arg(subdir: &str) -> String {
+        format!("docker/{subdir}/Dockerfile")
+    }
+
+    /// The image name and tag of an image type, as 2.0.7's `get_image_designation`:
+    /// a section's `name=` replaces the subdirectory (prefixed with the project unless
+    /// `prefix` is False/false/F/f); `tag=` else the user name.
+    pub fn image_ref(&self, image: &str) -> Result<ImageRef> {
+        let cfg = &self.cfg;
+        let mut name = format!("{}-{}", self.name, image);
+        if cfg.has_section(image) {
+            if let Some(given) = cfg.get(image, "name")? {
+                let prefixed = !matches!(
+                    cfg.get(image, "prefix")?.as_deref(),
+                    Some("False" | "false" | "F" | "f")
+                );
+                name = if prefixed {
+                    format!("{}-{}", self.name, given)
+                } else {
+                    given
+                };
+            }
+        }
+        let tag = match cfg.has_section(image) {
+            true => cfg.get(image, "tag")?,
+            false => None,
+        }
+        .unwrap_or_else(user_name);
+        Ok(ImageRef { name, tag })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(cfg: &str) -> Project {
+        Project {
+            root: "/src/MyProj".into(),
+            name: "myproj".into(),
+            cfg: Cfg::parse(cfg, Path::new("dockerutils.cfg")).unwrap(),
+        }
+    }
+
+    #[test]
+    fn names_follow_the_convention() {
+        let p = project(
+            "[dev]\ntag=exp1\n[nb]\nname=jupyter/minimal\nprefix=False\ntag=latest\n[shell]\nname=dev\n",
+        );
+        let user = user_name();
+        assert_eq!(
+            p.image_ref("prod").unwrap().to_string(),
+            format!("myproj-prod:{user}")
+        );
+        assert_eq!(p.image_ref("dev").unwrap().to_string(), "myproj-dev:exp1");
+        assert_eq!(
+            p.image_ref("nb").unwrap().to_string(),
+            "jupyter/minimal:latest"
+        );
+        assert_eq!(
+            p.image_ref("shell").unwrap().to_string(),
+            format!("myproj-dev:{user}")
+        );
+    }
+
+    #[test]
+    fn discovery_walks_up_and_lowercases() {
+        let tmp = std::env::temp_dir().join(format!("du-discover-{}", std::process::id()));
+        let root = tmp.join("Some.Proj");
+        std::fs::create_dir_all(root.join("docker/dev")).unwrap();
+        std::fs::create_dir_all(root.join("src/deep")).unwrap();
+        let p = Project::discover(&root.join("src/deep")).unwrap();
+        assert_eq!(p.root, root);
+        assert_eq!(p.name, "some.proj");
+        assert_eq!(p.dir_name(), "Some.Proj");
+        let inside = Project::discover(&root.join("docker/dev")).unwrap();
+        assert_eq!(inside.root, root);
+        std::fs::remove_dir_all(&tmp).unwrap();
+        assert!(matches!(
+            Project::discover(&tmp),
+            Err(Error::NoProject { .. })
+        ));
+    }
+}
