@@ -1,0 +1,157 @@
+//! Shared test fixtures: throwaway projects with busybox-based images on the real engine,
+//! and the user commands under their installed names.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The user every test runs as (images are tagged with it).
+pub const USER: &str = "tester";
+
+/// A Dockerfile for a tiny image: busybox on scratch (nothing can be pulled here).
+pub const BUSYBOX_DOCKERFILE: &str =
+    "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+
+/// Panics unless a Docker engine answers: a missing engine is a failure, never a skip
+/// (`bash tests/run.sh` installs and starts one).
+pub fn require_engine() {
+    static OK: OnceLock<Result<(), String>> = OnceLock::new();
+    let ok = OK.get_or_init(|| {
+        let out = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    if let Err(e) = ok {
+        panic!("no Docker engine answers ({e}); run the tests with `bash tests/run.sh`, which starts one");
+    }
+}
+
+/// A directory holding the user commands under their own names, as the install makes them.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["build-image", "run-image"] {
+            let link = dir.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockerutils"), &link).unwrap();
+        }
+        dir
+    })
+}
+
+/// A project in a temporary directory, named uniquely so tests can run in parallel.
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub name: String,
+}
+
+impl Project {
+    /// `label` becomes part of the project (and so image) name.
+    pub fn new(label: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("du-{label}-{}", std::process::id());
+        let root = dir.path().join(&name);
+        std::fs::create_dir_all(root.join("docker")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("busybox"))
+            .expect("/bin/busybox (Debian busybox-static; tests/run.sh installs it)");
+        Project {
+            _dir: dir,
+            root,
+            name,
+        }
+    }
+
+    pub fn file(&self, rel: &str, content: &str) -> &Self {
+        let path = self.root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+
+    pub fn dockerfile(&self, image: &str, content: &str) -> &Self {
+        self.file(&format!("docker/{image}/Dockerfile"), content)
+    }
+
+    pub fn cfg(&self, text: &str) -> &Self {
+        self.file("docker/dockerutils.cfg", text)
+    }
+
+    /// `<project>-<image>:tester`
+    pub fn image(&self, image: &str) -> String {
+        format!("{}-{image}:{USER}", self.name)
+    }
+
+    /// A user command, run in the project root with a clean, known environment.
+    pub fn cmd(&self, name: &str) -> assert_cmd::Command {
+        self.cmd_in(name, &self.root)
+    }
+
+    pub fn cmd_in(&self, name: &str, dir: &Path) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new(bin_dir().join(name));
+        cmd.current_dir(dir);
+        clean_env(&mut cmd);
+        cmd
+    }
+}
+
+/// Environment of every command under test: known user, not docked, no AWS credentials.
+pub fn clean_env(cmd: &mut assert_cmd::Command) {
+    for var in ["DOCKER_IP", "DOCKER_HOST", "LNAME", "USERNAME"] {
+        cmd.env_remove(var);
+    }
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("LOGNAME", USER).env("USER", USER);
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Remove every image this project made.
+        if let Ok(out) = Command::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter"])
+            .arg(format!("reference={}-*", self.name))
+            .output()
+        {
+            let refs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if !refs.is_empty() {
+                let _ = Command::new("docker").arg("rmi").arg("-f").args(&refs).output();
+            }
+        }
+    }
+}
+
+/// Does the engine have this image?
+pub fn image_exists(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The image's id (to tell rebuilt images apart).
+pub fn image_id(image: &str) -> String {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test of dockerutils, installing what a fresh machine lacks:
+#   - Debian packages: docker.io (engine), busybox-static (test images are FROM scratch
+#     with busybox), util-linux (`script`, for the terminal tests)
+#   - dockerutils 2.0.7 from PyPI in target/oracle-venv (the differential test's oracle)
+# and starting a Docker engine when none answers (stopped again at exit).
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+mkdir -p target
+log() { printf '[tests/run.sh] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------
+missing=()
+command -v dockerd >/dev/null 2>&1 || docker info >/dev/null 2>&1 || missing+=(docker.io)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v script >/dev/null 2>&1 || missing+=(util-linux)
+command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Docker engine -----------------------------------------------------------------------
+dockerd_pid=""
+cleanup() {
+  if [ -n "$dockerd_pid" ]; then
+    log "stopping the dockerd started for the tests (pid $dockerd_pid)"
+    kill "$dockerd_pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+}
+trap cleanup EXIT
+if ! docker info >/dev/null 2>&1; then
+  log "no Docker engine answers: starting dockerd (log: target/dockerd.log)"
+  dockerd >"$root/target/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  if ! docker info >/dev/null 2>&1; then
+    log "dockerd did not come up; its log:"; tail -n 30 "$root/target/dockerd.log" >&2
+    exit 1
+  fi
+fi
+
+# --- the original tool, as the differential test's oracle --------------------------------
+venv=$root/target/oracle-venv
+if ! [ -x "$venv/bin/build-image" ]; then
+  log "installing dockerutils==2.0.7 into target/oracle-venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check dockerutils==2.0.7
+fi
+export DOCKERUTILS_ORACLE=$venv/bin
+
+# --- tests -------------------------------------------------------------------------------
+cargo test "$@"
