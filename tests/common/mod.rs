@@ -10,15 +10,16 @@ use std::sync::OnceLock;
 pub const USER: &str = "tester";
 
 /// A Dockerfile for a tiny image: busybox on scratch (nothing can be pulled here).
-pub const BUSYBOX_DOCKERFILE: &str =
-    "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+pub const BUSYBOX_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
 
 /// Panics unless a Docker engine answers: a missing engine is a failure, never a skip
 /// (`bash tests/run.sh` installs and starts one).
 pub fn require_engine() {
     static OK: OnceLock<Result<(), String>> = OnceLock::new();
     let ok = OK.get_or_init(|| {
-        let out = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+        let out = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
         match out {
             Ok(o) if o.status.success() => Ok(()),
             Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
@@ -26,7 +27,9 @@ pub fn require_engine() {
         }
     });
     if let Err(e) = ok {
-        panic!("no Docker engine answers ({e}); run the tests with `bash tests/run.sh`, which starts one");
+        panic!(
+            "no Docker engine answers ({e}); run the tests with `bash tests/run.sh`, which starts one"
+        );
     }
 }
 
@@ -132,7 +135,11 @@ impl Drop for Project {
                 .map(str::to_owned)
                 .collect();
             if !refs.is_empty() {
-                let _ = Command::new("docker").arg("rmi").arg("-f").args(&refs).output();
+                let _ = Command::new("docker")
+                    .arg("rmi")
+                    .arg("-f")
+                    .args(&refs)
+                    .output();
             }
         }
     }
