@@ -386,3 +386,35 @@ fn a_failing_build_exits_with_dockers_code_and_stops() {
     // base failed, so dev was not built.
     assert!(!image_exists(&p.image("dev")));
 }
+
+#[test]
+fn ctrl_c_during_a_build_stops_it_and_still_cleans_up() {
+    require_engine();
+    let p = Project::new("ctrlcbuild");
+    p.file("pip.conf.template", "[global]\n")
+        .dockerfile("dev", BUSYBOX_DOCKERFILE)
+        .cfg(&format!("[dev]\npre_build_script={}\n", common::READY_CMD));
+    let line = format!("{} dev", common::bin_dir().join("build-image").display());
+    let mut child = common::in_terminal(&line, &p.root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_ready(&mut child);
+    assert!(
+        p.root.join("pip.conf").exists(),
+        "pip.conf is there during the build"
+    );
+    // The terminal is in cooked mode: ^C becomes SIGINT for the whole foreground group.
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\x03").unwrap();
+    let code = common::wait_exit(&mut child, std::time::Duration::from_secs(20), || {});
+    assert_eq!(code, Some(130));
+    assert!(
+        !p.root.join("pip.conf").exists(),
+        "pip.conf left behind: cleanup did not run"
+    );
+    assert!(
+        !image_exists(&p.image("dev")),
+        "the build went on after Ctrl-C"
+    );
+}

@@ -2,9 +2,11 @@
 //! and the user commands under their installed names.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The user every test runs as (images are tagged with it).
 pub const USER: &str = "tester";
@@ -39,10 +41,15 @@ pub fn bin_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bin");
         std::fs::create_dir_all(&dir).unwrap();
+        let target = Path::new(env!("CARGO_BIN_EXE_dockerutils"));
         for name in ["build-image", "run-image"] {
             let link = dir.join(name);
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dockerutils"), &link).unwrap();
+            // Test binaries run side by side: only (re)make a link that is not right.
+            if std::fs::read_link(&link).ok().as_deref() != Some(target) {
+                let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+                std::os::unix::fs::symlink(target, &tmp).unwrap();
+                std::fs::rename(&tmp, &link).unwrap();
+            }
         }
         dir
     })
@@ -161,4 +168,71 @@ pub fn image_id(image: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `line` run by sh in a real terminal (script(1)), in `dir`, with the clean environment.
+pub fn in_terminal(line: &str, dir: &Path) -> Command {
+    let mut script = Command::new("script");
+    script.args(["-qfec", line, "/dev/null"]).current_dir(dir);
+    with_clean_env(&mut script);
+    script
+}
+
+pub fn with_clean_env(cmd: &mut Command) -> &mut Command {
+    for var in [
+        "DOCKER_IP",
+        "DOCKER_HOST",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("LOGNAME", USER).env("USER", USER)
+}
+
+/// What the signal tests' containers print once they run: computed by the container's
+/// shell, so it cannot match the printed command line.
+pub const READY_CMD: &str = "sh -c 'echo READY_$((6*7)); sleep 60'";
+
+/// Waits until the container says READY_42 on the child's stdout.
+pub fn wait_for_ready(child: &mut std::process::Child) {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if line.contains("READY_42") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the container never said ready");
+}
+
+/// The child's exit code, or None (after killing it and calling `clean_up`) when it has
+/// not exited within `limit`.
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+    clean_up: impl FnOnce(),
+) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            use std::os::unix::process::ExitStatusExt;
+            return Some(
+                status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap()),
+            );
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            clean_up();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
