@@ -32,6 +32,13 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     }
     let sub = argv.get(1).map(|a| a.to_string_lossy().into_owned());
     match sub.as_deref() {
+        // For install.sh: the names to link to this binary.
+        Some("--list-commands") => {
+            for (name, _, _) in commands::COMMANDS {
+                println!("{name}");
+            }
+            0
+        }
         Some("-V" | "--version") => {
             println!("dockerutils {}", env!("CARGO_PKG_VERSION"));
             0
