@@ -18,6 +18,14 @@ pub fn format_vars(text: &str, vars: &[(&str, &str)]) -> Result<String, String> 
                 chars.next();
                 out.push('}');
             }
+            // `${VAR}` is an environment variable, left for `env_vars`.
+            '{' if text[..i].ends_with('$') => {
+                let end = text[i..].find('}').map_or(text.len(), |e| i + e + 1);
+                out.push_str(&text[i..end]);
+                while chars.peek().is_some_and(|&(j, _)| j < end) {
+                    chars.next();
+                }
+            }
             '{' => {
                 let rest = &text[i + 1..];
                 let Some(end) = rest.find('}') else {
@@ -98,6 +106,7 @@ mod tests {
             "{err}"
         );
         assert!(format_vars("{user", &vars).is_err());
+        assert_eq!(format_vars("${HOME}/{user}", &vars).unwrap(), "${HOME}/ann");
     }
 
     #[test]
