@@ -11,8 +11,6 @@ pub struct Context {
     pub home: String,
     pub env: HashMap<String, String>,
     pub stdin_is_tty: bool,
-    /// Local time as `yy-mm-dd_HH.MM.SS` (container names, as the original).
-    pub timestamp: String,
 }
 
 impl Context {
@@ -24,8 +22,13 @@ impl Context {
                 .unwrap_or_default(),
             env: std::env::vars().collect(),
             stdin_is_tty: std::io::stdin().is_terminal(),
-            timestamp: local_timestamp(),
         }
+    }
+
+    /// Local time as `yy-mm-dd_HH.MM.SS` (container names, as the original). Only asked
+    /// for when needed: it reads the time zone.
+    pub fn timestamp(&self) -> String {
+        local_timestamp()
     }
 
     /// A non-empty environment variable.

@@ -8,49 +8,40 @@
 //!   supervisor) is passed on to the running step.
 
 use crate::plan::{Invocation, OnFailure, Plan, Step};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::low_level::siginfo::Cause;
 use std::io::IsTerminal;
 use std::process::ExitStatus;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Exit code for a plan interrupted between steps.
 const INTERRUPTED: i32 = 130;
 
-struct Signals {
-    /// pid of the running child, 0 when none.
-    child: Arc<AtomicI32>,
-    interrupted: Arc<AtomicBool>,
+/// pid of the running step, 0 when none.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+static INTERRUPTED_FLAG: AtomicBool = AtomicBool::new(false);
+
+/// si_code of signals the kernel sends on a terminal's behalf (Ctrl-C, Ctrl-\, hangup).
+const SI_KERNEL: i32 = 0x80;
+
+/// Handlers (no thread: they only set a flag and call kill(2), both async-signal-safe)
+/// for SIGINT, SIGTERM, SIGHUP and SIGQUIT. A terminal's signal already reached the
+/// child (same process group); one sent to us alone is passed on to it.
+fn install_signal_handlers() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: the action only touches atomics and calls kill(2).
+        let _ = unsafe {
+            signal_hook_registry::register_sigaction(signal, move |info: &libc::siginfo_t| {
+                INTERRUPTED_FLAG.store(true, Ordering::SeqCst);
+                let pid = CHILD.load(Ordering::SeqCst);
+                if pid > 0 && info.si_code != SI_KERNEL {
+                    libc::kill(pid, signal);
+                }
+            })
+        };
+    }
 }
 
-impl Signals {
-    fn install() -> Signals {
-        let child = Arc::new(AtomicI32::new(0));
-        let interrupted = Arc::new(AtomicBool::new(false));
-        if let Ok(mut signals) = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
-        {
-            let (child, interrupted) = (child.clone(), interrupted.clone());
-            std::thread::spawn(move || {
-                for origin in signals.forever() {
-                    interrupted.store(true, Ordering::SeqCst);
-                    let pid = child.load(Ordering::SeqCst);
-                    // A terminal's Ctrl-C/Ctrl-\ already reached the child (same process
-                    // group); only pass on what was sent to us alone.
-                    let from_terminal = matches!(origin.cause, Cause::Kernel);
-                    if pid > 0 && !from_terminal {
-                        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-                        unsafe {
-                            libc::kill(pid, origin.signal);
-                        }
-                    }
-                }
-            });
-        }
-        Signals { child, interrupted }
-    }
+fn interrupted() -> bool {
+    INTERRUPTED_FLAG.load(Ordering::SeqCst)
 }
 
 fn exit_code(status: &ExitStatus) -> i32 {
@@ -72,14 +63,14 @@ fn announce(text: &str) {
 
 /// Runs the plan and returns the exit code.
 pub fn execute(prog: &str, plan: &Plan) -> i32 {
-    let signals = Signals::install();
+    install_signal_handlers();
     let mut rc = 0;
     for step in &plan.steps {
-        if signals.interrupted.load(Ordering::SeqCst) {
+        if interrupted() {
             rc = if rc == 0 { INTERRUPTED } else { rc };
             break;
         }
-        match run_step(prog, step, &signals) {
+        match run_step(prog, step) {
             StepResult::Ok => {}
             StepResult::Noted(code) => {
                 if rc == 0 {
@@ -93,7 +84,7 @@ pub fn execute(prog: &str, plan: &Plan) -> i32 {
         }
     }
     for step in &plan.cleanup {
-        if let StepResult::Stop(code) | StepResult::Noted(code) = run_step(prog, step, &signals) {
+        if let StepResult::Stop(code) | StepResult::Noted(code) = run_step(prog, step) {
             if rc == 0 {
                 rc = code;
             }
@@ -109,7 +100,7 @@ enum StepResult {
     Stop(i32),
 }
 
-fn run_step(prog: &str, step: &Step, signals: &Signals) -> StepResult {
+fn run_step(prog: &str, step: &Step) -> StepResult {
     match step {
         Step::Say(text) => {
             eprintln!("{text}");
@@ -134,27 +125,31 @@ fn run_step(prog: &str, step: &Step, signals: &Signals) -> StepResult {
                 StepResult::Noted(1)
             }
         },
-        Step::Run(inv) => run_invocation(prog, inv, signals),
+        Step::Run(inv) => run_invocation(prog, inv),
     }
 }
 
-fn run_invocation(prog: &str, inv: &Invocation, signals: &Signals) -> StepResult {
+fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     if let Some(note) = &inv.note {
         eprintln!("{note}");
     }
     announce(&inv.display());
-    let mut expr = duct::cmd(&inv.program, inv.argv())
-        .dir(&inv.cwd)
-        .unchecked();
+    // std spawns with posix_spawn (vfork) unless a directory is set: set it only when it
+    // differs. (duct always forks; it is kept for pipelines.)
+    let mut command = std::process::Command::new(&inv.program);
+    command.args(inv.argv());
+    if std::env::current_dir().ok().as_deref() != Some(inv.cwd.as_path()) {
+        command.current_dir(&inv.cwd);
+    }
     for var in &inv.env {
-        expr = expr.env(&var.name, &var.value);
+        command.env(&var.name, &var.value);
     }
     let capture = inv.on_failure == OnFailure::MissingImageIsFine;
     if capture {
-        expr = expr.stderr_capture();
+        command.stderr(std::process::Stdio::piped());
     }
-    let handle = match expr.start() {
-        Ok(h) => h,
+    let child = match command.spawn() {
+        Ok(child) => child,
         Err(e) => {
             let err = if e.kind() == std::io::ErrorKind::NotFound {
                 crate::error::Error::ProgramMissing {
@@ -167,13 +162,11 @@ fn run_invocation(prog: &str, inv: &Invocation, signals: &Signals) -> StepResult
             return StepResult::Stop(err.exit_code());
         }
     };
-    if let Some(pid) = handle.pids().first() {
-        signals.child.store(*pid as i32, Ordering::SeqCst);
-    }
-    let waited = handle
-        .wait()
-        .map(|out| (exit_code(&out.status), out.stderr.clone()));
-    signals.child.store(0, Ordering::SeqCst);
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let waited = child
+        .wait_with_output()
+        .map(|out| (exit_code(&out.status), out.stderr));
+    CHILD.store(0, Ordering::SeqCst);
     let (code, stderr) = match waited {
         Ok(r) => r,
         Err(e) => {
@@ -191,7 +184,7 @@ fn run_invocation(prog: &str, inv: &Invocation, signals: &Signals) -> StepResult
         return StepResult::Ok;
     }
     eprint!("{stderr}");
-    if inv.is_docker && !signals.interrupted.load(Ordering::SeqCst) {
+    if inv.is_docker && !interrupted() {
         if let Some(hint) = crate::docker::diagnose(code) {
             eprintln!("{prog}: hint: {hint}");
         }

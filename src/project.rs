@@ -12,6 +12,8 @@ pub struct Project {
     /// The root's base name, lower-cased: the prefix of image names.
     pub name: String,
     pub cfg: Cfg,
+    /// The user name: the default tag.
+    pub user: String,
 }
 
 /// A docker image reference, `name:tag`.
@@ -38,7 +40,7 @@ pub fn user_name() -> String {
 impl Project {
     /// Finds the project root at `start` or the nearest directory above it that holds a
     /// `docker/` directory, like git finds its work tree.
-    pub fn discover(start: &Path) -> Result<Project> {
+    pub fn discover(start: &Path, user: &str) -> Result<Project> {
         let root = start
             .ancestors()
             .find(|dir| dir.join("docker").is_dir())
@@ -51,14 +53,19 @@ impl Project {
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
         let cfg = Cfg::load(&root.join("docker").join("dockerutils.cfg"))?;
-        Ok(Project { root, name, cfg })
+        Ok(Project {
+            root,
+            name,
+            cfg,
+            user: user.to_owned(),
+        })
     }
 
     /// From the current directory.
-    pub fn discover_here() -> Result<Project> {
+    pub fn discover_here(user: &str) -> Result<Project> {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot read the current directory", e))?;
-        Project::discover(&cwd)
+        Project::discover(&cwd, user)
     }
 
     pub fn docker_dir(&self) -> PathBuf {
@@ -145,7 +152,7 @@ impl Project {
             true => cfg.get(image, "tag")?,
             false => None,
         }
-        .unwrap_or_else(user_name);
+        .unwrap_or_else(|| self.user.clone());
         Ok(ImageRef { name, tag })
     }
 }
@@ -159,6 +166,7 @@ mod tests {
             root: "/src/MyProj".into(),
             name: "myproj".into(),
             cfg: Cfg::parse(cfg, Path::new("dockerutils.cfg")).unwrap(),
+            user: "ann".into(),
         }
     }
 
@@ -167,7 +175,7 @@ mod tests {
         let p = project(
             "[dev]\ntag=exp1\n[nb]\nname=jupyter/minimal\nprefix=False\ntag=latest\n[shell]\nname=dev\n",
         );
-        let user = user_name();
+        let user = "ann";
         assert_eq!(
             p.image_ref("prod").unwrap().to_string(),
             format!("myproj-prod:{user}")
@@ -189,15 +197,15 @@ mod tests {
         let root = tmp.join("Some.Proj");
         std::fs::create_dir_all(root.join("docker/dev")).unwrap();
         std::fs::create_dir_all(root.join("src/deep")).unwrap();
-        let p = Project::discover(&root.join("src/deep")).unwrap();
+        let p = Project::discover(&root.join("src/deep"), "ann").unwrap();
         assert_eq!(p.root, root);
         assert_eq!(p.name, "some.proj");
         assert_eq!(p.dir_name(), "Some.Proj");
-        let inside = Project::discover(&root.join("docker/dev")).unwrap();
+        let inside = Project::discover(&root.join("docker/dev"), "ann").unwrap();
         assert_eq!(inside.root, root);
         std::fs::remove_dir_all(&tmp).unwrap();
         assert!(matches!(
-            Project::discover(&tmp),
+            Project::discover(&tmp, "ann"),
             Err(Error::NoProject { .. })
         ));
     }

@@ -248,6 +248,6 @@ def get_versions():
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
-    let planned = Project::discover_here().and_then(|p| plan(&p, &args, &ctx));
+    let planned = Project::discover_here(&ctx.user).and_then(|p| plan(&p, &args, &ctx));
     super::finish("build-image", args.dry_run, planned)
 }

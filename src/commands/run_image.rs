@@ -146,7 +146,7 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
 
     let mut inv = docker::docker(&project.root)
         .args(["run", "--init", "--name"])
-        .arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp));
+        .arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp()));
 
     // Environment: the cfg's `environment` words, then `-e` pairs (command line first, then
     // the section named by `env=`; the command line wins), then AWS credentials.
@@ -286,7 +286,7 @@ fn tty_rule(words: Vec<String>, stdin_is_tty: bool) -> Vec<Arg> {
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
-    let planned = Project::discover_here().and_then(|p| plan(&p, &args, &ctx));
+    let planned = Project::discover_here(&ctx.user).and_then(|p| plan(&p, &args, &ctx));
     super::finish("run-image", args.dry_run, planned)
 }
 
