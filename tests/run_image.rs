@@ -375,3 +375,15 @@ fn gpu_flag_reaches_docker_and_dockers_own_failure_code_passes_through() {
         text(&plan.stdout)
     );
 }
+
+#[test]
+fn environment_and_args_keys_of_the_cfg() {
+    let p = project_with(
+        "cfgenv",
+        "[cfgenv]\nenvironment=-e FROM_CFG=yes -e 'SPACED=a b'\nargs=--hostname cfghost --workdir /bin\n\
+         cmd=sh -c 'echo $$FROM_CFG/$$SPACED; hostname; pwd'\n",
+    );
+    let out = p.cmd("run-image").arg("cfgenv").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "yes/a b\ncfghost\n/bin\n");
+}
