@@ -11,7 +11,9 @@ bin=$prefix/bin
 for name in $("$bin/dockerutils" --list-commands); do
   ln -sf dockerutils "$bin/$name"
 done
-echo "installed into $bin: dockerutils $("$bin/dockerutils" --list-commands | tr '\n' ' ')"
+# `source dock NAME` finds this file on PATH.
+install -m 0644 templates/dock "$bin/dock"
+echo "installed into $bin: dockerutils dock $("$bin/dockerutils" --list-commands | tr '\n' ' ')"
 case ":$PATH:" in
   *":$bin:"*) ;;
   *) echo "note: $bin is not on your PATH; add it, e.g. echo 'export PATH=\"$bin:\$PATH\"' >> ~/.bashrc" ;;

@@ -13,6 +13,9 @@ pub enum Error {
     #[error("unknown image `{image}`")]
     UnknownImage { image: String, valid: Vec<String> },
 
+    #[error("no dock `{name}` is registered")]
+    UnknownDock { name: String, known: Vec<String> },
+
     #[error("{path}:{line}: {message}")]
     Cfg {
         path: PathBuf,
@@ -68,6 +71,13 @@ impl Error {
             Error::UnknownImage { valid, .. } => {
                 Some(format!("valid images: {}", valid.join(", ")))
             }
+            Error::UnknownDock { known, .. } if known.is_empty() => Some(
+                "no dock is registered yet: `register-dock IP [MONIKER]` (docks live in ~/.docker/<ip>/)".into(),
+            ),
+            Error::UnknownDock { known, .. } => Some(format!(
+                "registered docks: {} (`register-dock IP [MONIKER]` adds one)",
+                known.join(", ")
+            )),
             Error::Cfg { .. } => Some(
                 "dockerutils.cfg is read like Python's configparser: `[section]` headers, \
                  `key = value` or `key: value` lines, indented continuation lines, `#`/`;` comments"

@@ -6,12 +6,14 @@
 pub mod cfg;
 pub mod commands;
 pub mod context;
+pub mod dock;
 pub mod docker;
 pub mod error;
 pub mod exec;
 pub mod expand;
 pub mod plan;
 pub mod project;
+pub mod ssh;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -29,6 +31,10 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         .find(|(name, _, _)| *name == invoked)
     {
         return run(argv);
+    }
+    // The ssh shim that `source dock` puts first on PATH.
+    if invoked == "ssh" {
+        return ssh::shim_main(argv);
     }
     let sub = argv.get(1).map(|a| a.to_string_lossy().into_owned());
     match sub.as_deref() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of dockerutils, installing what a fresh machine lacks:
 #   - Debian packages: docker.io (engine), busybox-static (test images are FROM scratch
-#     with busybox), util-linux (`script`, for the terminal tests)
+#     with busybox), util-linux (`script`, for the terminal tests), openssh-server,
+#     openssh-client, rsync, zsh and iproute2 (the test dock, tests/dock-env.sh)
 #   - dockerutils 2.0.7 from PyPI in target/oracle-venv (the differential test's oracle)
 # and starting a Docker engine when none answers (stopped again at exit).
 # Extra arguments go to `cargo test`.
@@ -17,6 +18,11 @@ command -v dockerd >/dev/null 2>&1 || docker info >/dev/null 2>&1 || missing+=(d
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v script >/dev/null 2>&1 || missing+=(util-linux)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
@@ -25,7 +31,12 @@ fi
 
 # --- Docker engine -----------------------------------------------------------------------
 dockerd_pid=""
+dock_started=""
 cleanup() {
+  if [ -n "$dock_started" ]; then
+    log "stopping the test dock"
+    bash "$root/tests/dock-env.sh" stop || true
+  fi
   if [ -n "$dockerd_pid" ]; then
     log "stopping the dockerd started for the tests (pid $dockerd_pid)"
     kill "$dockerd_pid" 2>/dev/null || true
@@ -43,6 +54,10 @@ if ! docker info >/dev/null 2>&1; then
     exit 1
   fi
 fi
+
+# --- the test dock: a second engine behind sshd on 127.0.0.2 -----------------------------
+dock_started=1
+eval "$(bash "$root/tests/dock-env.sh" start)"
 
 # --- the original tool, as the differential test's oracle --------------------------------
 venv=$root/target/oracle-venv

@@ -2,7 +2,12 @@
 //! and a thin `main`.
 
 pub mod build_image;
+pub mod dock_env;
+pub mod register_dock;
 pub mod run_image;
+pub mod ssh_dock;
+pub mod sync;
+pub mod unregister_dock;
 
 use crate::error::{self, Result};
 use crate::plan::Plan;
@@ -19,7 +24,39 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         "run a container of a project image",
         run_image::main,
     ),
+    (
+        "register-dock",
+        "register a dock (a remote Docker host) by IP",
+        register_dock::main,
+    ),
+    (
+        "unregister-dock",
+        "remove a dock from the registry",
+        unregister_dock::main,
+    ),
+    (
+        "dock-env",
+        "print the shell code `source dock NAME` evaluates",
+        dock_env::main,
+    ),
+    ("ssh-dock", "open a shell on a dock", ssh_dock::main),
+    (
+        "sync-up",
+        "copy the project to the current dock",
+        sync::main_up,
+    ),
+    (
+        "sync-down",
+        "copy the project back from the current dock",
+        sync::main_down,
+    ),
 ];
+
+/// Reports an error the usual way and returns its exit code.
+pub fn fail(prog: &str, err: &error::Error) -> i32 {
+    error::report(prog, err);
+    err.exit_code()
+}
 
 /// Prints the plan (`--dry-run`) or runs it; reports a planning error. Returns the exit code.
 pub fn finish(prog: &str, dry_run: bool, planned: Result<Plan>) -> i32 {

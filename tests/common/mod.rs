@@ -42,8 +42,17 @@ pub fn bin_dir() -> &'static Path {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bin");
         std::fs::create_dir_all(&dir).unwrap();
         let target = Path::new(env!("CARGO_BIN_EXE_dockerutils"));
-        for name in ["build-image", "run-image"] {
-            let link = dir.join(name);
+        let names = Command::new(target)
+            .arg("--list-commands")
+            .output()
+            .unwrap();
+        let mut names: Vec<String> = String::from_utf8_lossy(&names.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        names.push("dockerutils".into());
+        for name in names {
+            let link = dir.join(&name);
             // Test binaries run side by side: only (re)make a link that is not right.
             if std::fs::read_link(&link).ok().as_deref() != Some(target) {
                 let tmp = dir.join(format!(".{name}.{}", std::process::id()));
@@ -51,6 +60,11 @@ pub fn bin_dir() -> &'static Path {
                 std::fs::rename(&tmp, &link).unwrap();
             }
         }
+        // `source dock` finds the script on PATH, as install.sh puts it.
+        let dock = dir.join("dock");
+        let tmp = dir.join(format!(".dock.{}", std::process::id()));
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/dock"), &tmp).unwrap();
+        std::fs::rename(&tmp, &dock).unwrap();
         dir
     })
 }

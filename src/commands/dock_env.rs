@@ -1,0 +1,96 @@
+//! `dockerutils dock-env NAME`: the shell code that `source dock NAME` evaluates (bash and
+//! zsh): DOCKER_HOST/DOCKER_IP, the prompt, the ssh shim on PATH, and the `castoff`,
+//! `sync-up` and `sync-down` functions. `dock-env --castoff` prints the code that undoes it.
+//! Scripts can use it directly: `eval "$(dockerutils dock-env NAME)"`.
+
+use crate::dock::{self, Dock};
+use crate::error::{Error, Result};
+use crate::plan::quote;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dock-env",
+    version,
+    about = "Print the shell code that docks this shell to a dock (what `source dock NAME` evaluates)",
+    after_help = "Usage from a shell (bash or zsh):\n  source dock gpu-box        # docker commands now run on gpu-box\n  castoff                    # back to the local engine\n\nIn scripts:\n  eval \"$(dockerutils dock-env gpu-box)\"\n\nDOCKERUTILS_DISABLE_PROMPT=1 leaves the prompt alone."
+)]
+pub struct Args {
+    /// Moniker or IP of the dock
+    #[arg(required_unless_present = "castoff")]
+    pub name: Option<String>,
+    /// Print the code that undoes a dock instead
+    #[arg(long, conflicts_with = "name")]
+    pub castoff: bool,
+}
+
+/// The code for docking to `dock`, with the ssh shim in `shim_dir`.
+pub fn dock_code(dock: &Dock, shim_dir: &str) -> String {
+    let marker = format!("[dock:{}] ", dock.name());
+    format!(
+        r#"export DOCKER_HOST={host}
+export DOCKER_IP={ip}
+export _DOCK_MONIKER={marker}
+export _DOCKERUTILS_SHIM={shim}
+case ":$PATH:" in *":$_DOCKERUTILS_SHIM:"*) ;; *) export PATH="$_DOCKERUTILS_SHIM:$PATH" ;; esac
+if [ -z "$DOCKERUTILS_DISABLE_PROMPT" ]; then
+  if [ -n "$_OLD_VIRTUAL_PS1" ]; then export _OLD_VIRTUAL_PS1="$_OLD_VIRTUAL_PS1$_DOCK_MONIKER"; fi
+  PS1="$PS1$_DOCK_MONIKER"
+fi
+castoff() {{ eval "$(dockerutils dock-env --castoff)"; }}
+sync-up() {{ dockerutils sync-up "$@"; }}
+sync-down() {{ dockerutils sync-down "$@"; }}
+"#,
+        host = quote(&format!("ssh://{}", dock.destination())),
+        ip = quote(&dock.ip),
+        marker = quote(&marker),
+        shim = quote(shim_dir),
+    )
+}
+
+/// Undoes `dock_code`, leaving a Python venv's prompt as it was.
+pub const CASTOFF_CODE: &str = r#"if [ -n "$_DOCK_MONIKER" ]; then
+  PS1="${PS1//"$_DOCK_MONIKER"/}"
+  if [ -n "$_OLD_VIRTUAL_PS1" ]; then export _OLD_VIRTUAL_PS1="${_OLD_VIRTUAL_PS1//"$_DOCK_MONIKER"/}"; fi
+fi
+if [ -n "$_DOCKERUTILS_SHIM" ]; then
+  PATH=":$PATH:"; PATH="${PATH//":$_DOCKERUTILS_SHIM:"/:}"; PATH="${PATH#:}"; PATH="${PATH%:}"
+fi
+unset DOCKER_HOST DOCKER_IP _DOCK_MONIKER _DOCKERUTILS_SHIM
+unset -f castoff sync-up sync-down
+echo "Castoff complete"
+"#;
+
+fn code(args: &Args) -> Result<String> {
+    if args.castoff {
+        return Ok(CASTOFF_CODE.to_string());
+    }
+    if let Some(current) = std::env::var("_DOCK_MONIKER")
+        .ok()
+        .filter(|m| !m.is_empty())
+    {
+        return Err(Error::Usage(format!(
+            "this shell is already docked {}; try `castoff` first",
+            current.trim()
+        )));
+    }
+    let dock = dock::find(args.name.as_deref().unwrap_or_default())?;
+    let shim = crate::ssh::ensure_shim().map_err(|e| Error::io("cannot set up the ssh shim", e))?;
+    eprintln!(
+        "Docking to {} [moniker: {}]",
+        dock.destination(),
+        dock.name()
+    );
+    Ok(dock_code(&dock, &shim.to_string_lossy()))
+}
+
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    match code(&args) {
+        Ok(code) => {
+            print!("{code}");
+            0
+        }
+        Err(e) => super::fail("dock", &e),
+    }
+}

@@ -1,0 +1,114 @@
+//! `sync-up` / `sync-down`: rsync the project to and from
+//! `<workspace>/<user>/code/<project>` on the current dock (workspace: /data/workspaces
+//! unless the dock was registered with `--workspace`), honouring `.dockerignore` as 2.0.7.
+
+use crate::context::Context;
+use crate::dock::{self, Dock};
+use crate::error::Result;
+use crate::plan::{Invocation, Plan, quote};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Copy the project to (sync-up) or back from (sync-down) the current dock",
+    after_help = "Examples (docked with `source dock NAME`):\n  sync-up                 # <workspace>/<user>/code/<project> on the dock\n  sync-down\n  sync-up --dock gpu-box  # without docking"
+)]
+pub struct Args {
+    /// The dock [default: the current one]
+    #[arg(long)]
+    pub dock: Option<String>,
+    /// Print the commands, run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// The local directory to sync: the project root when inside a project, else here.
+fn local_dir() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    here.ancestors()
+        .find(|d| d.join("docker").is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or(here)
+}
+
+pub fn remote_dir(dock: &Dock, user: &str, local: &Path) -> String {
+    let workspace = dock
+        .extra
+        .iter()
+        .find(|(k, _)| k == "DOCK_WORKSPACE")
+        .map_or("/data/workspaces", |(_, v)| v.as_str());
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{workspace}/{user}/code/{name}")
+}
+
+fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
+    let local = local_dir();
+    let remote = remote_dir(dock, &ctx.user, &local);
+    let ssh_cmd = std::iter::once("ssh".to_string())
+        .chain(dock.ssh_options())
+        .chain(["-o".into(), "LogLevel=error".into()])
+        .map(|w| quote(&w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let has_ignore = local.join(".dockerignore").is_file();
+    let mut plan = Plan::default();
+    let mut rsync = Invocation::new("rsync", local.clone()).args(["-az", "-e", &ssh_cmd]);
+    match direction {
+        Direction::Up => {
+            plan.run(crate::ssh::to_dock(
+                dock,
+                false,
+                &["mkdir".into(), "-p".into(), remote.clone()],
+            ));
+            if has_ignore {
+                rsync = rsync.arg("--filter=:- .dockerignore");
+            }
+            rsync = rsync.args([
+                format!("{}/", local.display()),
+                format!("{}:{remote}/", dock.destination()),
+            ]);
+        }
+        Direction::Down => {
+            if has_ignore {
+                rsync = rsync.arg("--filter=.- .dockerignore");
+            }
+            rsync = rsync.args([
+                format!("{}:{remote}/", dock.destination()),
+                format!("{}/", local.display()),
+            ]);
+        }
+    }
+    plan.run(rsync);
+    plan
+}
+
+fn main_for(name: &str, direction: Direction, argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    let ctx = Context::from_process();
+    let planned: Result<Plan> =
+        dock::named_or_current(args.dock.as_deref()).map(|d| plan(&d, direction, &ctx));
+    let rc = super::finish(name, args.dry_run, planned);
+    if rc == 0 && !args.dry_run {
+        eprintln!("Sync complete");
+    }
+    rc
+}
+
+pub fn main_up(argv: Vec<std::ffi::OsString>) -> i32 {
+    main_for("sync-up", Direction::Up, argv)
+}
+
+pub fn main_down(argv: Vec<std::ffi::OsString>) -> i32 {
+    main_for("sync-down", Direction::Down, argv)
+}

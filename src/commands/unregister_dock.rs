@@ -1,0 +1,45 @@
+//! `unregister-dock NAME`: remove a dock from the registry.
+
+use crate::dock;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "unregister-dock",
+    version,
+    about = "Remove a dock (by moniker or IP) from the registry in ~/.docker/",
+    after_help = "Example:\n  unregister-dock gpu-box"
+)]
+pub struct Args {
+    /// Moniker or IP of the dock
+    pub name: String,
+}
+
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    let dock = match dock::find(&args.name) {
+        Ok(d) => d,
+        Err(e) => return super::fail("unregister-dock", &e),
+    };
+    // Close a shared connection that may still be open.
+    let _ = std::process::Command::new("ssh")
+        .args([
+            "-o",
+            &format!("ControlPath={}", dock.control_path().display()),
+            "-O",
+            "exit",
+        ])
+        .arg(dock.destination())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match std::fs::remove_dir_all(&dock.dir) {
+        Ok(()) => {
+            println!("Removed dock {} ({})", dock.name(), dock.dir.display());
+            0
+        }
+        Err(e) => super::fail(
+            "unregister-dock",
+            &crate::error::Error::io(format!("cannot remove {}", dock.dir.display()), e),
+        ),
+    }
+}

@@ -1,0 +1,218 @@
+//! The registry of docks: one directory per dock, `~/.docker/<ip>/connection_config.txt`,
+//! in the Python tool's format so that docks registered by either tool work with both:
+//!
+//! ```text
+//! DOCK_USER=ubuntu
+//! DOCK_MONIKER=gpu-box
+//! DOCK_HOSTNAME=10.0.0.12
+//! DOCK_IP=10.0.0.12
+//! ```
+//!
+//! (`DOCK_INSTANCE_ID` / `DOCK_PROVISIONED_PRODUCT` when present.) Our files are 0600 and
+//! the directories 0700; the directory also holds the dock's own `known_hosts` and the
+//! SSH control socket.
+
+use crate::error::{Error, Result};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "connection_config.txt";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dock {
+    pub user: String,
+    pub moniker: String,
+    pub hostname: String,
+    pub ip: String,
+    /// Other `KEY=value` lines, kept as they are (instance id, provisioned product…).
+    pub extra: Vec<(String, String)>,
+    /// `~/.docker/<ip>`
+    pub dir: PathBuf,
+}
+
+/// `~/.docker`, where docks are registered.
+pub fn registry_dir() -> PathBuf {
+    dirs::home_dir()
+        .unwrap_or_else(|| PathBuf::from("/"))
+        .join(".docker")
+}
+
+impl Dock {
+    pub fn parse(text: &str, dir: &Path) -> Option<Dock> {
+        let mut dock = Dock {
+            user: String::new(),
+            moniker: String::new(),
+            hostname: String::new(),
+            ip: String::new(),
+            extra: vec![],
+            dir: dir.to_owned(),
+        };
+        for line in text.lines() {
+            let Some((key, value)) = line.trim().split_once('=') else {
+                continue;
+            };
+            let value = value.trim().to_owned();
+            match key.trim() {
+                "DOCK_USER" => dock.user = value,
+                "DOCK_MONIKER" => dock.moniker = value,
+                "DOCK_HOSTNAME" => dock.hostname = value,
+                "DOCK_IP" => dock.ip = value,
+                other => dock.extra.push((other.to_owned(), value)),
+            }
+        }
+        (!dock.ip.is_empty()).then_some(dock)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "DOCK_USER={}\nDOCK_MONIKER={}\nDOCK_HOSTNAME={}\nDOCK_IP={}\n",
+            self.user, self.moniker, self.hostname, self.ip
+        );
+        for (k, v) in &self.extra {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+        out
+    }
+
+    /// `user@ip`, as ssh and `DOCKER_HOST=ssh://` take it.
+    pub fn destination(&self) -> String {
+        format!("{}@{}", self.user, self.ip)
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+
+    /// The SSH control socket: one connection that every ssh to this dock reuses.
+    /// `%C` (a hash of the connection) keeps the path short enough for a unix socket.
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.join("ssh-%C")
+    }
+
+    /// Options for every ssh to this dock: reuse one connection (kept 10 minutes after its
+    /// last use), learn the host key on first contact and refuse a changed one, time out.
+    pub fn ssh_options(&self) -> Vec<String> {
+        let opts = [
+            "ControlMaster=auto".to_string(),
+            format!("ControlPath={}", self.control_path().display()),
+            "ControlPersist=600".to_string(),
+            "StrictHostKeyChecking=accept-new".to_string(),
+            format!("UserKnownHostsFile={}", self.known_hosts().display()),
+            "ConnectTimeout=10".to_string(),
+            "ServerAliveInterval=30".to_string(),
+        ];
+        opts.into_iter()
+            .flat_map(|o| ["-o".to_string(), o])
+            .collect()
+    }
+
+    pub fn name(&self) -> &str {
+        if self.moniker.is_empty() || self.moniker == "none" {
+            &self.ip
+        } else {
+            &self.moniker
+        }
+    }
+}
+
+/// Every registered dock, sorted by directory name.
+pub fn all() -> Vec<Dock> {
+    all_in(&registry_dir())
+}
+
+pub fn all_in(registry: &Path) -> Vec<Dock> {
+    let Ok(entries) = std::fs::read_dir(registry) else {
+        return vec![];
+    };
+    let mut docks: Vec<Dock> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let dir = e.path();
+            let text = std::fs::read_to_string(dir.join(CONFIG_FILE)).ok()?;
+            Dock::parse(&text, &dir)
+        })
+        .collect();
+    docks.sort_by(|a, b| a.dir.cmp(&b.dir));
+    docks
+}
+
+/// The dock whose moniker or IP is `name`.
+pub fn find(name: &str) -> Result<Dock> {
+    let docks = all();
+    docks
+        .iter()
+        .find(|d| d.moniker == name)
+        .or_else(|| docks.iter().find(|d| d.ip == name || d.hostname == name))
+        .cloned()
+        .ok_or_else(|| {
+            let mut known: Vec<String> = docks.iter().map(|d| d.name().to_string()).collect();
+            known.sort();
+            Error::UnknownDock {
+                name: name.into(),
+                known,
+            }
+        })
+}
+
+/// The dock the shell is docked to (`DOCKER_IP`), if any.
+pub fn current() -> Option<Dock> {
+    let ip = std::env::var("DOCKER_IP").ok().filter(|s| !s.is_empty())?;
+    find(&ip).ok()
+}
+
+/// The dock named on the command line, else the current one.
+pub fn named_or_current(name: Option<&str>) -> Result<Dock> {
+    match name {
+        Some(name) => find(name),
+        None => current().ok_or_else(|| {
+            Error::Usage(
+                "not docked: name a dock (a moniker or an IP), or `source dock NAME` first".into(),
+            )
+        }),
+    }
+}
+
+/// Writes (or rewrites) a dock's registration: directory 0700, file 0600.
+pub fn register(dock: &Dock) -> Result<()> {
+    let registry = registry_dir();
+    for dir in [&registry, &dock.dir] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    let path = dock.dir.join(CONFIG_FILE);
+    let tmp = dock.dir.join(format!(".{CONFIG_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(dock.render().as_bytes())?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_the_python_tools_format() {
+        let text = "DOCK_USER=ubuntu\nDOCK_MONIKER=gpu\nDOCK_HOSTNAME=10.0.0.5\nDOCK_IP=10.0.0.5\nDOCK_INSTANCE_ID=i-0abc\n";
+        let dock = Dock::parse(text, Path::new("/h/.docker/10.0.0.5")).unwrap();
+        assert_eq!(dock.destination(), "ubuntu@10.0.0.5");
+        assert_eq!(dock.name(), "gpu");
+        assert_eq!(
+            dock.extra,
+            vec![("DOCK_INSTANCE_ID".to_string(), "i-0abc".to_string())]
+        );
+        assert_eq!(dock.render(), text);
+        assert!(Dock::parse("DOCK_USER=x\n", Path::new("/")).is_none());
+    }
+}

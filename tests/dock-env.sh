@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The test dock: a second, distinct Docker engine reachable only over SSH.
+#   eval "$(bash tests/dock-env.sh start)"   # prints the exports the tests read
+#   bash tests/dock-env.sh stop
+# - dockerd with its own data-root, exec-root, pidfile, unix socket and bridge (dock0,
+#   never --bridge=none, which would delete the first engine's docker0);
+# - Debian's sshd on 127.0.0.2:22 for the user `dockuser`, whose sessions get
+#   DOCKER_HOST=<that socket> (SetEnv), so `docker` there talks to the dock's engine;
+# - an ssh-agent holding the client key (ssh reads keys from the passwd home, not $HOME).
+# State (keys, data) in target/dock-env; sockets in /run/dockerutils-test-dock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state=$PWD/target/dock-env
+run=/run/dockerutils-test-dock
+sock=$run/docker.sock
+ip=127.0.0.2
+user=dockuser
+log() { printf '[dock-env] %s\n' "$*" >&2; }
+
+stop() {
+  for pidfile in "$state/sshd.pid" "$run/dockerd.pid" "$state/agent.pid"; do
+    if [ -f "$pidfile" ]; then
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      rm -f "$pidfile"
+    fi
+  done
+  ip link del dock0 2>/dev/null || true
+}
+
+start() {
+  stop
+  mkdir -p "$state" "$run" /run/sshd
+  chmod 755 "$state"
+  if ! ip link show dock0 >/dev/null 2>&1; then
+    ip link add dock0 type bridge
+    ip addr add 172.29.255.1/24 dev dock0
+    ip link set dock0 up
+  fi
+  getent group docker >/dev/null || groupadd docker
+  id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker "$user"
+  usermod -p '*' "$user"   # a locked account is refused by sshd
+  dockerd --data-root "$state/data" --exec-root "$run/exec" --pidfile "$run/dockerd.pid" \
+    -H "unix://$sock" --group docker --bridge=dock0 --iptables=false \
+    >"$state/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do DOCKER_HOST=unix://$sock docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  DOCKER_HOST=unix://$sock docker info >/dev/null 2>&1 || { log "the dock's dockerd did not start:"; tail -20 "$state/dockerd.log" >&2; exit 1; }
+
+  [ -f "$state/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$state/ssh_host_ed25519_key"
+  [ -f "$state/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$state/id_ed25519"
+  install -m 0644 "$state/id_ed25519.pub" "$state/authorized_keys"
+  cat >"$state/sshd_config" <<CFG
+ListenAddress $ip
+Port 22
+HostKey $state/ssh_host_ed25519_key
+PidFile $state/sshd.pid
+AuthorizedKeysFile $state/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers $user
+SetEnv DOCKER_HOST=unix://$sock
+CFG
+  /usr/sbin/sshd -f "$state/sshd_config" -E "$state/sshd.log"
+  agent=$(ssh-agent -s)
+  eval "$agent" >/dev/null
+  echo "$SSH_AGENT_PID" >"$state/agent.pid"
+  ssh-add -q "$state/id_ed25519"
+  echo "export SSH_AUTH_SOCK=$SSH_AUTH_SOCK"
+  echo "export DOCKERUTILS_TEST_DOCK_IP=$ip"
+  echo "export DOCKERUTILS_TEST_DOCK_USER=$user"
+  echo "export DOCKERUTILS_TEST_DOCK_ENGINE=unix://$sock"
+  log "dock up: $user@$ip, engine unix://$sock"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

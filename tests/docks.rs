@@ -1,0 +1,346 @@
+//! Docks over SSH, against the test dock of tests/dock-env.sh: a second Docker engine
+//! reachable only through sshd on 127.0.0.2 (started by `bash tests/run.sh`).
+
+mod common;
+
+use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, require_engine};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// The dock tests count sshd's connections: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct TestDock {
+    ip: String,
+    user: String,
+    /// The dock engine, reached directly (to check what happened there).
+    engine: String,
+    home: tempfile::TempDir,
+}
+
+fn test_dock() -> TestDock {
+    require_engine();
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run the tests with `bash tests/run.sh`, which starts the test dock")
+        })
+    };
+    TestDock {
+        ip: var("DOCKERUTILS_TEST_DOCK_IP"),
+        user: var("DOCKERUTILS_TEST_DOCK_USER"),
+        engine: var("DOCKERUTILS_TEST_DOCK_ENGINE"),
+        home: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl TestDock {
+    fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// A command of ours (or any program) with a home of its own, the commands on PATH,
+    /// the local engine as default.
+    fn cmd(&self, program: &str) -> Command {
+        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap());
+        let mut cmd = Command::new(program);
+        cmd.env("HOME", self.home())
+            .env("PATH", path)
+            .env("LOGNAME", USER)
+            .env("USER", USER)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_IP")
+            .env_remove("_DOCK_MONIKER")
+            .env_remove("DOCKERUTILS_DISABLE_PROMPT");
+        cmd
+    }
+
+    fn register(&self, moniker: &str, workspace: Option<&Path>) -> Output {
+        let mut cmd = self.cmd("register-dock");
+        cmd.args([&self.ip, moniker, "-u", &self.user]);
+        if let Some(ws) = workspace {
+            cmd.arg("--workspace").arg(ws);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn dock_engine(&self, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", &self.engine)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn sshd_connections() -> usize {
+        let log = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dock-env/sshd.log");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn register_writes_the_python_tools_format_privately() {
+    let d = test_dock();
+    let out = d.register("testdock", None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = d.home().join(".docker").join(&d.ip);
+    let file = dir.join("connection_config.txt");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!(
+            "DOCK_USER={0}\nDOCK_MONIKER=testdock\nDOCK_HOSTNAME={1}\nDOCK_IP={1}\n",
+            d.user, d.ip
+        )
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    // DOCK_USER is the default user, ubuntu without it (as 2.0.7).
+    let out = d
+        .cmd("register-dock")
+        .args(["10.9.9.9", "other"])
+        .env("DOCK_USER", "admin")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let other =
+        std::fs::read_to_string(d.home().join(".docker/10.9.9.9/connection_config.txt")).unwrap();
+    assert!(other.starts_with("DOCK_USER=admin\n"), "{other}");
+
+    let out = d.cmd("unregister-dock").arg("other").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!d.home().join(".docker/10.9.9.9").exists());
+    let out = d.cmd("unregister-dock").arg("other").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no dock `other` is registered"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("registered docks: testdock"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Docks a real shell, builds and runs an image there, casts off; returns the script's output.
+fn dock_session(shell: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let p = Project::new(&format!("dock{shell}"));
+    p.dockerfile(
+        "dev",
+        &format!("{BUSYBOX_DOCKERFILE}CMD [\"echo\", \"hello from the dock\"]\n"),
+    );
+    let image = p.image("dev");
+
+    let script = r#"
+PS1='prompt$ '; _OLD_VIRTUAL_PS1='venv$ '; before_path=$PATH
+source dock testdock
+echo "PS1=$PS1|OLD=$_OLD_VIRTUAL_PS1|HOST=$DOCKER_HOST|IP=$DOCKER_IP"
+source dock testdock || echo "refused"
+build-image dev >/dev/null 2>&1 || echo "build failed"
+run-image dev
+docker image inspect --format '{{.Id}}' "$IMAGE" >/dev/null && echo "image on the dock"
+castoff
+echo "PS1=$PS1|OLD=$_OLD_VIRTUAL_PS1|HOST=${DOCKER_HOST:-unset}|IP=${DOCKER_IP:-unset}"
+[ "$PATH" = "$before_path" ] && echo "PATH restored"
+type castoff >/dev/null 2>&1 || echo "castoff gone"
+"#;
+    let connections_before = TestDock::sshd_connections();
+    let out = d
+        .cmd(shell)
+        .args(["-c", script])
+        .current_dir(&p.root)
+        .env("IMAGE", &image)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    let connections = TestDock::sshd_connections() - connections_before;
+    let on_dock = d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]);
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", &image])
+        .output();
+
+    let expected = format!(
+        "PS1=prompt$ [dock:testdock] |OLD=venv$ [dock:testdock] |HOST=ssh://{user}@{ip}|IP={ip}\n\
+         refused\n\
+         hello from the dock\n\
+         image on the dock\n\
+         Castoff complete\n\
+         PS1=prompt$ |OLD=venv$ |HOST=unset|IP=unset\n\
+         PATH restored\n\
+         castoff gone\n",
+        user = d.user,
+        ip = d.ip
+    );
+    assert_eq!(stdout, expected, "{shell} stderr: {stderr}");
+    assert!(
+        stderr.contains("already docked [dock:testdock]"),
+        "{stderr}"
+    );
+    assert!(
+        !on_dock.is_empty(),
+        "the image was not built on the dock engine"
+    );
+    assert!(
+        !common::image_exists(&image),
+        "the image was built on the local engine, not the dock"
+    );
+    // build-image, run-image and docker image inspect made several docker calls, each an
+    // ssh for the docker CLI: the control master made them one SSH connection.
+    assert_eq!(
+        connections, 1,
+        "sshd accepted {connections} connections; stderr: {stderr}"
+    );
+}
+
+#[test]
+fn bash_docks_builds_and_runs_there_over_one_connection_and_casts_off() {
+    dock_session("bash");
+}
+
+#[test]
+fn zsh_docks_builds_and_runs_there_over_one_connection_and_casts_off() {
+    dock_session("zsh");
+}
+
+#[test]
+fn ssh_dock_as_the_registered_user_and_unknown_or_unreachable_docks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let out = d
+        .cmd("ssh-dock")
+        .args(["testdock", "--", "sh", "-c", "'whoami; echo $DOCKER_HOST'"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{}\n{}\n", d.user, d.engine));
+    // The host key was learned into the dock's own known_hosts (accept-new).
+    let known =
+        std::fs::read_to_string(d.home().join(".docker").join(&d.ip).join("known_hosts")).unwrap();
+    assert!(known.contains("ssh-ed25519"), "{known}");
+
+    let out = d
+        .cmd("ssh-dock")
+        .args(["nope", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no dock `nope` is registered"));
+
+    let out = d.cmd("ssh-dock").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not docked: name a dock"));
+
+    // Nothing listens on 127.0.0.3:22: ssh fails at once with its message and code.
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.3", "deaddock", "-u", "x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let started = std::time::Instant::now();
+    let out = d
+        .cmd("ssh-dock")
+        .args(["deaddock", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("127.0.0.3"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+
+    // `source dock` of an unknown dock changes nothing.
+    let out = d
+        .cmd("bash")
+        .args([
+            "-c",
+            "source dock nope; echo \"HOST=${DOCKER_HOST:-unset}\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "HOST=unset\n");
+    assert!(
+        text(&out.stderr).contains("registered docks: deaddock, testdock"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn sync_up_and_down_honour_dockerignore() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    assert!(d.register("testdock", Some(ws.path())).status.success());
+    let p = Project::new("sync");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE)
+        .file(".dockerignore", "secret.txt\n")
+        .file("secret.txt", "do not send\n")
+        .file("src/app.py", "print(1)\n");
+
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock"])
+        .current_dir(p.root.join("src"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let remote = ws.path().join(USER).join("code").join(&p.name);
+    assert_eq!(
+        std::fs::read_to_string(remote.join("src/app.py")).unwrap(),
+        "print(1)\n"
+    );
+    assert!(remote.join("docker/dev/Dockerfile").is_file());
+    assert!(
+        !remote.join("secret.txt").exists(),
+        ".dockerignore not honoured"
+    );
+
+    // Work done on the dock comes back with sync-down.
+    std::fs::write(remote.join("src/result.txt"), "42\n").unwrap();
+    let out = d
+        .cmd("sync-down")
+        .args(["--dock", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("src/result.txt")).unwrap(),
+        "42\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("secret.txt")).unwrap(),
+        "do not send\n"
+    );
+}
