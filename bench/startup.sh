@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-target=${CARGO_TARGET_DIR:-$repo/target}
+# Absolute: the command symlinks below live in a temp dir (cargo takes a relative one from here).
+target=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 cargo build --release --quiet
 venv=$repo/target/oracle-venv

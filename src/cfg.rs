@@ -239,7 +239,8 @@ impl Cfg {
         };
         match value.to_ascii_lowercase().as_str() {
             "1" | "yes" | "true" | "on" => Ok(Some(true)),
-            "0" | "no" | "false" | "off" => Ok(Some(false)),
+            // Empty: false (2.0.7 tests the string's truth, and "" is false there).
+            "" | "0" | "no" | "false" | "off" => Ok(Some(false)),
             _ => Err(self.value_error(
                 section,
                 key,

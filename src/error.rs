@@ -40,6 +40,13 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    #[error("image `{image}` is not in the local engine")]
+    NoImage { image: String },
+
+    /// Something on the remote side (a dock or an ssh host).
+    #[error("{0}")]
+    Remote(String),
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -92,6 +99,7 @@ impl Error {
                     .into(),
             ),
             Error::ProgramMissing { program } => Some(format!("install `{program}` or fix PATH")),
+            Error::NoImage { .. } => Some("build it (build-image) or pull it first; `docker images` lists what is there".into()),
             _ => None,
         }
     }

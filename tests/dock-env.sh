@@ -41,6 +41,9 @@ start() {
   getent group docker >/dev/null || groupadd docker
   id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker "$user"
   usermod -p '*' "$user"   # a locked account is refused by sshd
+  # A second user for whom the dock has no docker (PATH without it).
+  id nodocker >/dev/null 2>&1 || useradd -m -s /bin/sh nodocker
+  usermod -p '*' nodocker
   dockerd --data-root "$state/data" --exec-root "$run/exec" --pidfile "$run/dockerd.pid" \
     -H "unix://$sock" --group docker --bridge=dock0 --iptables=false \
     >"$state/dockerd.log" 2>&1 &
@@ -60,8 +63,10 @@ StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-AllowUsers $user
+AllowUsers $user nodocker
 SetEnv DOCKER_HOST=unix://$sock
+Match User nodocker
+  SetEnv PATH=/nonexistent
 CFG
   /usr/sbin/sshd -f "$state/sshd_config" -E "$state/sshd.log"
   agent=$(ssh-agent -s)

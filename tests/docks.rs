@@ -344,3 +344,211 @@ fn sync_up_and_down_honour_dockerignore() {
         "do not send\n"
     );
 }
+
+/// The byte count of "transfer-image: sent X MiB (N bytes) to …".
+fn bytes_sent(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("transfer-image: sent "))
+        .unwrap_or_else(|| panic!("no summary line in: {stderr}"));
+    let inner = &line[line.find('(').unwrap() + 1..line.find(" bytes)").unwrap()];
+    inner.parse().unwrap()
+}
+
+/// A project whose `big` image has a layer of `mb` MB of random (incompressible) bytes
+/// under a small top layer.
+fn big_image(label: &str, top: &str, mb: usize) -> (Project, String) {
+    let p = Project::new(label);
+    let mut random = vec![0u8; mb * 1_000_000];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut random,
+    )
+    .unwrap();
+    std::fs::write(p.root.join("big.bin"), random).unwrap();
+    p.dockerfile(
+        "big",
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\nRUN echo {top} > /top\n"),
+    );
+    let out = p.cmd("build-image").arg("big").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let image = p.image("big");
+    (p, image)
+}
+
+#[test]
+fn transfer_image_sends_only_the_layers_the_dock_lacks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let (p, image) = big_image("transfer", "one", 8);
+    let remove = || {
+        let _ = Command::new("docker")
+            .env("DOCKER_HOST", &d.engine)
+            .args(["rmi", "-f", &image])
+            .output();
+    };
+    remove();
+
+    let first = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        common::image_id(&image)
+    );
+    let full = bytes_sent(&text(&first.stderr));
+    assert!(
+        full > 7_000_000,
+        "the 8 MB layer must travel the first time: {full}"
+    );
+
+    // Change the small top layer only: the 8 MB layer stays where it is.
+    p.dockerfile(
+        "big",
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\nRUN echo two > /top\n"),
+    );
+    assert!(
+        p.cmd("build-image")
+            .arg("big")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let second = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let delta = bytes_sent(&text(&second.stderr));
+    assert!(
+        delta * 10 < full,
+        "{delta} bytes after a one-layer change, {full} the first time"
+    );
+    assert!(
+        text(&second.stderr).contains("3 of 4 layers already on testdock"),
+        "{}",
+        text(&second.stderr)
+    );
+    let top = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["run", "--rm", "--pull=never", &image, "cat", "/top"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&top.stdout), "two\n");
+    remove();
+}
+
+#[test]
+fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let p = Project::new("xferhost");
+    p.dockerfile("small", "FROM scratch\nCOPY busybox /bin/busybox\n");
+    assert!(
+        p.cmd("build-image")
+            .arg("small")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let image = p.image("small");
+
+    // [user@]host, not registered: the host key is learned into our own known_hosts.
+    let dest = format!("{}@{}", d.user, d.ip);
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, &dest])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        common::image_id(&image)
+    );
+    assert!(d.home().join(".docker/.dockerutils/known_hosts").is_file());
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+
+    let fails = |args: &[&str], code: i32, needle: &str| {
+        let out = d.cmd("transfer-image").args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    fails(
+        &["no-such-image:x", &dest],
+        1,
+        "image `no-such-image:x` is not in the local engine",
+    );
+    fails(&[&image, "nope"], 1, "no dock `nope` is registered");
+    fails(
+        &[&image, "x@127.0.0.3"],
+        1,
+        "cannot reach x@127.0.0.3 over ssh",
+    );
+    fails(
+        &[&image, &format!("nodocker@{}", d.ip)],
+        1,
+        "has no docker on its PATH",
+    );
+}
+
+#[test]
+fn an_interrupted_transfer_leaves_the_dock_as_it_was() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let (_p, image) = big_image("xferstop", "one", 150);
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+    let images_before = d.dock_engine(&["image", "ls", "-q", "--no-trunc"]);
+
+    let mut child = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop it once a tenth has gone: as Ctrl-C or a dropped connection would.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    while let Some(Ok(line)) = lines.next() {
+        if line.starts_with("transfer-image: 10%") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        ""
+    );
+    assert_eq!(
+        d.dock_engine(&["image", "ls", "-q", "--no-trunc"]),
+        images_before
+    );
+}

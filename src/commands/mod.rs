@@ -7,6 +7,7 @@ pub mod register_dock;
 pub mod run_image;
 pub mod ssh_dock;
 pub mod sync;
+pub mod transfer_image;
 pub mod unregister_dock;
 
 use crate::error::{self, Result};
@@ -49,6 +50,11 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         "sync-down",
         "copy the project back from the current dock",
         sync::main_down,
+    ),
+    (
+        "transfer-image",
+        "send an image to a dock over ssh, only the layers it lacks",
+        transfer_image::main,
     ),
 ];
 

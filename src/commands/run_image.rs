@@ -229,14 +229,18 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
     } else {
         inv = inv.args(section.words("gpu", None)?);
     }
+    // -n is taken as typed (the shell has expanded it); the cfg's value gets $VARs.
     let network = match &args.network {
         Some(n) if !n.is_empty() => Some(n.clone()),
-        _ => section.key("network")?.map(|(_, v)| v),
+        _ => match section.key("network")? {
+            Some((key, v)) => Some(
+                ctx.expand_env(&v)
+                    .map_err(|m| cfg.value_error(&args.image, &key, m))?,
+            ),
+            None => None,
+        },
     };
     if let Some(network) = network {
-        let network = ctx
-            .expand_env(&network)
-            .map_err(|m| cfg.value_error(&args.image, "network", m))?;
         inv = inv.args(["--network".to_string(), network]);
     }
 
