@@ -33,4 +33,4 @@ r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
 plain, docked = r["plain ssh://"], r["docked (source dock)"]
 print(f"plain {plain*1e3:.1f} ms, docked {docked*1e3:.1f} ms: {plain/docked:.1f}x lower latency (target >= 3)")
 PY
-ssh -o ControlPath="$HOME/.docker/$DOCKERUTILS_TEST_DOCK_IP/ssh-%C" -O exit "$DOCKERUTILS_TEST_DOCK_USER@$DOCKERUTILS_TEST_DOCK_IP" 2>/dev/null || true
+ssh -o ControlPath="$HOME/.docker/$DOCKERUTILS_TEST_DOCK_IP/cm" -O exit "$DOCKERUTILS_TEST_DOCK_USER@$DOCKERUTILS_TEST_DOCK_IP" 2>/dev/null || true

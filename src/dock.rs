@@ -83,10 +83,11 @@ impl Dock {
         self.dir.join("known_hosts")
     }
 
-    /// The SSH control socket: one connection that every ssh to this dock reuses.
-    /// `%C` (a hash of the connection) keeps the path short enough for a unix socket.
+    /// The SSH control socket: one connection that every ssh to this dock reuses. The
+    /// directory is the dock's own, so a short fixed name does: a unix socket path has at
+    /// most 107 bytes, and ssh adds 17 to it while it sets the socket up.
     pub fn control_path(&self) -> PathBuf {
-        self.dir.join("ssh-%C")
+        self.dir.join("cm")
     }
 
     /// Options for every ssh to this dock: reuse one connection (kept 10 minutes after its

@@ -424,17 +424,11 @@ fn run(args: &Args) -> Result<i32> {
         HashSet::new()
     };
     eprintln!("{}", shown(state.zstd));
-    eprintln!(
-        "{} of {} layers already on {}: sending {}",
-        present,
-        layers.len(),
-        remote.name,
-        if present == layers.len() {
-            "the image's configuration only".to_string()
-        } else {
-            format!("{} layers", layers.len() - present)
-        }
-    );
+    let what = match layers.len() - present {
+        0 => "the image's configuration only".to_string(),
+        missing => format!("{missing} of {} layers", layers.len()),
+    };
+    eprintln!("{present} of {} layers already on {}: sending {what}", layers.len(), remote.name);
     let started = std::time::Instant::now();
     let (mut sent, mut loaded) = send(&args.image, &remote, state.zstd, &omit, size)?;
     if !loaded && !omit.is_empty() {
