@@ -199,6 +199,22 @@ pub fn register(dock: &Dock) -> Result<()> {
     write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
+/// Removes a dock's registration, closing its shared ssh connection first.
+pub fn unregister(dock: &Dock) -> Result<()> {
+    let _ = std::process::Command::new("ssh")
+        .args([
+            "-o",
+            &format!("ControlPath={}", dock.control_path().display()),
+            "-O",
+            "exit",
+        ])
+        .arg(dock.destination())
+        .stderr(std::process::Stdio::null())
+        .status();
+    std::fs::remove_dir_all(&dock.dir)
+        .map_err(|e| Error::io(format!("cannot remove {}", dock.dir.display()), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,3 +104,40 @@ mod tests {
         assert!(!has_builder_stage("FROM scratch AS builder2\n"));
     }
 }
+
+/// `docker image inspect --format FORMAT IMAGE` on the local engine: `None` when the
+/// image is not there; an error when docker itself fails (no engine, no CLI).
+pub fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<String>> {
+    use crate::error::Error;
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", format, image])
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ProgramMissing {
+                program: "docker".into(),
+            },
+            _ => Error::io("cannot run docker", e),
+        })?;
+    if out.status.success() {
+        return Ok(Some(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No such image") || stderr.contains("No such object") {
+        return Ok(None);
+    }
+    let code = out.status.code().unwrap_or(1);
+    Err(Error::Remote(format!(
+        "docker image inspect {image} failed: {}{}",
+        stderr.trim(),
+        diagnose(code)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default()
+    )))
+}
+
+/// Is the image in the local engine?
+pub fn image_exists(image: &str) -> crate::error::Result<bool> {
+    Ok(inspect_image(image, "{{.Id}}")?.is_some())
+}

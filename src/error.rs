@@ -43,6 +43,17 @@ pub enum Error {
     #[error("image `{image}` is not in the local engine")]
     NoImage { image: String },
 
+    /// An AWS call, configuration or resource, with what to do about it.
+    #[error("{message}")]
+    Aws {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// The user pressed Ctrl-C (or the command got SIGTERM) while it waited.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// Something on the remote side (a dock or an ssh host).
     #[error("{0}")]
     Remote(String),
@@ -85,6 +96,11 @@ impl Error {
                 "registered docks: {} (`register-dock IP [MONIKER]` adds one)",
                 known.join(", ")
             )),
+            Error::Cfg { path, .. } if path.ends_with("dock.cfg") => Some(
+                "~/.docker/dock.cfg holds `key=\"value\"` lines (shell quoting, `#` comments); \
+                 `create-dock --help` lists the keys"
+                    .into(),
+            ),
             Error::Cfg { .. } => Some(
                 "dockerutils.cfg is read like Python's configparser: `[section]` headers, \
                  `key = value` or `key: value` lines, indented continuation lines, `#`/`;` comments"
@@ -100,6 +116,7 @@ impl Error {
             ),
             Error::ProgramMissing { program } => Some(format!("install `{program}` or fix PATH")),
             Error::NoImage { .. } => Some("build it (build-image) or pull it first; `docker images` lists what is there".into()),
+            Error::Aws { hint, .. } => hint.clone(),
             _ => None,
         }
     }
@@ -108,6 +125,7 @@ impl Error {
         match self {
             Error::UnknownImage { .. } | Error::Usage(_) => USAGE,
             Error::ProgramMissing { .. } => 127,
+            Error::Interrupted(_) => 130,
             _ => 1,
         }
     }

@@ -25,7 +25,7 @@ const SI_KERNEL: i32 = 0x80;
 /// Handlers (no thread: they only set a flag and call kill(2), both async-signal-safe)
 /// for SIGINT, SIGTERM, SIGHUP and SIGQUIT. A terminal's signal already reached the
 /// child (same process group); one sent to us alone is passed on to it.
-fn install_signal_handlers() {
+pub fn install_signal_handlers() {
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: the action only touches atomics and calls kill(2).
         let _ = unsafe {
@@ -40,7 +40,7 @@ fn install_signal_handlers() {
     }
 }
 
-fn interrupted() -> bool {
+pub fn interrupted() -> bool {
     INTERRUPTED_FLAG.load(Ordering::SeqCst)
 }
 
@@ -144,6 +144,9 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     for var in &inv.env {
         command.env(&var.name, &var.value);
     }
+    if inv.stdin.is_some() {
+        command.stdin(std::process::Stdio::piped());
+    }
     let capture = inv.on_failure == OnFailure::MissingImageIsFine;
     if capture {
         command.stderr(std::process::Stdio::piped());
@@ -162,6 +165,13 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
             return StepResult::Stop(err.exit_code());
         }
     };
+    let mut child = child;
+    if let (Some(input), Some(mut pipe)) = (&inv.stdin, child.stdin.take()) {
+        use std::io::Write;
+        // A short text (a password): it fits the pipe; a program that exits without
+        // reading it is reported by its exit code, not by this write.
+        let _ = pipe.write_all(input.value.as_bytes());
+    }
     CHILD.store(child.id() as i32, Ordering::SeqCst);
     let waited = child
         .wait_with_output()

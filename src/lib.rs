@@ -3,10 +3,12 @@
 //! Every command turns (project, cfg, flags, context) into a [`plan::Plan`], a plain value
 //! that `--dry-run` prints, tests inspect and [`exec`] runs.
 
+pub mod aws;
 pub mod cfg;
 pub mod commands;
 pub mod context;
 pub mod dock;
+pub mod dock_cfg;
 pub mod docker;
 pub mod error;
 pub mod exec;

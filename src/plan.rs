@@ -59,6 +59,9 @@ pub struct Invocation {
     pub on_failure: OnFailure,
     /// Is this a docker CLI call (its failures get the daemon diagnosis)?
     pub is_docker: bool,
+    /// Text written to the program's stdin (a password for `--password-stdin`), else the
+    /// stdin of the command is inherited.
+    pub stdin: Option<Arg>,
 }
 
 impl Invocation {
@@ -71,6 +74,7 @@ impl Invocation {
             note: None,
             on_failure: OnFailure::Stop,
             is_docker: program == "docker",
+            stdin: None,
         }
     }
 
@@ -107,6 +111,14 @@ impl Invocation {
             } else {
                 line.push_str(&quote(&arg.value));
             }
+        }
+        if let Some(input) = &self.stdin {
+            line.push_str(" <<< ");
+            line.push_str(&if input.secret {
+                MASK.into()
+            } else {
+                quote(&input.value)
+            });
         }
         line
     }
@@ -229,5 +241,10 @@ mod tests {
         );
         assert!(!shown.contains("hunter2") && !shown.contains("abc"));
         assert_eq!(shlex::split(&shown[11..]).unwrap()[3], "/a b;$(x):/c");
+        inv.stdin = Some(Arg {
+            value: "pa55".into(),
+            secret: true,
+        });
+        assert!(inv.display().ends_with("DB_PASSWORD=**** <<< ****"));
     }
 }

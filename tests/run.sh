@@ -2,8 +2,10 @@
 # Runs every test of dockerutils, installing what a fresh machine lacks:
 #   - Debian packages: docker.io (engine), busybox-static (test images are FROM scratch
 #     with busybox), util-linux (`script`, for the terminal tests), openssh-server,
-#     openssh-client, rsync, zsh and iproute2 (the test dock, tests/dock-env.sh)
+#     openssh-client, rsync, zsh and iproute2 (the test dock, tests/dock-env.sh),
+#     docker-registry (pushes of publish-image)
 #   - dockerutils 2.0.7 from PyPI in target/oracle-venv (the differential test's oracle)
+#   - moto[server] from PyPI in target/moto-venv (the AWS API emulator of tests/aws.rs)
 # and starting a Docker engine when none answers (stopped again at exit).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -23,6 +25,7 @@ command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
@@ -67,6 +70,15 @@ if ! [ -x "$venv/bin/build-image" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check dockerutils==2.0.7
 fi
 export DOCKERUTILS_ORACLE=$venv/bin
+
+# --- the AWS API emulator (tests/aws.rs starts one moto_server per test) -----------------
+moto_venv=$root/target/moto-venv
+if ! [ -x "$moto_venv/bin/moto_server" ]; then
+  log "installing moto[server] into target/moto-venv"
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install -q --disable-pip-version-check 'moto[server]'
+fi
+export DOCKERUTILS_MOTO_VENV=$moto_venv
 
 # --- tests -------------------------------------------------------------------------------
 cargo test "$@"

@@ -2,10 +2,16 @@
 //! and a thin `main`.
 
 pub mod build_image;
+pub mod create_dock;
+pub mod destroy_dock;
 pub mod dock_env;
+pub mod ls_dock;
+pub mod publish_image;
 pub mod register_dock;
 pub mod run_image;
 pub mod ssh_dock;
+pub mod start_dock;
+pub mod stop_dock;
 pub mod sync;
 pub mod transfer_image;
 pub mod unregister_dock;
@@ -56,6 +62,32 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         "send an image to a dock over ssh, only the layers it lacks",
         transfer_image::main,
     ),
+    (
+        "publish-image",
+        "push a project image to ECR or a registry (publication_tag)",
+        publish_image::main,
+    ),
+    (
+        "create-dock",
+        "launch an EC2 instance as a dock and register it",
+        create_dock::main,
+    ),
+    (
+        "start-dock",
+        "start a dock's EC2 instance and wait for it",
+        start_dock::main,
+    ),
+    ("stop-dock", "stop a dock's EC2 instance", stop_dock::main),
+    (
+        "destroy-dock",
+        "terminate a dock's EC2 instance and unregister it",
+        destroy_dock::main,
+    ),
+    (
+        "ls-dock",
+        "list the registered docks and their instances' states",
+        ls_dock::main,
+    ),
 ];
 
 /// Reports an error the usual way and returns its exit code.
@@ -77,4 +109,26 @@ pub fn finish(prog: &str, dry_run: bool, planned: Result<Plan>) -> i32 {
         }
         Ok(plan) => crate::exec::execute(prog, &plan),
     }
+}
+
+/// Asks before something that costs or destroys: yes with `-y`; at a terminal, the
+/// user's answer; without a terminal and without `-y`, an error saying so.
+pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(error::Error::Usage(format!(
+            "stdin is not a terminal, so this cannot be asked: {question} Pass -y to confirm"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| error::Error::io("cannot read the answer", e))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
 }

@@ -130,27 +130,11 @@ fn looks_like_host(dest: &str) -> bool {
 
 /// The image's layers (diff ids, in order) and its size, from the local engine.
 fn local_layers(image: &str) -> Result<(Vec<String>, u64)> {
-    let out = Command::new("docker")
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{range .RootFS.Layers}}{{.}} {{end}}|{{.Size}}",
-            image,
-        ])
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::ProgramMissing {
-                program: "docker".into(),
-            },
-            _ => Error::io("cannot run docker", e),
-        })?;
-    if !out.status.success() {
-        return Err(Error::NoImage {
-            image: image.into(),
-        });
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text =
+        crate::docker::inspect_image(image, "{{range .RootFS.Layers}}{{.}} {{end}}|{{.Size}}")?
+            .ok_or_else(|| Error::NoImage {
+                image: image.into(),
+            })?;
     let (layers, size) = text.trim().split_once('|').unwrap_or((&text, "0"));
     Ok((
         layers.split_whitespace().map(str::to_owned).collect(),
@@ -428,7 +412,11 @@ fn run(args: &Args) -> Result<i32> {
         0 => "the image's configuration only".to_string(),
         missing => format!("{missing} of {} layers", layers.len()),
     };
-    eprintln!("{present} of {} layers already on {}: sending {what}", layers.len(), remote.name);
+    eprintln!(
+        "{present} of {} layers already on {}: sending {what}",
+        layers.len(),
+        remote.name
+    );
     let started = std::time::Instant::now();
     let (mut sent, mut loaded) = send(&args.image, &remote, state.zstd, &omit, size)?;
     if !loaded && !omit.is_empty() {

@@ -21,25 +21,11 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         Ok(d) => d,
         Err(e) => return super::fail("unregister-dock", &e),
     };
-    // Close a shared connection that may still be open.
-    let _ = std::process::Command::new("ssh")
-        .args([
-            "-o",
-            &format!("ControlPath={}", dock.control_path().display()),
-            "-O",
-            "exit",
-        ])
-        .arg(dock.destination())
-        .stderr(std::process::Stdio::null())
-        .status();
-    match std::fs::remove_dir_all(&dock.dir) {
+    match dock::unregister(&dock) {
         Ok(()) => {
             println!("Removed dock {} ({})", dock.name(), dock.dir.display());
             0
         }
-        Err(e) => super::fail(
-            "unregister-dock",
-            &crate::error::Error::io(format!("cannot remove {}", dock.dir.display()), e),
-        ),
+        Err(e) => super::fail("unregister-dock", &e),
     }
 }

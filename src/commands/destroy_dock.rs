@@ -1,0 +1,120 @@
+//! `destroy-dock NAME`: terminate a dock's EC2 instance and unregister it.
+
+use crate::aws::ec2::{self, Goal, InstanceInfo};
+use crate::aws::{Aws, AwsArgs, api_error};
+use crate::dock::{self, Dock};
+use crate::error::{Error, Result};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "destroy-dock",
+    version,
+    about = "Terminate a dock's EC2 instance (asks first; lifts termination protection) and unregister it",
+    after_help = "Examples:\n  destroy-dock gpu-box\n  destroy-dock -y 10.0.3.7\n  destroy-dock i-0abc123def4567890   # an instance create-dock made but did not register"
+)]
+pub struct Args {
+    /// Moniker or IP of the dock, or the id of an unregistered instance (i-…)
+    pub name: String,
+    /// Do not ask for confirmation (needed when not at a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+fn run(args: &Args) -> Result<i32> {
+    match dock::find(&args.name) {
+        Ok(dock) => {
+            let aws = Aws::load(&args.aws)?;
+            let instance = ec2::instance_of(&aws, &dock)?;
+            finish(args, &aws, Some(dock), instance)
+        }
+        Err(e) if !args.name.starts_with("i-") => Err(e),
+        Err(_) => {
+            let aws = Aws::load(&args.aws)?;
+            let found = ec2::describe(&aws, vec![ec2::filter("instance-id", [&args.name])])?
+                .into_iter()
+                .find(|i| !i.is_gone())
+                .ok_or_else(|| Error::Aws {
+                    message: format!(
+                        "no dock is registered as `{}`, and no live instance has that id in \
+                         region {}",
+                        args.name,
+                        aws.region()
+                    ),
+                    hint: Some("ls-dock lists the registered docks".into()),
+                })?;
+            finish(args, &aws, None, Some(found))
+        }
+    }
+}
+
+fn finish(
+    args: &Args,
+    aws: &Aws,
+    dock: Option<Dock>,
+    instance: Option<InstanceInfo>,
+) -> Result<i32> {
+    let label = match (&dock, &instance) {
+        (Some(d), Some(i)) => format!("dock {} ({}, {}, {})", d.name(), d.ip, i.id, i.state),
+        (Some(d), None) => format!("dock {} ({})", d.name(), d.ip),
+        (None, Some(i)) => format!(
+            "instance {} ({}, {})",
+            i.id,
+            i.name.as_deref().unwrap_or("no Name tag"),
+            i.state
+        ),
+        (None, None) => unreachable!("run() returns early"),
+    };
+    let Some(instance) = instance else {
+        let dock = dock.expect("label has a dock");
+        if ec2::registered_instance_id(&dock).is_none()
+            && dock
+                .extra
+                .iter()
+                .any(|(k, _)| k == "DOCK_PROVISIONED_PRODUCT")
+        {
+            // A Service Catalog dock: say how to terminate it there.
+            ec2::require_instance(aws, &dock)?;
+        }
+        println!(
+            "No live EC2 instance behind {label} in region {}: removing the registration only",
+            aws.region()
+        );
+        dock::unregister(&dock)?;
+        println!("Removed dock {}", dock.name());
+        return Ok(0);
+    };
+    if !super::confirm(
+        &format!("Terminate {label}? Its disk is deleted."),
+        args.yes,
+    )? {
+        println!("Canceled");
+        return Ok(0);
+    }
+    ec2::set_termination_protection(aws, &instance.id, false)?;
+    aws.block_on(ec2::interruptible(
+        aws.ec2()
+            .terminate_instances()
+            .instance_ids(&instance.id)
+            .send(),
+    ))?
+    .map_err(|e| api_error("TerminateInstances", e))?;
+    ec2::wait(aws, &instance.id, Goal::Terminated)?;
+    if let Some(dock) = dock {
+        dock::unregister(&dock)?;
+        println!("Destroyed dock {} ({})", dock.name(), instance.id);
+    } else {
+        println!("Terminated instance {}", instance.id);
+    }
+    Ok(0)
+}
+
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => super::fail("destroy-dock", &e),
+    }
+}

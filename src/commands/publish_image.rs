@@ -1,0 +1,211 @@
+//! `publish-image IMAGE`: tag a project image with its section's `publication_tag` and
+//! push it: to ECR (`image_repo=aws`, logging in with a token from the API) or to any
+//! registry (`image_repo=docker_hub` or `registry`, login left to docker's credential store).
+
+use crate::aws::{Aws, AwsArgs, ecr};
+use crate::context::Context;
+use crate::docker;
+use crate::error::{Error, Result};
+use crate::expand;
+use crate::plan::{Arg, Plan, Step};
+use crate::project::Project;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "publish-image",
+    version,
+    about = "Tag a project image with its cfg section's publication_tag and push it (ECR or any registry)",
+    after_help = "dockerutils.cfg:\n  [prod]\n  image_repo=aws\n  publication_tag={account}.dkr.ecr.{region}.amazonaws.com/{image}:{tag}\n\n  [api]\n  image_repo=docker_hub            # or `registry`, for any other registry\n  publication_tag=myorg/api:$RELEASE\n\nExamples:\n  publish-image prod\n  publish-image prod --dry-run     # show the login, tag and push, change nothing"
+)]
+pub struct Args {
+    /// Image to publish: a subdirectory of docker/ or a synthetic image of the cfg
+    pub image: String,
+    /// Publish this local image name rather than the project's
+    #[arg(short = 'i', long = "image_name", visible_alias = "image-name")]
+    pub image_name: Option<String>,
+    /// Print what would run (ECR: no repository is created), change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+pub const REPOS: [&str; 3] = ["aws", "docker_hub", "registry"];
+
+/// Where an image goes, from its cfg section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub repo: String,
+    /// `publication_tag` before expansion.
+    pub template: String,
+    /// The local `name:tag` to publish.
+    pub source: String,
+    pub name: String,
+    pub tag: String,
+}
+
+pub fn target(project: &Project, args: &Args) -> Result<Target> {
+    let mut valid = project.image_dirs()?;
+    valid.extend(project.synthetic_images()?);
+    Project::check_image(&args.image, &valid)?;
+    let cfg = &project.cfg;
+    let get = |key: &str| -> Result<Option<String>> {
+        if cfg.has_section(&args.image) {
+            cfg.get(&args.image, key)
+        } else {
+            Ok(None)
+        }
+    };
+    let image = project.image_ref(&args.image)?;
+    let name = args.image_name.clone().unwrap_or(image.name);
+    let repo = get("image_repo")?.unwrap_or_default();
+    if !REPOS.contains(&repo.as_str()) {
+        let found = if repo.is_empty() {
+            "no image_repo".to_string()
+        } else {
+            format!("image_repo={repo}")
+        };
+        return Err(Error::Usage(format!(
+            "[{}] has {found}: publish-image supports image_repo={} in {}",
+            args.image,
+            REPOS.join(", image_repo="),
+            cfg.path().display()
+        )));
+    }
+    let template = get("publication_tag")?
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "[{}] has no publication_tag in {}: e.g. \
+             publication_tag={{account}}.dkr.ecr.{{region}}.amazonaws.com/{{image}}:{{tag}}",
+                args.image,
+                cfg.path().display()
+            ))
+        })?;
+    Ok(Target {
+        source: format!("{name}:{}", image.tag),
+        repo,
+        template,
+        name,
+        tag: image.tag,
+    })
+}
+
+/// `publication_tag` with `{account}`, `{region}`, `{image}`, `{tag}`, `{user}` and
+/// `$VAR`s replaced.
+pub fn expand_tag(t: &Target, account: &str, region: &str, ctx: &Context) -> Result<String> {
+    let vars = [
+        ("account", account),
+        ("region", region),
+        ("image", t.name.as_str()),
+        ("tag", t.tag.as_str()),
+        ("user", ctx.user.as_str()),
+    ];
+    let bad = |m: String| Error::Usage(format!("publication_tag `{}`: {m}", t.template));
+    let formatted = expand::format_vars(&t.template, &vars).map_err(bad)?;
+    ctx.expand_env(&formatted).map_err(bad)
+}
+
+/// The registry host of an image reference (docker's rule: a first component with a
+/// `.` or `:`, or `localhost`), and the repository path.
+pub fn split_reference(reference: &str) -> (Option<&str>, &str) {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let path = match without_digest.rfind(':') {
+        Some(i) if !without_digest[i..].contains('/') => &without_digest[..i],
+        _ => without_digest,
+    };
+    match path.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            (Some(first), rest)
+        }
+        _ => (None, path),
+    }
+}
+
+/// The docker steps: login (ECR only; the password goes on stdin), tag, push.
+pub fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>) -> Plan {
+    let mut plan = Plan::default();
+    if let Some(login) = login {
+        // Log in where the push goes: the publication tag's registry (ECR's endpoint
+        // for the usual tag), else ECR's endpoint.
+        let server = split_reference(tag)
+            .0
+            .map(str::to_string)
+            .unwrap_or_else(|| login.endpoint.clone());
+        let mut inv = docker::docker(&project.root)
+            .args(["login", "--username", &login.user, "--password-stdin"])
+            .arg(server);
+        inv.stdin = Some(Arg {
+            value: login.password.clone(),
+            secret: true,
+        });
+        plan.run(inv);
+    }
+    plan.run(docker::docker(&project.root).args(["tag", &t.source, tag]));
+    plan.run(docker::docker(&project.root).args(["push", tag]));
+    plan
+}
+
+fn run(args: &Args) -> Result<i32> {
+    let ctx = Context::from_process();
+    let project = Project::discover_here(&ctx.user)?;
+    let t = target(&project, args)?;
+    if !docker::image_exists(&t.source)? {
+        return Err(Error::NoImage { image: t.source });
+    }
+    if t.repo != "aws" {
+        let tag = expand_tag(&t, "", "", &ctx)?;
+        let plan = plan(&project, &t, &tag, None);
+        return Ok(super::finish("publish-image", args.dry_run, Ok(plan)));
+    }
+    let aws = Aws::load(&args.aws)?;
+    let account = if t.template.contains("{account}") {
+        ecr::account(&aws)?
+    } else {
+        String::new()
+    };
+    let tag = expand_tag(&t, &account, &aws.region(), &ctx)?;
+    let login = ecr::login(&aws)?;
+    let repository = split_reference(&tag).1.to_string();
+    let mut plan = plan(&project, &t, &tag, Some(&login));
+    if args.dry_run {
+        plan.steps.insert(
+            0,
+            Step::Say(format!(
+                "ECR: create repository {repository} unless it exists"
+            )),
+        );
+    } else if ecr::ensure_repository(&aws, &repository)? {
+        eprintln!("Created ECR repository {repository}");
+    }
+    Ok(super::finish("publish-image", args.dry_run, Ok(plan)))
+}
+
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => super::fail("publish-image", &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_like_docker_does() {
+        assert_eq!(
+            split_reference("123.dkr.ecr.us-east-1.amazonaws.com/team/app:v1"),
+            (Some("123.dkr.ecr.us-east-1.amazonaws.com"), "team/app")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/app:1"),
+            (Some("127.0.0.1:5000"), "app")
+        );
+        assert_eq!(split_reference("localhost/app"), (Some("localhost"), "app"));
+        assert_eq!(split_reference("myorg/app:latest"), (None, "myorg/app"));
+        assert_eq!(split_reference("app@sha256:abc"), (None, "app"));
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""A loopback HTTP proxy in front of the moto server, for the AWS tests.
+
+It forwards every request unchanged and writes the AWS action of each (the `Action=`
+of a query-protocol body, or the operation of an `X-Amz-Target` header) to a log file,
+one per line, so that a test can count the API calls a command made. Requests whose
+action is listed in the file named by --delay-file (one action per line, re-read on each
+request) are held for --delay seconds first: a slow AWS, to interrupt a command while
+it waits.
+
+    aws-proxy.py --listen PORT --upstream http://127.0.0.1:MOTO --log FILE --delay-file FILE
+"""
+import argparse
+import http.client
+import http.server
+import socketserver
+import time
+import urllib.parse
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--listen", type=int, required=True)
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--delay-file", required=True)
+    p.add_argument("--delay", type=float, default=60)
+    args = p.parse_args()
+    upstream = urllib.parse.urlparse(args.upstream)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def forward(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            target = self.headers.get("X-Amz-Target")
+            if target:
+                action = target.rsplit(".", 1)[-1]
+            else:
+                form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                action = (form.get("Action") or query.get("Action") or ["?"])[0]
+            with open(args.log, "a") as log:
+                log.write(action + "\n")
+            try:
+                with open(args.delay_file) as f:
+                    delayed = {line.strip() for line in f if line.strip()}
+            except FileNotFoundError:
+                delayed = set()
+            if action in delayed:
+                time.sleep(args.delay)
+            conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=120)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            conn.close()
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    with Server(("127.0.0.1", args.listen), Handler) as server:
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

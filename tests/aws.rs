@@ -1,0 +1,839 @@
+//! EC2 docks and publish-image against a real AWS API emulator: a `moto` server on
+//! 127.0.0.1 (from the venv `bash tests/run.sh` installs), reached through
+//! tests/aws-proxy.py, which logs each API action (to count calls) and can hold chosen
+//! actions (a slow AWS, to interrupt a wait). Pushes go to a real registry (Debian's
+//! docker-registry) on 127.0.0.1. The state in moto is checked with boto3, independently
+//! of our code.
+
+mod common;
+
+use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, require_engine, wait_exit};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16, what: &str, child: &mut Child) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited ({status}) before listening on {port}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A helper process, killed when dropped.
+struct Helper(Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A moto server with the proxy in front, and a home of its own.
+struct Moto {
+    venv: PathBuf,
+    moto_url: String,
+    proxy_url: String,
+    dir: tempfile::TempDir,
+    _moto: Helper,
+    _proxy: Helper,
+}
+
+fn moto() -> Moto {
+    let venv = PathBuf::from(std::env::var("DOCKERUTILS_MOTO_VENV").expect(
+        "DOCKERUTILS_MOTO_VENV is not set: run the tests with `bash tests/run.sh`, which installs moto",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("home")).unwrap();
+    let moto_port = free_port();
+    let mut moto = Command::new(venv.join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("moto.log")).unwrap())
+        .spawn()
+        .expect("moto_server");
+    wait_listening(moto_port, "moto_server", &mut moto);
+    let moto = Helper(moto);
+    let proxy_port = free_port();
+    let mut proxy = Command::new(venv.join("bin/python"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws-proxy.py"))
+        .args(["--listen", &proxy_port.to_string()])
+        .args(["--upstream", &format!("http://127.0.0.1:{moto_port}")])
+        .arg("--log")
+        .arg(dir.path().join("actions.log"))
+        .arg("--delay-file")
+        .arg(dir.path().join("delay"))
+        .spawn()
+        .expect("aws-proxy.py");
+    wait_listening(proxy_port, "aws-proxy.py", &mut proxy);
+    Moto {
+        venv,
+        moto_url: format!("http://127.0.0.1:{moto_port}"),
+        proxy_url: format!("http://127.0.0.1:{proxy_port}"),
+        dir,
+        _moto: moto,
+        _proxy: Helper(proxy),
+    }
+}
+
+impl Moto {
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// One of our commands, as a user with AWS credentials for the emulator.
+    fn cmd(&self, program: &str) -> Command {
+        self.with_env(Command::new(bin_dir().join(program)))
+    }
+
+    /// A shell command line, with the same environment.
+    fn shell(&self, line: &str) -> Command {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", line]);
+        self.with_env(sh)
+    }
+
+    fn with_env(&self, mut cmd: Command) -> Command {
+        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap());
+        cmd.env("HOME", self.home())
+            .env("PATH", path)
+            .env("USER", USER)
+            .env("LOGNAME", USER)
+            .env("AWS_ENDPOINT_URL", &self.proxy_url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null());
+        for var in [
+            "AWS_PROFILE",
+            "AWS_DEFAULT_REGION",
+            "AWS_SESSION_TOKEN",
+            "DOCKER_HOST",
+            "DOCKER_IP",
+            "DOCK_USER",
+            "DOCKERUTILS_ANY_REGION",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Runs a Python snippet with boto3 against moto directly (not through the proxy, so
+    /// it does not count); `ec2`, `ecr`, `json` are ready; the snippet sets `out`.
+    fn boto(&self, code: &str) -> Value {
+        let script = format!(
+            "import boto3, json\nec2 = boto3.client('ec2')\necr = boto3.client('ecr')\nout = None\n{code}\nprint(json.dumps(out, default=str))\n"
+        );
+        let out = Command::new(self.venv.join("bin/python"))
+            .args(["-c", &script])
+            .env("AWS_ENDPOINT_URL", &self.moto_url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("HOME", self.home())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The API actions made through the proxy since the last call, in order.
+    fn actions(&self) -> Vec<String> {
+        let log = self.dir.path().join("actions.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        text.lines().map(str::to_string).collect()
+    }
+
+    fn delay(&self, actions: &[&str]) {
+        std::fs::write(self.dir.path().join("delay"), actions.join("\n")).unwrap();
+    }
+
+    /// An AMI tagged `Name=<name>`, made the way AWS users make one (from an instance).
+    fn ami_named(&self, name: &str) -> String {
+        let v = self.boto(&format!(
+            "base = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+             i = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']\n\
+             img = ec2.create_image(InstanceId=i, Name='{name}-image')['ImageId']\n\
+             ec2.create_tags(Resources=[img], Tags=[{{'Key': 'Name', 'Value': '{name}'}}])\n\
+             ec2.terminate_instances(InstanceIds=[i])\n\
+             out = img"
+        ));
+        v.as_str().unwrap().to_string()
+    }
+
+    fn instance(&self, id: &str) -> Value {
+        self.boto(&format!(
+            "r = ec2.describe_instances(InstanceIds=['{id}'])['Reservations'][0]['Instances'][0]\n\
+             p = ec2.describe_instance_attribute(InstanceId='{id}', Attribute='disableApiTermination')\n\
+             r['Protected'] = p['DisableApiTermination']['Value']\n\
+             out = r"
+        ))
+    }
+
+    fn registration(&self, ip: &str) -> Option<String> {
+        std::fs::read_to_string(
+            self.home()
+                .join(".docker")
+                .join(ip)
+                .join("connection_config.txt"),
+        )
+        .ok()
+    }
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn tag(instance: &Value, key: &str) -> Option<String> {
+    instance["Tags"]
+        .as_array()?
+        .iter()
+        .find(|t| t["Key"] == key)
+        .map(|t| t["Value"].as_str().unwrap().to_string())
+}
+
+fn value_of(registration: &str, key: &str) -> String {
+    registration
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in\n{registration}"))
+        .to_string()
+}
+
+#[test]
+fn a_dock_is_created_listed_stopped_started_and_destroyed() {
+    let aws = moto();
+    let ami = aws.ami_named("dock-ami");
+    let net = aws.boto(
+        "vpc = ec2.create_vpc(CidrBlock='10.7.0.0/16')['Vpc']['VpcId']\n\
+         sub = ec2.create_subnet(VpcId=vpc, CidrBlock='10.7.1.0/24')['Subnet']['SubnetId']\n\
+         sg = ec2.create_security_group(GroupName='docks', Description='d', VpcId=vpc)['GroupId']\n\
+         ec2.create_key_pair(KeyName='dock-key')\n\
+         out = [sub, sg]",
+    );
+    let (subnet, sg) = (net[0].as_str().unwrap(), net[1].as_str().unwrap());
+    std::fs::create_dir_all(aws.home().join(".docker")).unwrap();
+    std::fs::write(
+        aws.home().join(".docker/dock.cfg"),
+        format!(
+            "# as the original's create-dock sourced it\nkey_name=\"dock-key\"\n\
+             security_group_ids=\"{sg}\"\nsubnet_id=\"{subnet}\"\nami_name=\"dock-ami\"\n\
+             tags=\"team=ml\"\nvolume_size=30\n"
+        ),
+    )
+    .unwrap();
+
+    // Without a terminal, it needs -y, and creates nothing.
+    let out = aws
+        .cmd("create-dock")
+        .args(["-m", "lab", "-i", "t3.micro"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Pass -y to confirm"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!aws.actions().contains(&"RunInstances".to_string()));
+
+    let out = ok(aws
+        .cmd("create-dock")
+        .args(["-m", "lab", "-i", "t3.micro", "-y"])
+        .output()
+        .unwrap());
+    assert!(out.contains(&format!("{ami} (Name tag dock-ami)")), "{out}");
+    assert!(out.contains("30 GB"), "{out}");
+    let reg_dir = std::fs::read_dir(aws.home().join(".docker"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().join("connection_config.txt").exists())
+        .expect("a registration")
+        .path();
+    let ip = reg_dir.file_name().unwrap().to_string_lossy().to_string();
+    let reg = aws.registration(&ip).unwrap();
+    assert_eq!(value_of(&reg, "DOCK_MONIKER"), "lab");
+    assert_eq!(value_of(&reg, "DOCK_USER"), "ubuntu");
+    let id = value_of(&reg, "DOCK_INSTANCE_ID");
+
+    let inst = aws.instance(&id);
+    assert_eq!(inst["State"]["Name"], "running");
+    assert_eq!(inst["PrivateIpAddress"], ip.as_str());
+    assert_eq!(inst["InstanceType"], "t3.micro");
+    assert_eq!(inst["ImageId"], ami.as_str());
+    assert_eq!(inst["KeyName"], "dock-key");
+    assert_eq!(inst["SubnetId"], subnet);
+    assert_eq!(inst["SecurityGroups"][0]["GroupId"], sg);
+    assert_eq!(inst["Protected"], true, "termination protection");
+    assert_eq!(tag(&inst, "Name").as_deref(), Some(&*format!("{USER}-lab")));
+    assert_eq!(tag(&inst, "created_by").as_deref(), Some(USER));
+    assert_eq!(tag(&inst, "team").as_deref(), Some("ml"));
+    let vol = aws.boto(&format!(
+        "v = ec2.describe_volumes(Filters=[{{'Name': 'attachment.instance-id', 'Values': ['{id}']}}])['Volumes']\n\
+         out = [x['Size'] for x in v]"
+    ));
+    assert_eq!(vol, serde_json::json!([30]));
+
+    let listing = ok(aws.cmd("ls-dock").output().unwrap());
+    let row = listing
+        .lines()
+        .find(|l| l.contains(" lab "))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        row.contains(&id) && row.contains("t3.micro") && row.ends_with("running"),
+        "{listing}"
+    );
+
+    ok(aws.cmd("stop-dock").args(["lab", "-y"]).output().unwrap());
+    assert_eq!(aws.instance(&id)["State"]["Name"], "stopped");
+    let listing = ok(aws.cmd("ls-dock").output().unwrap());
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains(" lab ") && l.ends_with("stopped")),
+        "{listing}"
+    );
+
+    // start-dock defaults to the current dock.
+    let out = ok(aws
+        .cmd("start-dock")
+        .env("DOCKER_IP", &ip)
+        .output()
+        .unwrap());
+    assert!(out.contains("Dock lab is up"), "{out}");
+    assert_eq!(aws.instance(&id)["State"]["Name"], "running");
+    assert!(
+        aws.actions()
+            .contains(&"DescribeInstanceStatus".to_string())
+    );
+
+    // destroy-dock lifts the protection, terminates and unregisters.
+    let out = ok(aws
+        .cmd("destroy-dock")
+        .args(["-y", "lab"])
+        .output()
+        .unwrap());
+    assert!(out.contains(&format!("Destroyed dock lab ({id})")), "{out}");
+    assert_eq!(aws.instance(&id)["State"]["Name"], "terminated");
+    assert!(!reg_dir.exists(), "registration removed");
+    let actions = aws.actions();
+    let pos = |a: &str| {
+        actions
+            .iter()
+            .position(|x| x == a)
+            .unwrap_or_else(|| panic!("{a} in {actions:?}"))
+    };
+    assert!(pos("ModifyInstanceAttribute") < pos("TerminateInstances"));
+}
+
+#[test]
+fn at_a_terminal_create_dock_asks_and_no_creates_nothing() {
+    let aws = moto();
+    let ami = aws.ami_named("asked");
+    aws.actions();
+    let line = format!("printf 'n\\n' | script -qfec 'create-dock -m asked -a {ami}' /dev/null");
+    let out = aws.shell(&line).output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Create this dock? [y/N]"), "{shown}");
+    assert!(shown.contains("Canceled"), "{shown}");
+    assert!(!aws.actions().contains(&"RunInstances".to_string()));
+    let running = aws.boto(
+        "out = [i['InstanceId'] for r in ec2.describe_instances(Filters=[{'Name': 'tag:Name', 'Values': ['tester-asked']}])['Reservations'] for i in r['Instances']]",
+    );
+    assert_eq!(running, serde_json::json!([]));
+}
+
+#[test]
+fn ls_dock_asks_aws_once_for_all_docks() {
+    let aws = moto();
+    let ids = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         r = ec2.run_instances(ImageId=img, MinCount=3, MaxCount=3, InstanceType='t3.small')['Instances']\n\
+         ec2.stop_instances(InstanceIds=[r[1]['InstanceId']])\n\
+         out = [[i['InstanceId'], i['PrivateIpAddress']] for i in r]",
+    );
+    let id = |n: usize| ids[n][0].as_str().unwrap().to_string();
+    let ip = |n: usize| ids[n][1].as_str().unwrap().to_string();
+    let register = |ip: &str, moniker: &str, extra: &str| {
+        let dir = aws.home().join(".docker").join(ip);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("connection_config.txt"),
+            format!("DOCK_USER=ubuntu\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\n{extra}"),
+        )
+        .unwrap();
+    };
+    register(&ip(0), "by-id", &format!("DOCK_INSTANCE_ID={}\n", id(0)));
+    register(&ip(1), "by-ip", "");
+    register("10.9.9.9", "gone", "DOCK_INSTANCE_ID=i-0123456789abcdef0\n");
+    register("192.168.50.2", "onprem", "");
+    for n in 0..40 {
+        register(&format!("10.200.0.{n}"), &format!("extra{n}"), "");
+    }
+    aws.actions();
+    let listing = ok(aws.cmd("ls-dock").output().unwrap());
+    assert_eq!(
+        aws.actions(),
+        ["DescribeInstances"],
+        "one call for 44 docks"
+    );
+    let state = |name: &str| {
+        let row = listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in\n{listing}"));
+        row.split_whitespace().skip(5).collect::<Vec<_>>().join(" ")
+    };
+    assert_eq!(state("by-id"), "running");
+    assert_eq!(state("by-ip"), "stopped");
+    assert_eq!(state("gone"), "gone");
+    assert_eq!(state("onprem"), "unmanaged");
+    assert!(
+        listing
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with("NAME")
+    );
+    assert!(
+        listing.contains(&id(1)),
+        "by-ip's instance is found by its IP:\n{listing}"
+    );
+}
+
+#[test]
+fn no_credentials_is_one_clear_message() {
+    let aws = moto();
+    let mut cmd = aws.cmd("ls-dock");
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", aws.home().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            aws.home().join("no-credentials"),
+        );
+    std::fs::create_dir_all(aws.home().join(".docker/10.1.1.1")).unwrap();
+    std::fs::write(
+        aws.home().join(".docker/10.1.1.1/connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=one\nDOCK_HOSTNAME=10.1.1.1\nDOCK_IP=10.1.1.1\n",
+    )
+    .unwrap();
+    let out = cmd.output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ls-dock: error: no AWS credentials found"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: configure them") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert!(
+        text(&out.stdout).contains("one"),
+        "the docks are still listed"
+    );
+    assert!(aws.actions().is_empty(), "no request without credentials");
+
+    let out = aws
+        .cmd("create-dock")
+        .args(["-a", "ami-12345678", "-y"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            aws.home().join("no-credentials"),
+        )
+        .env("AWS_CONFIG_FILE", aws.home().join("no-config"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("no AWS credentials found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unknown_region_is_refused_before_any_request() {
+    let aws = moto();
+    let out = aws
+        .cmd("create-dock")
+        .args(["-a", "ami-12345678", "-y"])
+        .env("AWS_REGION", "us-esat-1")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unknown AWS region `us-esat-1`"), "{err}");
+    assert!(err.contains("us-east-1"), "close regions are named: {err}");
+    let out = aws
+        .cmd("start-dock")
+        .arg("x")
+        .arg("--region")
+        .arg("mars-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(aws.actions().is_empty());
+}
+
+#[test]
+fn a_registration_whose_instance_no_longer_exists() {
+    let aws = moto();
+    let gone = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         i = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1)['Instances'][0]\n\
+         ec2.terminate_instances(InstanceIds=[i['InstanceId']])\n\
+         out = i['InstanceId']",
+    );
+    let dir = aws.home().join(".docker/10.3.3.3");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        format!("DOCK_USER=ubuntu\nDOCK_MONIKER=old\nDOCK_HOSTNAME=10.3.3.3\nDOCK_IP=10.3.3.3\nDOCK_INSTANCE_ID={}\n", gone.as_str().unwrap()),
+    )
+    .unwrap();
+    for program in ["start-dock", "stop-dock"] {
+        let out = aws
+            .cmd(program)
+            .args(
+                ["old", "-y"]
+                    .iter()
+                    .take(if program == "stop-dock" { 2 } else { 1 }),
+            )
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{program}: {err}");
+        assert!(
+            err.contains(&format!(
+                "instance {} no longer exists",
+                gone.as_str().unwrap()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("unregister-dock old"), "{err}");
+    }
+    let listing = ok(aws.cmd("ls-dock").output().unwrap());
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("old") && l.ends_with("gone (terminated)")),
+        "{listing}"
+    );
+    let out = ok(aws
+        .cmd("destroy-dock")
+        .args(["old", "-y"])
+        .output()
+        .unwrap());
+    assert!(out.contains("removing the registration only"), "{out}");
+    assert!(!dir.exists());
+    assert!(!aws.actions().contains(&"TerminateInstances".to_string()));
+}
+
+#[test]
+fn ctrl_c_while_waiting_leaves_nothing_half_registered() {
+    let aws = moto();
+    let ami = aws.ami_named("slow");
+    // AWS answers RunInstances, then takes its time to say how the instance is doing.
+    aws.delay(&["DescribeInstances"]);
+    aws.actions();
+    let mut child = aws
+        .cmd("create-dock")
+        .args(["-m", "slow", "-a", &ami, "-y"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !aws.dir.path().join("actions.log").exists()
+        || !std::fs::read_to_string(aws.dir.path().join("actions.log"))
+            .unwrap()
+            .contains("DescribeInstances")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "create-dock never started waiting"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let code = wait_exit(&mut child, Duration::from_secs(10), || {});
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(code, Some(130), "Ctrl-C ends the wait at once: {err}");
+    let ids = aws.boto(
+        "out = [i['InstanceId'] for r in ec2.describe_instances(Filters=[{'Name': 'tag:Name', 'Values': ['tester-slow']}])['Reservations'] for i in r['Instances']]",
+    );
+    let id = ids[0].as_str().unwrap();
+    assert!(
+        err.contains(&format!("instance {id} was created")) && err.contains("not registered"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("destroy-dock {id}")), "{err}");
+    let registrations: Vec<_> = std::fs::read_dir(aws.home().join(".docker"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        registrations.is_empty(),
+        "nothing registered: {registrations:?}"
+    );
+
+    // What the message says works: the unregistered instance can be destroyed by id.
+    aws.delay(&[]);
+    let out = ok(aws.cmd("destroy-dock").args(["-y", id]).output().unwrap());
+    assert!(out.contains(&format!("Terminated instance {id}")), "{out}");
+    assert_eq!(aws.instance(id)["State"]["Name"], "terminated");
+}
+
+/// A registry (Debian's docker-registry) on 127.0.0.1, stopped when dropped.
+struct Registry {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _proc: Helper,
+}
+
+fn registry() -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
+        .spawn()
+        .expect("docker-registry (Debian's; tests/run.sh installs it)");
+    wait_listening(port, "docker-registry", &mut child);
+    Registry {
+        port,
+        _dir: dir,
+        _proc: Helper(child),
+    }
+}
+
+impl Registry {
+    /// GET a registry API path; the body.
+    fn get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    }
+}
+
+fn built(project: &Project, image: &str) {
+    let out = project.cmd("build-image").arg(image).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn publish_image_to_ecr_logs_in_creates_the_repository_and_pushes() {
+    require_engine();
+    let aws = moto();
+    let reg = registry();
+    let project = Project::new("publish-ecr");
+    project.dockerfile("prod", BUSYBOX_DOCKERFILE).cfg(&format!(
+        "[prod]\nimage_repo=aws\npublication_tag=127.0.0.1:{}/{{image}}:{{tag}}-$RELEASE\n",
+        reg.port
+    ));
+    built(&project, "prod");
+    let name = format!("{}-prod", project.name);
+    let mut cmd = aws.cmd("publish-image");
+    cmd.arg("prod")
+        .current_dir(&project.root)
+        .env("RELEASE", "r7");
+    let out = cmd.output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The password went on stdin: it is never printed, and never in docker's argv.
+    assert!(
+        err.contains(&format!(
+            "docker login --username AWS --password-stdin 127.0.0.1:{} <<< ****",
+            reg.port
+        )),
+        "{err}"
+    );
+    let token = aws.boto(
+        "import base64\nt = ecr.get_authorization_token()['authorizationData'][0]['authorizationToken']\nout = base64.b64decode(t).decode().split(':', 1)[1]",
+    );
+    assert!(!err.contains(token.as_str().unwrap()), "{err}");
+    assert!(
+        err.contains(&format!("Created ECR repository {name}")),
+        "{err}"
+    );
+    let tags = reg.get(&format!("/v2/{name}/tags/list"));
+    let tags: Value = serde_json::from_str(&tags).unwrap_or_else(|_| panic!("{tags}"));
+    assert_eq!(tags["tags"], serde_json::json!([format!("{USER}-r7")]));
+    let repos = aws
+        .boto("out = [r['repositoryName'] for r in ecr.describe_repositories()['repositories']]");
+    assert_eq!(repos, serde_json::json!([name]));
+    let actions = aws.actions();
+    assert!(
+        actions.contains(&"GetAuthorizationToken".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        !actions.contains(&"GetCallerIdentity".to_string()),
+        "no {{account}} in the tag: no STS call"
+    );
+
+    // Again: the repository exists, which is fine.
+    let out = aws
+        .cmd("publish-image")
+        .arg("prod")
+        .current_dir(&project.root)
+        .env("RELEASE", "r8")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("Created ECR repository"));
+    let _ = Command::new("docker")
+        .args([
+            "rmi",
+            &format!("127.0.0.1:{}/{name}:{USER}-r7", reg.port),
+            &format!("127.0.0.1:{}/{name}:{USER}-r8", reg.port),
+        ])
+        .output();
+}
+
+#[test]
+fn publish_image_account_and_region_and_dry_run() {
+    require_engine();
+    let aws = moto();
+    let project = Project::new("publish-dry");
+    project
+        .dockerfile("prod", BUSYBOX_DOCKERFILE)
+        .cfg("[prod]\nimage_repo=aws\npublication_tag={account}.dkr.ecr.{region}.amazonaws.com/{image}:{user}\n");
+    built(&project, "prod");
+    let out = aws
+        .cmd("publish-image")
+        .args(["prod", "--dry-run"])
+        .current_dir(&project.root)
+        .output()
+        .unwrap();
+    let shown = ok(out);
+    let account = aws.boto("out = boto3.client('sts').get_caller_identity()['Account']");
+    let tag = format!(
+        "{}.dkr.ecr.us-east-1.amazonaws.com/{}-prod:{USER}",
+        account.as_str().unwrap(),
+        project.name
+    );
+    assert!(
+        shown.contains(&format!("docker tag {}-prod:{USER} {tag}", project.name)),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("docker push {tag}")), "{shown}");
+    assert!(shown.contains("<<< ****"), "{shown}");
+    let repos = aws.boto("out = ecr.describe_repositories()['repositories']");
+    assert_eq!(repos, serde_json::json!([]), "a dry run creates nothing");
+}
+
+#[test]
+fn publish_image_to_a_registry_and_bad_cfg() {
+    require_engine();
+    let reg = registry();
+    let project = Project::new("publish-reg");
+    project.dockerfile("api", BUSYBOX_DOCKERFILE).dockerfile("other", BUSYBOX_DOCKERFILE).cfg(&format!(
+        "[api]\nimage_repo=registry\npublication_tag=127.0.0.1:{}/team/api:{{tag}}\n[other]\nimage_repo=s3\npublication_tag=x\n",
+        reg.port
+    ));
+    built(&project, "api");
+    let out = project.cmd("publish-image").arg("api").output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("docker login"),
+        "no login for a plain registry: {err}"
+    );
+    let tags = reg.get("/v2/team/api/tags/list");
+    assert!(tags.contains(&format!("\"{USER}\"")), "{tags}");
+    let _ = Command::new("docker")
+        .args(["rmi", &format!("127.0.0.1:{}/team/api:{USER}", reg.port)])
+        .output();
+
+    let out = project.cmd("publish-image").arg("other").output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("image_repo=s3")
+            && err.contains("image_repo=aws, image_repo=docker_hub, image_repo=registry"),
+        "{err}"
+    );
+    let out = project.cmd("publish-image").arg("nope").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("valid images: api, other"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Not built: a clear error before anything else.
+    let out = project
+        .cmd("publish-image")
+        .args(["api", "-i", "never-built"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("never-built:tester` is not in the local engine"),
+        "{}",
+        text(&out.stderr)
+    );
+}
