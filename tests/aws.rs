@@ -472,6 +472,32 @@ fn no_credentials_is_one_clear_message() {
     );
     assert!(aws.actions().is_empty(), "no request without credentials");
 
+    // A profile in ~/.aws/credentials is found the standard way, and --endpoint-url
+    // does what AWS_ENDPOINT_URL does.
+    std::fs::create_dir_all(aws.home().join(".aws")).unwrap();
+    std::fs::write(
+        aws.home().join(".aws/credentials"),
+        "[lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let out = aws
+        .cmd("ls-dock")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_PROFILE", "lab")
+        .arg("--endpoint-url")
+        .arg(&aws.proxy_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.contains("one") && l.ends_with("unmanaged"))
+    );
+    assert_eq!(aws.actions(), ["DescribeInstances"]);
+
     let out = aws
         .cmd("create-dock")
         .args(["-a", "ami-12345678", "-y"])
@@ -493,6 +519,32 @@ fn no_credentials_is_one_clear_message() {
 #[test]
 fn an_unknown_region_is_refused_before_any_request() {
     let aws = moto();
+    // A profile in ~/.aws/credentials is found the standard way, and --endpoint-url
+    // does what AWS_ENDPOINT_URL does.
+    std::fs::create_dir_all(aws.home().join(".aws")).unwrap();
+    std::fs::write(
+        aws.home().join(".aws/credentials"),
+        "[lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let out = aws
+        .cmd("ls-dock")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_PROFILE", "lab")
+        .arg("--endpoint-url")
+        .arg(&aws.proxy_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.contains("one") && l.ends_with("unmanaged"))
+    );
+    assert_eq!(aws.actions(), ["DescribeInstances"]);
+
     let out = aws
         .cmd("create-dock")
         .args(["-a", "ami-12345678", "-y"])
@@ -792,9 +844,13 @@ fn publish_image_to_a_registry_and_bad_cfg() {
     require_engine();
     let reg = registry();
     let project = Project::new("publish-reg");
-    project.dockerfile("api", BUSYBOX_DOCKERFILE).dockerfile("other", BUSYBOX_DOCKERFILE).cfg(&format!(
-        "[api]\nimage_repo=registry\npublication_tag=127.0.0.1:{}/team/api:{{tag}}\n[other]\nimage_repo=s3\npublication_tag=x\n",
-        reg.port
+    project
+        .dockerfile("api", BUSYBOX_DOCKERFILE)
+        .dockerfile("other", BUSYBOX_DOCKERFILE)
+        .dockerfile("hub", BUSYBOX_DOCKERFILE)
+        .cfg(&format!(
+        "[api]\nimage_repo=registry\npublication_tag=127.0.0.1:{}/team/api:{{tag}}\n[other]\nimage_repo=s3\npublication_tag=x\n[hub]\nimage_repo=docker_hub\npublication_tag=127.0.0.1:{}/org/{{image}}:1.0\n",
+        reg.port, reg.port
     ));
     built(&project, "api");
     let out = project.cmd("publish-image").arg("api").output().unwrap();
@@ -810,6 +866,19 @@ fn publish_image_to_a_registry_and_bad_cfg() {
         .args(["rmi", &format!("127.0.0.1:{}/team/api:{USER}", reg.port)])
         .output();
 
+    // docker_hub: the same tag and push (login is docker's credential store's business).
+    built(&project, "hub");
+    let out = project.cmd("publish-image").arg("hub").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hub = format!("{}-hub", project.name);
+    assert!(
+        reg.get(&format!("/v2/org/{hub}/tags/list"))
+            .contains("\"1.0\"")
+    );
+    let _ = Command::new("docker")
+        .args(["rmi", &format!("127.0.0.1:{}/org/{hub}:1.0", reg.port)])
+        .output();
+
     let out = project.cmd("publish-image").arg("other").output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -821,7 +890,7 @@ fn publish_image_to_a_registry_and_bad_cfg() {
     let out = project.cmd("publish-image").arg("nope").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("valid images: api, other"),
+        text(&out.stderr).contains("valid images: api, hub, other"),
         "{}",
         text(&out.stderr)
     );
