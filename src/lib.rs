@@ -13,6 +13,7 @@ pub mod docker;
 pub mod error;
 pub mod exec;
 pub mod expand;
+pub mod notebook;
 pub mod plan;
 pub mod project;
 pub mod ssh;

@@ -80,6 +80,21 @@ impl Project {
             .unwrap_or_default()
     }
 
+    /// The project's version for `{version}`: `git describe --tags --always --dirty` at
+    /// the root, or `unknown` outside git (or without git).
+    pub fn version(&self) -> String {
+        std::process::Command::new("git")
+            .args(["describe", "--tags", "--always", "--dirty"])
+            .current_dir(&self.root)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
     /// The subdirectories of `docker/`, sorted, `base` first (others are usually built on it).
     pub fn image_dirs(&self) -> Result<Vec<String>> {
         let dir = self.docker_dir();

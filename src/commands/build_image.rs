@@ -146,11 +146,18 @@ fn build_steps(
         && cfg.has_section(target)
         && cfg.get_bool(target, "pull_FROM_on_force")?.unwrap_or(false);
     let pull = args.pull_base || force_pull;
-    let build_args = if cfg.has_section(target) {
+    let mut build_args = if cfg.has_section(target) {
         cfg.get_words(target, "build_args")?.unwrap_or_default()
     } else {
         vec![]
     };
+    // `{version}`: the project's `git describe`, sealed into the image by a build arg.
+    if build_args.iter().any(|w| w.contains("{version}")) {
+        let version = project.version();
+        for word in &mut build_args {
+            *word = word.replace("{version}", &version);
+        }
+    }
     let dockerfile = Project::dockerfile_arg(target);
 
     if let Some(script) = section_value(cfg, target, "pre_build_script")? {
@@ -203,7 +210,7 @@ fn pip_conf_steps(project: &Project, plan: &mut Plan) {
 
 /// Projects versioned with versioneer (`[versioneer]` in setup.cfg, `versioneer.py` at the
 /// root) get `_version.py.bld`, written by versioneer itself as 2.0.7 does.
-fn version_file_step(project: &Project, plan: &mut Plan) -> Result<()> {
+pub fn version_file_step(project: &Project, plan: &mut Plan) -> Result<()> {
     let setup_cfg = project.root.join("setup.cfg");
     if !setup_cfg.is_file() || !project.root.join("versioneer.py").is_file() {
         return Ok(());

@@ -5,10 +5,13 @@ pub mod build_image;
 pub mod create_dock;
 pub mod destroy_dock;
 pub mod dock_env;
+pub mod genversion;
 pub mod ls_dock;
+pub mod nb_dock;
 pub mod publish_image;
 pub mod register_dock;
 pub mod run_image;
+pub mod run_notebook;
 pub mod ssh_dock;
 pub mod start_dock;
 pub mod stop_dock;
@@ -32,6 +35,16 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         run_image::main,
     ),
     (
+        "run-notebook",
+        "run Jupyter Lab on the project (docker/notebook or a default image)",
+        run_notebook::main,
+    ),
+    (
+        "genversion",
+        "write _version.py.bld with versioneer",
+        genversion::main,
+    ),
+    (
         "register-dock",
         "register a dock (a remote Docker host) by IP",
         register_dock::main,
@@ -47,6 +60,11 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         dock_env::main,
     ),
     ("ssh-dock", "open a shell on a dock", ssh_dock::main),
+    (
+        "nb-dock",
+        "Jupyter Lab on a dock through an ssh tunnel",
+        nb_dock::main,
+    ),
     (
         "sync-up",
         "copy the project to the current dock",

@@ -270,7 +270,7 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
 
 /// `-t` needs a terminal on stdin: without one (cron, CI, a pipe) docker refuses with
 /// "the input device is not a TTY", so the flag is dropped and `-i` kept.
-fn tty_rule(words: Vec<String>, stdin_is_tty: bool) -> Vec<Arg> {
+pub fn tty_rule(words: Vec<String>, stdin_is_tty: bool) -> Vec<Arg> {
     words
         .into_iter()
         .filter_map(|w| {

@@ -24,8 +24,8 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-#[derive(Clone, Copy)]
-enum Direction {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
     Up,
     Down,
 }
@@ -52,7 +52,8 @@ pub fn remote_dir(dock: &Dock, user: &str, local: &Path) -> String {
     format!("{workspace}/{user}/code/{name}")
 }
 
-fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
+/// The steps of a sync (also used by run-notebook when docked).
+pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     let local = local_dir();
     let remote = remote_dir(dock, &ctx.user, &local);
     let ssh_cmd = std::iter::once("ssh".to_string())

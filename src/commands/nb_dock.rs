@@ -1,0 +1,269 @@
+//! `nb-dock [NAME]`: Jupyter Lab on a dock, reached through an SSH tunnel.
+//!
+//! Jupyter listens on the dock's loopback only (nothing is exposed on the dock's
+//! network); a background `ssh -N -L` forwards a local port to it. The tunnel's pid and
+//! ports are kept in `~/.docker/<ip>/notebook`, and `nb-dock --stop` ends both.
+
+use crate::dock::{self, Dock};
+use crate::error::{Error, Result};
+use crate::notebook;
+use crate::plan::quote;
+use clap::Parser;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nb-dock",
+    version,
+    about = "Start Jupyter Lab on a dock and reach it through an SSH tunnel (--stop ends both)",
+    long_about = "Start Jupyter Lab on a dock (the current one when docked), listening on the dock's \
+        loopback only, forward a local port to it over SSH, wait until it answers and print (or \
+        open) the URL with its token. `jupyter` runs in a login shell on the dock, so a PATH set \
+        in ~/.profile (conda, pip --user) is honoured; its output goes to ~/.dockerutils/jupyter.out \
+        there.",
+    after_help = "Examples:\n  nb-dock gpu-box\n  nb-dock                      # the current dock\n  nb-dock gpu-box --port 9999  # local port 9999\n  nb-dock gpu-box --stop"
+)]
+pub struct Args {
+    /// Moniker or IP of the dock [default: the current dock]
+    pub name: Option<String>,
+    /// Stop Jupyter on the dock and close the tunnel
+    #[arg(long)]
+    pub stop: bool,
+    /// Local port of the tunnel [default: 8888, else a free one]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Port Jupyter listens on, on the dock's loopback
+    #[arg(long, default_value_t = 8888)]
+    pub remote_port: u16,
+    /// Seconds to wait for Jupyter to answer
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Print the URL only; do not open a browser
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+/// The running tunnel of a dock, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tunnel {
+    pid: u32,
+    local_port: u16,
+    remote_port: u16,
+}
+
+fn record_path(dock: &Dock) -> std::path::PathBuf {
+    dock.dir.join("notebook")
+}
+
+fn read_record(dock: &Dock) -> Option<Tunnel> {
+    let text = std::fs::read_to_string(record_path(dock)).ok()?;
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    Some(Tunnel {
+        pid: get("pid")?,
+        local_port: get("local_port")? as u16,
+        remote_port: get("remote_port")? as u16,
+    })
+}
+
+/// Is the recorded pid still our ssh (and not a recycled pid)?
+fn alive(t: &Tunnel) -> bool {
+    std::fs::read(format!("/proc/{}/cmdline", t.pid))
+        .map(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains("ssh")
+                && c.contains(&format!("{}:127.0.0.1:{}", t.local_port, t.remote_port))
+        })
+        .unwrap_or(false)
+}
+
+/// A command run on the dock through its shared connection; its stdout.
+fn on_dock(dock: &Dock, script: &str) -> Result<(bool, String, String)> {
+    let inv = crate::ssh::to_dock(dock, false, &[format!("sh -lc {}", quote(script))]);
+    let out = Command::new(&inv.program)
+        .args(inv.argv())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("cannot run ssh", e))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    ))
+}
+
+const STATE_DIR: &str = "$HOME/.dockerutils";
+
+fn start(args: &Args, dock: &Dock) -> Result<i32> {
+    if let Some(t) = read_record(dock).filter(alive) {
+        let (_, out, _) = on_dock(dock, &format!("cat {STATE_DIR}/jupyter.out"))?;
+        let url = notebook::lab_url(
+            "127.0.0.1",
+            t.local_port,
+            notebook::find_token(&out).as_deref(),
+        );
+        println!(
+            "Jupyter already runs on {} through a tunnel: {url}",
+            dock.name()
+        );
+        return Ok(0);
+    }
+    let rp = args.remote_port;
+    eprintln!(
+        "Starting Jupyter Lab on {} ({})",
+        dock.name(),
+        dock.destination()
+    );
+    let script = format!(
+        "mkdir -p {STATE_DIR} && cd || exit 1; \
+         nohup jupyter lab --no-browser --ip=127.0.0.1 --port={rp} \
+         >{STATE_DIR}/jupyter.out 2>&1 </dev/null & echo $! >{STATE_DIR}/jupyter.pid"
+    );
+    let (ok, _, err) = on_dock(dock, &script)?;
+    if !ok {
+        return Err(Error::Remote(format!(
+            "cannot start Jupyter on {}: {err}",
+            dock.name()
+        )));
+    }
+    let lp = args.port.unwrap_or_else(|| notebook::free_local_port(8888));
+    // Its own connection (not the shared one, which closes 10 minutes after its last
+    // session), in its own process group so that Ctrl-C here leaves it be.
+    let mut tunnel = Command::new("ssh");
+    tunnel
+        .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
+        .args(dock.ssh_options())
+        .args([
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "LogLevel=error",
+            "-N",
+            "-L",
+        ])
+        .arg(format!("{lp}:127.0.0.1:{rp}"))
+        .arg(dock.destination())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = tunnel
+        .spawn()
+        .map_err(|e| Error::io("cannot start the ssh tunnel", e))?;
+    let record = Tunnel {
+        pid: child.id(),
+        local_port: lp,
+        remote_port: rp,
+    };
+    std::fs::write(
+        record_path(dock),
+        format!("pid={}\nlocal_port={lp}\nremote_port={rp}\n", record.pid),
+    )
+    .map_err(|e| Error::io("cannot record the tunnel", e))?;
+    eprintln!("Waiting for Jupyter to answer through localhost:{lp}…");
+    let mut last_check = Instant::now();
+    let waited = notebook::wait_until_answers(
+        "127.0.0.1",
+        lp,
+        Duration::from_secs(args.timeout),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Some(format!(
+                    "the ssh tunnel to {} ended ({status}): {}",
+                    dock.name(),
+                    err.trim()
+                ));
+            }
+            if last_check.elapsed() < Duration::from_secs(2) {
+                return None;
+            }
+            last_check = Instant::now();
+            let check = format!(
+                "kill -0 $(cat {STATE_DIR}/jupyter.pid) 2>/dev/null || tail -n 5 {STATE_DIR}/jupyter.out"
+            );
+            match on_dock(dock, &check) {
+                Ok((_, out, _)) if !out.trim().is_empty() => Some(format!(
+                    "Jupyter stopped on {}: {}",
+                    dock.name(),
+                    out.trim()
+                )),
+                _ => None,
+            }
+        },
+    );
+    if let Err(e) = waited {
+        let _ = stop(dock, false);
+        return Err(match e {
+            Error::Remote(m) => Error::Remote(format!(
+                "{m}\n(is Jupyter installed on the dock, on the PATH of a login shell? \
+                 `ssh-dock {} -- sh -lc \"jupyter --version\"` tells)",
+                dock.name()
+            )),
+            other => other,
+        });
+    }
+    let (_, out, _) = on_dock(dock, &format!("cat {STATE_DIR}/jupyter.out"))?;
+    let url = notebook::lab_url("127.0.0.1", lp, notebook::find_token(&out).as_deref());
+    println!("Jupyter Lab on {}: {url}", dock.name());
+    println!("(stop it with: nb-dock {} --stop)", dock.name());
+    if !args.no_browser {
+        notebook::open_in_browser(&url);
+    }
+    Ok(0)
+}
+
+/// Stops Jupyter on the dock and the local tunnel; `loud` says what it did.
+fn stop(dock: &Dock, loud: bool) -> Result<i32> {
+    let mut did = vec![];
+    if let Some(t) = read_record(dock) {
+        if alive(&t) {
+            // SAFETY: kill(2) of the tunnel ssh we started (checked by its command line).
+            unsafe { libc::kill(t.pid as i32, libc::SIGTERM) };
+            did.push(format!("closed the tunnel on localhost:{}", t.local_port));
+        }
+        let _ = std::fs::remove_file(record_path(dock));
+    }
+    let (_, out, _) = on_dock(
+        dock,
+        &format!(
+            "p=$(cat {STATE_DIR}/jupyter.pid 2>/dev/null) && kill $p 2>/dev/null && echo stopped; \
+             rm -f {STATE_DIR}/jupyter.pid"
+        ),
+    )?;
+    if out.contains("stopped") {
+        did.push("stopped Jupyter".into());
+    }
+    if loud {
+        if did.is_empty() {
+            println!("No notebook was running on {}", dock.name());
+        } else {
+            println!("{}: {}", dock.name(), did.join(", "));
+        }
+    }
+    Ok(0)
+}
+
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    let result = dock::named_or_current(args.name.as_deref()).and_then(|dock| {
+        if args.stop {
+            stop(&dock, true)
+        } else {
+            start(&args, &dock)
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => super::fail("nb-dock", &e),
+    }
+}

@@ -1,0 +1,128 @@
+//! What run-notebook and nb-dock share: waiting until a Jupyter server answers HTTP,
+//! finding its token in its output, and opening the URL where there is a desktop.
+
+use crate::error::{Error, Result};
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// Does an HTTP server answer on host:port? (Any HTTP response counts: Jupyter answers
+/// `/` with a redirect.)
+pub fn answers(host: &str, port: u16) -> bool {
+    let Some(addr) = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    else {
+        return false;
+    };
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(s, "GET / HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+}
+
+/// Polls until the server answers, `gone` says the server died (its reason), the time is
+/// up, or Ctrl-C. Polls quickly at first, then every second.
+pub fn wait_until_answers(
+    host: &str,
+    port: u16,
+    limit: Duration,
+    mut gone: impl FnMut() -> Option<String>,
+) -> Result<Duration> {
+    crate::exec::install_signal_handlers();
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if answers(host, port) {
+            return Ok(start.elapsed());
+        }
+        if crate::exec::interrupted() {
+            return Err(Error::Interrupted(format!(
+                "stopped waiting for the notebook server on {host}:{port}"
+            )));
+        }
+        if let Some(why) = gone() {
+            return Err(Error::Remote(why));
+        }
+        if start.elapsed() > limit {
+            return Err(Error::Remote(format!(
+                "the notebook server did not answer on {host}:{port} within {} s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// The token of the last `…?token=XYZ` URL in a Jupyter server's output.
+pub fn find_token(output: &str) -> Option<String> {
+    output.rmatch_indices("token=").find_map(|(i, _)| {
+        let token: String = output[i + 6..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        (!token.is_empty()).then_some(token)
+    })
+}
+
+/// The URL to give the user: Jupyter Lab on host:port, with the token when there is one.
+pub fn lab_url(host: &str, port: u16, token: Option<&str>) -> String {
+    match token {
+        Some(t) => format!("http://{host}:{port}/lab?token={t}"),
+        None => format!("http://{host}:{port}/lab"),
+    }
+}
+
+/// Opens the URL in a browser when there is a desktop (macOS, or a Linux session with a
+/// display); says whether it did.
+pub fn open_in_browser(url: &str) -> bool {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        "xdg-open"
+    } else {
+        return false;
+    };
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+/// A free TCP port on 127.0.0.1 (for a tunnel's local end).
+pub fn free_local_port(preferred: u16) -> u16 {
+    if std::net::TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
+        return preferred;
+    }
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(preferred)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_token_of_jupyters_url_lines() {
+        let out = "[I 12:00] Jupyter Server is running at:\n[I 12:00] http://abc:8888/lab?token=0f1e2d3c\n[I]     http://127.0.0.1:8888/lab?token=0f1e2d3c\n";
+        assert_eq!(find_token(out).as_deref(), Some("0f1e2d3c"));
+        assert_eq!(find_token("no url here"), None);
+        assert_eq!(
+            lab_url("10.0.0.5", 8888, Some("t1")),
+            "http://10.0.0.5:8888/lab?token=t1"
+        );
+    }
+}

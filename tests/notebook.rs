@@ -1,0 +1,425 @@
+//! run-notebook on the real engine with a stand-in notebook image (busybox's httpd on 8888,
+//! printing a Jupyter-style URL with a token: nothing can be pulled here), genversion and
+//! `{version}`, and nb-dock against the SSH test dock of tests/dock-env.sh with a fake
+//! `jupyter` on the dock user's PATH.
+
+mod common;
+
+use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, require_engine, wait_exit};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET a path on 127.0.0.1:port; the body, or None when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// A stand-in notebook server: says a Jupyter-style URL with a token, then serves DIR
+/// on 8888 (after a moment, as a real server takes its time).
+fn standin(dir: &str) -> String {
+    format!(
+        "{BUSYBOX_DOCKERFILE}CMD [\"sh\", \"-c\", \"echo '    http://127.0.0.1:8888/lab?token=tok'$((6*7)); mkdir -p {dir}; sleep 1; exec httpd -f -p 8888 -h {dir}\"]\n"
+    )
+}
+
+/// Reads the child's stderr until a line contains `needle`; returns that line.
+fn wait_for_line(child: &mut Child, needle: &'static str) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                let _ = tx.send(Ok(line));
+                return;
+            }
+        }
+        let _ = tx.send(Err(seen));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(line)) => line,
+        Ok(Err(seen)) => panic!("never said {needle:?}; stderr:\n{seen}"),
+        Err(_) => panic!("never said {needle:?} within 60 s"),
+    }
+}
+
+fn stop_containers(prefix: &str) {
+    stop_matching(&format!("name={prefix}"));
+}
+
+fn stop_containers_of(image: &str) {
+    stop_matching(&format!("ancestor={image}"));
+}
+
+fn stop_matching(filter: &str) {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--filter", filter])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("docker")
+            .args(["stop", "-t", "1", id])
+            .output();
+    }
+}
+
+#[test]
+fn run_notebook_builds_the_projects_notebook_image_and_prints_the_url_once_it_answers() {
+    require_engine();
+    let port = free_port();
+    let project = Project::new("nbown");
+    project
+        .dockerfile("notebook", &standin("/www"))
+        .cfg(&format!("[notebook]\nports=-p 127.0.0.1:{port}:8888\n"));
+    let mut cmd = Command::new(bin_dir().join("run-notebook"));
+    common::with_clean_env(&mut cmd);
+    let mut child = cmd
+        .current_dir(&project.root)
+        .arg("--no-browser")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = wait_for_line(&mut child, "Jupyter is ready");
+    let url = format!("http://127.0.0.1:{port}/lab?token=tok42");
+    assert!(line.ends_with(&url), "{line}");
+    // It said so because the server answers.
+    assert!(http_get(port, "/").is_some(), "the server answers at {url}");
+    assert!(
+        common::image_exists(&project.image("notebook")),
+        "built first"
+    );
+    stop_containers_of(&project.image("notebook"));
+    let code = wait_exit(&mut child, Duration::from_secs(30), || {});
+    assert!(code.is_some(), "run-notebook ends with its container");
+}
+
+#[test]
+fn run_notebook_runs_the_default_image_on_the_current_directory() {
+    require_engine();
+    let image_project = Project::new("nbstandin");
+    image_project.dockerfile("srv", &standin("/home/jovyan/project"));
+    let out = image_project
+        .cmd("build-image")
+        .arg("srv")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("marker.txt"), "from the host\n").unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(bin_dir().join("run-notebook"));
+    cmd.current_dir(work.path())
+        .env("USER", USER)
+        .env("LOGNAME", USER)
+        .env("HOME", work.path())
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_IP")
+        .env("DOCKERUTILS_NOTEBOOK_IMAGE", image_project.image("srv"))
+        .env("DOCKER_DS_DONT_PULL", "1")
+        .env("DOCKER_DS_DIFFS", "1")
+        .args(["--port", &port.to_string(), "--no-browser"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let line = wait_for_line(&mut child, "Jupyter is ready");
+    assert!(
+        line.ends_with(&format!("http://127.0.0.1:{port}/lab?token=tok42")),
+        "{line}"
+    );
+    assert_eq!(
+        http_get(port, "/marker.txt").as_deref(),
+        Some("from the host\n")
+    );
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("ancestor={}", image_project.image("srv")),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    let name = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let env = Command::new("docker")
+        .args(["inspect", "--format", "{{json .Config.Env}}", &name])
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&env.stdout);
+    assert!(
+        env.contains("DOCKER_DS_DIFFS=1") && env.contains("NOTEBOOK_MODE=lab"),
+        "{env}"
+    );
+    stop_containers(&name);
+    assert!(wait_exit(&mut child, Duration::from_secs(30), || {}).is_some());
+}
+
+#[test]
+fn build_args_get_the_projects_version_and_genversion_needs_versioneer() {
+    require_engine();
+    let project = Project::new("version");
+    project
+        .dockerfile(
+            "app",
+            &format!("{BUSYBOX_DOCKERFILE}ARG VERSION\nRUN echo \"$VERSION\" > /version\n"),
+        )
+        .cfg("[app]\nbuild_args=--build-arg VERSION={version}\n");
+    // Outside git: unknown.
+    let out = project
+        .cmd("build-image")
+        .args(["app", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--build-arg VERSION=unknown"));
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&project.root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    git(&["tag", "v1.2.3"]);
+    let out = project.cmd("build-image").arg("app").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("docker")
+        .args(["run", "--rm", &project.image("app"), "cat", "/version"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "v1.2.3\n",
+        "sealed into the image"
+    );
+
+    let out = project.cmd("genversion").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("does not use versioneer"));
+    assert!(!project.root.join("_version.py.bld").exists());
+}
+
+/// The SSH test dock, as tests/docks.rs uses it.
+struct Dock {
+    ip: String,
+    user: String,
+    home: tempfile::TempDir,
+    remote_home: PathBuf,
+}
+
+fn dock() -> Dock {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run the tests with `bash tests/run.sh`, which starts the test dock")
+        })
+    };
+    let user = var("DOCKERUTILS_TEST_DOCK_USER");
+    let passwd = Command::new("getent")
+        .args(["passwd", &user])
+        .output()
+        .unwrap();
+    let remote_home = String::from_utf8_lossy(&passwd.stdout)
+        .split(':')
+        .nth(5)
+        .expect("the dock user's home")
+        .to_string();
+    Dock {
+        ip: var("DOCKERUTILS_TEST_DOCK_IP"),
+        user,
+        home: tempfile::tempdir().unwrap(),
+        remote_home: remote_home.into(),
+    }
+}
+
+impl Dock {
+    fn cmd(&self, program: &str) -> Command {
+        let mut cmd = Command::new(bin_dir().join(program));
+        cmd.env("HOME", self.home.path())
+            .env("USER", USER)
+            .env("LOGNAME", USER)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_IP")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// A fake `jupyter` in ~/bin on the dock (on a login shell's PATH via Debian's
+    /// ~/.profile): prints a URL with a token and serves a page on --port.
+    fn fake_jupyter(&self, www: &Path) {
+        let bin = self.remote_home.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let script = format!(
+            "#!/bin/sh\nport=8888\nfor a in \"$@\"; do case $a in --port=*) port=${{a#--port=}};; esac; done\n\
+             echo \"[I ServerApp] http://127.0.0.1:$port/lab?token=faketoken42\"\n\
+             exec /bin/busybox httpd -f -p 127.0.0.1:$port -h {}\n",
+            www.display()
+        );
+        std::fs::write(bin.join("jupyter"), script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("jupyter"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let _ = Command::new("chown")
+            .args(["-R", &self.user])
+            .arg(&bin)
+            .output();
+    }
+
+    fn remove_fake_jupyter(&self) {
+        let _ = std::fs::remove_file(self.remote_home.join("bin/jupyter"));
+    }
+}
+
+#[test]
+fn nb_dock_starts_jupyter_on_the_dock_behind_a_tunnel_and_stops_it() {
+    let d = dock();
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "lab page\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(www.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d.fake_jupyter(www.path());
+    let out = d
+        .cmd("register-dock")
+        .args([&d.ip, "nbdock", "-u", &d.user])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (local, remote) = (free_port(), free_port());
+    let out = d
+        .cmd("nb-dock")
+        .args([
+            "nbdock",
+            "--port",
+            &local.to_string(),
+            "--remote-port",
+            &remote.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Jupyter Lab on nbdock: http://127.0.0.1:{local}/lab?token=faketoken42"
+        )),
+        "{stdout}"
+    );
+    // Through the tunnel: the local port answers with the dock's server.
+    assert_eq!(http_get(local, "/").as_deref(), Some("lab page\n"));
+    let record =
+        std::fs::read_to_string(d.home.path().join(".docker").join(&d.ip).join("notebook"))
+            .unwrap();
+    let pid: u32 = record
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("pid=")
+        .parse()
+        .unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .replace('\0', " ");
+    assert!(
+        cmdline.starts_with("ssh ") && cmdline.contains(&format!("-L {local}:127.0.0.1:{remote}")),
+        "{cmdline}"
+    );
+
+    // Again: it says where it already runs.
+    let out = d.cmd("nb-dock").arg("nbdock").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!(
+        "already runs on nbdock through a tunnel: http://127.0.0.1:{local}/lab?token=faketoken42"
+    )));
+
+    let out = d
+        .cmd("nb-dock")
+        .args(["nbdock", "--stop"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("closed the tunnel") && stdout.contains("stopped Jupyter"),
+        "{stdout}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(http_get(local, "/").is_none(), "tunnel closed");
+    assert!(http_get(remote, "/").is_none(), "jupyter stopped");
+
+    // No jupyter on the dock: a clear error, soon, and no tunnel left behind.
+    d.remove_fake_jupyter();
+    let out = d
+        .cmd("nb-dock")
+        .args([
+            "nbdock",
+            "--port",
+            &local.to_string(),
+            "--remote-port",
+            &remote.to_string(),
+            "--timeout",
+            "30",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Jupyter stopped on nbdock") && err.contains("jupyter"),
+        "{err}"
+    );
+    assert!(err.contains("is Jupyter installed on the dock"), "{err}");
+    assert!(
+        !d.home
+            .path()
+            .join(".docker")
+            .join(&d.ip)
+            .join("notebook")
+            .exists()
+    );
+    assert!(http_get(local, "/").is_none());
+    let _ = d.cmd("unregister-dock").arg("nbdock").output();
+}
