@@ -48,9 +48,9 @@ fn wait_for_line(child: &mut Child, needle: &'static str) -> String {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             seen.push_str(&line);
             seen.push('\n');
+            // Keep reading after the line: a closed pipe would fail the child's next write.
             if line.contains(needle) {
                 let _ = tx.send(Ok(line));
-                return;
             }
         }
         let _ = tx.send(Err(seen));
@@ -422,4 +422,114 @@ fn nb_dock_starts_jupyter_on_the_dock_behind_a_tunnel_and_stops_it() {
     );
     assert!(http_get(local, "/").is_none());
     let _ = d.cmd("unregister-dock").arg("nbdock").output();
+}
+
+#[test]
+fn run_notebook_when_docked_syncs_up_runs_on_the_dock_and_syncs_down() {
+    let d = dock();
+    let engine = std::env::var("DOCKERUTILS_TEST_DOCK_ENGINE").unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ws.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = d
+        .cmd("register-dock")
+        .args([&d.ip, "nbrun", "-u", &d.user, "--workspace"])
+        .arg(ws.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The stand-in image, built on the dock's engine.
+    let image_project = Project::new("nbdocked");
+    image_project.dockerfile("srv", &standin("/home/jovyan/project"));
+    let image = image_project.image("srv");
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", &engine)
+        .args([
+            "build",
+            "-q",
+            "-t",
+            &image,
+            "-f",
+            "docker/srv/Dockerfile",
+            ".",
+        ])
+        .current_dir(&image_project.root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path().join("analysis");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::write(here.join("marker.txt"), "synced up\n").unwrap();
+    let port = free_port();
+    // Docked as a user docks: `source dock` (here its eval form) in a shell.
+    let line =
+        format!("eval \"$(dock-env nbrun)\" && exec run-notebook --no-browser --port {port}");
+    // The dock test's user environment (its HOME holds the registration), in bash.
+    let base = d.cmd("run-notebook");
+    let envs: Vec<_> = base
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let mut child = Command::new("bash")
+        .args(["-c", &line])
+        .envs(envs)
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap()),
+        )
+        .env("DOCKERUTILS_NOTEBOOK_IMAGE", &image)
+        .env("DOCKER_DS_DONT_PULL", "1")
+        .env("DOCKERUTILS_DISABLE_PROMPT", "1")
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_IP")
+        .current_dir(&here)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = wait_for_line(&mut child, "Jupyter is ready");
+    assert!(
+        ready.ends_with(&format!("http://{}:{port}/lab?token=tok42", d.ip)),
+        "the dock's address: {ready}"
+    );
+    let remote = ws.path().join(USER).join("code").join("analysis");
+    assert_eq!(
+        std::fs::read_to_string(remote.join("marker.txt")).unwrap(),
+        "synced up\n"
+    );
+    // Served by the container on the dock, from the synced copy.
+    let mut s = TcpStream::connect((d.ip.as_str(), port)).unwrap();
+    write!(s, "GET /marker.txt HTTP/1.0\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.ends_with("synced up\n"), "{resp}");
+    // A notebook saved on the dock comes back when the server ends.
+    std::fs::write(remote.join("result.ipynb"), "{}\n").unwrap();
+    let ids = Command::new("docker")
+        .env("DOCKER_HOST", &engine)
+        .args(["ps", "-q", "--filter", &format!("ancestor={image}")])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+        let _ = Command::new("docker")
+            .env("DOCKER_HOST", &engine)
+            .args(["stop", "-t", "1", id])
+            .output();
+    }
+    assert!(wait_exit(&mut child, Duration::from_secs(60), || {}).is_some());
+    assert_eq!(
+        std::fs::read_to_string(here.join("result.ipynb")).unwrap(),
+        "{}\n"
+    );
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &engine)
+        .args(["rmi", "-f", &image])
+        .output();
 }
