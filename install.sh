@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dockerutils: one binary, linked under the name of every user command
-# (build-image, run-image, …), into $PREFIX/bin (default ~/.local).
+# (build-image, run-image, …), into $PREFIX/bin (default ~/.local), and its man pages
+# into $PREFIX/share/man/man1.
 #   bash install.sh                 # ~/.local/bin
 #   PREFIX=/usr/local bash install.sh
 set -euo pipefail
@@ -14,6 +15,12 @@ done
 # `source dock NAME` finds this file on PATH.
 install -m 0644 templates/dock "$bin/dock"
 echo "installed into $bin: dockerutils dock $("$bin/dockerutils" --list-commands | tr '\n' ' ')"
+# Man pages (`man build-image`, `man dockerutils-init`, …); init, completions and man are
+# `dockerutils <command>` only, so --list-commands does not link them.
+man1=$prefix/share/man/man1
+"$bin/dockerutils" man --dir "$man1" >/dev/null
+echo "man pages in $man1"
+echo "TAB completion: add \`source <(dockerutils completions bash)\` to ~/.bashrc (zsh, fish: see \`dockerutils completions --help\`)"
 case ":$PATH:" in
   *":$bin:"*) ;;
   *) echo "note: $bin is not on your PATH; add it, e.g. echo 'export PATH=\"$bin:\$PATH\"' >> ~/.bashrc" ;;

@@ -29,9 +29,15 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // TAB in a shell that sourced `dockerutils completions <shell>`.
+    if let Some(code) = commands::completions::try_complete(&argv) {
+        return code;
+    }
+    // `init`, `completions`, `man`: only as `dockerutils <command>`.
+    let linked = |name: &&str| !commands::cli::SUBCOMMANDS_ONLY.contains(name);
     if let Some((_, _, run)) = commands::COMMANDS
         .iter()
-        .find(|(name, _, _)| *name == invoked)
+        .find(|(name, _, _)| *name == invoked && linked(name))
     {
         return run(argv);
     }
@@ -43,7 +49,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     match sub.as_deref() {
         // For install.sh: the names to link to this binary.
         Some("--list-commands") => {
-            for (name, _, _) in commands::COMMANDS {
+            for name in commands::cli::linked_names() {
                 println!("{name}");
             }
             0

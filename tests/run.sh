@@ -3,7 +3,8 @@
 #   - Debian packages: docker.io (engine), busybox-static (test images are FROM scratch
 #     with busybox), util-linux (`script`, for the terminal tests), openssh-server,
 #     openssh-client, rsync, zsh and iproute2 (the test dock, tests/dock-env.sh),
-#     docker-registry (pushes of publish-image)
+#     docker-registry (pushes of publish-image), fish (with zsh and bash: the completion
+#     tests, tests/completions.rs), man-db (tests/man.rs formats the pages)
 #   - dockerutils 2.0.7 from PyPI in target/oracle-venv (the differential test's oracle)
 #   - moto[server] from PyPI in target/moto-venv (the AWS API emulator of tests/aws.rs)
 # and starting a Docker engine when none answers (stopped again at exit).
@@ -24,6 +25,8 @@ command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v fish >/dev/null 2>&1 || missing+=(fish)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -19,6 +19,12 @@ pub mod sync;
 pub mod transfer_image;
 pub mod unregister_dock;
 
+// dockerutils' own subcommands (`dockerutils init`, …) and the clap table behind them.
+pub mod cli;
+pub mod completions;
+pub mod init;
+pub mod man;
+
 use crate::error::{self, Result};
 use crate::plan::Plan;
 
@@ -105,6 +111,21 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         "ls-dock",
         "list the registered docks and their instances' states",
         ls_dock::main,
+    ),
+    (
+        "init",
+        "scaffold docker/<template>/Dockerfile, .dockerignore and dockerutils.cfg here",
+        init::main,
+    ),
+    (
+        "completions",
+        "print the shell code for TAB completion (bash, zsh, fish)",
+        completions::main,
+    ),
+    (
+        "man",
+        "print a command's man page, or write them all",
+        man::main,
     ),
 ];
 
