@@ -7,21 +7,13 @@
 
 mod common;
 
-use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, require_engine, wait_exit};
+use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, free_port, require_engine, wait_exit};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_listening(port: u16, what: &str, child: &mut Child) {
     let start = Instant::now();
@@ -519,32 +511,6 @@ fn no_credentials_is_one_clear_message() {
 #[test]
 fn an_unknown_region_is_refused_before_any_request() {
     let aws = moto();
-    // A profile in ~/.aws/credentials is found the standard way, and --endpoint-url
-    // does what AWS_ENDPOINT_URL does.
-    std::fs::create_dir_all(aws.home().join(".aws")).unwrap();
-    std::fs::write(
-        aws.home().join(".aws/credentials"),
-        "[lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
-    )
-    .unwrap();
-    let out = aws
-        .cmd("ls-dock")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("AWS_PROFILE", "lab")
-        .arg("--endpoint-url")
-        .arg(&aws.proxy_url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout)
-            .lines()
-            .any(|l| l.contains("one") && l.ends_with("unmanaged"))
-    );
-    assert_eq!(aws.actions(), ["DescribeInstances"]);
-
     let out = aws
         .cmd("create-dock")
         .args(["-a", "ami-12345678", "-y"])

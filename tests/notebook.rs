@@ -5,21 +5,13 @@
 
 mod common;
 
-use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, require_engine, wait_exit};
+use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, free_port, require_engine, wait_exit};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GET a path on 127.0.0.1:port; the body, or None when nothing answers.
 fn http_get(port: u16, path: &str) -> Option<String> {

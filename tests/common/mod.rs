@@ -250,3 +250,12 @@ pub fn wait_exit(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A TCP port free on 127.0.0.1 just now (for a helper server or a published port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
