@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod cfg;
+pub mod chain;
 pub mod commands;
 pub mod context;
 pub mod dock;

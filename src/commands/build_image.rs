@@ -1,12 +1,14 @@
 //! `build-image IMAGE|all|clean`: build (or remove) the project's images.
 
 use crate::cfg::Cfg;
+use crate::chain;
 use crate::context::Context;
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::plan::{Invocation, OnFailure, Plan, Step};
 use crate::project::{ImageRef, Project};
 use clap::Parser;
+use std::collections::HashMap;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,9 +39,102 @@ pub struct Args {
     /// Pull the FROM images as part of the build (docker build --pull)
     #[arg(short = 'p', long = "pull_base", visible_alias = "pull-base")]
     pub pull_base: bool,
+    /// Build the images IMAGE is built from (its project FROM images) first, in order
+    #[arg(long)]
+    pub with_deps: bool,
+    /// Skip an image whose inputs (Dockerfile, copied files, build args, parent images)
+    /// are those of the image already built [default: `[build_image] if_changed` in the cfg]
+    #[arg(long)]
+    pub if_changed: bool,
+    /// Build up to N independent images at once
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
     /// Print the commands that would run, and run nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// One image's build: its steps, and what `--if-changed` and the scheduler need.
+#[derive(Debug, Clone)]
+pub struct ImagePart {
+    pub target: String,
+    pub image: ImageRef,
+    /// The project images it is built from (subdirectories), built before it.
+    pub parents: Vec<String>,
+    pub plan: Plan,
+    /// For the input digest: the Dockerfile's text, its build args, the images it is
+    /// built from, the context files it copies.
+    pub dockerfile: String,
+    pub build_args: Vec<String>,
+    pub bases: Vec<String>,
+    pub sources: Vec<String>,
+}
+
+/// A build-image run: steps before (version file, pip.conf), the images in build order,
+/// and the cleanup.
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    pub before: Vec<Step>,
+    pub images: Vec<ImagePart>,
+    pub cleanup: Vec<Step>,
+}
+
+impl Parts {
+    /// The whole run as one sequential plan (what `--dry-run` prints and -j 1 runs).
+    pub fn into_plan(self) -> Plan {
+        let mut plan = Plan {
+            steps: self.before,
+            cleanup: self.cleanup,
+        };
+        for part in self.images {
+            plan.steps.extend(part.plan.steps);
+            plan.cleanup.extend(part.plan.cleanup);
+        }
+        plan
+    }
+}
+
+/// The build args of an image's section, split into words, `{version}` replaced.
+fn section_build_args(project: &Project, target: &str) -> Result<Vec<String>> {
+    let cfg = &project.cfg;
+    let mut build_args = if cfg.has_section(target) {
+        cfg.get_words(target, "build_args")?.unwrap_or_default()
+    } else {
+        vec![]
+    };
+    // `{version}`: the project's `git describe`, sealed into the image by a build arg.
+    if build_args.iter().any(|w| w.contains("{version}")) {
+        let version = project.version();
+        for word in &mut build_args {
+            *word = word.replace("{version}", &version);
+        }
+    }
+    Ok(build_args)
+}
+
+/// For each image directory: the project images its Dockerfile builds from.
+pub fn project_parents(project: &Project, dirs: &[String]) -> Result<HashMap<String, Vec<String>>> {
+    let mut names = HashMap::new();
+    for d in dirs {
+        names.insert(project.image_ref(d)?.name, d.clone());
+    }
+    let mut parents = HashMap::new();
+    for d in dirs {
+        let Ok(text) = std::fs::read_to_string(project.dockerfile(d)) else {
+            continue;
+        };
+        let args = chain::build_arg_values(&section_build_args(project, d)?);
+        let mut mine: Vec<String> = vec![];
+        for base in chain::parse(&text, &args).bases {
+            if let Some(p) = names.get(chain::reference_name(&base)) {
+                if p != d && !mine.contains(p) {
+                    mine.push(p.clone());
+                }
+            }
+        }
+        parents.insert(d.clone(), mine);
+    }
+    Ok(parents)
 }
 
 enum Action {
@@ -47,21 +142,35 @@ enum Action {
     Clean,
 }
 
-pub fn plan(project: &Project, args: &Args, _ctx: &Context) -> Result<Plan> {
+pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
+    Ok(parts(project, args, ctx)?.into_plan())
+}
+
+pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
     let dirs = project.image_dirs()?;
     let mut valid = vec!["all".to_string(), "clean".to_string()];
     valid.extend(dirs.iter().cloned());
     Project::check_image(&args.image, &valid)?;
+    let parents = project_parents(project, &dirs)?;
 
     let (action, targets, explicit) = match args.image.as_str() {
-        "all" => (Action::Build, dirs.clone(), false),
+        "all" => (Action::Build, chain::order(&dirs, &parents)?, false),
         "clean" => (Action::Clean, dirs.clone(), false),
         image => {
             let mut targets = vec![];
             if args.force_build_base && image != "base" && dirs.iter().any(|d| d == "base") {
                 targets.push("base".to_string());
             }
-            targets.push(image.to_string());
+            if args.with_deps {
+                chain::order(&dirs, &parents)?;
+                for t in chain::with_ancestors(image, &parents) {
+                    if !targets.contains(&t) {
+                        targets.push(t);
+                    }
+                }
+            } else {
+                targets.push(image.to_string());
+            }
             (Action::Build, targets, true)
         }
     };
@@ -72,18 +181,24 @@ pub fn plan(project: &Project, args: &Args, _ctx: &Context) -> Result<Plan> {
         )));
     }
 
-    let mut plan = Plan::default();
+    let mut global = Plan::default();
     let root = &project.root;
     if matches!(action, Action::Build) {
-        version_file_step(project, &mut plan)?;
-        pip_conf_steps(project, &mut plan);
+        version_file_step(project, &mut global)?;
+        pip_conf_steps(project, &mut global);
     }
+    let mut out = Parts {
+        before: global.steps,
+        images: vec![],
+        cleanup: global.cleanup,
+    };
     for target in &targets {
+        let mut plan = Plan::default();
         let path = project.dockerfile(target);
         let dockerfile = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(_) if !explicit => {
-                plan.steps.push(Step::Say(format!(
+                out.before.push(Step::Say(format!(
                     "skipping docker/{target}: it has no Dockerfile"
                 )));
                 continue;
@@ -120,8 +235,20 @@ pub fn plan(project: &Project, args: &Args, _ctx: &Context) -> Result<Plan> {
                 build_steps(project, args, target, &image, builder.as_ref(), &mut plan)?
             }
         }
+        let build_args = section_build_args(project, target)?;
+        let parsed = chain::parse(&dockerfile, &chain::build_arg_values(&build_args));
+        out.images.push(ImagePart {
+            target: target.clone(),
+            image,
+            parents: parents.get(target).cloned().unwrap_or_default(),
+            plan,
+            dockerfile,
+            build_args,
+            bases: parsed.bases,
+            sources: parsed.sources,
+        });
     }
-    Ok(plan)
+    Ok(out)
 }
 
 fn section_value(cfg: &Cfg, section: &str, key: &str) -> Result<Option<String>> {
@@ -146,18 +273,7 @@ fn build_steps(
         && cfg.has_section(target)
         && cfg.get_bool(target, "pull_FROM_on_force")?.unwrap_or(false);
     let pull = args.pull_base || force_pull;
-    let mut build_args = if cfg.has_section(target) {
-        cfg.get_words(target, "build_args")?.unwrap_or_default()
-    } else {
-        vec![]
-    };
-    // `{version}`: the project's `git describe`, sealed into the image by a build arg.
-    if build_args.iter().any(|w| w.contains("{version}")) {
-        let version = project.version();
-        for word in &mut build_args {
-            *word = word.replace("{version}", &version);
-        }
-    }
+    let build_args = section_build_args(project, target)?;
     let dockerfile = Project::dockerfile_arg(target);
 
     if let Some(script) = section_value(cfg, target, "pre_build_script")? {
@@ -252,9 +368,244 @@ def get_versions():
 """.format(json.dumps(version, sort_keys=True, indent=4, separators=(',', ': '))))
 "#;
 
+/// What became of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Built,
+    UpToDate,
+    Failed(i32),
+    /// Not tried: an image it is built from failed.
+    Blocked(String),
+}
+
+/// The current input digest of an image's build (parents as they are in the engine now).
+pub fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
+    let mut base_ids = vec![];
+    for base in &part.bases {
+        let id = docker::inspect_image(base, "{{.Id}}")?.unwrap_or_else(|| "missing".into());
+        base_ids.push((base.clone(), id));
+    }
+    let ignore = chain::Ignore::load(&project.root);
+    let files = chain::context_files(&project.root, &part.sources, &ignore);
+    let mut args = part.build_args.clone();
+    // The scripts around the build are inputs too (they may write what it copies).
+    for key in ["pre_build_script", "post_build_script"] {
+        if let Some(script) = section_value(&project.cfg, &part.target, key)? {
+            args.push(format!("{key}={script}"));
+        }
+    }
+    chain::inputs_digest(&project.root, &part.dockerfile, &args, &base_ids, &files)
+        .map_err(|e| Error::io(format!("reading the inputs of {}", part.target), e))
+}
+
+/// The plan of one image with its input digest as a label on what it builds.
+fn labelled(part: &ImagePart, digest: &str) -> Plan {
+    let mut plan = part.plan.clone();
+    for step in &mut plan.steps {
+        if let Step::Run(inv) = step {
+            if inv.is_docker && inv.args.first().is_some_and(|a| a.value == "build") {
+                let at = inv.args.len().saturating_sub(1);
+                inv.args.insert(at, "--label".into());
+                inv.args
+                    .insert(at + 1, format!("{}={digest}", chain::INPUTS_LABEL).into());
+            }
+        }
+    }
+    plan
+}
+
+/// Is the image there with this input digest?
+fn up_to_date(part: &ImagePart, digest: &str) -> Result<bool> {
+    let format = format!("{{{{index .Config.Labels \"{}\"}}}}", chain::INPUTS_LABEL);
+    Ok(docker::inspect_image(&part.image.to_string(), &format)?.as_deref() == Some(digest))
+}
+
+fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
+    if !if_changed {
+        return match crate::exec::execute("build-image", &part.plan) {
+            0 => Outcome::Built,
+            rc => Outcome::Failed(rc),
+        };
+    }
+    let digest = match inputs_digest(project, part) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(super::fail("build-image", &e)),
+    };
+    match up_to_date(part, &digest) {
+        Ok(true) => {
+            eprintln!(
+                "{} is up to date: its inputs have not changed ({})",
+                part.image,
+                &digest[..19]
+            );
+            Outcome::UpToDate
+        }
+        Err(e) => Outcome::Failed(super::fail("build-image", &e)),
+        Ok(false) => match crate::exec::execute("build-image", &labelled(part, &digest)) {
+            0 => Outcome::Built,
+            rc => Outcome::Failed(rc),
+        },
+    }
+}
+
+/// Builds the images in dependency order, up to `jobs` at once; an image waits for the
+/// images of this run it is built from, and is not tried when one of them failed.
+fn run_scheduled(project: &Project, parts: Parts, jobs: usize, if_changed: bool) -> i32 {
+    let before = Plan {
+        steps: parts.before,
+        cleanup: vec![],
+    };
+    let cleanup = Plan {
+        steps: vec![],
+        cleanup: parts.cleanup,
+    };
+    let rc = crate::exec::execute("build-image", &before);
+    if rc != 0 {
+        crate::exec::execute("build-image", &cleanup);
+        return rc;
+    }
+    let images = &parts.images;
+    let in_run = |t: &String| images.iter().any(|p| &p.target == t);
+    let mut outcome: Vec<Option<Outcome>> = vec![None; images.len()];
+    let mut started = vec![false; images.len()];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let mut running = 0;
+        loop {
+            for i in 0..images.len() {
+                if started[i] || running >= jobs.max(1) {
+                    continue;
+                }
+                let part = &images[i];
+                let parent_state = |p: &String| {
+                    images
+                        .iter()
+                        .position(|x| &x.target == p)
+                        .and_then(|j| outcome[j].clone())
+                };
+                if let Some(failed) = part.parents.iter().filter(|p| in_run(p)).find(|p| {
+                    matches!(
+                        parent_state(p),
+                        Some(Outcome::Failed(_) | Outcome::Blocked(_))
+                    )
+                }) {
+                    started[i] = true;
+                    eprintln!("{}: not built, because {failed} failed", part.image);
+                    outcome[i] = Some(Outcome::Blocked(failed.clone()));
+                    continue;
+                }
+                let ready =
+                    part.parents.iter().filter(|p| in_run(p)).all(|p| {
+                        matches!(parent_state(p), Some(Outcome::Built | Outcome::UpToDate))
+                    });
+                if ready {
+                    started[i] = true;
+                    running += 1;
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        let _ = tx.send((i, build_one(project, part, if_changed)));
+                    });
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let (i, result) = rx.recv().expect("a build thread reports");
+            running -= 1;
+            outcome[i] = Some(result);
+        }
+    });
+    let rc_cleanup = crate::exec::execute("build-image", &cleanup);
+    let failed: Vec<String> = images
+        .iter()
+        .zip(&outcome)
+        .filter(|(_, o)| matches!(o, Some(Outcome::Failed(_) | Outcome::Blocked(_))))
+        .map(|(p, _)| p.target.clone())
+        .collect();
+    if images.len() > 1 {
+        let count =
+            |want: fn(&Outcome) -> bool| outcome.iter().flatten().filter(|o| want(o)).count();
+        eprintln!(
+            "build-image: {} built, {} up to date, {} failed{}",
+            count(|o| *o == Outcome::Built),
+            count(|o| *o == Outcome::UpToDate),
+            failed.len(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", failed.join(", "))
+            }
+        );
+    }
+    outcome
+        .iter()
+        .flatten()
+        .find_map(|o| match o {
+            Outcome::Failed(rc) => Some(*rc),
+            Outcome::Blocked(_) => Some(1),
+            _ => None,
+        })
+        .unwrap_or(rc_cleanup)
+}
+
+/// `--dry-run --if-changed`: which images would be skipped, and the rest of the plan.
+fn dry_run_if_changed(project: &Project, parts: Parts) -> Result<String> {
+    let mut out = Plan {
+        steps: parts.before,
+        cleanup: parts.cleanup,
+    };
+    let mut rebuilt: Vec<&str> = vec![];
+    for part in &parts.images {
+        // A parent this run rebuilds gives it new inputs: it is rebuilt too.
+        let digest = if part.parents.iter().any(|p| rebuilt.contains(&p.as_str())) {
+            "<computed once its parents are built>".to_string()
+        } else {
+            let digest = inputs_digest(project, part)?;
+            if up_to_date(part, &digest)? {
+                out.steps.push(Step::Say(format!(
+                    "{} is up to date: its inputs have not changed",
+                    part.image
+                )));
+                continue;
+            }
+            digest
+        };
+        rebuilt.push(&part.target);
+        let plan = labelled(part, &digest);
+        out.steps.extend(plan.steps);
+        out.cleanup.extend(plan.cleanup);
+    }
+    Ok(out.script())
+}
+
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
-    let planned = Project::discover_here(&ctx.user).and_then(|p| plan(&p, &args, &ctx));
-    super::finish("build-image", args.dry_run, planned)
+    let planned = Project::discover_here(&ctx.user).and_then(|p| {
+        let parts = parts(&p, &args, &ctx)?;
+        let from_cfg = p.cfg.has_section("build_image")
+            && p.cfg
+                .get_bool("build_image", "if_changed")?
+                .unwrap_or(false);
+        Ok((p, parts, from_cfg))
+    });
+    let (project, parts, from_cfg) = match planned {
+        Ok(x) => x,
+        Err(e) => return super::fail("build-image", &e),
+    };
+    let clean = args.image == "clean";
+    let if_changed = (args.if_changed || from_cfg) && !clean;
+    if args.dry_run && if_changed {
+        return match dry_run_if_changed(&project, parts) {
+            Ok(script) => {
+                print!("{script}");
+                0
+            }
+            Err(e) => super::fail("build-image", &e),
+        };
+    }
+    if clean || (args.jobs <= 1 && !if_changed) {
+        return super::finish("build-image", args.dry_run, Ok(parts.into_plan()));
+    }
+    run_scheduled(&project, parts, args.jobs, if_changed)
 }

@@ -144,6 +144,9 @@ pub fn plan(
             image_name: None,
             image_tag: None,
             pull_base: false,
+            with_deps: false,
+            if_changed: false,
+            jobs: 1,
             dry_run: args.dry_run,
         };
         let built = build_image::plan(project, &build, ctx)?;
