@@ -404,12 +404,145 @@ pub fn inputs_digest(
         }
         use std::os::unix::fs::PermissionsExt;
         field("mode", &meta.permissions().mode().to_le_bytes());
-        let mut file_hash = Sha256::new();
-        let mut f = std::fs::File::open(&path)?;
-        std::io::copy(&mut f, &mut file_hash)?;
-        field("content", &file_hash.finalize());
+        field("content", &file_hash(&path, &meta)?);
     }
+    hashes().save();
     Ok(format!("sha256:{:x}", h.finalize()))
+}
+
+/// The sha256 of a file's content, from the hash cache when the file's size, times and
+/// inode are those recorded (as git's index does), else read and recorded.
+fn file_hash(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<[u8; 32]> {
+    use std::os::unix::fs::MetadataExt;
+    let key = Stat {
+        size: meta.size(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+        ino: meta.ino(),
+    };
+    if let Some(hash) = hashes().get(path, &key) {
+        return Ok(hash);
+    }
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    let hash: [u8; 32] = hasher.finalize().into();
+    // A file changed within the last seconds could change again within the same
+    // timestamp: not cached ("racily clean", as git calls it).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if key.mtime.0 < now - 2 && key.ctime.0 < now - 2 {
+        hashes().put(path, key, hash);
+    }
+    Ok(hash)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+}
+
+/// Content hashes of context files already read, kept in the user's cache directory
+/// (`~/.cache/dockerutils/file-hashes`): a speed-up only, never the state of record (the
+/// digest lives in the image's label); a missing or damaged file is just rebuilt.
+struct HashCache {
+    path: Option<PathBuf>,
+    entries: HashMap<PathBuf, (Stat, [u8; 32])>,
+    dirty: bool,
+}
+
+struct Hashes(std::sync::Mutex<HashCache>);
+
+fn hashes() -> &'static Hashes {
+    static CACHE: std::sync::OnceLock<Hashes> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| {
+        let path = std::env::var_os("DOCKERUTILS_HASH_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| dirs::cache_dir().map(|d| d.join("dockerutils").join("file-hashes")));
+        let entries = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|text| text.lines().filter_map(parse_entry).collect())
+            .unwrap_or_default();
+        Hashes(std::sync::Mutex::new(HashCache {
+            path,
+            entries,
+            dirty: false,
+        }))
+    })
+}
+
+fn parse_entry(line: &str) -> Option<(PathBuf, (Stat, [u8; 32]))> {
+    let mut f = line.splitn(8, '\t');
+    let mut num = || f.next()?.parse::<i64>().ok();
+    let stat = Stat {
+        size: num()? as u64,
+        mtime: (num()?, num()?),
+        ctime: (num()?, num()?),
+        ino: num()? as u64,
+    };
+    let hex = f.next()?;
+    let path = f.next()?;
+    let mut hash = [0u8; 32];
+    for (i, b) in hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some((PathBuf::from(path), (stat, hash)))
+}
+
+impl Hashes {
+    fn get(&self, path: &Path, key: &Stat) -> Option<[u8; 32]> {
+        let cache = self.0.lock().ok()?;
+        cache
+            .entries
+            .get(path)
+            .filter(|(stat, _)| stat == key)
+            .map(|(_, h)| *h)
+    }
+
+    fn put(&self, path: &Path, key: Stat, hash: [u8; 32]) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.entries.insert(path.to_path_buf(), (key, hash));
+            cache.dirty = true;
+        }
+    }
+
+    /// Writes the cache if it changed (whole file, replaced atomically); errors ignored.
+    fn save(&self) {
+        let Ok(mut cache) = self.0.lock() else { return };
+        let Some(path) = cache.path.clone().filter(|_| cache.dirty) else {
+            return;
+        };
+        // Keep it bounded: forget files that are gone.
+        cache.entries.retain(|p, _| p.exists());
+        let mut text = String::new();
+        for (p, (s, h)) in &cache.entries {
+            let Some(p) = p.to_str().filter(|p| !p.contains(['\n', '\t'])) else {
+                continue;
+            };
+            let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{hex}\t{p}\n",
+                s.size, s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1, s.ino
+            ));
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .unwrap_or(Ok(()))
+            .and_then(|()| std::fs::write(&tmp, text))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_ok() {
+            cache.dirty = false;
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,37 +7,15 @@
 
 mod common;
 
-use common::{BUSYBOX_DOCKERFILE, Project, USER, bin_dir, free_port, require_engine, wait_exit};
+use common::{
+    BUSYBOX_DOCKERFILE, Helper, Project, USER, bin_dir, free_port, registry, require_engine,
+    wait_exit, wait_listening,
+};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn wait_listening(port: u16, what: &str, child: &mut Child) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("{what} exited ({status}) before listening on {port}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{what} never listened on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A helper process, killed when dropped.
-struct Helper(Child);
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A moto server with the proxy in front, and a home of its own.
 struct Moto {
@@ -649,53 +627,6 @@ fn ctrl_c_while_waiting_leaves_nothing_half_registered() {
     let out = ok(aws.cmd("destroy-dock").args(["-y", id]).output().unwrap());
     assert!(out.contains(&format!("Terminated instance {id}")), "{out}");
     assert_eq!(aws.instance(id)["State"]["Name"], "terminated");
-}
-
-/// A registry (Debian's docker-registry) on 127.0.0.1, stopped when dropped.
-struct Registry {
-    port: u16,
-    _dir: tempfile::TempDir,
-    _proc: Helper,
-}
-
-fn registry() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
-        .spawn()
-        .expect("docker-registry (Debian's; tests/run.sh installs it)");
-    wait_listening(port, "docker-registry", &mut child);
-    Registry {
-        port,
-        _dir: dir,
-        _proc: Helper(child),
-    }
-}
-
-impl Registry {
-    /// GET a registry API path; the body.
-    fn get(&self, path: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        resp.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default()
-    }
 }
 
 fn built(project: &Project, image: &str) {

@@ -68,6 +68,8 @@ pub struct ImagePart {
     pub build_args: Vec<String>,
     pub bases: Vec<String>,
     pub sources: Vec<String>,
+    /// The build context (the project root, or auto-build's export of a branch).
+    pub context: std::path::PathBuf,
 }
 
 /// A build-image run: steps before (version file, pip.conf), the images in build order,
@@ -246,6 +248,7 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
             build_args,
             bases: parsed.bases,
             sources: parsed.sources,
+            context: project.root.clone(),
         });
     }
     Ok(out)
@@ -370,7 +373,7 @@ def get_versions():
 
 /// What became of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
+pub enum Outcome {
     Built,
     UpToDate,
     Failed(i32),
@@ -385,8 +388,8 @@ pub fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
         let id = docker::inspect_image(base, "{{.Id}}")?.unwrap_or_else(|| "missing".into());
         base_ids.push((base.clone(), id));
     }
-    let ignore = chain::Ignore::load(&project.root);
-    let files = chain::context_files(&project.root, &part.sources, &ignore);
+    let ignore = chain::Ignore::load(&part.context);
+    let files = chain::context_files(&part.context, &part.sources, &ignore);
     let mut args = part.build_args.clone();
     // The scripts around the build are inputs too (they may write what it copies).
     for key in ["pre_build_script", "post_build_script"] {
@@ -394,7 +397,7 @@ pub fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
             args.push(format!("{key}={script}"));
         }
     }
-    chain::inputs_digest(&project.root, &part.dockerfile, &args, &base_ids, &files)
+    chain::inputs_digest(&part.context, &part.dockerfile, &args, &base_ids, &files)
         .map_err(|e| Error::io(format!("reading the inputs of {}", part.target), e))
 }
 
@@ -451,6 +454,17 @@ fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
 /// Builds the images in dependency order, up to `jobs` at once; an image waits for the
 /// images of this run it is built from, and is not tried when one of them failed.
 fn run_scheduled(project: &Project, parts: Parts, jobs: usize, if_changed: bool) -> i32 {
+    schedule(project, parts, jobs, if_changed).0
+}
+
+/// Runs the build: the exit code, and what became of each image (in `parts.images`
+/// order; `None` when the steps before the images failed).
+pub fn schedule(
+    project: &Project,
+    parts: Parts,
+    jobs: usize,
+    if_changed: bool,
+) -> (i32, Vec<Option<Outcome>>) {
     let before = Plan {
         steps: parts.before,
         cleanup: vec![],
@@ -462,7 +476,7 @@ fn run_scheduled(project: &Project, parts: Parts, jobs: usize, if_changed: bool)
     let rc = crate::exec::execute("build-image", &before);
     if rc != 0 {
         crate::exec::execute("build-image", &cleanup);
-        return rc;
+        return (rc, vec![None; parts.images.len()]);
     }
     let images = &parts.images;
     let in_run = |t: &String| images.iter().any(|p| &p.target == t);
@@ -537,7 +551,7 @@ fn run_scheduled(project: &Project, parts: Parts, jobs: usize, if_changed: bool)
             }
         );
     }
-    outcome
+    let rc = outcome
         .iter()
         .flatten()
         .find_map(|o| match o {
@@ -545,7 +559,8 @@ fn run_scheduled(project: &Project, parts: Parts, jobs: usize, if_changed: bool)
             Outcome::Blocked(_) => Some(1),
             _ => None,
         })
-        .unwrap_or(rc_cleanup)
+        .unwrap_or(rc_cleanup);
+    (rc, outcome)
 }
 
 /// `--dry-run --if-changed`: which images would be skipped, and the rest of the plan.

@@ -6,9 +6,9 @@
 //! argument of each command that takes an image or a dock.
 
 use super::{
-    COMMANDS, build_image, completions, create_dock, destroy_dock, dock_env, genversion, init,
-    ls_dock, man, nb_dock, publish_image, register_dock, run_image, run_notebook, ssh_dock,
-    start_dock, stop_dock, sync, transfer_image, unregister_dock,
+    COMMANDS, auto_build, build_image, completions, create_dock, destroy_dock, dock_env,
+    genversion, init, ls_dock, man, nb_dock, publish_image, register_dock, run_image, run_notebook,
+    ssh_dock, start_dock, stop_dock, sync, transfer_image, unregister_dock,
 };
 use crate::project::Project;
 use clap::{Arg, Command, CommandFactory};
@@ -50,6 +50,7 @@ pub fn command(name: &str) -> Option<Command> {
         "genversion" => genversion::Args::command(),
         "nb-dock" => with_docks(nb_dock::Args::command(), "name"),
         "publish-image" => with_images(publish_image::Args::command(), "image", Images::Dirs),
+        "auto-build" => with_images(auto_build::Args::command(), "images", Images::Dirs),
         "transfer-image" => with_docks(transfer_image::Args::command(), "dest"),
         "register-dock" => register_dock::Args::command(),
         "unregister-dock" => with_docks(unregister_dock::Args::command(), "name"),

@@ -1,6 +1,7 @@
 //! One file per user command. Each has `Args` (clap), `plan(project, args, context)`
 //! and a thin `main`.
 
+pub mod auto_build;
 pub mod build_image;
 pub mod create_dock;
 pub mod destroy_dock;
@@ -85,6 +86,11 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         "transfer-image",
         "send an image to a dock over ssh, only the layers it lacks",
         transfer_image::main,
+    ),
+    (
+        "auto-build",
+        "rebuild (and publish) the images whose inputs, branch or parent changed",
+        auto_build::main,
     ),
     (
         "publish-image",

@@ -150,12 +150,17 @@ pub fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>
 fn run(args: &Args) -> Result<i32> {
     let ctx = Context::from_process();
     let project = Project::discover_here(&ctx.user)?;
+    publish(&project, args, &ctx)
+}
+
+/// Publishes one image of the project (also called by auto-build --publish).
+pub fn publish(project: &Project, args: &Args, ctx: &Context) -> Result<i32> {
     let t = target(&project, args)?;
     if !docker::image_exists(&t.source)? {
         return Err(Error::NoImage { image: t.source });
     }
     if t.repo != "aws" {
-        let tag = expand_tag(&t, "", "", &ctx)?;
+        let tag = expand_tag(&t, "", "", ctx)?;
         let plan = plan(&project, &t, &tag, None);
         return Ok(super::finish("publish-image", args.dry_run, Ok(plan)));
     }
@@ -165,7 +170,7 @@ fn run(args: &Args) -> Result<i32> {
     } else {
         String::new()
     };
-    let tag = expand_tag(&t, &account, &aws.region(), &ctx)?;
+    let tag = expand_tag(&t, &account, &aws.region(), ctx)?;
     let login = ecr::login(&aws)?;
     let repository = split_reference(&tag).1.to_string();
     let mut plan = plan(&project, &t, &tag, Some(&login));

@@ -1,0 +1,286 @@
+//! `auto-build [IMAGE…] [--publish]`: the cron-friendly rebuild of a project's image
+//! chain. Each image whose inputs, sealed source branch or parent changed is rebuilt, in
+//! dependency order (build-image's `--if-changed`); with `--publish`, what was built is
+//! pushed. A lock keeps overlapping runs apart; one log line per image says what became
+//! of it and why.
+
+use super::build_image::{self, Outcome, Parts};
+use super::publish_image;
+use crate::aws::AwsArgs;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::plan::Step;
+use crate::project::Project;
+use clap::Parser;
+use std::collections::HashMap;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "auto-build",
+    version,
+    about = "Rebuild (and with --publish push) the project's images whose inputs, source branch or parent changed",
+    long_about = "Rebuild the project's images whose inputs changed (Dockerfile, copied files, build args), \
+        whose sealed source branch moved (`source_branch=` in an image's section: the branch's tree, \
+        exported with `git archive`, is the build context, never the working copy), or whose parent \
+        image was rebuilt; in dependency order; with --publish, push what was built (publish-image). \
+        Overlapping runs are kept apart by a lock; one line per image says built, up to date or failed, \
+        and why; the exit code is non-zero when any failed.",
+    after_help = "Examples:\n  auto-build\n  auto-build --publish -j 2\n  */15 * * * * cd /srv/myproj && auto-build --publish >> /var/log/myproj-build.log 2>&1\n\n\
+dockerutils.cfg:\n  [prod]\n  source_branch=main          # build prod from main's committed tree\n  image_repo=aws\n  publication_tag={account}.dkr.ecr.{region}.amazonaws.com/{image}:{tag}"
+)]
+pub struct Args {
+    /// Images to consider (with the images they are built from) [default: all]
+    pub images: Vec<String>,
+    /// Push each image built (publish-image, with its section's image_repo/publication_tag)
+    #[arg(long)]
+    pub publish: bool,
+    /// Build up to N independent images at once
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// An exclusive, non-blocking lock on a file (flock): held until dropped.
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+/// The lock of a project's auto-build, in the temp directory (never in the project).
+pub fn lock_path(root: &Path) -> PathBuf {
+    use sha2::Digest;
+    let hash = format!(
+        "{:x}",
+        sha2::Sha256::digest(root.to_string_lossy().as_bytes())
+    );
+    std::env::temp_dir().join(format!("dockerutils-auto-build-{}.lock", &hash[..16]))
+}
+
+pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot open the lock {}", path.display()), e))?;
+    // SAFETY: flock(2) on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    Ok((rc == 0).then_some(Lock { _file: file }))
+}
+
+/// `git archive BRANCH` unpacked into a new directory: the branch's committed tree.
+fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
+    let mut git = std::process::Command::new("git")
+        .args(["archive", "--format=tar", branch])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ProgramMissing {
+                program: "git".into(),
+            },
+            _ => Error::io("cannot run git", e),
+        })?;
+    let unpacked = tar::Archive::new(git.stdout.take().unwrap()).unpack(into);
+    let out = git
+        .wait_with_output()
+        .map_err(|e| Error::io("waiting for git", e))?;
+    if !out.status.success() {
+        return Err(Error::Usage(format!(
+            "source_branch={branch}: `git archive {branch}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    unpacked.map_err(|e| Error::io(format!("unpacking {branch}'s tree"), e))
+}
+
+fn now() -> String {
+    // SAFETY: time(2) and gmtime_r(3) with valid pointers to locals.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::gmtime_r(&t, &mut tm);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    }
+}
+
+/// The build parts, with images of a `source_branch` built from that branch's export.
+fn parts(project: &Project, args: &Args, ctx: &Context, exports: &Path) -> Result<Parts> {
+    let chosen: Vec<String> = if args.images.is_empty() {
+        vec!["all".into()]
+    } else {
+        args.images.clone()
+    };
+    let mut all = Parts::default();
+    for image in chosen {
+        let bargs = build_image::Args {
+            image: image.clone(),
+            force_build_base: false,
+            image_name: None,
+            image_tag: None,
+            pull_base: false,
+            with_deps: image != "all",
+            if_changed: true,
+            jobs: args.jobs,
+            dry_run: false,
+        };
+        let p = build_image::parts(project, &bargs, ctx)?;
+        if all.before.is_empty() {
+            all.before = p.before;
+            all.cleanup = p.cleanup;
+        }
+        for part in p.images {
+            if !all.images.iter().any(|x| x.target == part.target) {
+                all.images.push(part);
+            }
+        }
+    }
+    let mut exported: HashMap<String, PathBuf> = HashMap::new();
+    for part in &mut all.images {
+        let cfg = &project.cfg;
+        let branch = if cfg.has_section(&part.target) {
+            cfg.get(&part.target, "source_branch")?
+        } else {
+            None
+        };
+        let Some(branch) = branch.filter(|b| !b.is_empty()) else {
+            continue;
+        };
+        let dir = match exported.get(&branch) {
+            Some(d) => d.clone(),
+            None => {
+                let d = exports.join(format!("{}", exported.len()));
+                std::fs::create_dir_all(&d).map_err(|e| Error::io("cannot make a temp dir", e))?;
+                export_branch(&project.root, &branch, &d)?;
+                exported.insert(branch.clone(), d.clone());
+                d
+            }
+        };
+        // The branch's own Dockerfile and files: the build runs in the export.
+        let dockerfile = dir.join("docker").join(&part.target).join("Dockerfile");
+        part.dockerfile =
+            std::fs::read_to_string(&dockerfile).map_err(|_| Error::NoDockerfile {
+                image: part.target.clone(),
+                path: dockerfile.clone(),
+            })?;
+        let parsed = crate::chain::parse(
+            &part.dockerfile,
+            &crate::chain::build_arg_values(&part.build_args),
+        );
+        part.bases = parsed.bases;
+        part.sources = parsed.sources;
+        part.context = dir.clone();
+        for step in &mut part.plan.steps {
+            if let Step::Run(inv) = step {
+                inv.cwd = dir.clone();
+            }
+        }
+    }
+    Ok(all)
+}
+
+fn run(args: &Args) -> Result<i32> {
+    let ctx = Context::from_process();
+    let project = Project::discover_here(&ctx.user)?;
+    let lock_file = lock_path(&project.root);
+    let Some(_lock) = try_lock(&lock_file)? else {
+        eprintln!(
+            "{} auto-build: another auto-build of {} is running (lock {}): nothing done",
+            now(),
+            project.root.display(),
+            lock_file.display()
+        );
+        return Ok(0);
+    };
+    let exports = tempfile::Builder::new()
+        .prefix("dockerutils-auto-build-")
+        .tempdir()
+        .map_err(|e| Error::io("cannot make a temp dir", e))?;
+    let parts = parts(&project, args, &ctx, exports.path())?;
+    let names: Vec<(String, String, Option<String>)> = parts
+        .images
+        .iter()
+        .map(|p| {
+            let branch = (p.context != project.root).then(|| {
+                project
+                    .cfg
+                    .get(&p.target, "source_branch")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            });
+            (p.target.clone(), p.image.to_string(), branch)
+        })
+        .collect();
+    eprintln!(
+        "{} auto-build: {} ({} image{})",
+        now(),
+        project.root.display(),
+        names.len(),
+        if names.len() == 1 { "" } else { "s" }
+    );
+    let (mut rc, outcomes) = build_image::schedule(&project, parts, args.jobs, true);
+    for ((target, image, branch), outcome) in names.iter().zip(&outcomes) {
+        let from = branch
+            .as_ref()
+            .map(|b| format!(" from branch {b}"))
+            .unwrap_or_default();
+        let line = match outcome {
+            Some(Outcome::Built) => format!("built{from}: its inputs changed"),
+            Some(Outcome::UpToDate) => format!("up to date{from}: nothing changed"),
+            Some(Outcome::Failed(code)) => format!("FAILED{from}: the build exited with {code}"),
+            Some(Outcome::Blocked(parent)) => format!("FAILED: not built, because {parent} failed"),
+            None => "FAILED: not tried, the steps before the builds failed".into(),
+        };
+        eprintln!("{} auto-build: {target} ({image}): {line}", now());
+        let has_repo = project.cfg.has_section(target)
+            && project
+                .cfg
+                .get(target, "image_repo")?
+                .is_some_and(|r| !r.is_empty());
+        if args.publish && outcome == &Some(Outcome::Built) && !has_repo {
+            eprintln!(
+                "{} auto-build: {target} ({image}): not published: [{target}] has no image_repo",
+                now()
+            );
+        } else if args.publish && outcome == &Some(Outcome::Built) {
+            let pargs = publish_image::Args {
+                image: target.clone(),
+                image_name: None,
+                dry_run: false,
+                aws: args.aws.clone(),
+            };
+            let published = publish_image::publish(&project, &pargs, &ctx)
+                .unwrap_or_else(|e| super::fail("auto-build", &e));
+            let said = if published == 0 {
+                "published".to_string()
+            } else {
+                format!("FAILED to publish (exit {published})")
+            };
+            eprintln!("{} auto-build: {target} ({image}): {said}", now());
+            if published != 0 && rc == 0 {
+                rc = published;
+            }
+        }
+    }
+    Ok(rc)
+}
+
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+    let args = Args::parse_from(argv);
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => super::fail("auto-build", &e),
+    }
+}
