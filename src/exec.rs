@@ -7,7 +7,7 @@
 //!   let docker finish, and run the cleanup. A signal sent to us alone (`kill`, cron, a
 //!   supervisor) is passed on to the running step.
 
-use crate::plan::{Invocation, OnFailure, Plan, Step};
+use crate::plan::{Invocation, LogTo, OnFailure, Plan, Step};
 use std::io::IsTerminal;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -129,11 +129,8 @@ fn run_step(prog: &str, step: &Step) -> StepResult {
     }
 }
 
-fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
-    if let Some(note) = &inv.note {
-        eprintln!("{note}");
-    }
-    announce(&inv.display());
+/// The program with its arguments, directory and environment.
+fn command_for(inv: &Invocation) -> std::process::Command {
     // std spawns with posix_spawn (vfork) unless a directory is set: set it only when it
     // differs. (duct always forks; it is kept for pipelines.)
     let mut command = std::process::Command::new(&inv.program);
@@ -144,6 +141,28 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     for var in &inv.env {
         command.env(&var.name, &var.value);
     }
+    command
+}
+
+fn spawn_error(inv: &Invocation, e: std::io::Error) -> crate::error::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        crate::error::Error::ProgramMissing {
+            program: inv.program.clone(),
+        }
+    } else {
+        crate::error::Error::io(format!("cannot start {}", inv.program), e)
+    }
+}
+
+fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
+    if let Some(note) = &inv.note {
+        eprintln!("{note}");
+    }
+    if let Some(log) = &inv.log {
+        return run_logged(prog, inv, log);
+    }
+    announce(&inv.display());
+    let mut command = command_for(inv);
     if inv.stdin.is_some() {
         command.stdin(std::process::Stdio::piped());
     }
@@ -154,13 +173,7 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     let child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            let err = if e.kind() == std::io::ErrorKind::NotFound {
-                crate::error::Error::ProgramMissing {
-                    program: inv.program.clone(),
-                }
-            } else {
-                crate::error::Error::io(format!("cannot start {}", inv.program), e)
-            };
+            let err = spawn_error(inv, e);
             crate::error::report(prog, &err);
             return StepResult::Stop(err.exit_code());
         }
@@ -202,5 +215,178 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     match inv.on_failure {
         OnFailure::Stop => StepResult::Stop(code),
         OnFailure::MissingImageIsFine => StepResult::Noted(code),
+    }
+}
+
+/// Runs a command whose output goes to a rotating log (`run-image --log`): stdin not
+/// attached, stdout and stderr two pipes that this process reads into the log (merged a
+/// whole line at a time, in the order docker delivers them), between a start banner
+/// (time, image and id, the command as printed) and an end banner (exit code, time,
+/// duration), written however the run ends. Signals reach docker as for any step. At a
+/// terminal the command line is shown as usual; otherwise (cron) nothing is printed
+/// unless the run fails.
+fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
+    use crate::logrotate::{RotatingLog, end_banner, start_banner};
+    use std::io::{ErrorKind, Read};
+    use std::os::fd::AsRawFd;
+    use std::time::{Instant, SystemTime};
+
+    let dir = to.dir.display();
+    let mut log = match RotatingLog::open(&to.dir, to.max_size, to.keep) {
+        Ok(log) => log,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            eprintln!(
+                "{prog}: error: another run is writing to the log in {dir} (it holds {dir}/lock)"
+            );
+            eprintln!(
+                "{prog}: hint: wait until it ends, or give this run its own directory: --log DIR"
+            );
+            return StepResult::Stop(1);
+        }
+        Err(e) => {
+            let err = crate::error::Error::io(format!("cannot open the log in {dir}"), e);
+            crate::error::report(prog, &err);
+            return StepResult::Stop(1);
+        }
+    };
+    let current = log.current_path();
+    let shown = inv.display();
+    if std::io::stderr().is_terminal() {
+        announce(&shown);
+        eprintln!("output to {} (rotated)", current.display());
+    }
+    let id = match crate::docker::inspect_image(&to.image, "{{.Id}}") {
+        Ok(Some(id)) => id,
+        Ok(None) => "(not in the local engine: docker run pulls it)".into(),
+        Err(e) => format!("(id unknown: {e})"),
+    };
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let cannot_write = |e: &std::io::Error| {
+        eprintln!("{prog}: error: cannot write the log in {dir}: {e}");
+    };
+    for line in start_banner(prog, &to.image, &id, &shown, started) {
+        if let Err(e) = log.line(&line) {
+            cannot_write(&e);
+            return StepResult::Stop(1);
+        }
+    }
+    let end = |log: &mut RotatingLog, outcome: &str| {
+        let line = end_banner(prog, outcome, SystemTime::now(), clock.elapsed());
+        log.line(&line).and_then(|()| log.finish())
+    };
+
+    // A pipe each for stdout and stderr, merged into the log a whole line at a time (docker
+    // delivers output in pieces that may cut a line; one pipe would splice the other
+    // stream's lines into it).
+    let pipes = std::io::pipe().and_then(|out| Ok((out, std::io::pipe()?)));
+    let ((out_reader, out), (err_reader, err)) = match pipes {
+        Ok(pipes) => pipes,
+        Err(e) => {
+            let err = crate::error::Error::io("cannot make a pipe", e);
+            let _ = end(&mut log, &format!("not started: {err}"));
+            crate::error::report(prog, &err);
+            return StepResult::Stop(1);
+        }
+    };
+    let mut command = command_for(inv);
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let spawned = command.spawn();
+    // Our copies of the pipes' writing ends: the reading below ends when docker's close.
+    drop(command);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let err = spawn_error(inv, e);
+            let _ = end(&mut log, &format!("not started: {err}"));
+            crate::error::report(prog, &err);
+            return StepResult::Stop(err.exit_code());
+        }
+    };
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let mut readers = [Some(out_reader), Some(err_reader)];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut broken = false;
+    while readers.iter().any(Option::is_some) {
+        // poll(2) ignores a negative descriptor: a stream already at its end.
+        let mut fds = readers.each_ref().map(|r| libc::pollfd {
+            fd: r.as_ref().map_or(-1, |r| r.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: `fds` is a valid array of pollfd of the length given.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            eprintln!(
+                "{prog}: error: waiting for the output of {}: {e}",
+                inv.program
+            );
+            break;
+        }
+        for (stream, fd) in fds.iter().enumerate() {
+            let Some(reader) = readers[stream].as_mut().filter(|_| fd.revents != 0) else {
+                continue;
+            };
+            match reader.read(&mut buf) {
+                Ok(0) => readers[stream] = None,
+                // After a failed write the output is still read, so that docker is not blocked.
+                Ok(_) if broken => {}
+                Ok(n) => {
+                    if let Err(e) = log.write_stream(stream, &buf[..n]) {
+                        cannot_write(&e);
+                        eprintln!("{prog}: the run goes on; its further output is lost");
+                        broken = true;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("{prog}: error: reading the output of {}: {e}", inv.program);
+                    readers[stream] = None;
+                }
+            }
+        }
+    }
+    drop(readers);
+    let waited = child.wait();
+    CHILD.store(0, Ordering::SeqCst);
+    let code = match waited {
+        Ok(status) => exit_code(&status),
+        Err(e) => {
+            eprintln!("{prog}: error: waiting for {}: {e}", inv.program);
+            1
+        }
+    };
+    let outcome = if interrupted() {
+        format!("exit code {code} (interrupted)")
+    } else {
+        format!("exit code {code}")
+    };
+    if !broken && let Err(e) = end(&mut log, &outcome) {
+        cannot_write(&e);
+        broken = true;
+    }
+    if code != 0 {
+        eprintln!(
+            "{prog}: exit code {code}; the output is in {}",
+            current.display()
+        );
+        if inv.is_docker
+            && !interrupted()
+            && let Some(hint) = crate::docker::diagnose(code)
+        {
+            eprintln!("{prog}: hint: {hint}");
+        }
+        return StepResult::Stop(code);
+    }
+    if broken {
+        StepResult::Stop(1)
+    } else {
+        StepResult::Ok
     }
 }

@@ -14,6 +14,7 @@ pub mod docker;
 pub mod error;
 pub mod exec;
 pub mod expand;
+pub mod logrotate;
 pub mod notebook;
 pub mod plan;
 pub mod project;

@@ -62,6 +62,36 @@ pub struct Invocation {
     /// Text written to the program's stdin (a password for `--password-stdin`), else the
     /// stdin of the command is inherited.
     pub stdin: Option<Arg>,
+    /// Its output (stdout and stderr merged) goes to size-rotated log files instead of
+    /// ours, framed by banners (`run-image --log`).
+    pub log: Option<LogTo>,
+}
+
+/// Where a run's output goes with `run-image --log`: a directory of size-rotated files
+/// (`crate::logrotate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTo {
+    pub dir: PathBuf,
+    /// Largest size of a file, in bytes.
+    pub max_size: u64,
+    /// Files kept, `current` included.
+    pub keep: u64,
+    /// The image (`name:tag`), named with its id in the start banner.
+    pub image: String,
+}
+
+impl LogTo {
+    /// How `--dry-run` shows it, after the command: shell that appends to the same file,
+    /// and a comment on the rotation.
+    pub fn display(&self) -> String {
+        format!(
+            ">> {} 2>&1  # rotated in {}: files of {} bytes, {} kept",
+            quote(&self.dir.join(crate::logrotate::CURRENT).to_string_lossy()),
+            quote(&self.dir.to_string_lossy()),
+            self.max_size,
+            self.keep
+        )
+    }
 }
 
 impl Invocation {
@@ -75,6 +105,7 @@ impl Invocation {
             on_failure: OnFailure::Stop,
             is_docker: program == "docker",
             stdin: None,
+            log: None,
         }
     }
 
@@ -165,7 +196,10 @@ impl Step {
     /// How `--dry-run` shows the step: shell that would do the same.
     pub fn display(&self) -> String {
         match self {
-            Step::Run(inv) => inv.display(),
+            Step::Run(inv) => match &inv.log {
+                Some(log) => format!("{} {}", inv.display(), log.display()),
+                None => inv.display(),
+            },
             Step::Copy { from, to } => format!(
                 "cp -p {} {}",
                 quote(&from.to_string_lossy()),
@@ -246,5 +280,23 @@ mod tests {
             secret: true,
         });
         assert!(inv.display().ends_with("DB_PASSWORD=**** <<< ****"));
+    }
+
+    #[test]
+    fn a_logged_run_shows_where_its_output_goes() {
+        let mut inv = Invocation::new("docker", "/p".into()).args(["run", "img:t"]);
+        inv.log = Some(LogTo {
+            dir: "/p/logs/my job".into(),
+            max_size: 1_000_000,
+            keep: 30,
+            image: "img:t".into(),
+        });
+        assert_eq!(
+            Step::Run(inv.clone()).display(),
+            "docker run img:t >> '/p/logs/my job/current' 2>&1  \
+             # rotated in '/p/logs/my job': files of 1000000 bytes, 30 kept"
+        );
+        // The command itself (the banner's) does not include it.
+        assert_eq!(inv.display(), "docker run img:t");
     }
 }

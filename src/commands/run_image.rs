@@ -4,9 +4,11 @@ use crate::context::Context;
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::expand;
-use crate::plan::{Arg, EnvVar, Plan};
+use crate::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, MIN_KEEP};
+use crate::plan::{Arg, EnvVar, LogTo, Plan};
 use crate::project::Project;
 use clap::Parser;
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,7 +18,7 @@ use clap::Parser;
     long_about = "Run a container of a project image (a subdirectory of docker/ or a synthetic image of \
         the cfg) with the options of its dockerutils.cfg section: environment, env, interactive, gpu, \
         network, volumes, ports, args, cmd (and their *_docked variants when docked).",
-    after_help = "Examples:\n  run-image dev\n  run-image dev -c 'pytest -x' -e LOG_LEVEL=debug\n  run-image dev -k                 # detached, kept after it stops\n  run-image dev -a '-p 8080:80'    # extra docker run arguments\n  run-image dev --dry-run          # print the docker command only"
+    after_help = "Examples:\n  run-image dev\n  run-image dev -c 'pytest -x' -e LOG_LEVEL=debug\n  run-image dev -k                 # detached, kept after it stops\n  run-image dev -a '-p 8080:80'    # extra docker run arguments\n  run-image dev --dry-run          # print the docker command only\n  run-image etl --log              # a pipeline: output to logs/etl/current, rotated (cron)\n  run-image etl --log /var/log/etl --log-size 5000000 --log-keep 10"
 )]
 pub struct Args {
     /// Image to run: a subdirectory of docker/ or a synthetic image of the cfg
@@ -49,9 +51,41 @@ pub struct Args {
     /// Environment variable for the container, KEY=value (or KEY to pass the host's value); repeatable
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    #[command(flatten)]
+    pub logging: LogArgs,
     /// Print the command that would run, and run nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `--log [DIR]` and its sizes: the run's output to size-rotated files (`crate::logrotate`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LogArgs {
+    /// Run without a terminal and wait, writing the output (stdout and stderr) to size-rotated files in DIR, framed by banners (default DIR: the cfg's log_dir, else <project_root>/logs/<IMAGE>)
+    #[arg(
+        long = "log",
+        value_name = "DIR",
+        num_args = 0..=1,
+        value_hint = clap::ValueHint::DirPath,
+        conflicts_with = "keep"
+    )]
+    pub log: Option<Option<PathBuf>>,
+    /// With --log: largest size of a log file, in bytes (default: the cfg's log_max_size, else 1000000)
+    #[arg(
+        long = "log-size",
+        value_name = "BYTES",
+        requires = "log",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub log_size: Option<u64>,
+    /// With --log: how many log files to keep, `current` included; older ones are removed (default: the cfg's log_keep, else 30)
+    #[arg(
+        long = "log-keep",
+        value_name = "N",
+        requires = "log",
+        value_parser = clap::value_parser!(u64).range(MIN_KEEP..)
+    )]
+    pub log_keep: Option<u64>,
 }
 
 /// AWS credentials passed into containers when present (not when docked, as the original).
@@ -216,6 +250,9 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
     }
     let interactive = if args.keep {
         vec!["-d".to_string()]
+    } else if args.logging.log.is_some() {
+        // A logged run: no terminal, stdin not attached.
+        vec![]
     } else {
         match section.key("interactive")? {
             Some(_) => section.words("interactive", None)?,
@@ -263,9 +300,70 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
         Some(c) => inv = inv.args(cli_words("-c/--command", c)?),
         None => inv = inv.args(section.words("cmd", None)?),
     }
+    inv.log = log_to(project, args, ctx)?;
     let mut plan = Plan::default();
     plan.run(inv);
     Ok(plan)
+}
+
+/// `--log [DIR]`: where the run's output goes. DIR from the flag (relative to the current
+/// directory), else the section's `log_dir` (`{project_root}`, `{user}`, `{project}`,
+/// `{home}`, `{image}` and `$VAR`s replaced; relative to the project root), else
+/// `<project_root>/logs/<IMAGE>`; sizes from the flags, else `log_max_size` and `log_keep`,
+/// else multilog's `s1000000 n30`. No `_docked` variants: the log is written here.
+fn log_to(project: &Project, args: &Args, ctx: &Context) -> Result<Option<LogTo>> {
+    let Some(given) = &args.logging.log else {
+        return Ok(None);
+    };
+    let cfg = &project.cfg;
+    let name = args.image.as_str();
+    let dir = match given {
+        Some(dir) => std::path::absolute(dir)
+            .map_err(|e| Error::io(format!("--log {}", dir.display()), e))?,
+        None => match cfg.get(name, "log_dir")? {
+            Some(value) => {
+                let err = |m: String| cfg.value_error(name, "log_dir", m);
+                let root = project.root.to_string_lossy();
+                let dir_name = project.dir_name();
+                let vars: [(&str, &str); 5] = [
+                    ("project_root", &root),
+                    ("user", &ctx.user),
+                    ("project", &dir_name),
+                    ("home", &ctx.home),
+                    ("image", name),
+                ];
+                let value = expand::format_vars(value.trim(), &vars).map_err(err)?;
+                let value = ctx.expand_env(&value).map_err(err)?;
+                if value.is_empty() {
+                    return Err(err("is empty; give a directory, or remove the key".into()));
+                }
+                project.root.join(value)
+            }
+            None => project.root.join("logs").join(name),
+        },
+    };
+    let number = |flag: Option<u64>, key: &str, default: u64, min: u64| -> Result<u64> {
+        if let Some(n) = flag {
+            return Ok(n);
+        }
+        match cfg.get(name, key)? {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(cfg.value_error(
+                    name,
+                    key,
+                    format!("`{v}` is not a whole number of at least {min}"),
+                )),
+            },
+        }
+    };
+    Ok(Some(LogTo {
+        dir,
+        max_size: number(args.logging.log_size, "log_max_size", DEFAULT_MAX_SIZE, 1)?,
+        keep: number(args.logging.log_keep, "log_keep", DEFAULT_KEEP, MIN_KEEP)?,
+        image: project.image_ref(name)?.to_string(),
+    }))
 }
 
 /// `-t` needs a terminal on stdin: without one (cron, CI, a pipe) docker refuses with

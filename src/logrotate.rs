@@ -1,0 +1,553 @@
+//! Size-rotated log files, in the manner of daemontools' `multilog s1000000 n30`, which the
+//! original deployments piped their pipelines into (`run-image IMAGE --log`).
+//!
+//! A log directory holds `current`, the file being written, and the rotated files, named by
+//! the UTC time of their rotation, `20240501T030000.123456Z.log`, so that their names sort
+//! in the order they were written (`cat DIR/*Z.log DIR/current` reads the whole log).
+//!
+//! - `current` never grows past the size: a line that does not fit starts the next file,
+//!   so a line is never split across files, unless it is longer than the size by itself
+//!   (then it is cut into pieces of the size, each starting a file). A line is written once
+//!   its newline has come (or at the end of the run); what is written is never dropped.
+//! - Several streams (a program's stdout and stderr) are merged a whole line at a time, in
+//!   the order their lines complete: docker delivers output in pieces that may cut a line,
+//!   and a line of one stream is never cut by a line of the other.
+//! - At most `keep` files are kept, `current` included (multilog's `n`): after a rotation
+//!   the oldest rotated files beyond that are removed. Other files in the directory are
+//!   never touched.
+//! - A run appends to the `current` of the runs before it. One run at a time: the directory
+//!   is locked (`flock` on DIR/lock) while a run writes to it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// multilog's `s1000000`: 1 MB files.
+pub const DEFAULT_MAX_SIZE: u64 = 1_000_000;
+/// multilog's `n30`: 30 files, `current` included.
+pub const DEFAULT_KEEP: u64 = 30;
+/// The fewest files a log may keep (multilog's floor too): `current` and one rotated file.
+pub const MIN_KEEP: u64 = 2;
+pub const CURRENT: &str = "current";
+const LOCK: &str = "lock";
+/// Streams merged into one log: stdout (0) and stderr (1).
+pub const STREAMS: usize = 2;
+
+/// The writer of one log directory, holding its lock.
+pub struct RotatingLog {
+    dir: PathBuf,
+    max_size: u64,
+    keep: u64,
+    file: File,
+    /// Bytes in `current`, those in `out` included.
+    len: u64,
+    /// Bytes for `current` not yet written (one write per call of `write`).
+    out: Vec<u8>,
+    /// For each stream, the start of a line whose newline has not come yet.
+    partial: [Vec<u8>; STREAMS],
+    _lock: File,
+}
+
+impl RotatingLog {
+    /// Opens DIR (made if missing) for appending. Another writer holding the directory is
+    /// an error of kind `WouldBlock`.
+    pub fn open(dir: &Path, max_size: u64, keep: u64) -> io::Result<RotatingLog> {
+        assert!(max_size >= 1 && keep >= MIN_KEEP, "checked by the caller");
+        std::fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK))?;
+        // SAFETY: flock(2) on a descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let file = open_current(dir)?;
+        let len = file.metadata()?.len();
+        let mut log = RotatingLog {
+            dir: dir.to_owned(),
+            max_size,
+            keep,
+            file,
+            len,
+            out: vec![],
+            partial: Default::default(),
+            _lock: lock,
+        };
+        // A run that died mid-line left `current` without its last newline: end that line
+        // (unless the file is full anyway: then the next line starts a new one).
+        if len > 0 && len < max_size && last_byte(&log.dir.join(CURRENT))? != Some(b'\n') {
+            log.append(b"\n");
+            log.flush_out()?;
+        }
+        Ok(log)
+    }
+
+    pub fn current_path(&self) -> PathBuf {
+        self.dir.join(CURRENT)
+    }
+
+    /// Adds output of one stream: every complete line goes to the files now; the rest
+    /// waits for its newline (or, once it is as long as a file, is written in pieces of
+    /// the size).
+    pub fn write_stream(&mut self, stream: usize, data: &[u8]) -> io::Result<()> {
+        let mut rest = data;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (line, after) = rest.split_at(pos + 1);
+            if self.partial[stream].is_empty() {
+                self.put_line(line)?;
+            } else {
+                let mut whole = std::mem::take(&mut self.partial[stream]);
+                whole.extend_from_slice(line);
+                self.put_line(&whole)?;
+            }
+            rest = after;
+        }
+        self.partial[stream].extend_from_slice(rest);
+        let max = self.max_size as usize;
+        if self.partial[stream].len() >= max {
+            // Longer than a file: it will be split whatever comes next.
+            let whole = std::mem::take(&mut self.partial[stream]);
+            let cut = whole.len() - whole.len() % max;
+            self.put_pieces(&whole[..cut])?;
+            self.partial[stream] = whole[cut..].to_vec();
+        }
+        self.flush_out()
+    }
+
+    /// Adds output (of the one stream there is).
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_stream(0, data)
+    }
+
+    /// Writes a line of our own (a banner), after ending any unfinished line of the output.
+    pub fn line(&mut self, text: &str) -> io::Result<()> {
+        self.end_partial_lines()?;
+        let mut line = text.replace('\n', " ").into_bytes();
+        line.push(b'\n');
+        self.put_line(&line)?;
+        self.flush_out()
+    }
+
+    /// Writes what is left: an unfinished last line, as it is (ended by a newline only
+    /// when another stream's unfinished line follows it).
+    pub fn finish(&mut self) -> io::Result<()> {
+        let mut partials: Vec<Vec<u8>> = self
+            .partial
+            .iter_mut()
+            .map(std::mem::take)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let last = partials.pop();
+        for mut partial in partials {
+            partial.push(b'\n');
+            self.put_line(&partial)?;
+        }
+        if let Some(partial) = last {
+            self.put_line(&partial)?;
+        }
+        self.flush_out()?;
+        self.file.flush()
+    }
+
+    fn end_partial_lines(&mut self) -> io::Result<()> {
+        for stream in 0..STREAMS {
+            if !self.partial[stream].is_empty() {
+                let mut whole = std::mem::take(&mut self.partial[stream]);
+                whole.push(b'\n');
+                self.put_line(&whole)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One line (or an unfinished one at the end), placed whole in a file if it can be.
+    fn put_line(&mut self, line: &[u8]) -> io::Result<()> {
+        let size = line.len() as u64;
+        if self.len + size <= self.max_size {
+            self.append(line);
+        } else if size <= self.max_size {
+            self.rotate()?;
+            self.append(line);
+        } else {
+            self.put_pieces(line)?;
+        }
+        Ok(())
+    }
+
+    /// A line longer than a file: pieces of the size, each starting a file.
+    fn put_pieces(&mut self, line: &[u8]) -> io::Result<()> {
+        for piece in line.chunks(self.max_size as usize) {
+            if self.len > 0 {
+                self.rotate()?;
+            }
+            self.append(piece);
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    fn flush_out(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.file.write_all(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// `current` becomes a rotated file (its content on disk first), a new `current` is
+    /// started, and the oldest rotated files beyond `keep` are removed.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.flush_out()?;
+        self.file.sync_data()?;
+        let mut rotated = rotated_files(&self.dir)?;
+        let mut micros = micros_since_epoch(SystemTime::now());
+        // Names must sort in the order of the files: never reuse or go back (the clock may).
+        if let Some(newest) = rotated.last().and_then(|n| micros_of_name(n)) {
+            micros = micros.max(newest + 1);
+        }
+        let name = name_for_micros(micros);
+        std::fs::rename(self.dir.join(CURRENT), self.dir.join(&name))?;
+        rotated.push(name);
+        self.file = open_current(&self.dir)?;
+        self.len = 0;
+        let allowed = (self.keep - 1) as usize;
+        if rotated.len() > allowed {
+            for old in &rotated[..rotated.len() - allowed] {
+                match std::fs::remove_file(self.dir.join(old)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_current(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(CURRENT))
+}
+
+fn last_byte(path: &Path) -> io::Result<Option<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut b = [0u8];
+    f.read_exact(&mut b)?;
+    Ok(Some(b[0]))
+}
+
+/// The rotated files of DIR, oldest first (their names sort by time).
+pub fn rotated_files(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| micros_of_name(n).is_some())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn micros_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_micros() as u64
+}
+
+/// `20240501T030000.123456Z.log`
+pub fn name_for_micros(micros: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(micros / 1_000_000);
+    format!(
+        "{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{:06}Z.log",
+        micros % 1_000_000
+    )
+}
+
+/// The time a rotated file's name says, or None for any other name.
+pub fn micros_of_name(name: &str) -> Option<u64> {
+    let b = name.as_bytes();
+    if b.len() != 27 || b[8] != b'T' || b[15] != b'.' || !name.ends_with("Z.log") {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u64> {
+        let s = &name[r];
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (h, mi, s, us) = (
+        digits(9..11)?,
+        digits(11..13)?,
+        digits(13..15)?,
+        digits(16..22)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, mo as u32, d as u32);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + s;
+    Some(secs * 1_000_000 + us)
+}
+
+/// (year, month, day, hour, minute, second) in UTC of seconds since the epoch
+/// (Howard Hinnant's civil_from_days).
+fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2024-05-01 03:00:00 UTC`
+pub fn utc_text(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = civil(micros_since_epoch(t) / 1_000_000);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+}
+
+/// `0.512s`, `4m07s`, `2h03m09s`
+pub fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs}.{:03}s", d.subsec_millis()),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m{:02}s", secs / 3600, secs % 3600 / 60, secs % 60),
+    }
+}
+
+/// The lines that open a run in its log: when, which image (and its id), which command
+/// (as printed, secrets masked).
+pub fn start_banner(
+    prog: &str,
+    image: &str,
+    id: &str,
+    command: &str,
+    at: SystemTime,
+) -> [String; 3] {
+    [
+        format!("==== {prog} start {}", utc_text(at)),
+        format!("==== image {image} {id}"),
+        format!("==== command {command}"),
+    ]
+}
+
+/// The line that closes a run in its log.
+pub fn end_banner(prog: &str, outcome: &str, at: SystemTime, took: Duration) -> String {
+    format!(
+        "==== {prog} end {}: {outcome}, duration {}",
+        utc_text(at),
+        duration_text(took)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of the log, oldest first, `current` last.
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut names = rotated_files(dir).unwrap();
+        names.push(CURRENT.into());
+        names
+            .into_iter()
+            .map(|n| {
+                let bytes = std::fs::read(dir.join(&n)).unwrap();
+                (n, bytes)
+            })
+            .collect()
+    }
+
+    fn numbered(n: usize) -> Vec<u8> {
+        (1..=n)
+            .map(|i| format!("line {i} {}\n", "x".repeat(i % 23)))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn lines_are_never_split_and_nothing_is_lost_whatever_the_chunks() {
+        for chunk in [1, 7, 64, 5000] {
+            let tmp = tempfile::tempdir().unwrap();
+            let input = numbered(600);
+            let mut log = RotatingLog::open(tmp.path(), 300, 1000).unwrap();
+            for piece in input.chunks(chunk) {
+                log.write(piece).unwrap();
+            }
+            log.finish().unwrap();
+            let files = files(tmp.path());
+            assert!(files.len() > 20, "{}", files.len());
+            let mut all = vec![];
+            for (name, bytes) in &files {
+                assert!(bytes.len() <= 300, "{name}: {}", bytes.len());
+                assert!(bytes.ends_with(b"\n"), "{name} ends mid-line");
+                all.extend_from_slice(bytes);
+            }
+            assert_eq!(all, input, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_a_file_is_cut_at_the_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = RotatingLog::open(tmp.path(), 10, 10).unwrap();
+        log.write(b"ab\n").unwrap();
+        // 25 bytes without a newline yet: two full pieces go out at once.
+        log.write(&[b'y'; 25]).unwrap();
+        log.write(b"\nok\n").unwrap();
+        log.finish().unwrap();
+        let got: Vec<String> = files(tmp.path())
+            .into_iter()
+            .map(|(_, b)| String::from_utf8(b).unwrap())
+            .collect();
+        assert_eq!(got, ["ab\n", "yyyyyyyyyy", "yyyyyyyyyy", "yyyyy\nok\n"]);
+    }
+
+    #[test]
+    fn only_the_newest_files_are_kept_and_other_files_are_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
+        let mut log = RotatingLog::open(tmp.path(), 20, 3).unwrap();
+        for i in 0..50 {
+            log.write(format!("line {i:04}\n").as_bytes()).unwrap();
+        }
+        log.finish().unwrap();
+        let files = files(tmp.path());
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        let text: String = files
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        // Two lines a file: the three newest files hold the last six lines.
+        assert_eq!(
+            text,
+            "line 0044\nline 0045\nline 0046\nline 0047\nline 0048\nline 0049\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("notes.txt")).unwrap(),
+            "mine"
+        );
+    }
+
+    #[test]
+    fn rotated_names_sort_in_order_even_within_a_microsecond() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = RotatingLog::open(tmp.path(), 2, 1000).unwrap();
+        for _ in 0..200 {
+            log.write(b"a\n").unwrap();
+        }
+        log.finish().unwrap();
+        let names = rotated_files(tmp.path()).unwrap();
+        assert_eq!(names.len(), 199);
+        let times: Vec<u64> = names.iter().map(|n| micros_of_name(n).unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_later_run_appends_and_ends_an_unfinished_line_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(CURRENT), "cut off").unwrap();
+        let mut log = RotatingLog::open(tmp.path(), 1000, 5).unwrap();
+        log.line("==== banner").unwrap();
+        log.write(b"no newline yet").unwrap();
+        log.line("==== end").unwrap();
+        log.finish().unwrap();
+        drop(log);
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(CURRENT)).unwrap(),
+            "cut off\n==== banner\nno newline yet\n==== end\n"
+        );
+    }
+
+    #[test]
+    fn streams_are_merged_a_whole_line_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = RotatingLog::open(tmp.path(), 1000, 5).unwrap();
+        // docker delivers stdout's "line 923" in two pieces, with stderr's line between.
+        log.write_stream(0, b"line 922\nli").unwrap();
+        log.write_stream(1, b"on-stderr\nerr ").unwrap();
+        log.write_stream(0, b"ne 923\nno end").unwrap();
+        log.write_stream(1, b"no end").unwrap();
+        log.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(CURRENT)).unwrap(),
+            "line 922\non-stderr\nline 923\nno end\nerr no end"
+        );
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = RotatingLog::open(tmp.path(), 100, 3).unwrap();
+        let err = RotatingLog::open(tmp.path(), 100, 3).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        RotatingLog::open(tmp.path(), 100, 3).unwrap();
+    }
+
+    #[test]
+    fn names_and_times() {
+        // 2023-11-14 22:13:20 UTC
+        let t = 1_700_000_000u64 * 1_000_000 + 42;
+        assert_eq!(name_for_micros(t), "20231114T221320.000042Z.log");
+        assert_eq!(micros_of_name(&name_for_micros(t)), Some(t));
+        assert_eq!(
+            micros_of_name("20240229T235959.999999Z.log"),
+            Some((1_709_251_199) * 1_000_000 + 999_999)
+        );
+        for other in [
+            "current",
+            "lock",
+            "20231114T221320Z.log",
+            "2023111xT221320.000042Z.log",
+        ] {
+            assert_eq!(micros_of_name(other), None, "{other}");
+        }
+        assert_eq!(
+            utc_text(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            "2023-11-14 22:13:20 UTC"
+        );
+        assert_eq!(duration_text(Duration::from_millis(5204)), "5.204s");
+        assert_eq!(duration_text(Duration::from_secs(247)), "4m07s");
+        assert_eq!(duration_text(Duration::from_secs(7389)), "2h03m09s");
+    }
+}
