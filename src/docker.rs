@@ -141,3 +141,38 @@ pub fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<S
 pub fn image_exists(image: &str) -> crate::error::Result<bool> {
     Ok(inspect_image(image, "{{.Id}}")?.is_some())
 }
+
+/// `docker container inspect NAME` on the current engine, as JSON: `None` when there is no
+/// such container; an error when docker itself fails.
+pub fn inspect_container(name: &str) -> crate::error::Result<Option<serde_json::Value>> {
+    use crate::error::Error;
+    let out = std::process::Command::new("docker")
+        .args(["container", "inspect", name])
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ProgramMissing {
+                program: "docker".into(),
+            },
+            _ => Error::io("cannot run docker", e),
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        if stderr.contains("No such container") || stderr.contains("No such object") {
+            return Ok(None);
+        }
+        let code = out.status.code().unwrap_or(1);
+        return Err(Error::Remote(format!(
+            "docker container inspect {name} failed: {}{}",
+            stderr.trim(),
+            diagnose(code)
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default()
+        )));
+    }
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::Remote(format!(
+            "docker container inspect {name}: unreadable output: {e}"
+        ))
+    })?;
+    Ok(parsed.as_array().and_then(|a| a.first()).cloned())
+}

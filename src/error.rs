@@ -58,6 +58,13 @@ pub enum Error {
     #[error("{0}")]
     Remote(String),
 
+    /// A deploy that failed (and what was done about it: rolled back, or nothing changed).
+    #[error("{message}")]
+    Deploy {
+        message: String,
+        hint: Option<String>,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -116,7 +123,7 @@ impl Error {
             ),
             Error::ProgramMissing { program } => Some(format!("install `{program}` or fix PATH")),
             Error::NoImage { .. } => Some("build it (build-image) or pull it first; `docker images` lists what is there".into()),
-            Error::Aws { hint, .. } => hint.clone(),
+            Error::Aws { hint, .. } | Error::Deploy { hint, .. } => hint.clone(),
             _ => None,
         }
     }

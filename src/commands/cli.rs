@@ -52,6 +52,8 @@ pub fn command(name: &str) -> Option<Command> {
         "publish-image" => with_images(publish_image::Args::command(), "image", Images::Dirs),
         "auto-build" => with_images(auto_build::Args::command(), "images", Images::Dirs),
         "transfer-image" => with_docks(transfer_image::Args::command(), "dest"),
+        "deploy-image" => with_images(super::deploy_image::Args::command(), "image", Images::Run),
+        "serve-hooks" => super::serve_hooks::Args::command(),
         "register-dock" => register_dock::Args::command(),
         "unregister-dock" => with_docks(unregister_dock::Args::command(), "name"),
         "dock-env" => with_docks(dock_env::Args::command(), "name"),

@@ -4,6 +4,7 @@
 pub mod auto_build;
 pub mod build_image;
 pub mod create_dock;
+pub mod deploy_image;
 pub mod destroy_dock;
 pub mod dock_env;
 pub mod genversion;
@@ -13,6 +14,7 @@ pub mod publish_image;
 pub mod register_dock;
 pub mod run_image;
 pub mod run_notebook;
+pub mod serve_hooks;
 pub mod ssh_dock;
 pub mod start_dock;
 pub mod stop_dock;
@@ -96,6 +98,16 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         "publish-image",
         "push a project image to ECR or a registry (publication_tag)",
         publish_image::main,
+    ),
+    (
+        "deploy-image",
+        "replace a service's container with the newest image; roll back if it fails",
+        deploy_image::main,
+    ),
+    (
+        "serve-hooks",
+        "redeploy services on Docker Hub webhooks and registry notifications",
+        serve_hooks::main,
     ),
     (
         "create-dock",

@@ -5,7 +5,7 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::expand;
 use crate::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, MIN_KEEP};
-use crate::plan::{Arg, EnvVar, LogTo, Plan};
+use crate::plan::{Arg, EnvVar, Invocation, LogTo, Plan};
 use crate::project::Project;
 use clap::Parser;
 use std::path::PathBuf;
@@ -164,7 +164,43 @@ fn cli_words(flag: &str, value: &str) -> Result<Vec<String>> {
     crate::cfg::split_words(value).map_err(|m| Error::Usage(format!("{flag}: {m}")))
 }
 
+/// How the container lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// run-image's: named `<user>_<image>_<time>`, `--rm` and a terminal unless kept, the
+    /// caller's AWS credentials passed in.
+    Run,
+    /// A service (deploy-image): `-d --name NAME --restart unless-stopped`, no terminal, no
+    /// AWS credentials of whoever deploys it; the rest of the section as run-image has it.
+    Service { name: String },
+}
+
+impl Args {
+    /// run-image's arguments for IMAGE without flags: the cfg section alone decides.
+    pub fn section_only(image: &str) -> Args {
+        Args::parse_from([
+            std::ffi::OsString::from("run-image"),
+            "--".into(),
+            image.into(),
+        ])
+    }
+}
+
 pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut inv = docker_run(project, args, &Lifecycle::Run, ctx)?;
+    inv.log = log_to(project, args, ctx)?;
+    plan.run(inv);
+    Ok(plan)
+}
+
+/// The `docker run` of an image with its section's options (and the flags of `args`).
+pub fn docker_run(
+    project: &Project,
+    args: &Args,
+    lifecycle: &Lifecycle,
+    ctx: &Context,
+) -> Result<Invocation> {
     let mut valid = project.image_dirs()?;
     valid.extend(project.synthetic_images()?);
     Project::check_image(&args.image, &valid)?;
@@ -178,9 +214,14 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
     };
     let image = project.image_ref(&args.image)?;
 
-    let mut inv = docker::docker(&project.root)
-        .args(["run", "--init", "--name"])
-        .arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp()));
+    let mut inv = match lifecycle {
+        Lifecycle::Run => docker::docker(&project.root)
+            .args(["run", "--init", "--name"])
+            .arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp())),
+        Lifecycle::Service { name } => docker::docker(&project.root)
+            .args(["run", "-d", "--name", name])
+            .args(["--restart", "unless-stopped", "--init"]),
+    };
 
     // Environment: the cfg's `environment` words, then `-e` pairs (command line first, then
     // the section named by `env=`; the command line wins), then AWS credentials.
@@ -236,7 +277,7 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
             None => inv = inv.arg(k),
         }
     }
-    if !docked {
+    if !docked && *lifecycle == Lifecycle::Run {
         for name in AWS_ENV {
             if ctx.var(name).is_some() {
                 // `-e NAME`: docker takes the value from its own environment.
@@ -245,21 +286,23 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
         }
     }
 
-    if !args.keep {
-        inv = inv.arg("--rm");
-    }
-    let interactive = if args.keep {
-        vec!["-d".to_string()]
-    } else if args.logging.log.is_some() {
-        // A logged run: no terminal, stdin not attached.
-        vec![]
-    } else {
-        match section.key("interactive")? {
-            Some(_) => section.words("interactive", None)?,
-            None => vec!["-it".to_string()],
+    if *lifecycle == Lifecycle::Run {
+        if !args.keep {
+            inv = inv.arg("--rm");
         }
-    };
-    inv = inv.args(tty_rule(interactive, ctx.stdin_is_tty));
+        let interactive = if args.keep {
+            vec!["-d".to_string()]
+        } else if args.logging.log.is_some() {
+            // A logged run: no terminal, stdin not attached.
+            vec![]
+        } else {
+            match section.key("interactive")? {
+                Some(_) => section.words("interactive", None)?,
+                None => vec!["-it".to_string()],
+            }
+        };
+        inv = inv.args(tty_rule(interactive, ctx.stdin_is_tty));
+    }
 
     if args.use_gpu {
         inv = inv.args(GPU_ARGS);
@@ -300,10 +343,7 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
         Some(c) => inv = inv.args(cli_words("-c/--command", c)?),
         None => inv = inv.args(section.words("cmd", None)?),
     }
-    inv.log = log_to(project, args, ctx)?;
-    let mut plan = Plan::default();
-    plan.run(inv);
-    Ok(plan)
+    Ok(inv)
 }
 
 /// `--log [DIR]`: where the run's output goes. DIR from the flag (relative to the current
