@@ -19,6 +19,7 @@ pub mod notebook;
 pub mod plan;
 pub mod project;
 pub mod ssh;
+pub mod tags;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -66,7 +66,10 @@ fn auto_build_rebuilds_what_changed_from_the_sealed_branch_and_publishes_it() {
     assert_eq!(rc, 0, "{out}");
     assert_eq!(
         said(&out, "base"),
-        ["built: its inputs changed", "not published: [base] has no image_repo"],
+        [
+            "built: its inputs changed",
+            "not published: [base] has no image_repo"
+        ],
         "{out}"
     );
     assert_eq!(

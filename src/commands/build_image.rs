@@ -7,6 +7,7 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::plan::{Invocation, OnFailure, Plan, Step};
 use crate::project::{ImageRef, Project};
+use crate::tags;
 use clap::Parser;
 use std::collections::HashMap;
 
@@ -52,6 +53,82 @@ pub struct Args {
     /// Print the commands that would run, and run nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The Dockerfile with each `FROM` (and `COPY --from`) that names a timestamp-tagged
+/// project image without a tag, or with `latest`, given that image's newest tag: this
+/// run's stamp when the run builds it, else its newest local tag. Also says whether
+/// anything changed.
+fn resolve_froms(
+    project: &Project,
+    dockerfile: &str,
+    targets: &[String],
+    stamp: &str,
+) -> Result<(String, bool)> {
+    let mut stamped: HashMap<String, String> = HashMap::new();
+    for d in project.image_dirs()? {
+        let r = project.image_ref(&d)?;
+        if r.tag == tags::TIMESTAMP {
+            stamped.insert(r.name, d);
+        }
+    }
+    if stamped.is_empty() {
+        return Ok((dockerfile.to_string(), false));
+    }
+    let mut changed = false;
+    let mut out = String::with_capacity(dockerfile.len());
+    for line in dockerfile.split_inclusive('\n') {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let is_from = words
+            .first()
+            .is_some_and(|w| w.eq_ignore_ascii_case("from"));
+        let mut new_line = line.to_string();
+        for w in &words {
+            let reference = match w.strip_prefix("--from=") {
+                Some(r) => r,
+                None if is_from && !w.starts_with("--") && !w.eq_ignore_ascii_case("from") => w,
+                None => continue,
+            };
+            let name = chain::reference_name(reference);
+            let tag = reference.strip_prefix(name).unwrap_or("");
+            if !(tag.is_empty() || tag == ":latest") {
+                continue;
+            }
+            let Some(dir) = stamped.get(name) else {
+                continue;
+            };
+            let newest = if targets.contains(dir) {
+                Some(stamp.to_string())
+            } else {
+                tags::newest(tags::local_tags(name)?.iter().map(String::as_str))
+            };
+            let Some(newest) = newest else {
+                return Err(Error::Usage(format!(
+                    "the Dockerfile builds FROM {name}, which has timestamp tags, and none is \
+                     here: build-image {dir} first (or --with-deps)"
+                )));
+            };
+            new_line =
+                new_line.replacen(w, &w.replacen(reference, &format!("{name}:{newest}"), 1), 1);
+            changed = true;
+        }
+        out.push_str(&new_line);
+    }
+    Ok((out, changed))
+}
+
+/// The docker builds of a plan read this Dockerfile text on stdin (`-f -`).
+fn read_dockerfile_from_stdin(plan: &mut Plan, dockerfile: &str) {
+    for step in &mut plan.steps {
+        if let Step::Run(inv) = step {
+            if inv.is_docker && inv.args.first().is_some_and(|a| a.value == "build") {
+                if let Some(i) = inv.args.iter().position(|a| a.value == "-f") {
+                    inv.args[i + 1] = "-".into();
+                    inv.stdin = Some(dockerfile.to_string().into());
+                }
+            }
+        }
+    }
 }
 
 /// One image's build: its steps, and what `--if-changed` and the scheduler need.
@@ -194,6 +271,8 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
         images: vec![],
         cleanup: global.cleanup,
     };
+    // One time for every timestamp-tagged image of this run (a chain shares it).
+    let stamp = tags::utc_stamp();
     for target in &targets {
         let mut plan = Plan::default();
         let path = project.dockerfile(target);
@@ -221,6 +300,32 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
         if let Some(tag) = &args.image_tag {
             image.tag = tag.clone();
         }
+        let timestamped = image.tag == tags::TIMESTAMP;
+        if timestamped && matches!(action, Action::Clean) {
+            // Every timestamp tag of the image goes.
+            for tag in tags::local_tags(&image.name)? {
+                let mut rmi = docker::docker(root).args(["rmi", &format!("{}:{tag}", image.name)]);
+                rmi.on_failure = OnFailure::MissingImageIsFine;
+                plan.run(rmi);
+            }
+            out.images.push(ImagePart {
+                target: target.clone(),
+                image,
+                parents: vec![],
+                plan,
+                dockerfile,
+                build_args: vec![],
+                bases: vec![],
+                sources: vec![],
+                context: project.root.clone(),
+            });
+            continue;
+        }
+        if timestamped {
+            image.tag = stamp.clone();
+        }
+        // `FROM` a timestamp-tagged project image, without a tag (or `latest`): its newest.
+        let (dockerfile, rewritten) = resolve_froms(project, &dockerfile, &targets, &stamp)?;
         let builder = docker::has_builder_stage(&dockerfile).then(|| ImageRef {
             name: format!("{}-builder", image.name),
             tag: image.tag.clone(),
@@ -234,7 +339,10 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
                 }
             }
             Action::Build => {
-                build_steps(project, args, target, &image, builder.as_ref(), &mut plan)?
+                build_steps(project, args, target, &image, builder.as_ref(), &mut plan)?;
+                if rewritten {
+                    read_dockerfile_from_stdin(&mut plan, &dockerfile);
+                }
             }
         }
         let build_args = section_build_args(project, target)?;

@@ -141,7 +141,8 @@ pub fn service(project: &Project, image: &str, no_pull: bool, ctx: &Context) -> 
             ),
         ));
     }
-    let reference = project.image_ref(image)?.to_string();
+    // `tag=timestamp`: the newest build here.
+    let reference = crate::tags::newest_here(project.image_ref(image)?)?.to_string();
     let no_pull = if no_pull {
         Some("--no-pull".to_string())
     } else if is_project_named(project, image)? {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::expand;
 use crate::plan::{Arg, Plan, Step};
 use crate::project::Project;
+use crate::tags;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -46,6 +47,21 @@ pub struct Target {
 }
 
 pub fn target(project: &Project, args: &Args) -> Result<Target> {
+    let mut t = target_unresolved(project, args)?;
+    if t.tag == tags::TIMESTAMP {
+        // `tag=timestamp`: the newest build here.
+        t.tag = tags::newest(tags::local_tags(&t.name)?.iter().map(String::as_str)).ok_or_else(
+            || Error::NoImage {
+                image: format!("{} (with a timestamp tag)", t.name),
+            },
+        )?;
+        t.source = format!("{}:{}", t.name, t.tag);
+    }
+    Ok(t)
+}
+
+/// The target as the cfg says it (`tag=timestamp` left as it is).
+fn target_unresolved(project: &Project, args: &Args) -> Result<Target> {
     let mut valid = project.image_dirs()?;
     valid.extend(project.synthetic_images()?);
     Project::check_image(&args.image, &valid)?;
@@ -105,6 +121,58 @@ pub fn expand_tag(t: &Target, account: &str, region: &str, ctx: &Context) -> Res
     let bad = |m: String| Error::Usage(format!("publication_tag `{}`: {m}", t.template));
     let formatted = expand::format_vars(&t.template, &vars).map_err(bad)?;
     ctx.expand_env(&formatted).map_err(bad)
+}
+
+/// The newest timestamp tag of an image type in the registry it is published to (its
+/// section's `image_repo` and `publication_tag`), with the reference to pull it by.
+pub fn newest_published(
+    project: &Project,
+    image: &str,
+    ctx: &Context,
+    aws_args: &AwsArgs,
+) -> Result<Option<(String, String)>> {
+    let args = Args {
+        image: image.into(),
+        image_name: None,
+        dry_run: true,
+        aws: aws_args.clone(),
+    };
+    let mut t = target_unresolved(project, &args)?;
+    let (repository, found) = if t.repo == "aws" {
+        let aws = Aws::load(aws_args)?;
+        let account = if t.template.contains("{account}") {
+            ecr::account(&aws)?
+        } else {
+            String::new()
+        };
+        t.tag = "x".into();
+        let reference = expand_tag(&t, &account, &aws.region(), ctx)?;
+        let (host, path) = split_reference(&reference);
+        let repository = match host {
+            Some(h) => format!("{h}/{path}"),
+            None => path.to_string(),
+        };
+        let found = tags::ecr_tags(&aws, path)?;
+        (repository, found)
+    } else {
+        t.tag = "x".into();
+        let reference = expand_tag(&t, "", "", ctx)?;
+        let (host, path) = split_reference(&reference);
+        let repository = match host {
+            Some(h) => format!("{h}/{path}"),
+            None => format!("registry-1.docker.io/{path}"),
+        };
+        let found = tags::registry_tags(&repository)?;
+        let repository = match host {
+            Some(_) => repository,
+            None => path.to_string(),
+        };
+        (repository, found)
+    };
+    Ok(tags::newest(found.iter().map(String::as_str)).map(|tag| {
+        let pull = format!("{repository}:{tag}");
+        (tag, pull)
+    }))
 }
 
 /// The registry host of an image reference (docker's rule: a first component with a

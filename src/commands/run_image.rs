@@ -51,6 +51,10 @@ pub struct Args {
     /// Environment variable for the container, KEY=value (or KEY to pass the host's value); repeatable
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// With `tag=timestamp`: run the newest build, pulled from the registry the image is
+    /// published to when it is newer than any here (also `pull_latest=True`)
+    #[arg(long)]
+    pub latest: bool,
     #[command(flatten)]
     pub logging: LogArgs,
     /// Print the command that would run, and run nothing
@@ -189,9 +193,64 @@ impl Args {
 pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
     let mut plan = Plan::default();
     let mut inv = docker_run(project, args, &Lifecycle::Run, ctx)?;
+    latest_steps(project, args, ctx, &mut plan, &mut inv)?;
     inv.log = log_to(project, args, ctx)?;
     plan.run(inv);
     Ok(plan)
+}
+
+/// `tag=timestamp`: with `--latest` (or `pull_latest=True`), the newest build in the
+/// registry is pulled (and tagged as the project's image) when it is newer than any here,
+/// and run; without a build here or there, an error that says what to do.
+fn latest_steps(
+    project: &Project,
+    args: &Args,
+    ctx: &Context,
+    plan: &mut Plan,
+    inv: &mut Invocation,
+) -> Result<()> {
+    let image = project.image_ref(&args.image)?;
+    if image.tag != crate::tags::TIMESTAMP {
+        return Ok(());
+    }
+    let here = crate::tags::newest_here(image.clone())?;
+    let pull_latest = project.cfg.has_section(&args.image)
+        && project
+            .cfg
+            .get_bool(&args.image, "pull_latest")?
+            .unwrap_or(false);
+    let mut chosen = here.clone();
+    if args.latest || pull_latest {
+        let published = super::publish_image::newest_published(
+            project,
+            &args.image,
+            ctx,
+            &crate::aws::AwsArgs::default(),
+        )?;
+        if let Some((tag, pull)) = published {
+            let newer = here.tag == crate::tags::TIMESTAMP || here.tag < tag;
+            if newer {
+                chosen.tag = tag;
+                plan.run(docker::docker(&project.root).args(["pull", &pull]));
+                plan.run(docker::docker(&project.root).args(["tag", &pull, &chosen.to_string()]));
+            }
+        }
+    }
+    if chosen.tag == crate::tags::TIMESTAMP {
+        return Err(Error::Usage(format!(
+            "no build of {} here ([{}] tag=timestamp): build-image {}, or run-image {} \
+             --latest to pull the newest from the registry",
+            image.name, args.image, args.image, args.image
+        )));
+    }
+    let shown = here.to_string();
+    for a in inv.args.iter_mut() {
+        if a.value == shown {
+            a.value = chosen.to_string();
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The `docker run` of an image with its section's options (and the flags of `args`).
@@ -212,7 +271,8 @@ pub fn docker_run(
         docked,
         ctx,
     };
-    let image = project.image_ref(&args.image)?;
+    // `tag=timestamp`: the newest build here (run-image's plan handles --latest).
+    let image = crate::tags::newest_here(project.image_ref(&args.image)?)?;
 
     let mut inv = match lifecycle {
         Lifecycle::Run => docker::docker(&project.root)

@@ -160,6 +160,7 @@ pub fn plan(
             network: None,
             use_gpu: args.gpu,
             env: vec![],
+            latest: false,
             logging: Default::default(),
             dry_run: args.dry_run,
         };
