@@ -803,3 +803,58 @@ fn publish_image_to_a_registry_and_bad_cfg() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn run_image_latest_finds_the_newest_timestamp_tag_in_ecr() {
+    require_engine();
+    let aws = moto();
+    let reg = registry();
+    let project = Project::new("ecrlatest");
+    let name = format!("{}-app", project.name);
+    project
+        .dockerfile("app", &format!("{BUSYBOX_DOCKERFILE}COPY v.txt /v.txt\n"))
+        .file("v.txt", "from ecr\n")
+        .cfg(&format!(
+            "[app]\ntag=timestamp\nimage_repo=aws\npublication_tag=127.0.0.1:{}/{{image}}:{{tag}}\n",
+            reg.port
+        ));
+    built(&project, "app");
+    // The newest build lives in the registry (pushed there under a later time) and ECR
+    // lists it; here only an older build remains.
+    let newer = "20991231T235959Z";
+    let remote = format!("127.0.0.1:{}/{name}:{newer}", reg.port);
+    let here = Command::new("docker")
+        .args(["images", "--format", "{{.Tag}}", &name])
+        .output()
+        .unwrap();
+    let here = text(&here.stdout).trim().to_string();
+    for args in [
+        vec!["tag", &format!("{name}:{here}"), &remote],
+        vec!["push", &remote],
+        vec!["rmi", &remote],
+    ] {
+        let out = Command::new("docker").args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    aws.boto(&format!(
+        "ecr.create_repository(repositoryName='{name}')\n\
+         m = json.dumps({{'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json', 'config': {{'digest': 'sha256:' + '0' * 64}}, 'layers': []}})\n\
+         ecr.put_image(repositoryName='{name}', imageManifest=m, imageTag='{newer}')\n\
+         out = 1"
+    ));
+    aws.actions();
+    let out = aws
+        .cmd("run-image")
+        .args(["app", "--latest", "-c", "cat /v.txt"])
+        .current_dir(&project.root)
+        .output()
+        .unwrap();
+    let all = text(&out.stderr) + &text(&out.stdout);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains(&format!("docker pull {remote}")), "{all}");
+    assert!(all.contains("from ecr"), "{all}");
+    assert!(aws.actions().contains(&"ListImages".to_string()));
+    let _ = Command::new("docker")
+        .args(["rmi", &format!("{name}:{newer}"), &remote])
+        .output();
+}
