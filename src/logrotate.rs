@@ -338,6 +338,11 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The UTC calendar time now: (year, month, day, hour, minute, second).
+pub fn utc_now() -> (i64, u32, u32, u32, u32, u32) {
+    civil(micros_since_epoch(SystemTime::now()) / 1_000_000)
+}
+
 /// `2024-05-01 03:00:00 UTC`
 pub fn utc_text(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil(micros_since_epoch(t) / 1_000_000);

@@ -84,4 +84,4 @@ fi
 export DOCKERUTILS_MOTO_VENV=$moto_venv
 
 # --- tests -------------------------------------------------------------------------------
-cargo test "$@"
+cargo test --no-fail-fast "$@"

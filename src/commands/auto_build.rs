@@ -98,21 +98,8 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
 }
 
 fn now() -> String {
-    // SAFETY: time(2) and gmtime_r(3) with valid pointers to locals.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::gmtime_r(&t, &mut tm);
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec
-        )
-    }
+    let (y, mo, d, h, mi, s) = crate::logrotate::utc_now();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// The build parts, with images of a `source_branch` built from that branch's export.
