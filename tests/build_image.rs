@@ -406,8 +406,27 @@ fn ctrl_c_during_a_build_stops_it_and_still_cleans_up() {
         "pip.conf is there during the build"
     );
     // The terminal is in cooked mode: ^C becomes SIGINT for the whole foreground group.
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\x03").unwrap();
-    let code = common::wait_exit(&mut child, std::time::Duration::from_secs(20), || {});
+    // Under load, script(1) sometimes loses a byte written while it is still setting up
+    // the terminal (seen in CI: the whole group kept running): a second ^C, as a user
+    // would press, after a few seconds. Both lost would mean ^C does not work.
+    let mut code = None;
+    for _ in 0..2 {
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\x03").unwrap();
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            if let Some(status) = child.try_wait().unwrap() {
+                code = status.code();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if code.is_some() {
+            break;
+        }
+    }
+    if code.is_none() {
+        code = common::wait_exit(&mut child, std::time::Duration::from_secs(10), || {});
+    }
     assert_eq!(code, Some(130));
     assert!(
         !p.root.join("pip.conf").exists(),
