@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BUSYBOX_DOCKERFILE, Project, bin_dir, image_id, require_engine};
+use common::{BUSYBOX_DOCKERFILE, Project, bin_dir, image_id, project_with, require_engine};
 use common::{READY_CMD, in_terminal, wait_exit, with_clean_env};
 use std::io::Write;
 use std::path::Path;
@@ -13,23 +13,6 @@ use std::time::{Duration, Instant};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A project with one busybox image, built with plain docker. Each test has its own image
-/// name (container names are `<user>_<image>_<time>`).
-fn project_with(image: &str, cfg: &str) -> Project {
-    require_engine();
-    let p = Project::new(image);
-    p.dockerfile(image, BUSYBOX_DOCKERFILE).cfg(cfg);
-    let out = Command::new("docker")
-        .current_dir(&p.root)
-        .args(["build", "-q", "-t", &p.image(image), "-f"])
-        .arg(format!("docker/{image}/Dockerfile"))
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    p
 }
 
 /// A container command printing `line 1` … `line N` on stdout and `err 100`, `err 200` …

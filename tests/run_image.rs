@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{BUSYBOX_DOCKERFILE, Project, bin_dir, require_engine};
 use common::{READY_CMD, in_terminal, wait_exit, wait_for_ready, with_clean_env};
+use common::{bin_dir, project_with};
 use predicates::prelude::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -11,24 +11,6 @@ use std::time::Duration;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A project with one busybox image, built with plain docker (these tests are about
-/// run-image). Each test uses its own image name: container names are
-/// `<user>_<image>_<time>`, unique per image and second.
-fn project_with(image: &str, cfg: &str) -> Project {
-    require_engine();
-    let p = Project::new(image);
-    p.dockerfile(image, BUSYBOX_DOCKERFILE).cfg(cfg);
-    let out = Command::new("docker")
-        .current_dir(&p.root)
-        .args(["build", "-q", "-t", &p.image(image), "-f"])
-        .arg(format!("docker/{image}/Dockerfile"))
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    p
 }
 
 /// Names of the containers of this image (kept ones).

@@ -266,8 +266,5 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("auto-build", &e),
-    }
+    super::exit_code("auto-build", run(&args))
 }

@@ -354,10 +354,7 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("create-dock", &e),
-    }
+    super::exit_code("create-dock", run(&args))
 }
 
 #[cfg(test)]

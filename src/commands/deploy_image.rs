@@ -817,10 +817,7 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("deploy-image", &e),
-    }
+    super::exit_code("deploy-image", run(&args))
 }
 
 #[cfg(test)]

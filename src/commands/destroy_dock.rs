@@ -113,8 +113,5 @@ fn finish(
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("destroy-dock", &e),
-    }
+    super::exit_code("destroy-dock", run(&args))
 }

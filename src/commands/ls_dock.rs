@@ -129,10 +129,7 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("ls-dock", &e),
-    }
+    super::exit_code("ls-dock", run(&args))
 }
 
 #[cfg(test)]

@@ -147,6 +147,14 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
     ),
 ];
 
+/// A command's exit code: its own, or its error's (reported the usual way).
+pub fn exit_code(prog: &str, result: Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(prog, &e),
+    }
+}
+
 /// Reports an error the usual way and returns its exit code.
 pub fn fail(prog: &str, err: &error::Error) -> i32 {
     error::report(prog, err);

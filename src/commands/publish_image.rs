@@ -257,10 +257,7 @@ pub fn publish(project: &Project, args: &Args, ctx: &Context) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("publish-image", &e),
-    }
+    super::exit_code("publish-image", run(&args))
 }
 
 #[cfg(test)]

@@ -749,10 +749,7 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("serve-hooks", &e),
-    }
+    super::exit_code("serve-hooks", run(&args))
 }
 
 #[cfg(test)]

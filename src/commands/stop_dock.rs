@@ -57,8 +57,5 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("stop-dock", &e),
-    }
+    super::exit_code("stop-dock", run(&args))
 }

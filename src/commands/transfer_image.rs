@@ -447,10 +447,7 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => super::fail("transfer-image", &e),
-    }
+    super::exit_code("transfer-image", run(&args))
 }
 
 #[cfg(test)]

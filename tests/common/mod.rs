@@ -331,3 +331,25 @@ impl Registry {
             .unwrap_or_default()
     }
 }
+
+/// A project with one busybox image `image`, built with plain docker (for tests about
+/// running it). Each test uses its own image name: container names are
+/// `<user>_<image>_<time>`, unique per image and second.
+pub fn project_with(image: &str, cfg: &str) -> Project {
+    require_engine();
+    let p = Project::new(image);
+    p.dockerfile(image, BUSYBOX_DOCKERFILE).cfg(cfg);
+    let out = Command::new("docker")
+        .current_dir(&p.root)
+        .args(["build", "-q", "-t", &p.image(image), "-f"])
+        .arg(format!("docker/{image}/Dockerfile"))
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p
+}
