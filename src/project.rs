@@ -14,6 +14,8 @@ pub struct Project {
     pub cfg: Cfg,
     /// The user name: the default tag.
     pub user: String,
+    /// `version()`, asked of git once.
+    pub version: std::sync::OnceLock<String>,
 }
 
 /// A docker image reference, `name:tag`.
@@ -58,6 +60,7 @@ impl Project {
             name,
             cfg,
             user: user.to_owned(),
+            version: Default::default(),
         })
     }
 
@@ -83,6 +86,10 @@ impl Project {
     /// The project's version for `{version}`: `git describe --tags --always --dirty` at
     /// the root, or `unknown` outside git (or without git).
     pub fn version(&self) -> String {
+        self.version.get_or_init(|| self.git_describe()).clone()
+    }
+
+    fn git_describe(&self) -> String {
         std::process::Command::new("git")
             .args(["describe", "--tags", "--always", "--dirty"])
             .current_dir(&self.root)
@@ -182,6 +189,7 @@ mod tests {
             name: "myproj".into(),
             cfg: Cfg::parse(cfg, Path::new("dockerutils.cfg")).unwrap(),
             user: "ann".into(),
+            version: Default::default(),
         }
     }
 

@@ -60,18 +60,11 @@ pub struct Args {
 /// run's stamp when the run builds it, else its newest local tag. Also says whether
 /// anything changed.
 fn resolve_froms(
-    project: &Project,
+    stamped: &HashMap<String, String>,
     dockerfile: &str,
     targets: &[String],
     stamp: &str,
 ) -> Result<(String, bool)> {
-    let mut stamped: HashMap<String, String> = HashMap::new();
-    for d in project.image_dirs()? {
-        let r = project.image_ref(&d)?;
-        if r.tag == tags::TIMESTAMP {
-            stamped.insert(r.name, d);
-        }
-    }
     if stamped.is_empty() {
         return Ok((dockerfile.to_string(), false));
     }
@@ -271,8 +264,16 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
         images: vec![],
         cleanup: global.cleanup,
     };
-    // One time for every timestamp-tagged image of this run (a chain shares it).
+    // One time for every timestamp-tagged image of this run (a chain shares it), and the
+    // project's timestamp-tagged images by name (for the FROMs that name them).
     let stamp = tags::utc_stamp();
+    let mut stamped: HashMap<String, String> = HashMap::new();
+    for d in &dirs {
+        let r = project.image_ref(d)?;
+        if r.tag == tags::TIMESTAMP {
+            stamped.insert(r.name, d.clone());
+        }
+    }
     for target in &targets {
         let mut plan = Plan::default();
         let path = project.dockerfile(target);
@@ -325,7 +326,7 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
             image.tag = stamp.clone();
         }
         // `FROM` a timestamp-tagged project image, without a tag (or `latest`): its newest.
-        let (dockerfile, rewritten) = resolve_froms(project, &dockerfile, &targets, &stamp)?;
+        let (dockerfile, rewritten) = resolve_froms(&stamped, &dockerfile, &targets, &stamp)?;
         let builder = docker::has_builder_stage(&dockerfile).then(|| ImageRef {
             name: format!("{}-builder", image.name),
             tag: image.tag.clone(),

@@ -835,6 +835,7 @@ mod tests {
             name: "shop".into(),
             cfg: Cfg::parse(cfg, &root.join("docker/dockerutils.cfg")).unwrap(),
             user: "ann".into(),
+            version: Default::default(),
         };
         (dir, p)
     }
