@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{BUSYBOX_DOCKERFILE, Project, bin_dir, image_id, project_with, require_engine};
+use common::{
+    BUSYBOX_DOCKERFILE, Project, bin_dir, containers, image_id, project_with, remove_containers,
+    require_engine,
+};
 use common::{READY_CMD, in_terminal, wait_exit, with_clean_env};
 use std::io::Write;
 use std::path::Path;
@@ -72,21 +75,6 @@ fn numbers(lines: &[&str]) -> Vec<usize> {
         .filter_map(|l| l.strip_prefix("line "))
         .map(|n| n.parse().unwrap())
         .collect()
-}
-
-fn containers(image: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("name=^{}_{image}_", common::USER))
-        .output()
-        .unwrap();
-    text(&out.stdout).lines().map(str::to_owned).collect()
-}
-
-fn remove_containers(image: &str) {
-    for c in containers(image) {
-        let _ = Command::new("docker").args(["rm", "-f", &c]).output();
-    }
 }
 
 /// Waits until the log's `current` holds `needle`.

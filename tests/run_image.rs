@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{READY_CMD, in_terminal, wait_exit, wait_for_ready, with_clean_env};
+use common::{
+    READY_CMD, containers, in_terminal, remove_containers, wait_exit, wait_for_ready,
+    with_clean_env,
+};
 use common::{bin_dir, project_with};
 use predicates::prelude::*;
 use std::io::Write;
@@ -11,22 +14,6 @@ use std::time::Duration;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Names of the containers of this image (kept ones).
-fn containers(image: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("name=^{}_{image}_", common::USER))
-        .output()
-        .unwrap();
-    text(&out.stdout).lines().map(str::to_owned).collect()
-}
-
-fn remove_containers(image: &str) {
-    for c in containers(image) {
-        let _ = Command::new("docker").args(["rm", "-f", &c]).output();
-    }
 }
 
 fn inspect(container: &str, format: &str) -> String {

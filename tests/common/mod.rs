@@ -353,3 +353,23 @@ pub fn project_with(image: &str, cfg: &str) -> Project {
     );
     p
 }
+
+/// Names of the containers run-image made of this image (`<user>_<image>_<time>`), kept
+/// or stopped.
+pub fn containers(image: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("name=^{USER}_{image}_"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn remove_containers(image: &str) {
+    for c in containers(image) {
+        let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+    }
+}
