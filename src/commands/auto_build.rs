@@ -84,7 +84,11 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
             },
             _ => Error::io("cannot run git", e),
         })?;
-    let unpacked = tar::Archive::new(git.stdout.take().unwrap()).unpack(into);
+    let mut archive = tar::Archive::new(git.stdout.take().unwrap());
+    let unpacked = archive.unpack(into);
+    // tar stops reading at the end-of-archive blocks; git may still be writing its padding,
+    // and a closed pipe would kill it with SIGPIPE: read the rest before waiting for it.
+    let _ = std::io::copy(&mut archive.into_inner(), &mut std::io::sink());
     let out = git
         .wait_with_output()
         .map_err(|e| Error::io("waiting for git", e))?;
