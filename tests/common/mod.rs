@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The user every test runs as (images are tagged with it).
@@ -86,6 +86,7 @@ impl Project {
         std::fs::create_dir_all(root.join("docker")).unwrap();
         std::fs::copy("/bin/busybox", root.join("busybox"))
             .expect("/bin/busybox (Debian busybox-static; tests/run.sh installs it)");
+        cleanup().live += 1;
         Project {
             _dir: dir,
             root,
@@ -146,23 +147,70 @@ pub fn clean_env(cmd: &mut assert_cmd::Command) {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        // Remove every image this project made.
-        if let Ok(out) = Command::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter"])
-            .arg(format!("reference={}-*", self.name))
-            .output()
-        {
-            let refs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_owned)
-                .collect();
-            if !refs.is_empty() {
-                let _ = Command::new("docker")
-                    .arg("rmi")
-                    .arg("-f")
-                    .args(&refs)
-                    .output();
+        // Every image this project made, once no other test of this binary is building.
+        let mut c = cleanup();
+        c.live -= 1;
+        c.filters.push(format!("reference={}-*", self.name));
+        c.remove_if_idle();
+    }
+}
+
+/// Images wait for removal until no project of this test binary is alive. The legacy
+/// builder's cache lookup for a `FROM scratch` step walks every parentless image of the
+/// engine and fails ("unable to find image sha256:…") when one is deleted under it, so
+/// removing a finished test's images while another test builds breaks that build (seen
+/// in CI). A new project waits while a removal runs.
+pub struct Cleanup {
+    live: usize,
+    filters: Vec<String>,
+    refs: Vec<String>,
+}
+
+pub fn cleanup() -> std::sync::MutexGuard<'static, Cleanup> {
+    static CLEANUP: Mutex<Cleanup> = Mutex::new(Cleanup {
+        live: 0,
+        filters: Vec::new(),
+        refs: Vec::new(),
+    });
+    CLEANUP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Cleanup {
+    /// Removes `refs` now if no project is alive, else with the last one.
+    pub fn remove_later(&mut self, refs: impl IntoIterator<Item = String>) {
+        self.refs.extend(refs);
+        self.remove_if_idle();
+    }
+
+    fn remove_if_idle(&mut self) {
+        if self.live > 0 {
+            return;
+        }
+        let mut refs = std::mem::take(&mut self.refs);
+        for filter in std::mem::take(&mut self.filters) {
+            if let Ok(out) = Command::new("docker")
+                .args([
+                    "images",
+                    "--format",
+                    "{{.Repository}}:{{.Tag}}",
+                    "--filter",
+                    &filter,
+                ])
+                .output()
+            {
+                refs.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .map(str::to_owned),
+                );
             }
+        }
+        if !refs.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rmi")
+                .arg("-f")
+                .args(&refs)
+                .output();
         }
     }
 }

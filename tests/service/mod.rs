@@ -124,14 +124,8 @@ impl Drop for Service {
         for c in [self.name.clone(), format!("{}-previous", self.name)] {
             let _ = Command::new("docker").args(["rm", "-f", "-v", &c]).output();
         }
-        let images = self.images.borrow();
-        if !images.is_empty() {
-            let _ = Command::new("docker")
-                .arg("rmi")
-                .arg("-f")
-                .args(images.iter())
-                .output();
-        }
+        // Images go when no test of this binary builds (see common::Cleanup).
+        crate::common::cleanup().remove_later(self.images.borrow().iter().cloned());
     }
 }
 
