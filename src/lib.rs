@@ -11,6 +11,7 @@ pub mod context;
 pub mod dock;
 pub mod dock_cfg;
 pub mod docker;
+pub mod engine_store;
 pub mod error;
 pub mod exec;
 pub mod expand;

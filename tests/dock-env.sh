@@ -5,7 +5,8 @@
 # - dockerd with its own data-root, exec-root, pidfile, unix socket and bridge (dock0,
 #   never --bridge=none, which would delete the first engine's docker0);
 # - Debian's sshd on 127.0.0.2:22 for the user `dockuser`, whose sessions get
-#   DOCKER_HOST=<that socket> (SetEnv), so `docker` there talks to the dock's engine;
+#   DOCKER_HOST=<that socket> (SetEnv), so `docker` there talks to the dock's engine
+#   (and for `nodocker`, without docker on its PATH, and `wrapdock`, with ~/bin first);
 # - an ssh-agent holding the client key (ssh reads keys from the passwd home, not $HOME).
 # State (keys, data) in target/dock-env; sockets in /run/dockerutils-test-dock.
 set -euo pipefail
@@ -44,6 +45,11 @@ start() {
   # A second user for whom the dock has no docker (PATH without it).
   id nodocker >/dev/null 2>&1 || useradd -m -s /bin/sh nodocker
   usermod -p '*' nodocker
+  # A third whose PATH starts with ~/bin, where a test can put a `docker` of its own
+  # (tests/docks.rs: a remote that refuses the first `docker load`).
+  id wrapdock >/dev/null 2>&1 || useradd -m -s /bin/sh -G docker wrapdock
+  usermod -p '*' wrapdock
+  wrap_home=$(getent passwd wrapdock | cut -d: -f6)
   dockerd --data-root "$state/data" --exec-root "$run/exec" --pidfile "$run/dockerd.pid" \
     -H "unix://$sock" --group docker --bridge=dock0 --iptables=false \
     >"$state/dockerd.log" 2>&1 &
@@ -63,10 +69,12 @@ StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-AllowUsers $user nodocker
+AllowUsers $user nodocker wrapdock
 SetEnv DOCKER_HOST=unix://$sock
 Match User nodocker
   SetEnv PATH=/nonexistent
+Match User wrapdock
+  SetEnv DOCKER_HOST=unix://$sock PATH=$wrap_home/bin:/usr/local/bin:/usr/bin:/bin
 CFG
   /usr/sbin/sshd -f "$state/sshd_config" -E "$state/sshd.log"
   agent=$(ssh-agent -s)

@@ -376,12 +376,13 @@ fn big_image(label: &str, top: &str, mb: usize) -> (Project, String) {
     (p, image)
 }
 
-#[test]
-fn transfer_image_sends_only_the_layers_the_dock_lacks() {
+/// First a full transfer, then, after a change to the small top layer, only that layer;
+/// `extra` chooses how the image is read.
+fn sends_only_the_layers_the_dock_lacks(label: &str, extra: &[&str], read_as: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();
     assert!(d.register("testdock", None).status.success());
-    let (p, image) = big_image("transfer", "one", 8);
+    let (p, image) = big_image(label, "one", 8);
     let remove = || {
         let _ = Command::new("docker")
             .env("DOCKER_HOST", &d.engine)
@@ -393,9 +394,15 @@ fn transfer_image_sends_only_the_layers_the_dock_lacks() {
     let first = d
         .cmd("transfer-image")
         .args([&image, "testdock"])
+        .args(extra)
         .output()
         .unwrap();
     assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).starts_with(read_as),
+        "{}",
+        text(&first.stderr)
+    );
     assert_eq!(
         d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
         common::image_id(&image)
@@ -422,6 +429,7 @@ fn transfer_image_sends_only_the_layers_the_dock_lacks() {
     let second = d
         .cmd("transfer-image")
         .args([&image, "testdock"])
+        .args(extra)
         .output()
         .unwrap();
     assert!(second.status.success(), "{}", text(&second.stderr));
@@ -435,6 +443,10 @@ fn transfer_image_sends_only_the_layers_the_dock_lacks() {
         "{}",
         text(&second.stderr)
     );
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        common::image_id(&image)
+    );
     let top = Command::new("docker")
         .env("DOCKER_HOST", &d.engine)
         .args(["run", "--rm", "--pull=never", &image, "cat", "/top"])
@@ -442,6 +454,91 @@ fn transfer_image_sends_only_the_layers_the_dock_lacks() {
         .unwrap();
     assert_eq!(text(&top.stdout), "two\n");
     remove();
+}
+
+#[test]
+fn transfer_image_from_the_engine_storage_sends_only_the_layers_the_dock_lacks() {
+    // The tests run as root: the engine's storage is readable, so it is read directly.
+    sends_only_the_layers_the_dock_lacks("xferstore", &[], "(the layers of ");
+}
+
+#[test]
+fn transfer_image_with_docker_save_sends_only_the_layers_the_dock_lacks() {
+    sends_only_the_layers_the_dock_lacks("xfersave", &["--docker-save"], "docker save ");
+}
+
+#[test]
+fn a_refused_archive_is_sent_again_whole_with_docker_save() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    // `wrapdock` (tests/dock-env.sh) has ~/bin first on its PATH on the dock: a `docker`
+    // there that refuses the first `docker load` it is given, as a remote that cannot
+    // take the archive would.
+    let home = PathBuf::from(
+        text(
+            &Command::new("getent")
+                .args(["passwd", "wrapdock"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .split(':')
+        .nth(5)
+        .expect("the wrapdock user of tests/dock-env.sh"),
+    );
+    let bin = home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let refused = home.join("refused-once");
+    let _ = std::fs::remove_file(&refused);
+    let wrapper = format!(
+        "#!/bin/sh\nif [ \"$1\" = load ] && [ ! -e {r} ]; then\n  touch {r}\n  cat >/dev/null\n  echo 'refused by the test' >&2\n  exit 1\nfi\nexec /usr/bin/docker \"$@\"\n",
+        r = refused.display()
+    );
+    std::fs::write(bin.join("docker"), wrapper).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new("chown")
+        .args(["-R", "wrapdock:wrapdock"])
+        .arg(&home)
+        .status()
+        .unwrap();
+
+    let p = Project::new("xferrefused");
+    p.dockerfile("small", BUSYBOX_DOCKERFILE);
+    assert!(
+        p.cmd("build-image")
+            .arg("small")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let image = p.image("small");
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, &format!("wrapdock@{}", d.ip)])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(refused.exists(), "the first load was refused: {err}");
+    assert!(err.contains("refused by the test"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "did not take the archive; sending `docker save {image}` whole"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        common::image_id(&image)
+    );
+    let _ = std::fs::remove_file(bin.join("docker"));
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
 }
 
 #[test]
@@ -476,6 +573,24 @@ fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
     let _ = Command::new("docker")
         .env("DOCKER_HOST", &d.engine)
         .args(["rmi", "-f", &image])
+        .output();
+
+    // By image id: no tag to give the remote, so `docker save` it is, as 2.0.7 would.
+    let id = common::image_id(&image);
+    let out = d.cmd("transfer-image").args([&id, &dest]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with(&format!("docker save {id} | zstd")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &id]),
+        id
+    );
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &id])
         .output();
 
     let fails = |args: &[&str], code: i32, needle: &str| {

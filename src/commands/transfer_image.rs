@@ -1,15 +1,20 @@
 //! `transfer-image IMAGE DEST`: send a local image to a dock (or any `[user@]host[:port]`
 //! that runs docker) over SSH, sending only the layers the remote does not have.
 //!
-//! `docker save IMAGE` is streamed through this process into zstd (gzip when the remote
-//! has no zstd) and over ssh into `docker load` on the remote. Before that, the remote's
-//! images are listed (their layer chains, by diff id): the layers of IMAGE whose chain the
-//! remote already holds are left out of the archive, which the classic `docker load`
-//! accepts (it only opens the file of a layer it does not have). If the remote refuses
-//! the partial archive, the full one is sent. Nothing is written to disk on either side
-//! but what `docker load` itself keeps; an interrupted transfer leaves the remote as it was.
+//! The image archive is streamed through this process into zstd (gzip when the remote has
+//! no zstd) and over ssh into `docker load` on the remote. Where this process can read the
+//! local engine's storage (root, overlay2), the archive is put together from it directly
+//! ([`crate::engine_store`]): byte for byte what `docker save` gives, without the daemon
+//! first writing the whole archive to a temporary directory; elsewhere, or with
+//! `--docker-save`, it is `docker save IMAGE`. Before that, the remote's images are listed
+//! (their layer chains, by diff id): the layers of IMAGE whose chain the remote already
+//! holds are left out of the archive, which the classic `docker load` accepts (it only
+//! opens the file of a layer it does not have). If the remote refuses that archive,
+//! `docker save` is sent whole. Nothing is written to disk on either side but what
+//! `docker load` itself keeps; an interrupted transfer leaves the remote as it was.
 
 use crate::dock::{self, Dock};
+use crate::engine_store::{self, StoredImage};
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use clap::Parser;
@@ -39,6 +44,10 @@ pub struct Args {
     /// Send every layer, even those the remote has
     #[arg(long)]
     pub full: bool,
+    /// Read the image with `docker save`, even where this process can read the engine's
+    /// storage (by default the layers are read from it directly: faster)
+    #[arg(long)]
+    pub docker_save: bool,
     /// Print what would run, run nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -128,18 +137,36 @@ fn looks_like_host(dest: &str) -> bool {
     dest.contains(['.', '@', ':']) || dest == "localhost"
 }
 
-/// The image's layers (diff ids, in order) and its size, from the local engine.
-fn local_layers(image: &str) -> Result<(Vec<String>, u64)> {
+/// The local image: its layers (diff ids, in order), its size, and, when this process can
+/// read the engine's storage, the image there (sent without `docker save`).
+struct Local {
+    layers: Vec<String>,
+    size: u64,
+    store: Option<StoredImage>,
+}
+
+fn local_image(image: &str, docker_save: bool) -> Result<Local> {
     let text =
-        crate::docker::inspect_image(image, "{{range .RootFS.Layers}}{{.}} {{end}}|{{.Size}}")?
-            .ok_or_else(|| Error::NoImage {
-                image: image.into(),
-            })?;
-    let (layers, size) = text.trim().split_once('|').unwrap_or((&text, "0"));
-    Ok((
-        layers.split_whitespace().map(str::to_owned).collect(),
-        size.trim().parse().unwrap_or(0),
-    ))
+        crate::docker::inspect_image(image, "{{json .}}")?.ok_or_else(|| Error::NoImage {
+            image: image.into(),
+        })?;
+    let inspect: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Remote(format!("docker image inspect {image}: {e}")))?;
+    let layers = inspect["RootFS"]["Layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    Ok(Local {
+        layers,
+        size: inspect["Size"].as_u64().unwrap_or(0),
+        store: if docker_save {
+            None
+        } else {
+            engine_store::open(&inspect, image)
+        },
+    })
 }
 
 /// What the remote has: its compressor and the layer chains of its images.
@@ -298,13 +325,21 @@ fn mib(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / 1048576.0)
 }
 
-/// Streams the archive (leaving out `omit`) compressed into `docker load` on the remote.
+/// Where the archive comes from.
+enum Source<'a> {
+    /// `docker save`, leaving out these layer files.
+    Save { omit: HashSet<String> },
+    /// The engine's storage, leaving out the files of this many bottom layers.
+    Store { image: &'a StoredImage, skip: usize },
+}
+
+/// Streams the archive compressed into `docker load` on the remote.
 /// Returns the bytes sent and whether the remote loaded it.
 fn send(
     image: &str,
     remote: &Remote,
     zstd: bool,
-    omit: &HashSet<String>,
+    source: &Source,
     total: u64,
 ) -> Result<(u64, bool)> {
     let decompress = if zstd { "zstd -dc" } else { "gzip -dc" };
@@ -313,7 +348,10 @@ fn send(
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io("cannot run ssh", e))?;
-    let mut save = docker_save(image)?;
+    let mut save = match source {
+        Source::Save { .. } => Some(docker_save(image)?),
+        Source::Store { .. } => None,
+    };
     let wire = Arc::new(AtomicU64::new(0));
     let counting = Counting {
         inner: ssh.stdin.take().unwrap(),
@@ -329,26 +367,36 @@ fn send(
                 flate2::Compression::fast(),
             ))
         };
-        let mut builder = tar::Builder::new(out);
-        let mut archive = tar::Archive::new(save.stdout.take().unwrap());
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = entry.path()?.to_string_lossy().into_owned();
-            let size = entry.header().size()?;
-            if omit.contains(&path) {
-                progress.add(size);
-                continue;
+        match (source, &mut save) {
+            (Source::Store { image, skip }, _) => image
+                .write_archive(*skip, out, &mut |n| progress.add(n))?
+                .flush(),
+            (Source::Save { omit }, Some(save)) => {
+                let mut builder = tar::Builder::new(out);
+                let mut archive = tar::Archive::new(save.stdout.take().unwrap());
+                for entry in archive.entries()? {
+                    let mut entry = entry?;
+                    let path = entry.path()?.to_string_lossy().into_owned();
+                    let size = entry.header().size()?;
+                    if omit.contains(&path) {
+                        progress.add(size);
+                        continue;
+                    }
+                    let header = entry.header().clone();
+                    let mut reader = ProgressReader {
+                        inner: &mut entry,
+                        progress: &mut progress,
+                    };
+                    builder.append(&header, &mut reader)?;
+                }
+                builder.into_inner()?.flush()
             }
-            let header = entry.header().clone();
-            let mut reader = ProgressReader {
-                inner: &mut entry,
-                progress: &mut progress,
-            };
-            builder.append(&header, &mut reader)?;
+            (Source::Save { .. }, None) => unreachable!("docker save runs for Source::Save"),
         }
-        builder.into_inner()?.flush()
     })();
-    let _ = save.wait();
+    if let Some(mut save) = save {
+        let _ = save.wait();
+    }
     let loaded = ssh.wait().map(|s| s.success()).unwrap_or(false);
     progress.bar.finish_and_clear();
     let sent = wire.load(Ordering::Relaxed);
@@ -375,11 +423,15 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 
 fn run(args: &Args) -> Result<i32> {
     let remote = Remote::for_dest(&args.dest, args.sudo)?;
-    let (layers, size) = local_layers(&args.image)?;
+    let local = local_image(&args.image, args.docker_save)?;
+    let layers = &local.layers;
     let shown = |zstd: bool| {
         format!(
-            "docker save {} | {} | {} '{} | {} load'",
-            quote(&args.image),
+            "{} | {} | {} '{} | {} load'",
+            match &local.store {
+                Some(_) => format!("(the layers of {} from the engine's storage)", args.image),
+                None => format!("docker save {}", quote(&args.image)),
+            },
             if zstd { "zstd" } else { "gzip" },
             remote
                 .ssh
@@ -399,13 +451,22 @@ fn run(args: &Args) -> Result<i32> {
     let present = if args.full {
         0
     } else {
-        layers_present(&layers, &state.chains)
+        layers_present(layers, &state.chains)
     };
-    let omit = if present > 0 {
-        let ids: HashSet<String> = layers[..present].iter().cloned().collect();
-        layer_paths(&args.image, &ids)?
-    } else {
-        HashSet::new()
+    let source = match &local.store {
+        Some(image) => Source::Store {
+            image,
+            skip: present,
+        },
+        None if present > 0 => {
+            let ids: HashSet<String> = layers[..present].iter().cloned().collect();
+            Source::Save {
+                omit: layer_paths(&args.image, &ids)?,
+            }
+        }
+        None => Source::Save {
+            omit: HashSet::new(),
+        },
     };
     eprintln!("{}", shown(state.zstd));
     let what = match layers.len() - present {
@@ -418,13 +479,17 @@ fn run(args: &Args) -> Result<i32> {
         remote.name
     );
     let started = std::time::Instant::now();
-    let (mut sent, mut loaded) = send(&args.image, &remote, state.zstd, &omit, size)?;
-    if !loaded && !omit.is_empty() {
+    let (mut sent, mut loaded) = send(&args.image, &remote, state.zstd, &source, local.size)?;
+    let whole = matches!(&source, Source::Save { omit } if omit.is_empty());
+    if !loaded && !whole {
         eprintln!(
-            "transfer-image: {} did not take the partial archive; sending every layer",
-            remote.name
+            "transfer-image: {} did not take the archive; sending `docker save {}` whole",
+            remote.name, args.image
         );
-        let (more, ok) = send(&args.image, &remote, state.zstd, &HashSet::new(), size)?;
+        let full = Source::Save {
+            omit: HashSet::new(),
+        };
+        let (more, ok) = send(&args.image, &remote, state.zstd, &full, local.size)?;
         sent += more;
         loaded = ok;
     }

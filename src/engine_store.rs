@@ -1,0 +1,350 @@
+//! An image read straight from the local engine's storage, as `docker save` would give it,
+//! without `docker save`.
+//!
+//! The classic engine (overlay2 driver, not the containerd image store) keeps, per layer,
+//! the files in `<root>/overlay2/<cache-id>/diff` and the layer's original tar headers in
+//! `<root>/image/overlay2/layerdb/sha256/<chain-id>/tar-split.json.gz` (vbatts/tar-split:
+//! one JSON object per line, raw header bytes or a file to read). Joining the two gives
+//! back the exact layer tar, byte for byte, which is what `docker save` does too; but
+//! `docker save` first writes the whole archive to a temporary directory of the daemon and
+//! then reads it back. Reading the store directly needs read access to the engine's root
+//! (root, as a rule); without it, or with any other layout, [`open`] says `None` and the
+//! caller uses `docker save`. What it writes is checked where it lands: `docker load`
+//! verifies each layer's digest against the image configuration.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// An image found in the local engine's storage.
+#[derive(Debug)]
+pub struct StoredImage {
+    /// The configuration's bytes (the image id is their digest).
+    config: Vec<u8>,
+    id_hex: String,
+    repo_tags: Vec<String>,
+    layers: Vec<StoredLayer>,
+}
+
+#[derive(Debug)]
+struct StoredLayer {
+    chain_hex: String,
+    tar_split: PathBuf,
+    diff: PathBuf,
+}
+
+/// One piece of a layer tar: bytes kept in tar-split, or a file's content from the diff.
+enum Piece {
+    Bytes(Vec<u8>),
+    File { path: PathBuf, size: u64 },
+}
+
+/// The parts of `docker image inspect`'s JSON needed here.
+pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
+    if inspect["GraphDriver"]["Name"].as_str()? != "overlay2" {
+        return None;
+    }
+    // UpperDir = <root>/overlay2/<cache-id>/diff, the top layer's files.
+    let upper = PathBuf::from(inspect["GraphDriver"]["Data"]["UpperDir"].as_str()?);
+    let top_cache = upper.parent()?.file_name()?.to_str()?.to_owned();
+    let root = upper.parent()?.parent()?.parent()?.to_path_buf();
+    let store = root.join("image/overlay2");
+    let id_hex = inspect["Id"].as_str()?.strip_prefix("sha256:")?.to_owned();
+    let config = std::fs::read(store.join("imagedb/content/sha256").join(&id_hex)).ok()?;
+    if format!("{:x}", Sha256::digest(&config)) != id_hex {
+        return None;
+    }
+    let diff_ids: Vec<&str> = inspect["RootFS"]["Layers"]
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str())
+        .collect::<Option<_>>()?;
+    let mut layers = Vec::new();
+    let mut chain = String::new();
+    for diff_id in &diff_ids {
+        chain = if chain.is_empty() {
+            diff_id.to_string()
+        } else {
+            format!("sha256:{:x}", Sha256::digest(format!("{chain} {diff_id}")))
+        };
+        let chain_hex = chain.strip_prefix("sha256:")?.to_owned();
+        let dir = store.join("layerdb/sha256").join(&chain_hex);
+        let cache_id = std::fs::read_to_string(dir.join("cache-id")).ok()?;
+        let diff = root.join("overlay2").join(cache_id.trim()).join("diff");
+        let tar_split = dir.join("tar-split.json.gz");
+        if !tar_split.is_file() || std::fs::read_dir(&diff).is_err() {
+            return None;
+        }
+        layers.push(StoredLayer {
+            chain_hex,
+            tar_split,
+            diff,
+        });
+    }
+    // The store must be the one the engine described: the top layer is its UpperDir.
+    let top = layers.last()?;
+    if top.diff.parent()?.file_name()?.to_str()? != top_cache {
+        return None;
+    }
+    let tag = tagged(reference);
+    let repo_tags: Vec<String> = inspect["RepoTags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .filter(|t| *t == tag)
+        .map(str::to_owned)
+        .collect();
+    if repo_tags.is_empty() {
+        // Referred to by id, digest or another spelling: `docker save` knows best.
+        return None;
+    }
+    Some(StoredImage {
+        config,
+        id_hex,
+        repo_tags,
+        layers,
+    })
+}
+
+/// `name` → `name:latest`; `name:tag` as is.
+fn tagged(reference: &str) -> String {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if last.contains(':') || reference.contains('@') {
+        reference.to_owned()
+    } else {
+        format!("{reference}:latest")
+    }
+}
+
+impl StoredImage {
+    /// Writes a `docker load` archive of the image, without the files of its `skip` bottom
+    /// layers (which the receiving engine holds). `progress` is told the layer bytes as
+    /// they are written, and the bytes of the skipped layers at once.
+    pub fn write_archive<W: Write>(
+        &self,
+        skip: usize,
+        out: W,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<W> {
+        let mut tar = tar::Builder::new(out);
+        let config_name = format!("{}.json", self.id_hex);
+        append_bytes(&mut tar, &config_name, &self.config)?;
+        let mut layer_names = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let name = format!("{}/layer.tar", layer.chain_hex);
+            layer_names.push(name.clone());
+            let pieces = read_tar_split(&layer.tar_split, &layer.diff)?;
+            let size: u64 = pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Bytes(b) => b.len() as u64,
+                    Piece::File { size, .. } => *size,
+                })
+                .sum();
+            if i < skip {
+                progress(size);
+                continue;
+            }
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            let reader = LayerReader {
+                pieces: pieces.into_iter(),
+                current: None,
+                progress: &mut *progress,
+            };
+            tar.append_data(&mut header, &name, reader)?;
+        }
+        let manifest = serde_json::json!([{
+            "Config": config_name,
+            "RepoTags": self.repo_tags,
+            "Layers": layer_names,
+        }]);
+        append_bytes(&mut tar, "manifest.json", manifest.to_string().as_bytes())?;
+        tar.into_inner()
+    }
+}
+
+fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, name, bytes)
+}
+
+/// The layer tar's pieces, in order, from its tar-split file.
+fn read_tar_split(path: &Path, diff: &Path) -> io::Result<Vec<Piece>> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let file = std::fs::File::open(path)?;
+    let mut pieces = Vec::new();
+    for line in BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: Value =
+            serde_json::from_str(&line).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        match entry["type"].as_u64() {
+            // A segment: raw bytes of headers and padding.
+            Some(2) => {
+                let payload = entry["payload"].as_str().unwrap_or("");
+                let bytes = b64
+                    .decode(payload)
+                    .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                pieces.push(Piece::Bytes(bytes));
+            }
+            // A file: its content is in the diff directory.
+            Some(1) => {
+                let size = entry["size"].as_u64().unwrap_or(0);
+                if size == 0 {
+                    continue;
+                }
+                let name: PathBuf = match entry["name"].as_str() {
+                    Some(name) => PathBuf::from(name),
+                    None => {
+                        let raw = b64
+                            .decode(entry["name_raw"].as_str().unwrap_or(""))
+                            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                        use std::os::unix::ffi::OsStringExt;
+                        PathBuf::from(std::ffi::OsString::from_vec(raw))
+                    }
+                };
+                let rel = name
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                    .collect::<PathBuf>();
+                pieces.push(Piece::File {
+                    path: diff.join(rel),
+                    size,
+                });
+            }
+            _ => return Err(bad(format!("{}: unknown entry {line}", path.display()))),
+        }
+    }
+    Ok(pieces)
+}
+
+/// Reads the pieces one after the other: a layer tar as `docker save` gives it.
+struct LayerReader<'a, I> {
+    pieces: I,
+    current: Option<Box<dyn Read>>,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<I: Iterator<Item = Piece>> Read for LayerReader<'_, I> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(r) = &mut self.current {
+                let n = r.read(buf)?;
+                if n > 0 {
+                    (self.progress)(n as u64);
+                    return Ok(n);
+                }
+                self.current = None;
+            }
+            match self.pieces.next() {
+                None => return Ok(0),
+                Some(Piece::Bytes(b)) => self.current = Some(Box::new(io::Cursor::new(b))),
+                Some(Piece::File { path, size }) => {
+                    let file = std::fs::File::open(&path)?;
+                    // Exactly `size` bytes: a file that changed length would shift the tar.
+                    self.current = Some(Box::new(Exactly {
+                        inner: file.take(size),
+                        left: size,
+                        path,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// A reader that fails rather than end early.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+    path: PathBuf,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} is shorter than its layer says", self.path.display()),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layer tar put back together from a tar-split file and a diff directory.
+    fn assemble(lines: &[&str], diff: &Path) -> io::Result<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let split = dir.path().join("tar-split.json.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&split).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(lines.join("\n").as_bytes()).unwrap();
+        gz.finish().unwrap();
+        let mut out = Vec::new();
+        let mut seen = 0;
+        LayerReader {
+            pieces: read_tar_split(&split, diff)?.into_iter(),
+            current: None,
+            progress: &mut |n| seen += n,
+        }
+        .read_to_end(&mut out)?;
+        assert_eq!(seen, out.len() as u64);
+        Ok(out)
+    }
+
+    #[test]
+    fn segments_and_files_are_joined_in_order() {
+        use std::os::unix::ffi::OsStrExt;
+        let diff = tempfile::tempdir().unwrap();
+        std::fs::create_dir(diff.path().join("d")).unwrap();
+        std::fs::write(diff.path().join("d/a"), "abc").unwrap();
+        // A name that is not UTF-8 comes as name_raw (base64 of its bytes).
+        std::fs::write(
+            diff.path().join(std::ffi::OsStr::from_bytes(b"b\xff")),
+            "xy",
+        )
+        .unwrap();
+        let lines = [
+            r#"{"type":2,"payload":"SERSMQ==","position":0}"#, // "HDR1"
+            r#"{"type":1,"name":"./d/a","size":3,"payload":"","position":1}"#,
+            r#"{"type":1,"name":"d/","size":0,"position":2}"#,
+            r#"{"type":2,"payload":"UEFE","position":3}"#, // "PAD"
+            r#"{"type":1,"name_raw":"Yv8=","size":2,"position":4}"#,
+        ];
+        assert_eq!(assemble(&lines, diff.path()).unwrap(), b"HDR1abcPADxy");
+
+        // A file shorter than its header says is an error, never a shifted tar.
+        std::fs::write(diff.path().join("d/a"), "ab").unwrap();
+        let err = assemble(&lines, diff.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("d/a is shorter"), "{err}");
+    }
+
+    #[test]
+    fn a_reference_without_a_tag_is_latest() {
+        assert_eq!(tagged("app"), "app:latest");
+        assert_eq!(tagged("app:1"), "app:1");
+        assert_eq!(tagged("127.0.0.1:5000/app"), "127.0.0.1:5000/app:latest");
+        assert_eq!(tagged("127.0.0.1:5000/app:2"), "127.0.0.1:5000/app:2");
+    }
+}
