@@ -7,6 +7,7 @@ pub mod aws;
 pub mod cfg;
 pub mod chain;
 pub mod commands;
+pub mod compress;
 pub mod context;
 pub mod dock;
 pub mod dock_cfg;

@@ -13,6 +13,7 @@
 //! `docker save` is sent whole. Nothing is written to disk on either side but what
 //! `docker load` itself keeps; an interrupted transfer leaves the remote as it was.
 
+use crate::compress::AdaptiveZstd;
 use crate::dock::{self, Dock};
 use crate::engine_store::{self, StoredImage};
 use crate::error::{Error, Result};
@@ -333,15 +334,15 @@ enum Source<'a> {
     Store { image: &'a StoredImage, skip: usize },
 }
 
-/// Streams the archive compressed into `docker load` on the remote.
-/// Returns the bytes sent and whether the remote loaded it.
+/// Streams the archive compressed into `docker load` on the remote. Returns the bytes
+/// sent, whether the remote loaded it, and the zstd level the stream ended at.
 fn send(
     image: &str,
     remote: &Remote,
     zstd: bool,
     source: &Source,
     total: u64,
-) -> Result<(u64, bool)> {
+) -> Result<(u64, bool, Option<i32>)> {
     let decompress = if zstd { "zstd -dc" } else { "gzip -dc" };
     let mut ssh = remote
         .command(&format!("{decompress} | {} load", remote.docker))
@@ -358,19 +359,19 @@ fn send(
         count: wire.clone(),
     };
     let mut progress = Progress::new(total, wire.clone());
-    let streamed = (|| -> std::io::Result<()> {
-        let out: Box<dyn Write> = if zstd {
-            Box::new(zstd::Encoder::new(counting, 3)?.auto_finish())
+    let streamed = (|| -> std::io::Result<Option<i32>> {
+        let out = if zstd {
+            Compressor::Zstd(AdaptiveZstd::new(counting)?)
         } else {
-            Box::new(flate2::write::GzEncoder::new(
+            Compressor::Gzip(flate2::write::GzEncoder::new(
                 counting,
                 flate2::Compression::fast(),
             ))
         };
-        match (source, &mut save) {
-            (Source::Store { image, skip }, _) => image
-                .write_archive(*skip, out, &mut |n| progress.add(n))?
-                .flush(),
+        let out = match (source, &mut save) {
+            (Source::Store { image, skip }, _) => {
+                image.write_archive(*skip, out, &mut |n| progress.add(n))?
+            }
             (Source::Save { omit }, Some(save)) => {
                 let mut builder = tar::Builder::new(out);
                 let mut archive = tar::Archive::new(save.stdout.take().unwrap());
@@ -389,10 +390,11 @@ fn send(
                     };
                     builder.append(&header, &mut reader)?;
                 }
-                builder.into_inner()?.flush()
+                builder.into_inner()?
             }
             (Source::Save { .. }, None) => unreachable!("docker save runs for Source::Save"),
-        }
+        };
+        out.finish()
     })();
     if let Some(mut save) = save {
         let _ = save.wait();
@@ -401,10 +403,45 @@ fn send(
     progress.bar.finish_and_clear();
     let sent = wire.load(Ordering::Relaxed);
     match streamed {
-        Ok(()) => Ok((sent, loaded)),
+        Ok(level) => Ok((sent, loaded, level)),
         // A broken pipe means the remote side ended: ssh's own message says why.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok((sent, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok((sent, false, None)),
         Err(e) => Err(Error::io("streaming the image", e)),
+    }
+}
+
+/// The compressor in front of the link: adaptive zstd, or gzip for a remote without zstd.
+enum Compressor<W: Write + Send + 'static> {
+    Zstd(AdaptiveZstd<W>),
+    Gzip(flate2::write::GzEncoder<W>),
+}
+
+impl<W: Write + Send + 'static> Compressor<W> {
+    /// Ends the stream; the zstd level it ended at.
+    fn finish(self) -> std::io::Result<Option<i32>> {
+        match self {
+            Compressor::Zstd(z) => {
+                let level = z.level();
+                z.finish()?;
+                Ok(Some(level))
+            }
+            Compressor::Gzip(g) => g.finish().map(|_| None),
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Compressor::Zstd(z) => z.write(buf),
+            Compressor::Gzip(g) => g.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Compressor::Zstd(z) => z.flush(),
+            Compressor::Gzip(g) => g.flush(),
+        }
     }
 }
 
@@ -479,7 +516,8 @@ fn run(args: &Args) -> Result<i32> {
         remote.name
     );
     let started = std::time::Instant::now();
-    let (mut sent, mut loaded) = send(&args.image, &remote, state.zstd, &source, local.size)?;
+    let (mut sent, mut loaded, mut level) =
+        send(&args.image, &remote, state.zstd, &source, local.size)?;
     let whole = matches!(&source, Source::Save { omit } if omit.is_empty());
     if !loaded && !whole {
         eprintln!(
@@ -489,9 +527,10 @@ fn run(args: &Args) -> Result<i32> {
         let full = Source::Save {
             omit: HashSet::new(),
         };
-        let (more, ok) = send(&args.image, &remote, state.zstd, &full, local.size)?;
+        let (more, ok, last) = send(&args.image, &remote, state.zstd, &full, local.size)?;
         sent += more;
         loaded = ok;
+        level = last;
     }
     if !loaded {
         eprintln!(
@@ -501,11 +540,15 @@ fn run(args: &Args) -> Result<i32> {
         return Ok(1);
     }
     eprintln!(
-        "transfer-image: sent {} ({} bytes) to {} in {:.1}s",
+        "transfer-image: sent {} ({} bytes) to {} in {:.1}s{}",
         mib(sent),
         sent,
         remote.name,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        match level {
+            Some(level) => format!(" (zstd level {level} at the end)"),
+            None => " (gzip)".to_string(),
+        }
     );
     Ok(0)
 }
