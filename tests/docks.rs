@@ -412,6 +412,7 @@ fn sends_only_the_layers_the_dock_lacks(label: &str, extra: &[&str], read_as: &s
         full > 7_000_000,
         "the 8 MB layer must travel the first time: {full}"
     );
+    let first_id = common::image_id(&image);
 
     // Change the small top layer only: the 8 MB layer stays where it is.
     p.dockerfile(
@@ -454,6 +455,12 @@ fn sends_only_the_layers_the_dock_lacks(label: &str, extra: &[&str], read_as: &s
         .unwrap();
     assert_eq!(text(&top.stdout), "two\n");
     remove();
+    // The first version, untagged by the rebuild, on both engines.
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &first_id])
+        .output();
+    common::cleanup().remove_later([first_id]);
 }
 
 #[test]
