@@ -158,6 +158,8 @@ impl StoredImage {
             };
             tar.append_data(&mut header, &name, reader)?;
         }
+        // The manifest last: a stream cut short anywhere before it carries none, and
+        // `docker load` takes nothing from it.
         let manifest = serde_json::json!([{
             "Config": config_name,
             "RepoTags": self.repo_tags,

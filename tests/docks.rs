@@ -633,6 +633,68 @@ fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
 }
 
 #[test]
+fn a_damaged_layer_in_the_engine_storage_is_not_sent() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let p = Project::new("xferdamaged");
+    std::fs::write(p.root.join("data.bin"), vec![7u8; 100_000]).unwrap();
+    p.dockerfile(
+        "dmg",
+        &format!("{BUSYBOX_DOCKERFILE}COPY data.bin /data.bin\n"),
+    );
+    assert!(
+        p.cmd("build-image")
+            .arg("dmg")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let image = p.image("dmg");
+    // Cut the top layer's file in half, where the engine keeps it.
+    let upper = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.GraphDriver.Data.UpperDir}}",
+            &image,
+        ])
+        .output()
+        .unwrap();
+    let file = PathBuf::from(text(&upper.stdout).trim()).join("data.bin");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(50_000)
+        .unwrap();
+
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("from the engine's storage failed") && err.contains("data.bin is shorter"),
+        "{err}"
+    );
+    // docker save, tried next, finds the damage too (its own checksum).
+    assert!(
+        err.contains(&format!("sending `docker save {image}` whole")),
+        "{err}"
+    );
+    assert!(err.contains("file integrity checksum failed"), "{err}");
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        ""
+    );
+}
+
+#[test]
 fn an_interrupted_transfer_leaves_the_dock_as_it_was() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();

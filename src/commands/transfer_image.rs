@@ -406,6 +406,12 @@ fn send(
         Ok(level) => Ok((sent, loaded, level)),
         // A broken pipe means the remote side ended: ssh's own message says why.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok((sent, false, None)),
+        // The stream stopped before the archive's manifest (written last): the remote
+        // loads nothing, and the caller sends `docker save` instead.
+        Err(e) if matches!(source, Source::Store { .. }) => {
+            eprintln!("transfer-image: reading {image} from the engine's storage failed: {e}");
+            Ok((sent, false, None))
+        }
         Err(e) => Err(Error::io("streaming the image", e)),
     }
 }
