@@ -349,10 +349,6 @@ fn send(
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io("cannot run ssh", e))?;
-    let mut save = match source {
-        Source::Save { .. } => Some(docker_save(image)?),
-        Source::Store { .. } => None,
-    };
     let wire = Arc::new(AtomicU64::new(0));
     let counting = Counting {
         inner: ssh.stdin.take().unwrap(),
@@ -368,37 +364,14 @@ fn send(
                 flate2::Compression::fast(),
             ))
         };
-        let out = match (source, &mut save) {
-            (Source::Store { image, skip }, _) => {
+        let out = match source {
+            Source::Store { image, skip } => {
                 image.write_archive(*skip, out, &mut |n| progress.add(n))?
             }
-            (Source::Save { omit }, Some(save)) => {
-                let mut builder = tar::Builder::new(out);
-                let mut archive = tar::Archive::new(save.stdout.take().unwrap());
-                for entry in archive.entries()? {
-                    let mut entry = entry?;
-                    let path = entry.path()?.to_string_lossy().into_owned();
-                    let size = entry.header().size()?;
-                    if omit.contains(&path) {
-                        progress.add(size);
-                        continue;
-                    }
-                    let header = entry.header().clone();
-                    let mut reader = ProgressReader {
-                        inner: &mut entry,
-                        progress: &mut progress,
-                    };
-                    builder.append(&header, &mut reader)?;
-                }
-                builder.into_inner()?
-            }
-            (Source::Save { .. }, None) => unreachable!("docker save runs for Source::Save"),
+            Source::Save { omit } => rewrite_saved(image, omit, out, &mut progress)?,
         };
         out.finish()
     })();
-    if let Some(mut save) = save {
-        let _ = save.wait();
-    }
     let loaded = ssh.wait().map(|s| s.success()).unwrap_or(false);
     progress.bar.finish_and_clear();
     let sent = wire.load(Ordering::Relaxed);
@@ -414,6 +387,42 @@ fn send(
         }
         Err(e) => Err(Error::io("streaming the image", e)),
     }
+}
+
+/// `docker save IMAGE` copied into `out`, without the files in `omit`.
+fn rewrite_saved<W: Write>(
+    image: &str,
+    omit: &HashSet<String>,
+    out: W,
+    progress: &mut Progress,
+) -> std::io::Result<W> {
+    let mut save = Command::new("docker")
+        .args(["save", image])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let copied = (|| {
+        let mut builder = tar::Builder::new(out);
+        let mut archive = tar::Archive::new(save.stdout.take().unwrap());
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = entry.path()?.to_string_lossy().into_owned();
+            let size = entry.header().size()?;
+            if omit.contains(&path) {
+                progress.add(size);
+                continue;
+            }
+            let header = entry.header().clone();
+            let mut reader = ProgressReader {
+                inner: &mut entry,
+                progress: &mut *progress,
+            };
+            builder.append(&header, &mut reader)?;
+        }
+        builder.into_inner()
+    })();
+    // The pipe is closed by now (the archive is gone): docker save cannot block on it.
+    let _ = save.wait();
+    copied
 }
 
 /// The compressor in front of the link: adaptive zstd, or gzip for a remote without zstd.
