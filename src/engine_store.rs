@@ -23,7 +23,8 @@ pub struct StoredImage {
     /// The configuration's bytes (the image id is their digest).
     config: Vec<u8>,
     id_hex: String,
-    repo_tags: Vec<String>,
+    /// The name it gets on the remote, as `docker save REFERENCE` would give it.
+    tag: String,
     layers: Vec<StoredLayer>,
 }
 
@@ -40,7 +41,10 @@ enum Piece {
     File { path: PathBuf, size: u64 },
 }
 
-/// The parts of `docker image inspect`'s JSON needed here.
+/// The image that `inspect` (`docker image inspect`'s JSON for `reference`) describes, in
+/// the engine's storage; `None` when it cannot be read there (another driver or image
+/// store, no read access, a reference that is not one of its tags), and `docker save` is
+/// the way.
 pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     if inspect["GraphDriver"]["Name"].as_str()? != "overlay2" {
         return None;
@@ -87,23 +91,19 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     if top.diff.parent()?.file_name()?.to_str()? != top_cache {
         return None;
     }
+    // Referred to by id, digest or another spelling: `docker save` knows best.
     let tag = tagged(reference);
-    let repo_tags: Vec<String> = inspect["RepoTags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
-        .filter(|t| *t == tag)
-        .map(str::to_owned)
-        .collect();
-    if repo_tags.is_empty() {
-        // Referred to by id, digest or another spelling: `docker save` knows best.
+    if !inspect["RepoTags"]
+        .as_array()?
+        .iter()
+        .any(|t| t.as_str() == Some(tag.as_str()))
+    {
         return None;
     }
     Some(StoredImage {
         config,
         id_hex,
-        repo_tags,
+        tag,
         layers,
     })
 }
@@ -162,7 +162,7 @@ impl StoredImage {
         // `docker load` takes nothing from it.
         let manifest = serde_json::json!([{
             "Config": config_name,
-            "RepoTags": self.repo_tags,
+            "RepoTags": [self.tag],
             "Layers": layer_names,
         }]);
         append_bytes(&mut tar, "manifest.json", manifest.to_string().as_bytes())?;
