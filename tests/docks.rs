@@ -370,10 +370,15 @@ fn big_image(label: &str, top: &str, mb: usize) -> (Project, String) {
         "big",
         &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\nRUN echo {top} > /top\n"),
     );
-    let out = p.cmd("build-image").arg("big").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let image = p.image("big");
+    let image = build(&p, "big");
     (p, image)
+}
+
+/// Builds the project's `image` with build-image; its name.
+fn build(p: &Project, image: &str) -> String {
+    let out = p.cmd("build-image").arg(image).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    p.image(image)
 }
 
 /// First a full transfer, then, after a change to the small top layer, only that layer;
@@ -419,14 +424,7 @@ fn sends_only_the_layers_the_dock_lacks(label: &str, extra: &[&str], read_as: &s
         "big",
         &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\nRUN echo two > /top\n"),
     );
-    assert!(
-        p.cmd("build-image")
-            .arg("big")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    build(&p, "big");
     let second = d
         .cmd("transfer-image")
         .args([&image, "testdock"])
@@ -513,15 +511,7 @@ fn a_refused_archive_is_sent_again_whole_with_docker_save() {
 
     let p = Project::new("xferrefused");
     p.dockerfile("small", BUSYBOX_DOCKERFILE);
-    assert!(
-        p.cmd("build-image")
-            .arg("small")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    let image = p.image("small");
+    let image = build(&p, "small");
     let out = d
         .cmd("transfer-image")
         .args([&image, &format!("wrapdock@{}", d.ip)])
@@ -554,15 +544,7 @@ fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
     let d = test_dock();
     let p = Project::new("xferhost");
     p.dockerfile("small", "FROM scratch\nCOPY busybox /bin/busybox\n");
-    assert!(
-        p.cmd("build-image")
-            .arg("small")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    let image = p.image("small");
+    let image = build(&p, "small");
 
     // [user@]host, not registered: the host key is learned into our own known_hosts.
     let dest = format!("{}@{}", d.user, d.ip);
@@ -643,15 +625,7 @@ fn a_damaged_layer_in_the_engine_storage_is_not_sent() {
         "dmg",
         &format!("{BUSYBOX_DOCKERFILE}COPY data.bin /data.bin\n"),
     );
-    assert!(
-        p.cmd("build-image")
-            .arg("dmg")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    let image = p.image("dmg");
+    let image = build(&p, "dmg");
     // Cut the top layer's file in half, where the engine keeps it.
     let upper = Command::new("docker")
         .args([
