@@ -175,7 +175,6 @@ fn auto_build_rebuilds_what_changed_from_the_sealed_branch_and_publishes_it() {
         ["FAILED: not built, because base failed"],
         "{out}"
     );
-    let _ = Command::new("docker")
-        .args(["rmi", &format!("127.0.0.1:{}/{name}-app:{USER}", reg.port)])
-        .output();
+    // Removed once no test of this binary builds (see common::Cleanup).
+    common::cleanup().remove_later([format!("127.0.0.1:{}/{name}-app:{USER}", reg.port)]);
 }

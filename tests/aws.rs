@@ -759,9 +759,8 @@ fn publish_image_to_a_registry_and_bad_cfg() {
     );
     let tags = reg.get("/v2/team/api/tags/list");
     assert!(tags.contains(&format!("\"{USER}\"")), "{tags}");
-    let _ = Command::new("docker")
-        .args(["rmi", &format!("127.0.0.1:{}/team/api:{USER}", reg.port)])
-        .output();
+    // Removed once no test of this binary builds (see common::Cleanup).
+    common::cleanup().remove_later([format!("127.0.0.1:{}/team/api:{USER}", reg.port)]);
 
     // docker_hub: the same tag and push (login is docker's credential store's business).
     built(&project, "hub");
@@ -772,9 +771,8 @@ fn publish_image_to_a_registry_and_bad_cfg() {
         reg.get(&format!("/v2/org/{hub}/tags/list"))
             .contains("\"1.0\"")
     );
-    let _ = Command::new("docker")
-        .args(["rmi", &format!("127.0.0.1:{}/org/{hub}:1.0", reg.port)])
-        .output();
+    // Removed once no test of this binary builds (see common::Cleanup).
+    common::cleanup().remove_later([format!("127.0.0.1:{}/org/{hub}:1.0", reg.port)]);
 
     let out = project.cmd("publish-image").arg("other").output().unwrap();
     let err = text(&out.stderr);
@@ -854,7 +852,6 @@ fn run_image_latest_finds_the_newest_timestamp_tag_in_ecr() {
     assert!(all.contains(&format!("docker pull {remote}")), "{all}");
     assert!(all.contains("from ecr"), "{all}");
     assert!(aws.actions().contains(&"ListImages".to_string()));
-    let _ = Command::new("docker")
-        .args(["rmi", &format!("{name}:{newer}"), &remote])
-        .output();
+    // Removed once no test of this binary builds (see common::Cleanup).
+    common::cleanup().remove_later([format!("{name}:{newer}"), remote]);
 }

@@ -80,7 +80,8 @@ fn all_builds_base_first_and_skips_directories_without_a_dockerfile() {
 #[test]
 fn clean_removes_the_project_images_and_a_missing_one_is_not_an_error() {
     require_engine();
-    let p = Project::new("clean");
+    // It deletes images midway: no other test builds meanwhile.
+    let p = Project::exclusive("clean");
     p.dockerfile("dev", BUSYBOX_DOCKERFILE).dockerfile(
         "prod",
         "FROM scratch AS builder\nCOPY busybox /bin/busybox\nFROM scratch\nCOPY --from=builder /bin/busybox /bin/busybox\n",

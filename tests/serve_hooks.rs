@@ -170,10 +170,9 @@ fn docker(args: &[&str]) {
     );
 }
 
-/// A project whose `web` image is `127.0.0.1:<registry>/<project>-web:latest`, deployed as
-/// a service, listed for serve-hooks.
-fn registry_project(label: &str, registry: u16) -> (Project, Service, String, String) {
-    let p = Project::new(label);
+/// `p` with a `web` image `127.0.0.1:<registry>/<project>-web:latest`, deployed as a
+/// service, listed for serve-hooks.
+fn registry_project(p: Project, registry: u16) -> (Project, Service, String, String) {
     let svc = Service::new(&p);
     let repo = format!("{}-web", p.name);
     let reference = format!("127.0.0.1:{registry}/{repo}:latest");
@@ -190,7 +189,8 @@ fn registry_project(label: &str, registry: u16) -> (Project, Service, String, St
 #[test]
 fn a_docker_hub_hook_pulls_and_redeploys_only_with_the_key() {
     let reg = registry(None);
-    let (p, svc, repo, reference) = registry_project("hubhook", reg.port);
+    // It deletes an image midway: no other test builds meanwhile.
+    let (p, svc, repo, reference) = registry_project(Project::exclusive("hubhook"), reg.port);
     let v1 = svc.build(&p, &reference, &web_dockerfile("one", ""));
     docker(&["push", &reference]);
     let out = p
@@ -409,7 +409,7 @@ fn two_hooks_at_once_deploy_one_after_the_other() {
 fn a_registry_push_notifies_and_the_service_is_redeployed() {
     let hooks_port = free_port();
     let reg = registry(Some(hooks_port));
-    let (p, svc, repo, reference) = registry_project("notify", reg.port);
+    let (p, svc, repo, reference) = registry_project(Project::new("notify"), reg.port);
     let v1 = svc.build(&p, &reference, &web_dockerfile("one", ""));
     let server = serve(&p, hooks_port, &[("DOCKERUTILS_HOOK_KEY", KEY)]);
 

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The user every test runs as (images are tagged with it).
@@ -80,13 +80,36 @@ pub struct Project {
 impl Project {
     /// `label` becomes part of the project (and so image) name.
     pub fn new(label: &str) -> Project {
+        Project::start(label, false)
+    }
+
+    /// A project for a test that deletes images while it runs (`build-image clean`,
+    /// `docker rmi`): it waits until no other test of this binary has a project, and none
+    /// starts until it is done (see [`Cleanup`]).
+    pub fn exclusive(label: &str) -> Project {
+        Project::start(label, true)
+    }
+
+    fn start(label: &str, exclusive: bool) -> Project {
+        {
+            let me = std::thread::current().id();
+            let (lock, changed) = &CLEANUP;
+            let mut c = changed
+                .wait_while(lock.lock().unwrap_or_else(|e| e.into_inner()), |c| {
+                    matches!(c.exclusive, Some(owner) if owner != me) || (exclusive && c.live > 0)
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            c.live += 1;
+            if exclusive {
+                c.exclusive = Some(me);
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         let name = format!("du-{label}-{}", std::process::id());
         let root = dir.path().join(&name);
         std::fs::create_dir_all(root.join("docker")).unwrap();
         std::fs::copy("/bin/busybox", root.join("busybox"))
             .expect("/bin/busybox (Debian busybox-static; tests/run.sh installs it)");
-        cleanup().live += 1;
         Project {
             _dir: dir,
             root,
@@ -150,29 +173,41 @@ impl Drop for Project {
         // Every image this project made, once no other test of this binary is building.
         let mut c = cleanup();
         c.live -= 1;
+        if c.live == 0 {
+            c.exclusive = None;
+        }
         c.filters.push(format!("reference={}-*", self.name));
         c.remove_if_idle();
+        CLEANUP.1.notify_all();
     }
 }
 
 /// Images wait for removal until no project of this test binary is alive. The legacy
 /// builder's cache lookup for a `FROM scratch` step walks every parentless image of the
-/// engine and fails ("unable to find image sha256:…") when one is deleted under it, so
-/// removing a finished test's images while another test builds breaks that build (seen
-/// in CI). A new project waits while a removal runs.
+/// engine (and for any other step, every child of the parent image) and fails ("unable to
+/// find image sha256:…") when one is deleted under it, so removing a finished test's images
+/// while another test builds breaks that build (seen in CI). A new project waits while a
+/// removal runs; a test that must delete images as it runs takes [`Project::exclusive`].
 pub struct Cleanup {
     live: usize,
+    /// The thread of the test that runs alone, if one does.
+    exclusive: Option<std::thread::ThreadId>,
     filters: Vec<String>,
     refs: Vec<String>,
 }
 
-pub fn cleanup() -> std::sync::MutexGuard<'static, Cleanup> {
-    static CLEANUP: Mutex<Cleanup> = Mutex::new(Cleanup {
+static CLEANUP: (Mutex<Cleanup>, Condvar) = (
+    Mutex::new(Cleanup {
         live: 0,
+        exclusive: None,
         filters: Vec::new(),
         refs: Vec::new(),
-    });
-    CLEANUP.lock().unwrap_or_else(|e| e.into_inner())
+    }),
+    Condvar::new(),
+);
+
+pub fn cleanup() -> std::sync::MutexGuard<'static, Cleanup> {
+    CLEANUP.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Cleanup {
