@@ -112,12 +112,7 @@ pub fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<S
     let out = std::process::Command::new("docker")
         .args(["image", "inspect", "--format", format, image])
         .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::ProgramMissing {
-                program: "docker".into(),
-            },
-            _ => Error::io("cannot run docker", e),
-        })?;
+        .map_err(|e| Error::spawn("docker", e))?;
     if out.status.success() {
         return Ok(Some(
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -149,12 +144,7 @@ pub fn inspect_container(name: &str) -> crate::error::Result<Option<serde_json::
     let out = std::process::Command::new("docker")
         .args(["container", "inspect", name])
         .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::ProgramMissing {
-                program: "docker".into(),
-            },
-            _ => Error::io("cannot run docker", e),
-        })?;
+        .map_err(|e| Error::spawn("docker", e))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("No such container") || stderr.contains("No such object") {

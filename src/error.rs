@@ -81,6 +81,17 @@ impl Error {
         }
     }
 
+    /// `program` could not be started: missing from PATH, or another reason.
+    pub fn spawn(program: &str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::ProgramMissing {
+                program: program.into(),
+            }
+        } else {
+            Error::io(format!("cannot run {program}"), source)
+        }
+    }
+
     /// What the user can do about it, printed after the error.
     pub fn hint(&self) -> Option<String> {
         match self {

@@ -144,16 +144,6 @@ fn command_for(inv: &Invocation) -> std::process::Command {
     command
 }
 
-fn spawn_error(inv: &Invocation, e: std::io::Error) -> crate::error::Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        crate::error::Error::ProgramMissing {
-            program: inv.program.clone(),
-        }
-    } else {
-        crate::error::Error::io(format!("cannot start {}", inv.program), e)
-    }
-}
-
 fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     if let Some(note) = &inv.note {
         eprintln!("{note}");
@@ -173,7 +163,7 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     let child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            let err = spawn_error(inv, e);
+            let err = crate::error::Error::spawn(&inv.program, e);
             crate::error::report(prog, &err);
             return StepResult::Stop(err.exit_code());
         }
@@ -300,7 +290,7 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            let err = spawn_error(inv, e);
+            let err = crate::error::Error::spawn(&inv.program, e);
             let _ = end(&mut log, &format!("not started: {err}"));
             crate::error::report(prog, &err);
             return StepResult::Stop(err.exit_code());

@@ -36,12 +36,7 @@ pub fn local_tags(name: &str) -> Result<Vec<String>> {
     let out = std::process::Command::new("docker")
         .args(["images", "--format", "{{.Tag}}", name])
         .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::ProgramMissing {
-                program: "docker".into(),
-            },
-            _ => Error::io("cannot run docker", e),
-        })?;
+        .map_err(|e| Error::spawn("docker", e))?;
     if !out.status.success() {
         return Err(Error::Remote(format!(
             "docker images {name}: {}",

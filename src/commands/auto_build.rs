@@ -78,12 +78,7 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::ProgramMissing {
-                program: "git".into(),
-            },
-            _ => Error::io("cannot run git", e),
-        })?;
+        .map_err(|e| Error::spawn("git", e))?;
     let mut archive = tar::Archive::new(git.stdout.take().unwrap());
     let unpacked = archive.unpack(into);
     // tar stops reading at the end-of-archive blocks; git may still be writing its padding,
