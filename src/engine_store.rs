@@ -31,6 +31,8 @@ pub struct StoredImage {
 #[derive(Debug)]
 struct StoredLayer {
     chain_hex: String,
+    /// The bytes of its files (layerdb's `size`; what the image's size adds up).
+    size: u64,
     tar_split: PathBuf,
     diff: PathBuf,
 }
@@ -76,12 +78,18 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
         let dir = store.join("layerdb/sha256").join(&chain_hex);
         let cache_id = std::fs::read_to_string(dir.join("cache-id")).ok()?;
         let diff = root.join("overlay2").join(cache_id.trim()).join("diff");
+        let size = std::fs::read_to_string(dir.join("size"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         let tar_split = dir.join("tar-split.json.gz");
         if !tar_split.is_file() || std::fs::read_dir(&diff).is_err() {
             return None;
         }
         layers.push(StoredLayer {
             chain_hex,
+            size,
             tar_split,
             diff,
         });
@@ -120,8 +128,9 @@ fn tagged(reference: &str) -> String {
 
 impl StoredImage {
     /// Writes a `docker load` archive of the image, without the files of its `skip` bottom
-    /// layers (which the receiving engine holds). `progress` is told the layer bytes as
-    /// they are written, and the bytes of the skipped layers at once.
+    /// layers (which the receiving engine holds; their tar-split is not even read).
+    /// `progress` is told the layer bytes as they are written, and the size of a skipped
+    /// layer at once.
     pub fn write_archive<W: Write>(
         &self,
         skip: usize,
@@ -135,6 +144,10 @@ impl StoredImage {
         for (i, layer) in self.layers.iter().enumerate() {
             let name = format!("{}/layer.tar", layer.chain_hex);
             layer_names.push(name.clone());
+            if i < skip {
+                progress(layer.size);
+                continue;
+            }
             let pieces = read_tar_split(&layer.tar_split, &layer.diff)?;
             let size: u64 = pieces
                 .iter()
@@ -143,10 +156,6 @@ impl StoredImage {
                     Piece::File { size, .. } => *size,
                 })
                 .sum();
-            if i < skip {
-                progress(size);
-                continue;
-            }
             let mut header = tar::Header::new_gnu();
             header.set_size(size);
             header.set_mode(0o644);
