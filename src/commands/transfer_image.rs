@@ -219,18 +219,17 @@ fn layers_present(layers: &[String], chains: &HashSet<Vec<String>>) -> usize {
         .unwrap_or(0)
 }
 
-fn docker_save(image: &str) -> Result<std::process::Child> {
+fn docker_save(image: &str) -> std::io::Result<std::process::Child> {
     Command::new("docker")
         .args(["save", image])
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::io("cannot run docker save", e))
 }
 
 /// The archive paths of the layer files whose content is one of `diff_ids`: a pass over
 /// `docker save` that hashes every layer file (an archive names layers by its own ids).
 fn layer_paths(image: &str, diff_ids: &HashSet<String>) -> Result<HashSet<String>> {
-    let mut save = docker_save(image)?;
+    let mut save = docker_save(image).map_err(|e| Error::spawn("docker", e))?;
     let mut archive = tar::Archive::new(save.stdout.take().unwrap());
     let mut paths = HashSet::new();
     let io = |e| Error::io("reading docker save", e);
@@ -396,10 +395,7 @@ fn rewrite_saved<W: Write>(
     out: W,
     progress: &mut Progress,
 ) -> std::io::Result<W> {
-    let mut save = Command::new("docker")
-        .args(["save", image])
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut save = docker_save(image)?;
     let copied = (|| {
         let mut builder = tar::Builder::new(out);
         let mut archive = tar::Archive::new(save.stdout.take().unwrap());
