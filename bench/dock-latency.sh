@@ -4,16 +4,12 @@
 # call, as with 2.0.7's dock), on the test dock of tests/dock-env.sh (127.0.0.2).
 #   bash bench/dock-latency.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
-target=${CARGO_TARGET_DIR:-$repo/target}
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build --release --quiet
+source "$(dirname "$0")/common.sh"
 eval "$(bash tests/dock-env.sh start)"
 work=$(mktemp -d)
 trap 'bash "$repo/tests/dock-env.sh" stop; rm -rf "$work"' EXIT
 mkdir -p "$work/bin" "$work/plain" "$work/home"
-for c in $("$target/release/dockerutils" --list-commands) dockerutils; do ln -s "$target/release/dockerutils" "$work/bin/$c"; done
+install_commands "$work/bin"
 # Plain ssh:// as a user without our shim gets it: no multiplexing (host key not checked,
 # as 2.0.7's dock does).
 printf '#!/bin/sh\nexec /usr/bin/ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=error "$@"\n' > "$work/plain/ssh"
@@ -22,7 +18,6 @@ export HOME=$work/home PATH=$work/bin:$PATH
 register-dock "$DOCKERUTILS_TEST_DOCK_IP" benchdock -u "$DOCKERUTILS_TEST_DOCK_USER" >/dev/null
 set +u; eval "$(dockerutils dock-env benchdock 2>/dev/null)"; set -u
 docked_path=$PATH
-mkdir -p "$repo/target/bench"
 hyperfine -N --warmup 5 --runs 60 \
   --export-json "$repo/target/bench/dock-latency.json" --export-markdown "$repo/target/bench/dock-latency.md" \
   -n 'plain ssh://' "env PATH=$work/plain:$PATH DOCKER_HOST=$DOCKER_HOST docker ps" \

@@ -3,16 +3,12 @@
 # project whose image copies a ~200 MB context of real files (from /usr/lib).
 #   bash bench/if-changed.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
-target=${CARGO_TARGET_DIR:-$repo/target}
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build --release --quiet
+source "$(dirname "$0")/common.sh"
 work=$(mktemp -d /var/tmp/du-bench-ifchanged-XXXXXX)
 proj=$work/benchproj
 trap 'docker rmi -f benchproj-app:bench benchproj-app:plain >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 mkdir -p "$proj/docker/app" "$proj/files" "$work/bin"
-for c in $("$target/release/dockerutils" --list-commands) dockerutils; do ln -s "$target/release/dockerutils" "$work/bin/$c"; done
+install_commands "$work/bin"
 export PATH=$work/bin:$PATH USER=bench LOGNAME=bench
 python3 - "$proj/files" <<'PY'
 import os, shutil, sys
@@ -32,7 +28,6 @@ printf 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY files/ /files/\n' > "$proj
 cd "$proj"
 echo "context: $(du -sh files | cut -f1)"
 build-image app --if-changed >/dev/null 2>&1
-mkdir -p "$repo/target/bench"
 hyperfine --warmup 1 --runs 10 \
   --export-json "$repo/target/bench/if-changed.json" --export-markdown "$repo/target/bench/if-changed.md" \
   -n "build-image --if-changed (no-op)" "build-image app --if-changed" \

@@ -5,11 +5,7 @@
 # tests/aws-proxy.py in front of moto).
 #   bash bench/ls-dock.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
-target=${CARGO_TARGET_DIR:-$repo/target}
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build --release --quiet
+source "$(dirname "$0")/common.sh"
 for venv in oracle-venv:dockerutils==2.0.7 moto-venv:moto[server]; do
   dir=target/${venv%%:*}
   [ -x "$dir/bin/python" ] || { python3 -m venv "$dir" && "$dir/bin/pip" install -q "${venv#*:}"; }
@@ -49,7 +45,6 @@ ours_calls=$(calls "$ours" ls-dock)
 orig_calls=$(PATH=$orig:$PATH calls "$orig/ls-dock")
 [ "$("$ours" ls-dock | grep -c ' running$')" = 50 ] || { echo "ours does not list 50 running docks" >&2; exit 1; }
 [ "$(PATH=$orig:$PATH "$orig/ls-dock" | grep -c ': running$')" = 50 ] || { echo "2.0.7 does not list 50 running docks" >&2; exit 1; }
-mkdir -p "$repo/target/bench"
 PATH=$orig:$PATH hyperfine --warmup 1 --runs 5 \
   --export-json "$repo/target/bench/ls-dock.json" --export-markdown "$repo/target/bench/ls-dock.md" \
   -n "ls-dock (ours)" "$ours ls-dock" \

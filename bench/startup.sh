@@ -5,12 +5,7 @@
 # starts the same fake docker).
 #   bash bench/startup.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
-# Absolute: the command symlinks below live in a temp dir (cargo takes a relative one from here).
-target=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build --release --quiet
+source "$(dirname "$0")/common.sh"
 venv=$repo/target/oracle-venv
 [ -x "$venv/bin/build-image" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q dockerutils==2.0.7; }
 
@@ -19,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/fake" "$work/ours" "$work/benchproj/docker/dev"
 printf '#!/bin/sh\nexit 0\n' > "$work/fake/docker"
 chmod +x "$work/fake/docker"
-for c in build-image run-image; do ln -s "$target/release/dockerutils" "$work/ours/$c"; done
+install_commands "$work/ours" build-image run-image
 printf 'FROM scratch\n' > "$work/benchproj/docker/dev/Dockerfile"
 cat > "$work/benchproj/docker/dockerutils.cfg" <<'CFG'
 [dev]

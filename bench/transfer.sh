@@ -7,11 +7,7 @@
 # layer.
 #   bash bench/transfer.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
-target=${CARGO_TARGET_DIR:-$repo/target}
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build --release --quiet
+source "$(dirname "$0")/common.sh"
 eval "$(bash tests/dock-env.sh start)"
 work=$(mktemp -d /var/tmp/du-bench-XXXXXX)
 chmod 755 "$work"
@@ -27,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/bin" "$work/home" "$work/ctx/files"
-for c in $("$target/release/dockerutils" --list-commands) dockerutils; do ln -s "$target/release/dockerutils" "$work/bin/$c"; done
+install_commands "$work/bin"
 export HOME=$work/home PATH=$work/bin:$PATH
 register-dock "$DOCKERUTILS_TEST_DOCK_IP" benchdock -u "$DOCKERUTILS_TEST_DOCK_USER" >/dev/null
 dock=$DOCKERUTILS_TEST_DOCK_USER@$DOCKERUTILS_TEST_DOCK_IP
@@ -73,7 +69,6 @@ chmod 644 "$work/image.tar"
 # left by an earlier run (the test dock's data persists) would still hold the layers, and
 # "first transfer" would send only the configuration.
 remove_remote="DOCKER_HOST=$DOCKERUTILS_TEST_DOCK_ENGINE docker rmi -f $image >/dev/null 2>&1; DOCKER_HOST=$DOCKERUTILS_TEST_DOCK_ENGINE docker image prune -f >/dev/null 2>&1; true"
-mkdir -p "$repo/target/bench"
 hyperfine --runs 3 --prepare "$remove_remote" \
   --export-json "$repo/target/bench/transfer.json" --export-markdown "$repo/target/bench/transfer.md" \
   -n '2.0.7 pipe (save | gzip | ssh gunzip | load)' "docker save $image | gzip | ssh $ssh_opts $dock 'gunzip | docker load'" \

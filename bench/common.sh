@@ -1,0 +1,20 @@
+# Sourced by every bench/*.sh: the repository, a release build, hyperfine, and a way to
+# put the user commands on a PATH the way install.sh does.
+cd "$(dirname "$0")/.."
+repo=$PWD
+# Absolute: command links live in temp dirs (cargo takes a relative one from here).
+target=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+cargo build --release --quiet
+mkdir -p "$repo/target/bench"
+
+# install_commands DIR [NAME...]: links NAMEs (default: every user command and
+# dockerutils) to the release binary in DIR.
+install_commands() {
+  local dir=$1
+  shift
+  local names=("$@")
+  [ ${#names[@]} -gt 0 ] || names=($("$target/release/dockerutils" --list-commands) dockerutils)
+  mkdir -p "$dir"
+  for c in "${names[@]}"; do ln -s "$target/release/dockerutils" "$dir/$c"; done
+}
