@@ -550,3 +550,101 @@ fn a_server_without_a_key_or_images_does_not_start() {
         "{shown}"
     );
 }
+
+/// serve-hooks with extra flags.
+fn serve_with(p: &Project, port: u16, env: &[(&str, &str)], flags: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve-hooks.log");
+    let mut cmd = Command::new(bin_dir().join("serve-hooks"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(flags)
+        .current_dir(&p.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    common::with_clean_env(&mut cmd);
+    cmd.env_remove("DOCKERUTILS_HOOK_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_listening(port, &mut child, &log);
+    Server {
+        port,
+        log,
+        proc: Helper(child),
+        _dir: dir,
+    }
+}
+
+/// A client that sends half a request header, then nothing.
+fn slow_client(port: u16) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"POST /hooks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-")
+        .unwrap();
+    s
+}
+
+/// Has the server closed this connection (within `limit`)?
+fn closed_by_server(s: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // hyper may answer 408 before it closes: read on to the end.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A bounded slow-client load on 127.0.0.1 (slowloris: half a header each, then
+/// silence): /status still answers while it runs, a connection over the cap is answered
+/// 503 at once, and every slow connection is closed by the header timeout, after which
+/// the server answers as before. Before, such connections stayed open indefinitely.
+#[test]
+fn slow_clients_are_cut_off_and_over_the_cap_get_503() {
+    let p = Project::new("slowloris");
+    p.dockerfile("web", common::BUSYBOX_DOCKERFILE)
+        .cfg("[web]\nservice=du-slowloris-web\n[serve_hooks]\nimages=web\n");
+    let port = free_port();
+    let server = serve_with(
+        &p,
+        port,
+        &[("DOCKERUTILS_HOOK_KEY", KEY)],
+        &["--header-timeout", "5", "--max-connections", "40"],
+    );
+    let started = Instant::now();
+    let mut slow: Vec<_> = (0..30).map(|_| slow_client(port)).collect();
+    assert_eq!(server.status()["images"]["web"]["deploys"], 0);
+    slow.extend((0..10).map(|_| slow_client(port)));
+    // Let the last status connection's slot free and the slow ones be accepted.
+    std::thread::sleep(Duration::from_millis(300));
+    let over = request(port, "GET", "/status", &[("X-Api-Key", KEY)], b"");
+    assert_eq!(
+        over.status,
+        503,
+        "{} ({:?} after the load started)",
+        over.body,
+        started.elapsed()
+    );
+    for (i, s) in slow.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(s, Duration::from_secs(10)),
+            "slow connection {i} still open {:?} after it started\n{}",
+            started.elapsed(),
+            server.log()
+        );
+    }
+    // The slots are free again.
+    assert_eq!(server.status()["images"]["web"]["deploys"], 0);
+    assert!(
+        server.log().contains("refused: 40 connections open -> 503"),
+        "{}",
+        server.log()
+    );
+}

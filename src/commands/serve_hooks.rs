@@ -55,6 +55,15 @@ pub struct Args {
     /// With a HEALTHCHECK: seconds a new container has to report healthy
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub health_timeout: u64,
+    /// Seconds a connection has to send a whole request header, when it opens and between
+    /// requests (a slow or idle client is then disconnected)
+    #[arg(long, value_name = "SECONDS", default_value_t = HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Connections served at once; more are answered 503 and closed
+    #[arg(long, value_name = "N", default_value_t = MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_connections: u64,
     /// Print what would be served (address, images, repositories), and exit
     #[arg(long)]
     pub dry_run: bool,
@@ -69,6 +78,18 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const MIN_KEY_LEN: usize = 16;
 /// How long requests under way may take once SIGINT/SIGTERM came.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// By default, a connection must send a whole request header within this time, both when it opens
+/// and while it idles between requests (hyper starts the same timer after each response):
+/// a client that sends half a header, or keeps a connection open doing nothing, is cut.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A hook's body must arrive within this time once its header has.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// By default, connections served at once; one more is answered 503 and closed. Hooks
+/// are rare and small: this bounds what a flood of clients can hold (memory,
+/// descriptors), and with the header timeout, for how long.
+pub const MAX_CONNECTIONS: u64 = 256;
+/// How long a shutdown waits for the deploys under way before it leaves them.
+const DEPLOY_GRACE: Duration = Duration::from_secs(600);
 
 /// An image that hooks can deploy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,6 +368,29 @@ struct Deploys {
     last: Option<Value>,
 }
 
+/// Marks an image's deploy as over when dropped (normally or by a panic).
+struct RunningGuard<'a> {
+    server: &'a Server,
+    image: &'a str,
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        let mut deploys = self.server.lock();
+        let d = deploys.entry(self.image.to_string()).or_default();
+        d.running = false;
+        if std::thread::panicking() {
+            d.queued = false;
+            d.failed += 1;
+            d.last = Some(json!({
+                "ok": false,
+                "message": "the deploy stopped with an internal error (see the server's log)",
+                "finished": unix_time(),
+            }));
+        }
+    }
+}
+
 struct Server {
     config: Config,
     opts: Options,
@@ -396,7 +440,7 @@ fn reply(status: StatusCode, body: Value) -> Response {
 impl Server {
     /// Starts a deploy of `image`, or queues one when a deploy of it runs. True: queued.
     fn start(self: &Arc<Self>, image: &str) -> bool {
-        let mut deploys = self.deploys.lock().unwrap();
+        let mut deploys = self.lock();
         let d = deploys.entry(image.to_string()).or_default();
         if d.running {
             d.queued = true;
@@ -411,6 +455,12 @@ impl Server {
     }
 
     fn deploy_loop(&self, image: &str) {
+        // Whatever happens below (a panic included), the image is not left "running":
+        // else every later hook would only queue behind a deploy that no longer exists.
+        let _running = RunningGuard {
+            server: self,
+            image,
+        };
         loop {
             log(&format!("deploy {image}: start"));
             let report = Report::log(format!("serve-hooks: [{image}] "));
@@ -434,31 +484,39 @@ impl Server {
                     json!({"ok": false, "message": text, "finished": unix_time()})
                 }
             };
-            let mut deploys = self.deploys.lock().unwrap();
-            let d = deploys.entry(image.to_string()).or_default();
-            d.done += 1;
-            if outcome.is_err() {
-                d.failed += 1;
-            }
-            d.last = Some(last);
-            let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
-            if d.queued && stopping {
+            // The lock is held only to update the state: a log line can block (stderr
+            // a full pipe), and /status must never wait for it.
+            let (again, dropped) = {
+                let mut deploys = self.lock();
+                let d = deploys.entry(image.to_string()).or_default();
+                d.done += 1;
+                if outcome.is_err() {
+                    d.failed += 1;
+                }
+                d.last = Some(last);
+                let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
+                let queued = std::mem::take(&mut d.queued);
+                (queued && !stopping, queued && stopping)
+            };
+            if dropped {
                 log(&format!(
                     "deploy {image}: the queued deploy is dropped: shutting down"
                 ));
             }
-            if d.queued && !stopping {
-                d.queued = false;
-                continue;
+            if !again {
+                return;
             }
-            d.queued = false;
-            d.running = false;
-            return;
         }
     }
 
+    /// The deploy states; a panic elsewhere while holding the lock does not poison them
+    /// for good (the state is plain counters and flags, valid at every step).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Deploys>> {
+        self.deploys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn busy(&self) -> Vec<String> {
-        let deploys = self.deploys.lock().unwrap();
+        let deploys = self.lock();
         let mut busy: Vec<String> = deploys
             .iter()
             .filter(|(_, d)| d.running)
@@ -469,7 +527,7 @@ impl Server {
     }
 
     fn status(&self) -> Value {
-        let deploys = self.deploys.lock().unwrap();
+        let deploys = self.lock();
         let mut images = serde_json::Map::new();
         for t in &self.config.targets {
             let d = deploys.get(&t.image);
@@ -512,9 +570,15 @@ async fn hook(
             json!({"error": "missing or wrong API key: send it as the X-Api-Key header or ?key="}),
         );
     }
-    let body = match Bytes::from_request(request, &()).await {
-        Ok(b) => b,
-        Err(rejection) => {
+    let body = match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(request, &())).await {
+        Err(_) => {
+            let status = StatusCode::REQUEST_TIMEOUT;
+            let error = format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs());
+            line(&format!("({error})"), status);
+            return reply(status, json!({ "error": error }));
+        }
+        Ok(Ok(b)) => b,
+        Ok(Err(rejection)) => {
             let status = rejection.status();
             let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 format!("the body is larger than {MAX_BODY} bytes")
@@ -650,6 +714,119 @@ async fn shutdown_signal() {
     }
 }
 
+/// The listener's bounds (`--header-timeout`, `--max-connections`).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Serves HTTP/1 connections until `shutdown` resolves, then lets the requests under way
+/// finish for at most [`SHUTDOWN_GRACE`]. Not `axum::serve`: it has no header timeout and
+/// no connection cap, and this listener faces the internet's slow and idle clients.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // Told to every connection at shutdown: finish the request under way, take no more.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of descriptors and the like: say so, and do not spin on it.
+                    log(&format!("cannot accept a connection: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tokio::spawn(refuse_busy(stream, peer, limits.max_connections));
+            continue;
+        };
+        let service =
+            app.clone()
+                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            // A timed-out or reset connection is the client's business: nothing to log.
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                // (the Ref that wait_for returns must not live across the await below)
+                () = async { let _ = stopped.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Every slot back: every connection is closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        log(&format!(
+            "connections still open after {}s are dropped",
+            SHUTDOWN_GRACE.as_secs()
+        ));
+    }
+}
+
+/// Over the connection cap: a 503 without reading the request, and the connection closed.
+async fn refuse_busy(mut stream: tokio::net::TcpStream, peer: SocketAddr, max: usize) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::AsyncWriteExt;
+    // A flood must not flood the log too: the first refusal, then one line in a hundred.
+    static REFUSED: AtomicU64 = AtomicU64::new(0);
+    let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == 1 || n % 100 == 0 {
+        log(&format!(
+            "{peer} refused: {max} connections open -> 503 ({n} refused so far)"
+        ));
+    }
+    let body = "{\"error\": \"too many connections; try again later\"}\n";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Answer, then read what the client sent for a moment before closing: a close with
+    // unread data sends a reset, which can make the client lose the answer.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt;
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+}
+
 fn describe(config: &Config, listen: &SocketAddr) -> String {
     let mut text = format!("serve-hooks on http://{listen}/hooks (POST; GET /status)\n");
     for t in &config.targets {
@@ -697,45 +874,39 @@ fn run(args: &Args) -> Result<i32> {
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(Arc::clone(&server));
         let stopping = Arc::clone(&server);
-        let signalled = Arc::new(tokio::sync::Notify::new());
-        let notify = Arc::clone(&signalled);
-        let serving = std::future::IntoFuture::into_future(
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                stopping
-                    .stopping
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                log("shutting down: no new hooks");
-                notify.notify_one();
-            }),
-        );
-        // Requests under way get SHUTDOWN_GRACE to finish; a client that keeps its
-        // connection open (or sends slowly) does not hold the server up longer.
-        let cap = async {
-            signalled.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        let limits = Limits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            // At most 65536 (clap checks): a usize and a u32 on every target.
+            max_connections: args.max_connections as usize,
         };
-        tokio::select! {
-            served = serving => served.map_err(|e| Error::io("the server failed", e))?,
-            _ = cap => log(&format!(
-                "connections still open after {}s are dropped",
-                SHUTDOWN_GRACE.as_secs()
-            )),
-        }
+        serve_connections(listener, app, limits, async move {
+            shutdown_signal().await;
+            stopping
+                .stopping
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            log("shutting down: no new hooks");
+        })
+        .await;
+        let waited = tokio::time::Instant::now();
         let mut said = false;
         loop {
             let busy = server.busy();
             if busy.is_empty() {
                 break;
             }
+            if waited.elapsed() > DEPLOY_GRACE {
+                log(&format!(
+                    "stopping without waiting longer for the deploy of {} (it may have left \
+                     the service half-replaced: see `docker ps -a` and deploy-image --help)",
+                    busy.join(", ")
+                ));
+                break;
+            }
             if !said {
                 log(&format!(
-                    "waiting for the deploy of {} to finish",
-                    busy.join(", ")
+                    "waiting for the deploy of {} to finish (at most {}s)",
+                    busy.join(", "),
+                    DEPLOY_GRACE.as_secs()
                 ));
                 said = true;
             }
@@ -792,6 +963,45 @@ mod tests {
         assert!(parse_hook(evil).unwrap_err().contains("is not a tag"));
         let evil = br#"{"push_data":{"tag":"v1"},"repository":{"repo_name":"A/$(id)"}}"#;
         assert!(parse_hook(evil).unwrap_err().contains("not a repository"));
+    }
+
+    /// A deploy that panics leaves its image neither running nor queued, and counted as
+    /// failed: the next hook deploys again instead of queueing behind it for ever.
+    #[test]
+    fn a_panicking_deploy_does_not_wedge_its_image() {
+        let server = Server {
+            config: Config {
+                root: "/p".into(),
+                key_digest: digest(b"0123456789abcdef"),
+                targets: vec![],
+            },
+            opts: Options {
+                settle: Duration::from_secs(1),
+                health_timeout: Duration::from_secs(1),
+                if_changed: true,
+            },
+            deploys: Mutex::new(HashMap::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        };
+        {
+            let mut deploys = server.lock();
+            let d = deploys.entry("web".into()).or_default();
+            d.running = true;
+            d.queued = true;
+        }
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _running = RunningGuard {
+                server: &server,
+                image: "web",
+            };
+            panic!("a bug in a deploy");
+        }));
+        assert!(crashed.is_err());
+        assert!(server.busy().is_empty());
+        let status = server.lock();
+        let d = &status["web"];
+        assert!(!d.running && !d.queued && d.failed == 1, "{d:?}");
+        assert_eq!(d.last.as_ref().unwrap()["ok"], false);
     }
 
     #[test]
