@@ -148,7 +148,7 @@ impl StoredImage {
                 progress(layer.size);
                 continue;
             }
-            let pieces = read_tar_split(&layer.tar_split, &layer.diff)?;
+            let pieces = read_tar_split(&layer.tar_split)?;
             let size: u64 = pieces
                 .iter()
                 .map(|p| match p {
@@ -162,6 +162,7 @@ impl StoredImage {
             header.set_entry_type(tar::EntryType::Regular);
             let reader = LayerReader {
                 pieces: pieces.into_iter(),
+                diff: layer.diff.clone(),
                 current: None,
                 progress: &mut *progress,
             };
@@ -188,7 +189,7 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -
 }
 
 /// The layer tar's pieces, in order, from its tar-split file.
-fn read_tar_split(path: &Path, diff: &Path) -> io::Result<Vec<Piece>> {
+fn read_tar_split(path: &Path) -> io::Result<Vec<Piece>> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
@@ -230,10 +231,7 @@ fn read_tar_split(path: &Path, diff: &Path) -> io::Result<Vec<Piece>> {
                     .components()
                     .filter(|c| matches!(c, std::path::Component::Normal(_)))
                     .collect::<PathBuf>();
-                pieces.push(Piece::File {
-                    path: diff.join(rel),
-                    size,
-                });
+                pieces.push(Piece::File { path: rel, size });
             }
             _ => return Err(bad(format!("{}: unknown entry {line}", path.display()))),
         }
@@ -244,6 +242,8 @@ fn read_tar_split(path: &Path, diff: &Path) -> io::Result<Vec<Piece>> {
 /// Reads the pieces one after the other: a layer tar as `docker save` gives it.
 struct LayerReader<'a, I> {
     pieces: I,
+    /// The layer's diff directory: every file is opened beneath it.
+    diff: PathBuf,
     current: Option<Box<dyn Read>>,
     progress: &'a mut dyn FnMut(u64),
 }
@@ -263,17 +263,82 @@ impl<I: Iterator<Item = Piece>> Read for LayerReader<'_, I> {
                 None => return Ok(0),
                 Some(Piece::Bytes(b)) => self.current = Some(Box::new(io::Cursor::new(b))),
                 Some(Piece::File { path, size }) => {
-                    let file = std::fs::File::open(&path)?;
+                    let file = open_beneath(&self.diff, &path)?;
                     // Exactly `size` bytes: a file that changed length would shift the tar.
                     self.current = Some(Box::new(Exactly {
                         inner: file.take(size),
                         left: size,
-                        path,
+                        path: self.diff.join(path),
                     }));
                 }
             }
         }
     }
+}
+
+/// Opens `rel` (plain components only) beneath `dir` without following a symbolic link
+/// at any step, and only if it is a regular file. The engine's storage is root's, but
+/// what a layer holds is whoever built the image: a link there must not make us stream
+/// a file from outside the layer, and a FIFO or device must not hang or feed the copy.
+/// (A walk with O_NOFOLLOW rather than openat2's RESOLVE_BENEATH: the same guarantee
+/// for plain components, and no kernel or seccomp filter that lacks openat2 to fall
+/// back from.)
+fn open_beneath(dir: &Path, rel: &Path) -> io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let shown = || dir.join(rel).display().to_string();
+    let cstr = |p: &std::ffi::OsStr| {
+        std::ffi::CString::new(p.as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a path with a NUL byte"))
+    };
+    let open_at = |at: libc::c_int, name: &std::ffi::CStr, flags: libc::c_int| {
+        // SAFETY: a valid C string and flags; the descriptor is owned right away.
+        let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::ELOOP | libc::ENOTDIR) => io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} goes through a symbolic link: not followed", shown()),
+                ),
+                _ => io::Error::new(e.kind(), format!("{}: {e}", shown())),
+            });
+        }
+        // SAFETY: fd is a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut at = open_at(
+        libc::AT_FDCWD,
+        &cstr(dir.as_os_str())?,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    )?;
+    let names: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(name) => Ok(name),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a plain path in the layer", shown()),
+            )),
+        })
+        .collect::<io::Result<_>>()?;
+    for (i, name) in names.iter().enumerate() {
+        // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below).
+        let flags = if i + 1 == names.len() {
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK
+        } else {
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_DIRECTORY
+        };
+        at = open_at(at.as_raw_fd(), &cstr(name)?, flags)?;
+    }
+    let file = std::fs::File::from(at);
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", shown()),
+        ));
+    }
+    Ok(file)
 }
 
 /// A reader that fails rather than end early.
@@ -314,7 +379,8 @@ mod tests {
         let mut out = Vec::new();
         let mut seen = 0;
         LayerReader {
-            pieces: read_tar_split(&split, diff)?.into_iter(),
+            pieces: read_tar_split(&split)?.into_iter(),
+            diff: diff.to_owned(),
             current: None,
             progress: &mut |n| seen += n,
         }
@@ -349,6 +415,39 @@ mod tests {
         let err = assemble(&lines, diff.path()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert!(err.to_string().contains("d/a is shorter"), "{err}");
+    }
+
+    /// A layer file that is a link (to a file or through a linked directory), a FIFO or
+    /// outside the layer is refused, never followed or waited on.
+    #[test]
+    fn links_and_special_files_in_a_layer_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "SECRET").unwrap();
+        let diff = tempfile::tempdir().unwrap();
+        let d = diff.path();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.join("dirlink")).unwrap();
+        let fifo = std::ffi::CString::new(d.join("fifo").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        std::fs::write(d.join("plain"), "SECRET").unwrap();
+        let entry = |name: &str| format!(r#"{{"type":1,"name":"{name}","size":6,"position":0}}"#);
+        for (name, says) in [
+            ("link", "symbolic link"),
+            ("dirlink/secret", "symbolic link"),
+            ("fifo", "not a regular file"),
+        ] {
+            let err = assemble(&[&entry(name)], d).unwrap_err();
+            assert!(err.to_string().contains(says), "{name}: {err}");
+        }
+        // `..` is dropped from a name: it is looked for beneath the layer, not outside.
+        let escape = format!(
+            "../{}/secret",
+            outside.path().file_name().unwrap().to_str().unwrap()
+        );
+        let err = assemble(&[&entry(&escape)], d).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert_eq!(assemble(&[&entry("plain")], d).unwrap(), b"SECRET");
     }
 
     #[test]

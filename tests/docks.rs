@@ -710,3 +710,79 @@ fn an_interrupted_transfer_leaves_the_dock_as_it_was() {
         images_before
     );
 }
+
+/// transfer-image reads layer files from the engine's storage without following links:
+/// a layer that holds a symbolic link to a directory arrives as that link; a layer file
+/// replaced by a link to a file outside the layer (the same size) is refused, and its
+/// target's content never reaches the dock.
+#[test]
+fn engine_storage_links_are_sent_as_links_and_never_followed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let p = Project::new("xferlinks");
+    std::fs::write(p.root.join("data.bin"), vec![b'd'; 4096]).unwrap();
+    p.dockerfile(
+        "lnk",
+        &format!(
+            "{BUSYBOX_DOCKERFILE}RUN [\"/bin/busybox\", \"ln\", \"-s\", \"/bin\", \"/binlink\"]\nCOPY data.bin /data.bin\n"
+        ),
+    );
+    let image = build(&p, "lnk");
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run_on_dock = |cmd: &[&str]| {
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", &d.engine)
+            .args(["run", "--rm", &image])
+            .args(cmd)
+            .output()
+            .unwrap();
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(run_on_dock(&["readlink", "/binlink"]), "/bin");
+    assert_eq!(run_on_dock(&["wc", "-c", "/data.bin"]), "4096 /data.bin");
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+
+    // Now someone with write access to a layer swaps data.bin for a link.
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("key"), vec![b'S'; 4096]).unwrap();
+    let upper = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.GraphDriver.Data.UpperDir}}",
+            &image,
+        ])
+        .output()
+        .unwrap();
+    let file = PathBuf::from(text(&upper.stdout).trim()).join("data.bin");
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(secret.path().join("key"), &file).unwrap();
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("data.bin goes through a symbolic link: not followed"),
+        "{err}"
+    );
+    // Whatever docker save (tried next) makes of it, the secret is not on the dock.
+    if out.status.success() {
+        assert_ne!(run_on_dock(&["head", "-c", "4", "/data.bin"]), "SSSS");
+    }
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+}
