@@ -12,6 +12,7 @@ it waits.
 """
 import argparse
 import http.client
+import json
 import http.server
 import socketserver
 import time
@@ -25,6 +26,10 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--delay-file", required=True)
     p.add_argument("--delay", type=float, default=60)
+    # A registry host that GetAuthorizationToken answers as ECR's (its proxyEndpoint), read
+    # from this file when it exists: the tests push to a real registry on 127.0.0.1 as
+    # if it were the account's ECR registry.
+    p.add_argument("--ecr-registry-file")
     args = p.parse_args()
     upstream = urllib.parse.urlparse(args.upstream)
 
@@ -58,6 +63,17 @@ def main():
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if action == "GetAuthorizationToken" and args.ecr_registry_file:
+                try:
+                    with open(args.ecr_registry_file) as f:
+                        host = f.read().strip()
+                except FileNotFoundError:
+                    host = ""
+                if host:
+                    doc = json.loads(data)
+                    for auth in doc.get("authorizationData", []):
+                        auth["proxyEndpoint"] = "https://" + host
+                    data = json.dumps(doc).encode()
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() not in ("transfer-encoding", "connection", "content-length"):

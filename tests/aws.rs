@@ -51,6 +51,8 @@ fn moto() -> Moto {
         .arg(dir.path().join("actions.log"))
         .arg("--delay-file")
         .arg(dir.path().join("delay"))
+        .arg("--ecr-registry-file")
+        .arg(dir.path().join("ecr-registry"))
         .spawn()
         .expect("aws-proxy.py");
     wait_listening(proxy_port, "aws-proxy.py", &mut proxy);
@@ -136,6 +138,12 @@ impl Moto {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
         text.lines().map(str::to_string).collect()
+    }
+
+    /// ECR's registry, as GetAuthorizationToken answers it, is this host from now on
+    /// (a real registry on 127.0.0.1 stands in for it).
+    fn ecr_registry(&self, host: &str) {
+        std::fs::write(self.dir.path().join("ecr-registry"), host).unwrap();
     }
 
     fn delay(&self, actions: &[&str]) {
@@ -645,6 +653,7 @@ fn publish_image_to_ecr_logs_in_creates_the_repository_and_pushes() {
         reg.port
     ));
     built(&project, "prod");
+    aws.ecr_registry(&format!("127.0.0.1:{}", reg.port));
     let name = format!("{}-prod", project.name);
     let mut cmd = aws.cmd("publish-image");
     cmd.arg("prod")
@@ -854,4 +863,36 @@ fn run_image_latest_finds_the_newest_timestamp_tag_in_ecr() {
     assert!(aws.actions().contains(&"ListImages".to_string()));
     // Removed once no test of this binary builds (see common::Cleanup).
     common::cleanup().remove_later([format!("{name}:{newer}"), remote]);
+}
+
+/// With image_repo=aws the ECR token goes only to ECR's own registry (the proxy endpoint
+/// of the authorization data): a publication_tag on another host, or none (Docker Hub),
+/// is refused before any login, tag, push or repository is made.
+#[test]
+fn publish_image_to_ecr_never_logs_in_to_another_host() {
+    require_engine();
+    let aws = moto();
+    let project = Project::new("publish-evil");
+    project.dockerfile("prod", BUSYBOX_DOCKERFILE);
+    built(&project, "prod");
+    for tag in ["evil.example.com/x:{tag}", "myorg/{image}:{tag}"] {
+        project.cfg(&format!("[prod]\nimage_repo=aws\npublication_tag={tag}\n"));
+        for dry in [false, true] {
+            let mut cmd = aws.cmd("publish-image");
+            cmd.arg("prod").current_dir(&project.root);
+            if dry {
+                cmd.arg("--dry-run");
+            }
+            let out = cmd.output().unwrap();
+            let all = text(&out.stderr) + &text(&out.stdout);
+            assert_eq!(out.status.code(), Some(2), "{tag}: {all}");
+            assert!(
+                all.contains("with image_repo=aws the ECR login is for")
+                    && !all.contains("docker login"),
+                "{tag}: {all}"
+            );
+        }
+    }
+    let repos = aws.boto("out = ecr.describe_repositories()['repositories']");
+    assert_eq!(repos, serde_json::json!([]), "nothing was created");
 }

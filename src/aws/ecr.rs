@@ -23,6 +23,18 @@ pub struct Login {
     pub endpoint: String,
 }
 
+impl Login {
+    /// The registry host the token is for: the proxy endpoint without its scheme
+    /// (`https://123.dkr.ecr.us-east-1.amazonaws.com` -> `123.dkr.ecr…`).
+    pub fn registry(&self) -> &str {
+        let e = self.endpoint.as_str();
+        e.strip_prefix("https://")
+            .or_else(|| e.strip_prefix("http://"))
+            .unwrap_or(e)
+            .trim_end_matches('/')
+    }
+}
+
 pub fn login(aws: &Aws) -> Result<Login> {
     let out = aws
         .block_on(interruptible(aws.ecr().get_authorization_token().send()))?

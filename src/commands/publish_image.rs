@@ -191,16 +191,30 @@ pub fn split_reference(reference: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// With `image_repo=aws` the push must go to the registry ECR's token is for: the token
+/// is a password to the account's images, and a `publication_tag` on any other host
+/// (a typo, a copied cfg, a hostile one) would hand it to that host's `docker login`.
+fn check_ecr_host(section: &str, tag: &str, registry: &str) -> Result<()> {
+    let host = split_reference(tag).0;
+    if host.is_some_and(|h| h.eq_ignore_ascii_case(registry)) {
+        return Ok(());
+    }
+    let goes_to = host.map_or("Docker Hub".to_string(), |h| format!("`{h}`"));
+    Err(Error::Usage(format!(
+        "[{}] publication_tag `{tag}` pushes to {goes_to}, but with image_repo=aws the ECR \
+         login is for `{registry}` only, so nothing was sent: name that registry \
+         (publication_tag={{account}}.dkr.ecr.{{region}}.amazonaws.com/{{image}}:{{tag}}), or \
+         use image_repo=registry for another registry (docker's own login)",
+        section
+    )))
+}
+
 /// The docker steps: login (ECR only; the password goes on stdin), tag, push.
 pub fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>) -> Plan {
     let mut plan = Plan::default();
     if let Some(login) = login {
-        // Log in where the push goes: the publication tag's registry (ECR's endpoint
-        // for the usual tag), else ECR's endpoint.
-        let server = split_reference(tag)
-            .0
-            .map(str::to_string)
-            .unwrap_or_else(|| login.endpoint.clone());
+        // Only ever to ECR's own registry: `publish` refuses a tag on another host.
+        let server = login.registry().to_string();
         let mut inv = docker::docker(&project.root)
             .args(["login", "--username", &login.user, "--password-stdin"])
             .arg(server);
@@ -240,6 +254,7 @@ pub fn publish(project: &Project, args: &Args, ctx: &Context) -> Result<i32> {
     };
     let tag = expand_tag(&t, &account, &aws.region(), ctx)?;
     let login = ecr::login(&aws)?;
+    check_ecr_host(&args.image, &tag, login.registry())?;
     let repository = split_reference(&tag).1.to_string();
     let mut plan = plan(&project, &t, &tag, Some(&login));
     if args.dry_run {
