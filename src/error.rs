@@ -8,7 +8,17 @@ pub const USAGE: i32 = 2;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no `docker/` directory in {start} or any directory above it")]
-    NoProject { start: PathBuf },
+    NoProject {
+        start: PathBuf,
+        /// Where the search stopped at a filesystem boundary, if it did.
+        boundary: Option<PathBuf>,
+    },
+
+    #[error(
+        "{} is owned by another user (uid {owner}): not used as your project",
+        root.join("docker").display()
+    )]
+    UnsafeProject { root: PathBuf, owner: u32 },
 
     #[error("unknown image `{image}`")]
     UnknownImage { image: String, valid: Vec<String> },
@@ -95,6 +105,19 @@ impl Error {
     /// What the user can do about it, printed after the error.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::NoProject {
+                boundary: Some(b),
+                ..
+            } => Some(format!(
+                "the search stopped at {}, a filesystem boundary; set \
+                 DOCKERUTILS_DISCOVERY_ACROSS_FILESYSTEM=1 to look further up",
+                b.display()
+            )),
+            Error::UnsafeProject { root, .. } => Some(format!(
+                "its dockerutils.cfg can run scripts as you; if you trust it: \
+                 export DOCKERUTILS_SAFE_DIRECTORY={} (several separated by `:`, or `*`)",
+                root.display()
+            )),
             Error::NoProject { .. } => Some(
                 "run the command inside a project whose root holds `docker/<image>/Dockerfile` \
                  (one subdirectory per image) and optionally `docker/dockerutils.cfg`; \

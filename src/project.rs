@@ -39,17 +39,62 @@ pub fn user_name() -> String {
         .unwrap_or_else(|| whoami::username().unwrap_or_else(|_| "unknown".into()))
 }
 
+/// The project root above `start` (see [`Project::discover`]); `env` reads the variables
+/// that relax the rules.
+fn find_root(start: &Path, env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let across = env("DOCKERUTILS_DISCOVERY_ACROSS_FILESYSTEM").is_some_and(|v| !v.is_empty());
+    let device = |dir: &Path| std::fs::metadata(dir).map(|m| m.dev()).ok();
+    let start_device = device(start);
+    let mut stopped_at = None;
+    let mut found = None;
+    for dir in start.ancestors() {
+        if !across && device(dir) != start_device {
+            stopped_at = Some(dir.to_owned());
+            break;
+        }
+        if dir.join("docker").is_dir() {
+            found = Some(dir.to_owned());
+            break;
+        }
+    }
+    let Some(root) = found else {
+        return Err(Error::NoProject {
+            start: start.to_owned(),
+            boundary: stopped_at,
+        });
+    };
+    let docker = root.join("docker");
+    let owner = std::fs::metadata(&docker)
+        .map_err(|e| Error::io(format!("cannot read {}", docker.display()), e))?
+        .uid();
+    // SAFETY: geteuid(2) cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let sudo = env("SUDO_UID").and_then(|u| u.to_str()?.parse::<u32>().ok());
+    let listed = env("DOCKERUTILS_SAFE_DIRECTORY").is_some_and(|list| {
+        std::env::split_paths(&list).any(|p| p.as_os_str() == "*" || p == root)
+    });
+    if owner == me || (me == 0 && sudo == Some(owner)) || listed {
+        return Ok(root);
+    }
+    Err(Error::UnsafeProject { root, owner })
+}
+
 impl Project {
     /// Finds the project root at `start` or the nearest directory above it that holds a
-    /// `docker/` directory, like git finds its work tree.
+    /// `docker/` directory, like git finds its work tree, and with git's two limits:
+    ///
+    /// - the walk stops at a filesystem boundary (a mounted network share or a container's
+    ///   bind mount is not part of the project above it), unless
+    ///   `DOCKERUTILS_DISCOVERY_ACROSS_FILESYSTEM` is set (git's
+    ///   GIT_DISCOVERY_ACROSS_FILESYSTEM);
+    /// - a `docker/` directory owned by another user is refused (git's safe.directory):
+    ///   its cfg's `pre_build_script` would run as whoever runs the command, so a
+    ///   `docker/` planted in `/tmp` or a shared directory must not be picked up. Allowed
+    ///   when it is yours, yours through sudo (`SUDO_UID`, as git allows), or listed in
+    ///   `DOCKERUTILS_SAFE_DIRECTORY` (project roots separated by `:`, or `*`).
     pub fn discover(start: &Path, user: &str) -> Result<Project> {
-        let root = start
-            .ancestors()
-            .find(|dir| dir.join("docker").is_dir())
-            .ok_or_else(|| Error::NoProject {
-                start: start.to_owned(),
-            })?
-            .to_owned();
+        let root = find_root(start, |name| std::env::var_os(name))?;
         let name = root
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
@@ -212,6 +257,80 @@ mod tests {
             p.image_ref("shell").unwrap().to_string(),
             format!("myproj-dev:{user}")
         );
+    }
+
+    /// A `docker/` of another user is refused unless it is the sudo user's or listed;
+    /// the hint names the variable that allows it.
+    #[test]
+    fn another_users_docker_dir_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("theirs");
+        std::fs::create_dir_all(root.join("docker/dev")).unwrap();
+        let mine = std::fs::metadata(tmp.path()).unwrap().uid();
+        let other = if mine == 65534 { 65533 } else { 65534 };
+        let c = std::ffi::CString::new(root.join("docker").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string. Needs root (the test suite runs as root, like CI).
+        if unsafe { libc::chown(c.as_ptr(), other, other) } != 0 {
+            panic!("chown needs root: run the tests as root (tests/run.sh)");
+        }
+        let none = |_: &str| None;
+        let err = find_root(&root.join("docker/dev"), none).unwrap_err();
+        assert!(
+            matches!(err, Error::UnsafeProject { owner, .. } if owner == other),
+            "{err}"
+        );
+        assert!(
+            err.hint().unwrap().contains("DOCKERUTILS_SAFE_DIRECTORY="),
+            "{err:?}"
+        );
+        let listed = root.clone().into_os_string();
+        let env = |name: &str| (name == "DOCKERUTILS_SAFE_DIRECTORY").then(|| listed.clone());
+        assert_eq!(find_root(&root, env).unwrap(), root);
+        let star = |name: &str| (name == "DOCKERUTILS_SAFE_DIRECTORY").then(|| "/x:*".into());
+        assert_eq!(find_root(&root, star).unwrap(), root);
+        // SAFETY: geteuid(2) cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            let sudo = |name: &str| (name == "SUDO_UID").then(|| other.to_string().into());
+            assert_eq!(find_root(&root, sudo).unwrap(), root);
+        }
+    }
+
+    /// The walk up stops at a mount point, as git's does; the variable lets it go on.
+    #[test]
+    fn discovery_stops_at_a_filesystem_boundary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("proj");
+        let mnt = root.join("mnt");
+        std::fs::create_dir_all(root.join("docker/dev")).unwrap();
+        std::fs::create_dir_all(&mnt).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .expect("mount(8)");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (run the tests as root)"
+        );
+        std::fs::create_dir_all(mnt.join("deep")).unwrap();
+        let none = |_: &str| None;
+        let found = find_root(&mnt.join("deep"), none);
+        let across =
+            |name: &str| (name == "DOCKERUTILS_DISCOVERY_ACROSS_FILESYSTEM").then(|| "1".into());
+        let found_across = find_root(&mnt.join("deep"), across);
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        let err = found.unwrap_err();
+        assert!(
+            matches!(&err, Error::NoProject { boundary: Some(b), .. } if b == &root),
+            "{err:?}"
+        );
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("DOCKERUTILS_DISCOVERY_ACROSS_FILESYSTEM")
+        );
+        assert_eq!(found_across.unwrap(), root);
     }
 
     #[test]
