@@ -896,3 +896,45 @@ fn publish_image_to_ecr_never_logs_in_to_another_host() {
     let repos = aws.boto("out = ecr.describe_repositories()['repositories']");
     assert_eq!(repos, serde_json::json!([]), "nothing was created");
 }
+
+/// Two instances in two VPCs with the same private IP, and a dock registered by that IP
+/// alone: stop-dock and destroy-dock refuse and list both, and neither is touched.
+#[test]
+fn a_dock_ip_shared_by_two_instances_is_never_guessed() {
+    let aws = moto();
+    let ids = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         out = []\n\
+         for n in range(2):\n\
+         \x20   vpc = ec2.create_vpc(CidrBlock='10.7.0.0/16')['Vpc']['VpcId']\n\
+         \x20   sub = ec2.create_subnet(VpcId=vpc, CidrBlock='10.7.1.0/24')['Subnet']['SubnetId']\n\
+         \x20   out.append(ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, SubnetId=sub, PrivateIpAddress='10.7.1.9')['Instances'][0]['InstanceId'])",
+    );
+    let ids: Vec<String> = serde_json::from_value(ids).unwrap();
+    let dir = aws.home().join(".docker/10.7.1.9");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=twin\nDOCK_HOSTNAME=10.7.1.9\nDOCK_IP=10.7.1.9\n",
+    )
+    .unwrap();
+    for program in ["stop-dock", "destroy-dock"] {
+        let out = aws.cmd(program).args(["twin", "-y"]).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{program}: {err}");
+        assert!(
+            err.contains("2 instances have the IP 10.7.1.9")
+                && ids.iter().all(|id| err.contains(id.as_str()))
+                && err.contains("DOCK_INSTANCE_ID="),
+            "{program}: {err}"
+        );
+    }
+    let states = aws.boto(&format!(
+        "out = sorted(i['State']['Name'] for r in ec2.describe_instances(InstanceIds={ids:?})['Reservations'] for i in r['Instances'])"
+    ));
+    assert_eq!(states, serde_json::json!(["running", "running"]));
+    assert!(
+        dir.join("connection_config.txt").is_file(),
+        "still registered"
+    );
+}

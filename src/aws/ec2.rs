@@ -93,6 +93,9 @@ pub fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -
 
 /// The instance behind a dock: by its registered instance id, else by its IP (private,
 /// then public), as the original looks docks up. `None` when no live instance matches.
+/// Private addresses repeat across VPCs: when more than one live instance has the
+/// dock's IP, this is an error that lists them, never a guess (stop-dock and
+/// destroy-dock act on what this returns).
 pub fn instance_of(aws: &Aws, dock: &Dock) -> Result<Option<InstanceInfo>> {
     let found = match registered_instance_id(dock) {
         Some(id) => describe(aws, vec![filter("instance-id", [id])])?,
@@ -104,7 +107,30 @@ pub fn instance_of(aws: &Aws, dock: &Dock) -> Result<Option<InstanceInfo>> {
             found
         }
     };
-    Ok(found.into_iter().find(|i| !i.is_gone()))
+    let mut live: Vec<InstanceInfo> = found.into_iter().filter(|i| !i.is_gone()).collect();
+    if live.len() > 1 {
+        let list: Vec<String> = live
+            .iter()
+            .map(|i| match &i.name {
+                Some(name) => format!("{} ({name}, {})", i.id, i.state),
+                None => format!("{} ({})", i.id, i.state),
+            })
+            .collect();
+        return Err(Error::Aws {
+            message: format!(
+                "{} instances have the IP {} (VPCs can reuse private addresses): {}; \
+                 not choosing one",
+                live.len(),
+                dock.ip,
+                list.join(", ")
+            ),
+            hint: Some(format!(
+                "say which is the dock: add DOCK_INSTANCE_ID=<id> to {}",
+                dock.dir.join(crate::dock::CONFIG_FILE).display()
+            )),
+        });
+    }
+    Ok(live.pop())
 }
 
 /// Like [`instance_of`], but a missing instance is an error saying what to do.
