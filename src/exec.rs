@@ -22,11 +22,22 @@ static INTERRUPTED_FLAG: AtomicBool = AtomicBool::new(false);
 /// si_code of signals the kernel sends on a terminal's behalf (Ctrl-C, Ctrl-\, hangup).
 const SI_KERNEL: i32 = 0x80;
 
+/// Handlers registered so far (one per signal, whatever the number of calls).
+static HANDLERS: AtomicI32 = AtomicI32::new(0);
+
 /// Handlers (no thread: they only set a flag and call kill(2), both async-signal-safe)
 /// for SIGINT, SIGTERM, SIGHUP and SIGQUIT. A terminal's signal already reached the
-/// child (same process group); one sent to us alone is passed on to it.
+/// child (same process group); one sent to us alone is passed on to it. Installed once
+/// per process: signal_hook_registry adds an action per call, and every plan, build and
+/// EC2 wait poll calls this, so a second install would send one signal several times.
 pub fn install_signal_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(register_handlers);
+}
+
+fn register_handlers() {
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        HANDLERS.fetch_add(1, Ordering::SeqCst);
         // SAFETY: the action only touches atomics and calls kill(2).
         let _ = unsafe {
             signal_hook_registry::register_sigaction(signal, move |info: &libc::siginfo_t| {
@@ -378,5 +389,18 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
         StepResult::Stop(1)
     } else {
         StepResult::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_handlers_are_installed_once() {
+        for _ in 0..5 {
+            install_signal_handlers();
+        }
+        assert_eq!(HANDLERS.load(Ordering::SeqCst), 4);
     }
 }
