@@ -56,11 +56,15 @@ impl RotatingLog {
     pub fn open(dir: &Path, max_size: u64, keep: u64) -> io::Result<RotatingLog> {
         assert!(max_size >= 1 && keep >= MIN_KEEP, "checked by the caller");
         std::fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK))?;
+        let lock = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(dir.join(LOCK))?
+        };
         // SAFETY: flock(2) on a descriptor we own.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(io::Error::last_os_error());
@@ -231,11 +235,24 @@ impl RotatingLog {
     }
 }
 
+/// `current`, never through a symbolic link: the log directory may be shared (a cron
+/// job's), and a link placed there by someone else must not make a run as root append
+/// to a file of its choosing.
 fn open_current(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(CURRENT);
     OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join(CURRENT))
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is a symbolic link: not followed", path.display()),
+            ),
+            _ => e,
+        })
 }
 
 fn last_byte(path: &Path) -> io::Result<Option<u8>> {
@@ -279,7 +296,14 @@ pub fn name_for_micros(micros: u64) -> String {
 /// The time a rotated file's name says, or None for any other name.
 pub fn micros_of_name(name: &str) -> Option<u64> {
     let b = name.as_bytes();
-    if b.len() != 27 || b[8] != b'T' || b[15] != b'.' || !name.ends_with("Z.log") {
+    // ASCII first: the ranges below are byte ranges, and a multi-byte character across
+    // one of them would be a panic on slicing (any name can be in the directory).
+    if !name.is_ascii()
+        || b.len() != 27
+        || b[8] != b'T'
+        || b[15] != b'.'
+        || !name.ends_with("Z.log")
+    {
         return None;
     }
     let digits = |r: std::ops::Range<usize>| -> Option<u64> {
@@ -554,5 +578,43 @@ mod tests {
         assert_eq!(duration_text(Duration::from_millis(5204)), "5.204s");
         assert_eq!(duration_text(Duration::from_secs(247)), "4m07s");
         assert_eq!(duration_text(Duration::from_secs(7389)), "2h03m09s");
+    }
+
+    /// Names in the log directory are anyone's: one that is not ASCII but has the length
+    /// of ours is not ours (it used to panic, slicing inside a character).
+    #[test]
+    fn a_name_that_is_not_ascii_is_not_a_log_file() {
+        let name = "202é113T120000.000000Z.log";
+        assert_eq!(name.len(), 27);
+        assert_eq!(micros_of_name(name), None);
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(name), "x").unwrap();
+        std::fs::write(tmp.path().join("ü".repeat(13) + "x"), "x").unwrap();
+        let mut log = RotatingLog::open(tmp.path(), 10, MIN_KEEP).unwrap();
+        for _ in 0..5 {
+            log.line("0123456789").unwrap();
+        }
+        log.finish().unwrap();
+        assert!(tmp.path().join(name).exists(), "not ours: left alone");
+    }
+
+    /// A `current` (or `lock`) that is a link is refused, and what it points to is untouched.
+    #[test]
+    fn a_linked_current_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("victim");
+        std::fs::write(&target, "precious\n").unwrap();
+        let dir = tmp.path().join("logs");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(CURRENT)).unwrap();
+        let err = RotatingLog::open(&dir, 1000, MIN_KEEP)
+            .and_then(|mut log| log.line("x"))
+            .unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        std::fs::remove_file(dir.join(CURRENT)).unwrap();
+        std::fs::remove_file(dir.join(LOCK)).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(LOCK)).unwrap();
+        assert!(RotatingLog::open(&dir, 1000, MIN_KEEP).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
     }
 }
