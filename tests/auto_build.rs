@@ -7,6 +7,7 @@ mod common;
 
 use common::{BUSYBOX_DOCKERFILE, Project, USER, image_id, registry};
 use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
 use std::process::Command;
 
 fn text(b: &[u8]) -> String {
@@ -23,8 +24,29 @@ fn git(p: &Project, args: &[&str]) {
     assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
 }
 
+fn lock_hash(p: &Project) -> String {
+    use sha2::Digest;
+    format!(
+        "{:x}",
+        sha2::Sha256::digest(p.root.to_string_lossy().as_bytes())
+    )
+}
+
+/// The runtime directory the test's auto-build runs get (where its lock lives).
+fn runtime_dir(p: &Project) -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = p.root.parent().unwrap().join("runtime");
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    dir
+}
+
 fn auto_build(p: &Project, args: &[&str]) -> (i32, String) {
-    let out = p.cmd("auto-build").args(args).output().unwrap();
+    let out = p
+        .cmd("auto-build")
+        .env("XDG_RUNTIME_DIR", runtime_dir(p))
+        .args(args)
+        .output()
+        .unwrap();
     (out.status.code().unwrap_or(-1), text(&out.stderr))
 }
 
@@ -135,8 +157,13 @@ fn auto_build_rebuilds_what_changed_from_the_sealed_branch_and_publishes_it() {
             "{:x}",
             sha2::Sha256::digest(p.root.to_string_lossy().as_bytes())
         );
-        std::env::temp_dir().join(format!("dockerutils-auto-build-{}.lock", &hash[..16]))
+        runtime_dir(&p).join(format!("dockerutils/auto-build-{}.lock", &hash[..16]))
     };
+    assert!(
+        lock.exists(),
+        "the first runs took their lock at {}",
+        lock.display()
+    );
     let held = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -157,6 +184,15 @@ fn auto_build_rebuilds_what_changed_from_the_sealed_branch_and_publishes_it() {
     );
     assert!(said(&out, "base").is_empty(), "{out}");
     drop(held);
+    // Nothing in the shared temp directory, which another user could have made first.
+    assert!(
+        !std::env::temp_dir()
+            .join(format!(
+                "dockerutils-auto-build-{}.lock",
+                &lock_hash(&p)[..16]
+            ))
+            .exists()
+    );
 
     // A failing image fails the run, and what is built from it is not tried.
     p.dockerfile(

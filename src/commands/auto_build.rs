@@ -48,21 +48,53 @@ pub struct Lock {
     _file: std::fs::File,
 }
 
-/// The lock of a project's auto-build, in the temp directory (never in the project).
-pub fn lock_path(root: &Path) -> PathBuf {
+/// The lock of a project's auto-build: in a directory only this user can write
+/// (`$XDG_RUNTIME_DIR/dockerutils`, else `~/.cache/dockerutils`, made 0700), never in the
+/// project. Not a predictable name in /tmp: another user could create it first and hold
+/// it, and every run would then do nothing.
+pub fn lock_path(root: &Path) -> Result<PathBuf> {
     use sha2::Digest;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let hash = format!(
         "{:x}",
         sha2::Sha256::digest(root.to_string_lossy().as_bytes())
     );
-    std::env::temp_dir().join(format!("dockerutils-auto-build-{}.lock", &hash[..16]))
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+        .or_else(dirs::cache_dir)
+        .ok_or_else(|| {
+            Error::Usage(
+                "auto-build needs a directory for its lock: set XDG_RUNTIME_DIR or HOME".into(),
+            )
+        })?;
+    let dir = base.join("dockerutils");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let meta = std::fs::symlink_metadata(&dir)
+        .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+    // SAFETY: geteuid(2) cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(Error::Usage(format!(
+            "{} is not a directory that only you can write: auto-build keeps its lock there; \
+             remove it, or point XDG_RUNTIME_DIR elsewhere",
+            dir.display()
+        )));
+    }
+    Ok(dir.join(format!("auto-build-{}.lock", &hash[..16])))
 }
 
 pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| Error::io(format!("cannot open the lock {}", path.display()), e))?;
     // SAFETY: flock(2) on a descriptor we own.
@@ -179,7 +211,7 @@ fn parts(project: &Project, args: &Args, ctx: &Context, exports: &Path) -> Resul
 fn run(args: &Args) -> Result<i32> {
     let ctx = Context::from_process();
     let project = Project::discover_here(&ctx.user)?;
-    let lock_file = lock_path(&project.root);
+    let lock_file = lock_path(&project.root)?;
     let Some(_lock) = try_lock(&lock_file)? else {
         eprintln!(
             "{} auto-build: another auto-build of {} is running (lock {}): nothing done",
