@@ -52,31 +52,101 @@ pub fn to_dock(dock: &Dock, tty: bool, remote: &[String]) -> Invocation {
 /// ssh options that take a value (the word after them is not the destination).
 const WITH_VALUE: &str = "BbcDEeFIiJLlmOopQRSWw";
 
+/// Where an ssh command line goes: the host, and the user and port when it says them
+/// (`-l`, `-p`, `-o User=`, `-o Port=`, `user@host`, `ssh://user@host:port`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Destination {
+    pub host: String,
+    pub user: Option<String>,
+    pub port: Option<String>,
+}
+
 /// The destination host of an ssh command line (`user@host` or `host`), if any.
 pub fn destination_host(args: &[OsString]) -> Option<String> {
+    destination(args).map(|d| d.host)
+}
+
+/// The destination of an ssh command line, if any.
+pub fn destination(args: &[OsString]) -> Option<Destination> {
+    let mut user = None;
+    let mut port = None;
     let mut i = 0;
     while i < args.len() {
         let a = args[i].to_string_lossy();
         if a == "--" {
-            return args.get(i + 1).map(|d| host_of(&d.to_string_lossy()));
+            let dest = args.get(i + 1)?.to_string_lossy();
+            return Some(parse_destination(&dest, user, port));
         }
         if let Some(flags) = a.strip_prefix('-').filter(|f| !f.is_empty()) {
-            // `-p 22` takes the next word; `-p22` carries its value.
-            if flags.len() == 1 && WITH_VALUE.contains(flags) {
-                i += 1;
+            // `-p 22` takes the next word; `-p22` carries its value. Flags cluster
+            // (`-tp22`): the first flag that takes a value ends the cluster.
+            for (at, flag) in flags.char_indices() {
+                if !WITH_VALUE.contains(flag) {
+                    continue;
+                }
+                let rest = &flags[at + flag.len_utf8()..];
+                let value = if rest.is_empty() {
+                    i += 1;
+                    args.get(i).map(|v| v.to_string_lossy().into_owned())
+                } else {
+                    Some(rest.to_string())
+                };
+                match (flag, value) {
+                    ('l', Some(v)) => user = Some(v),
+                    ('p', Some(v)) => port = Some(v),
+                    ('o', Some(v)) => {
+                        let (key, val) = v
+                            .split_once(['=', ' '])
+                            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                            .unwrap_or_default();
+                        match key.as_str() {
+                            "user" => user = Some(val),
+                            "port" => port = Some(val),
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+                break;
             }
         } else {
-            return Some(host_of(&a));
+            return Some(parse_destination(&a, user, port));
         }
         i += 1;
     }
     None
 }
 
-fn host_of(dest: &str) -> String {
-    let dest = dest.strip_prefix("ssh://").unwrap_or(dest);
-    let host = dest.rsplit_once('@').map_or(dest, |(_, h)| h);
-    host.split(':').next().unwrap_or(host).to_string()
+fn parse_destination(dest: &str, user: Option<String>, port: Option<String>) -> Destination {
+    let uri = dest.strip_prefix("ssh://");
+    let dest = uri.unwrap_or(dest);
+    let (given_user, hostport) = match dest.rsplit_once('@') {
+        Some((u, h)) => (Some(u.to_string()), h),
+        None => (None, dest),
+    };
+    // Only the URI form carries a port (`host:port`); plain ssh takes `host` whole.
+    let (host, given_port) = match uri.and(hostport.rsplit_once(':')) {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+            (h.to_string(), Some(p.to_string()))
+        }
+        _ => (hostport.to_string(), None),
+    };
+    Destination {
+        // user@host wins over -l, as in ssh.
+        user: given_user.or(user),
+        host: host.trim_matches(['[', ']']).to_string(),
+        port: given_port.or(port),
+    }
+}
+
+/// Does this ssh command line go to the dock as its registered user, on port 22? Only
+/// then may it ride the dock's shared connection: `ssh root@<dock-ip>` or `ssh -p 2222
+/// <dock-ip>` while docked is another login, which must neither reuse the dock user's
+/// connection nor be told the dock's known_hosts.
+pub fn is_the_docks(dest: &Destination, dock: &Dock) -> bool {
+    (dest.host == dock.ip || dest.host == dock.hostname)
+        && dest.user.as_deref() == Some(dock.user.as_str())
+        && dest.port.as_deref().is_none_or(|p| p == "22")
 }
 
 /// The real ssh: the first on PATH that is not in the shim's directory.
@@ -99,8 +169,8 @@ pub fn shim_main(argv: Vec<OsString>) -> i32 {
         return 127;
     };
     let mut cmd = std::process::Command::new(&ssh);
-    if let (Some(host), Some(current)) = (destination_host(args), dock::current()) {
-        if host == current.ip || host == current.hostname {
+    if let (Some(dest), Some(current)) = (destination(args), dock::current()) {
+        if is_the_docks(&dest, &current) {
             cmd.args(current.ssh_options());
         }
     }
@@ -115,6 +185,38 @@ mod tests {
 
     fn words(s: &str) -> Vec<OsString> {
         s.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn only_the_docks_own_user_host_and_port_ride_its_connection() {
+        let dock = Dock {
+            user: "dockuser".into(),
+            moniker: "d".into(),
+            hostname: "10.0.0.5".into(),
+            ip: "10.0.0.5".into(),
+            extra: vec![],
+            dir: "/h/.docker/10.0.0.5".into(),
+        };
+        let docks = |line: &str| is_the_docks(&destination(&words(line)).unwrap(), &dock);
+        // What the docker CLI runs for DOCKER_HOST=ssh://dockuser@10.0.0.5.
+        assert!(docks(
+            "-o ConnectTimeout=30 -T -l dockuser -- 10.0.0.5 docker system dial-stdio"
+        ));
+        assert!(docks("dockuser@10.0.0.5 ls"));
+        assert!(docks("-p 22 ssh://dockuser@10.0.0.5:22"));
+        assert!(!docks("root@10.0.0.5"));
+        assert!(!docks("-l root 10.0.0.5"));
+        assert!(!docks("-p 2222 dockuser@10.0.0.5"));
+        assert!(!docks("-p2222 dockuser@10.0.0.5"));
+        assert!(!docks("-o Port=2222 dockuser@10.0.0.5"));
+        assert!(!docks("ssh://dockuser@10.0.0.5:2222"));
+        assert!(!docks("-o User=root 10.0.0.5"));
+        assert!(
+            !docks("10.0.0.5"),
+            "no user said: not assumed to be the dock's"
+        );
+        assert!(!docks("dockuser@10.0.0.6"));
+        assert!(docks("-tp22 -l dockuser 10.0.0.5"));
     }
 
     #[test]
