@@ -47,7 +47,7 @@ fn builds_the_convention_name_with_the_root_as_context_from_any_subdirectory() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = format!(
-        "docker build --compress -t {} -f docker/dev/Dockerfile .",
+        "docker build --compress --force-rm -t {} -f docker/dev/Dockerfile .",
         p.image("dev")
     );
     assert!(
@@ -295,7 +295,7 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
     assert_eq!(
         stdout(&out),
         format!(
-            "cd {}\nsh -c 'touch ran.txt'\ndocker build --compress -t {} -f docker/dev/Dockerfile .\n",
+            "cd {}\nsh -c 'touch ran.txt'\ndocker build --compress --force-rm -t {} -f docker/dev/Dockerfile .\n",
             p.root.display(),
             p.image("dev")
         )
@@ -437,4 +437,32 @@ fn ctrl_c_during_a_build_stops_it_and_still_cleans_up() {
         !image_exists(&p.image("dev")),
         "the build went on after Ctrl-C"
     );
+}
+
+#[test]
+fn a_failed_run_leaves_no_container_behind() {
+    require_engine();
+    let p = Project::new("forcerm");
+    // The failed RUN's container inherits the image's labels: this one is the test's own.
+    let label = format!("dutest.forcerm={}", p.name);
+    p.dockerfile(
+        "dev",
+        &format!("{BUSYBOX_DOCKERFILE}LABEL {label}\nRUN echo failing; exit 3\n"),
+    );
+    let out = p.cmd("build-image").arg("dev").output().unwrap();
+    let listed = std::process::Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let left: Vec<String> = stdout(&listed).lines().map(str::to_owned).collect();
+    if !left.is_empty() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&left)
+            .output();
+    }
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+    assert!(stderr(&out).contains("--force-rm"), "{}", stderr(&out));
 }
