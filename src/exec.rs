@@ -13,7 +13,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Exit code for a plan interrupted between steps.
-const INTERRUPTED: i32 = 130;
+pub const INTERRUPTED: i32 = 130;
 
 /// pid of the running step, 0 when none.
 static CHILD: AtomicI32 = AtomicI32::new(0);

@@ -204,9 +204,54 @@ fn parallel_builds_go_on_past_a_failure_and_skip_its_dependents() {
         "{out}"
     );
     assert!(
-        out.contains("2 built, 0 up to date, 2 failed (bad, child)"),
+        out.contains("2 built, 0 up to date, 1 failed (bad), 1 skipped (child)"),
         "{out}"
     );
     assert!(common::image_exists(&p.image("good")) && common::image_exists(&p.image("good2")));
     assert!(!common::image_exists(&p.image("child")));
+}
+
+#[test]
+fn all_goes_on_past_a_failure_in_every_mode() {
+    common::require_engine();
+    let p = Project::new("allfail");
+    let name = p.name.clone();
+    // `abad` sorts before `dev`: a run that stops at the first failure never builds dev.
+    p.dockerfile("abad", &format!("{BUSYBOX_DOCKERFILE}RUN exit 7\n"))
+        .dockerfile(
+            "dev",
+            &format!("{BUSYBOX_DOCKERFILE}COPY dev.txt /dev.txt\n"),
+        )
+        .dockerfile("dev2", &format!("FROM {name}-abad:{USER}\n"));
+    for (i, mode) in [&["all"][..], &["all", "-j", "2"], &["all", "--if-changed"]]
+        .into_iter()
+        .enumerate()
+    {
+        // A new input each time: dev is built (not up to date) in every mode.
+        p.file("dev.txt", &format!("{i}\n"));
+        let (rc, out) = build(&p, mode);
+        assert_ne!(rc, 0, "{mode:?}: {out}");
+        assert_eq!(built_order(&p, &out), ["abad", "dev"], "{mode:?}: {out}");
+        assert!(
+            out.contains(&format!(
+                "{name}-dev2:{USER}: not built, because abad failed"
+            )),
+            "{mode:?}: {out}"
+        );
+        let summaries: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("build-image: ") && l.contains(" built, "))
+            .collect();
+        assert_eq!(
+            summaries,
+            ["build-image: 1 built, 0 up to date, 1 failed (abad), 1 skipped (dev2)"],
+            "{mode:?}: {out}"
+        );
+        let dev = std::process::Command::new("docker")
+            .args(["run", "--rm", &p.image("dev"), "cat", "/dev.txt"])
+            .output()
+            .unwrap();
+        assert_eq!(text(&dev.stdout), format!("{i}\n"), "{mode:?}: {out}");
+        assert!(!common::image_exists(&p.image("dev2")), "{mode:?}");
+    }
 }

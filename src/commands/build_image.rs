@@ -152,7 +152,8 @@ pub struct Parts {
 }
 
 impl Parts {
-    /// The whole run as one sequential plan (what `--dry-run` prints and -j 1 runs).
+    /// The whole run as one sequential plan: what `--dry-run` prints, `clean` runs and
+    /// run-notebook runs before the notebook.
     pub fn into_plan(self) -> Plan {
         let mut plan = Plan {
             steps: self.before,
@@ -251,6 +252,18 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
             "-i/--image_name names one image; it cannot be used with `{}`",
             args.image
         )));
+    }
+
+    // -f builds base first: the other images of the run wait for it, and are not tried
+    // when it fails, as for an image they are built from.
+    let mut parents = parents;
+    if args.force_build_base && explicit && targets.iter().any(|t| t == "base") {
+        for t in targets.iter().filter(|t| *t != "base") {
+            let mine = parents.entry(t.clone()).or_default();
+            if !mine.iter().any(|p| p == "base") {
+                mine.insert(0, "base".to_string());
+            }
+        }
     }
 
     let mut global = Plan::default();
@@ -488,6 +501,8 @@ pub enum Outcome {
     Failed(i32),
     /// Not tried: an image it is built from failed.
     Blocked(String),
+    /// Not tried: the run was interrupted (Ctrl-C, SIGTERM) before its turn.
+    Interrupted,
 }
 
 /// The current input digest of an image's build (parents as they are in the engine now).
@@ -560,14 +575,13 @@ fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
     }
 }
 
-/// Builds the images in dependency order, up to `jobs` at once; an image waits for the
-/// images of this run it is built from, and is not tried when one of them failed.
-fn run_scheduled(project: &Project, parts: Parts, jobs: usize, if_changed: bool) -> i32 {
-    schedule(project, parts, jobs, if_changed).0
-}
-
-/// Runs the build: the exit code, and what became of each image (in `parts.images`
-/// order; `None` when the steps before the images failed).
+/// Runs the build (every mode of build-image but `clean` and `--dry-run`, and auto-build):
+/// the images in dependency order, up to `jobs` at once. An image waits for the images of
+/// this run it is built from, and is not tried when one of them failed; the others go on.
+/// An interrupted run (Ctrl-C, SIGTERM) starts no further image. With more than one image,
+/// one summary line. Returns the exit code (the first failure's; 130 when interrupted
+/// before any failed), and what became of each image (in `parts.images` order; `None`
+/// when the steps before the images failed).
 pub fn schedule(
     project: &Project,
     parts: Parts,
@@ -600,6 +614,11 @@ pub fn schedule(
                     continue;
                 }
                 let part = &images[i];
+                if crate::exec::interrupted() {
+                    started[i] = true;
+                    outcome[i] = Some(Outcome::Interrupted);
+                    continue;
+                }
                 let parent_state = |p: &String| {
                     images
                         .iter()
@@ -639,36 +658,53 @@ pub fn schedule(
         }
     });
     let rc_cleanup = crate::exec::execute("build-image", &cleanup);
-    let failed: Vec<String> = images
-        .iter()
-        .zip(&outcome)
-        .filter(|(_, o)| matches!(o, Some(Outcome::Failed(_) | Outcome::Blocked(_))))
-        .map(|(p, _)| p.target.clone())
-        .collect();
+    let targets = |want: fn(&Outcome) -> bool| -> Vec<&str> {
+        images
+            .iter()
+            .zip(&outcome)
+            .filter(|(_, o)| o.as_ref().is_some_and(want))
+            .map(|(p, _)| p.target.as_str())
+            .collect()
+    };
+    let built = targets(|o| *o == Outcome::Built);
+    let up_to_date = targets(|o| *o == Outcome::UpToDate);
+    let failed = targets(|o| matches!(o, Outcome::Failed(_)));
+    let skipped = targets(|o| matches!(o, Outcome::Blocked(_)));
+    let not_started = targets(|o| *o == Outcome::Interrupted);
     if images.len() > 1 {
-        let count =
-            |want: fn(&Outcome) -> bool| outcome.iter().flatten().filter(|o| want(o)).count();
-        eprintln!(
+        let listed = |names: &[&str]| match names {
+            [] => String::new(),
+            names => format!(" ({})", names.join(", ")),
+        };
+        let mut line = format!(
             "build-image: {} built, {} up to date, {} failed{}",
-            count(|o| *o == Outcome::Built),
-            count(|o| *o == Outcome::UpToDate),
+            built.len(),
+            up_to_date.len(),
             failed.len(),
-            if failed.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", failed.join(", "))
-            }
+            listed(&failed)
         );
+        if !skipped.is_empty() {
+            line += &format!(", {} skipped{}", skipped.len(), listed(&skipped));
+        }
+        if !not_started.is_empty() {
+            line += &format!(
+                ", {} not started (interrupted){}",
+                not_started.len(),
+                listed(&not_started)
+            );
+        }
+        eprintln!("{line}");
     }
-    let rc = outcome
-        .iter()
-        .flatten()
-        .find_map(|o| match o {
-            Outcome::Failed(rc) => Some(*rc),
-            Outcome::Blocked(_) => Some(1),
-            _ => None,
-        })
-        .unwrap_or(rc_cleanup);
+    let first_failure = outcome.iter().flatten().find_map(|o| match o {
+        Outcome::Failed(rc) => Some(*rc),
+        _ => None,
+    });
+    let rc = match first_failure {
+        Some(rc) => rc,
+        None if !skipped.is_empty() => 1,
+        None if !not_started.is_empty() => crate::exec::INTERRUPTED,
+        None => rc_cleanup,
+    };
     (rc, outcome)
 }
 
@@ -728,8 +764,9 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             Err(e) => super::fail("build-image", &e),
         };
     }
-    if clean || (args.jobs <= 1 && !if_changed) {
+    // `clean` is one plan of removals; a dry run prints the plan of a build in order.
+    if clean || args.dry_run {
         return super::finish("build-image", args.dry_run, Ok(parts.into_plan()));
     }
-    run_scheduled(&project, parts, args.jobs, if_changed)
+    schedule(&project, parts, args.jobs, if_changed).0
 }
