@@ -126,6 +126,20 @@ fn run_step(prog: &str, step: &Step) -> StepResult {
             }
         },
         Step::Run(inv) => run_invocation(prog, inv),
+        Step::RequireImage { image, error, hint } => match crate::docker::image_exists(image) {
+            Ok(true) => StepResult::Ok,
+            Ok(false) => {
+                eprintln!("{prog}: error: {error}");
+                if let Some(hint) = hint {
+                    eprintln!("{prog}: hint: {hint}");
+                }
+                StepResult::Stop(1)
+            }
+            Err(e) => {
+                crate::error::report(prog, &e);
+                StepResult::Stop(e.exit_code())
+            }
+        },
     }
 }
 

@@ -597,6 +597,36 @@ fn build_image_clean() {
 }
 
 #[test]
+fn build_image_tagless_from_of_a_project_image() {
+    // (README.) `FROM myproj-base` means the project's base image as the project tags it
+    // (here the user name). 2.0.7 leaves the Dockerfile as it is, and docker takes the
+    // name for `myproj-base:latest`, which build-image never makes: it asks Docker Hub.
+    // Ours checks that the image is here, and gives docker the Dockerfile with the tag
+    // written in, on stdin (tests/chains.rs builds it on the real engine).
+    let p = project(
+        &[
+            ("base", FROM_SCRATCH),
+            ("dev", "FROM myproj-base\nCOPY app /app\n"),
+        ],
+        "",
+    );
+    let (original, ours) = both(&p, "build-image", &["dev"], &[]);
+    assert_eq!(
+        original,
+        vec![build(
+            "--compress -t myproj-dev:tester -f docker/dev/Dockerfile ."
+        )]
+    );
+    assert_eq!(
+        ours,
+        vec![
+            argv("image inspect --format '{{.Id}}' myproj-base:tester"),
+            build("--compress -t myproj-dev:tester -f - ."),
+        ]
+    );
+}
+
+#[test]
 fn build_image_pull_from_on_force_false_means_false() {
     // 2.0.7 takes the string 'False' as it is, and a non-empty string is true: it pulls.
     // Ours reads the value as a boolean (configparser's getboolean words).
