@@ -1,7 +1,8 @@
 //! Image chains: which of the project's images an image is built from (its `FROM` lines
 //! and `COPY --from` images, with `ARG` defaults and build args substituted, every stage),
-//! the order to build them in, and the digest of a build's inputs that `--if-changed`
-//! compares with the label of the image already built.
+//! the Dockerfile with those references rewritten (`rewrite`: one reading of the
+//! Dockerfile for both), the order to build them in, and the digest of a build's inputs
+//! that `--if-changed` compares with the label of the image already built.
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -81,14 +82,26 @@ fn substitute(text: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
+/// One instruction of a Dockerfile: its keyword (upper case), its arguments (continuation
+/// lines joined), and the lines of the text it spans.
+struct Instruction {
+    keyword: String,
+    args: String,
+    lines: std::ops::Range<usize>,
+}
+
 /// Reads a Dockerfile's instructions: continuation lines joined, comments dropped.
-fn instructions(text: &str) -> Vec<(String, String)> {
+fn instructions(text: &str) -> Vec<Instruction> {
     let mut out = vec![];
     let mut current = String::new();
-    for line in text.lines() {
+    let mut start = 0;
+    for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
             continue;
+        }
+        if current.is_empty() {
+            start = i;
         }
         if let Some(head) = trimmed.strip_suffix('\\') {
             current.push_str(head);
@@ -100,7 +113,11 @@ fn instructions(text: &str) -> Vec<(String, String)> {
         }
         let full = std::mem::take(&mut current);
         let (keyword, rest) = full.split_once(char::is_whitespace).unwrap_or((&full, ""));
-        out.push((keyword.to_ascii_uppercase(), rest.trim().to_string()));
+        out.push(Instruction {
+            keyword: keyword.to_ascii_uppercase(),
+            args: rest.trim().to_string(),
+            lines: start..i + 1,
+        });
     }
     out
 }
@@ -142,10 +159,25 @@ fn json_array(text: &str) -> Option<Vec<String>> {
     }
 }
 
-pub fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
+/// An image a Dockerfile names: in a `FROM`, or in a `COPY`/`ADD --from=` that names no
+/// stage.
+struct Reference {
+    /// As written (`${BASE}`, `proj-base`).
+    written: String,
+    /// With the `ARG` values substituted: what docker builds from.
+    value: String,
+    /// Written as `--from=…`.
+    from_flag: bool,
+    /// The lines of its instruction.
+    lines: std::ops::Range<usize>,
+}
+
+/// The images a Dockerfile names, and the sources its `COPY`/`ADD` take from the context.
+fn read(text: &str, build_args: &HashMap<String, String>) -> (Vec<Reference>, Vec<String>) {
     let mut vars: HashMap<String, String> = HashMap::new();
     let mut stages: Vec<String> = vec![];
-    let mut df = Dockerfile::default();
+    let mut references = vec![];
+    let mut sources = vec![];
     let arg = |rest: &str, vars: &mut HashMap<String, String>| {
         for decl in rest.split_whitespace() {
             let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
@@ -157,7 +189,12 @@ pub fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
             vars.insert(name.to_string(), value);
         }
     };
-    for (keyword, rest) in instructions(text) {
+    for Instruction {
+        keyword,
+        args: rest,
+        lines,
+    } in instructions(text)
+    {
         match keyword.as_str() {
             "ARG" => arg(&rest, &mut vars),
             "FROM" => {
@@ -165,10 +202,15 @@ pub fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
                     .into_iter()
                     .filter(|w| !w.starts_with("--"))
                     .collect();
-                let Some(reference) = w.first() else { continue };
-                let reference = substitute(reference, &vars);
-                if !stages.contains(&reference.to_ascii_lowercase()) && reference != "scratch" {
-                    df.bases.push(reference);
+                let Some(written) = w.first() else { continue };
+                let value = substitute(written, &vars);
+                if !stages.contains(&value.to_ascii_lowercase()) && value != "scratch" {
+                    references.push(Reference {
+                        written: written.clone(),
+                        value,
+                        from_flag: false,
+                        lines,
+                    });
                 }
                 if w.len() >= 3 && w[1].eq_ignore_ascii_case("as") {
                     stages.push(w[2].to_ascii_lowercase());
@@ -176,31 +218,93 @@ pub fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
             }
             "COPY" | "ADD" => {
                 let all = words(&rest);
-                let from = all
-                    .iter()
-                    .find_map(|w| w.strip_prefix("--from="))
-                    .map(|f| substitute(f, &vars));
-                let plain: Vec<String> = all.into_iter().filter(|w| !w.starts_with("--")).collect();
+                let from = all.iter().find_map(|w| w.strip_prefix("--from="));
                 match from {
-                    Some(f) => {
-                        let stage = stages.contains(&f.to_ascii_lowercase())
-                            || f.chars().all(|c| c.is_ascii_digit());
+                    Some(written) => {
+                        let value = substitute(written, &vars);
+                        let stage = stages.contains(&value.to_ascii_lowercase())
+                            || value.chars().all(|c| c.is_ascii_digit());
                         if !stage {
-                            df.bases.push(f);
+                            references.push(Reference {
+                                written: written.to_string(),
+                                value,
+                                from_flag: true,
+                                lines,
+                            });
                         }
                     }
-                    None if plain.len() >= 2 => {
-                        for src in &plain[..plain.len() - 1] {
-                            df.sources.push(substitute(src, &vars));
+                    None => {
+                        let plain: Vec<&String> =
+                            all.iter().filter(|w| !w.starts_with("--")).collect();
+                        if plain.len() >= 2 {
+                            for src in &plain[..plain.len() - 1] {
+                                sources.push(substitute(src, &vars));
+                            }
                         }
                     }
-                    None => {}
                 }
             }
             _ => {}
         }
     }
-    df
+    (references, sources)
+}
+
+pub fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
+    let (references, sources) = read(text, build_args);
+    Dockerfile {
+        bases: references.into_iter().map(|r| r.value).collect(),
+        sources,
+    }
+}
+
+/// The Dockerfile with each image it names (as `parse` finds them: `ARG` values
+/// substituted) that `resolve` maps to another reference written as that reference; the
+/// rest of the text as it is. Also says whether anything changed.
+pub fn rewrite(
+    text: &str,
+    build_args: &HashMap<String, String>,
+    mut resolve: impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<(String, bool)> {
+    let (references, _) = read(text, build_args);
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    let mut changed = false;
+    for r in references {
+        let Some(new) = resolve(&r.value)? else {
+            continue;
+        };
+        let (old, new) = if r.from_flag {
+            (format!("--from={}", r.written), format!("--from={new}"))
+        } else {
+            (r.written, new)
+        };
+        for line in &mut lines[r.lines] {
+            if let Some(replaced) = replace_word(line, &old, &new) {
+                *line = replaced;
+                changed = true;
+                break;
+            }
+        }
+    }
+    Ok((lines.concat(), changed))
+}
+
+/// `line` with its first whitespace-delimited word `old` replaced by `new`.
+fn replace_word(line: &str, old: &str, new: &str) -> Option<String> {
+    let mut start = None;
+    for (i, c) in line.char_indices().chain([(line.len(), ' ')]) {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                if &line[s..i] == old {
+                    return Some(format!("{}{new}{}", &line[..s], &line[i..]));
+                }
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The name part of an image reference (no tag, no digest).
@@ -572,6 +676,26 @@ mod tests {
         assert_eq!(df.sources, s(&["src/", "setup.py", "data dir/"]));
         assert_eq!(reference_name("reg:5000/a/b:tag"), "reg:5000/a/b");
         assert_eq!(reference_name("reg:5000/a/b"), "reg:5000/a/b");
+    }
+
+    #[test]
+    fn rewrites_the_references_parse_finds_and_nothing_else() {
+        let text = "ARG PARENT\n# FROM proj-base in a comment\nFROM ${PARENT} AS build\nCOPY --from=proj-tools /t /t\nCOPY --from=build /a /a\nFROM  --platform=x \\\n   proj-base\r\nRUN echo proj-base\n";
+        let args = build_arg_values(&s(&["--build-arg", "PARENT=proj-dev"]));
+        let mut seen = vec![];
+        let (out, changed) = rewrite(text, &args, |r| {
+            seen.push(r.to_string());
+            Ok((r != "proj-tools").then(|| format!("{r}:t1")))
+        })
+        .unwrap();
+        assert_eq!(seen, s(&["proj-dev", "proj-tools", "proj-base"]));
+        assert!(changed);
+        assert_eq!(
+            out,
+            "ARG PARENT\n# FROM proj-base in a comment\nFROM proj-dev:t1 AS build\nCOPY --from=proj-tools /t /t\nCOPY --from=build /a /a\nFROM  --platform=x \\\n   proj-base:t1\r\nRUN echo proj-base\n"
+        );
+        let (same, changed) = rewrite(text, &args, |_| Ok(None)).unwrap();
+        assert_eq!((same.as_str(), changed), (text, false));
     }
 
     #[test]

@@ -12,8 +12,10 @@ pub fn docker(cwd: &Path) -> Invocation {
     Invocation::new("docker", cwd.to_owned())
 }
 
-/// `docker build [--pull] --compress -t NAME:TAG -f DOCKERFILE [--target T] [ARGS] .`,
-/// in 2.0.7's word order.
+/// `docker build [--pull] --compress --force-rm -t NAME:TAG -f DOCKERFILE [--target T] [ARGS] .`,
+/// in 2.0.7's word order. `--force-rm` is ours: the legacy builder keeps the container of a
+/// failed `RUN` (its `--rm` removes only those of steps that succeed), and a failed build
+/// must not leave a stopped container behind.
 pub fn build(
     cwd: &Path,
     image: &str,
@@ -26,7 +28,7 @@ pub fn build(
     if pull {
         inv = inv.arg("--pull");
     }
-    inv = inv.args(["--compress", "-t", image, "-f", dockerfile]);
+    inv = inv.args(["--compress", "--force-rm", "-t", image, "-f", dockerfile]);
     if let Some(target) = target {
         inv = inv.args(["--target", target]);
     }

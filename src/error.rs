@@ -53,6 +53,15 @@ pub enum Error {
     #[error("image `{image}` is not in the local engine")]
     NoImage { image: String },
 
+    /// A project image that a Dockerfile builds from is not built, and the run does not
+    /// build it.
+    #[error("docker/{image}/Dockerfile is built from the project's image `{parent}`, and {what}")]
+    ParentMissing {
+        image: String,
+        parent: String,
+        what: String,
+    },
+
     /// An AWS call, configuration or resource, with what to do about it.
     #[error("{message}")]
     Aws {
@@ -156,6 +165,18 @@ impl Error {
                     .into(),
             ),
             Error::ProgramMissing { program } => Some(format!("install `{program}` or fix PATH")),
+            Error::ParentMissing { image, parent, .. } => {
+                let (image, parent) = (crate::plan::quote(image), crate::plan::quote(parent));
+                let first = format!(
+                    "build it first: `build-image {image} --with-deps` builds the images {image} \
+                     is built from, then {image}"
+                );
+                Some(if parent == "base" {
+                    format!("{first}; `build-image {image} -f` builds base, then {image}")
+                } else {
+                    format!("{first} (or `build-image {parent}`, then `build-image {image}`)")
+                })
+            }
             Error::NoImage { .. } => Some("build it (build-image) or pull it first; `docker images` lists what is there".into()),
             Error::Aws { hint, .. } | Error::Deploy { hint, .. } => hint.clone(),
             _ => None,

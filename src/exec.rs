@@ -13,7 +13,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Exit code for a plan interrupted between steps.
-const INTERRUPTED: i32 = 130;
+pub const INTERRUPTED: i32 = 130;
 
 /// pid of the running step, 0 when none.
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -137,6 +137,20 @@ fn run_step(prog: &str, step: &Step) -> StepResult {
             }
         },
         Step::Run(inv) => run_invocation(prog, inv),
+        Step::RequireImage { image, error, hint } => match crate::docker::image_exists(image) {
+            Ok(true) => StepResult::Ok,
+            Ok(false) => {
+                eprintln!("{prog}: error: {error}");
+                if let Some(hint) = hint {
+                    eprintln!("{prog}: hint: {hint}");
+                }
+                StepResult::Stop(1)
+            }
+            Err(e) => {
+                crate::error::report(prog, &e);
+                StepResult::Stop(e.exit_code())
+            }
+        },
     }
 }
 

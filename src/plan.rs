@@ -190,6 +190,13 @@ pub enum Step {
     },
     /// Tell the user something (no action).
     Say(String),
+    /// Stop unless the local engine has this image (one a build is built from): the
+    /// error and hint say what to do.
+    RequireImage {
+        image: String,
+        error: String,
+        hint: Option<String>,
+    },
 }
 
 impl Step {
@@ -207,6 +214,12 @@ impl Step {
             ),
             Step::Remove { path } => format!("rm -f {}", quote(&path.to_string_lossy())),
             Step::Say(text) => format!("# {text}"),
+            Step::RequireImage { image, .. } => {
+                format!(
+                    "docker image inspect --format '{{{{.Id}}}}' {} >/dev/null",
+                    quote(image)
+                )
+            }
         }
     }
 }

@@ -214,3 +214,57 @@ fn auto_build_rebuilds_what_changed_from_the_sealed_branch_and_publishes_it() {
     // Removed once no test of this binary builds (see common::Cleanup).
     common::cleanup().remove_later([format!("127.0.0.1:{}/{name}-app:{USER}", reg.port)]);
 }
+
+#[test]
+fn a_tagless_from_means_what_build_image_means_by_it_also_from_the_sealed_branch() {
+    common::require_engine();
+    let p = Project::new("autotagless");
+    let name = p.name.clone();
+    p.dockerfile(
+        "base",
+        &format!("{BUSYBOX_DOCKERFILE}COPY base.txt /base.txt\n"),
+    )
+    .dockerfile(
+        "app",
+        &format!("FROM {name}-base\nRUN echo committed > /app.txt\n"),
+    )
+    .file("base.txt", "b1\n")
+    .cfg("[base]\ntag=v1\n[app]\nsource_branch=main\n");
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["add", "."]);
+    git(&p, &["commit", "-qm", "one"]);
+    // Work in progress, not committed: the build must not take this Dockerfile.
+    p.dockerfile(
+        "app",
+        &format!("FROM {name}-base\nRUN echo work in progress > /app.txt\n"),
+    );
+
+    let (rc, out) = auto_build(&p, &[]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(
+        said(&out, "app"),
+        ["built from branch main: its inputs changed"],
+        "{out}"
+    );
+    assert!(out.contains(&format!("FROM {name}-base:v1")), "{out}");
+    assert_eq!(cat(&p.image("app"), "/app.txt"), "committed\n");
+    assert_eq!(cat(&p.image("app"), "/base.txt"), "b1\n");
+
+    let (_, out) = auto_build(&p, &[]);
+    assert_eq!(
+        said(&out, "app"),
+        ["up to date from branch main: nothing changed"],
+        "{out}"
+    );
+    // The parent the tagless FROM means was rebuilt: so is the child.
+    p.file("base.txt", "b2\n");
+    let (rc, out) = auto_build(&p, &[]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(said(&out, "base"), ["built: its inputs changed"], "{out}");
+    assert_eq!(
+        said(&out, "app"),
+        ["built from branch main: its inputs changed"],
+        "{out}"
+    );
+    assert_eq!(cat(&p.image("app"), "/base.txt"), "b2\n");
+}

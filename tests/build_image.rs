@@ -47,7 +47,7 @@ fn builds_the_convention_name_with_the_root_as_context_from_any_subdirectory() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = format!(
-        "docker build --compress -t {} -f docker/dev/Dockerfile .",
+        "docker build --compress --force-rm -t {} -f docker/dev/Dockerfile .",
         p.image("dev")
     );
     assert!(
@@ -295,7 +295,7 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
     assert_eq!(
         stdout(&out),
         format!(
-            "cd {}\nsh -c 'touch ran.txt'\ndocker build --compress -t {} -f docker/dev/Dockerfile .\n",
+            "cd {}\nsh -c 'touch ran.txt'\ndocker build --compress --force-rm -t {} -f docker/dev/Dockerfile .\n",
             p.root.display(),
             p.image("dev")
         )
@@ -388,6 +388,26 @@ fn a_failing_build_exits_with_dockers_code_and_stops() {
     assert!(!image_exists(&p.image("dev")));
 }
 
+/// Presses ^C in the terminal of `child` (a command run by [`common::in_terminal`]) and
+/// returns its exit code.
+fn press_ctrl_c(child: &mut std::process::Child) -> Option<i32> {
+    // The terminal is in cooked mode: ^C becomes SIGINT for the whole foreground group.
+    // Under load, script(1) sometimes loses a byte written while it is still setting up
+    // the terminal (seen in CI: the whole group kept running): a second ^C, as a user
+    // would press, after a few seconds. Both lost would mean ^C does not work.
+    for _ in 0..2 {
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\x03").unwrap();
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    common::wait_exit(child, std::time::Duration::from_secs(10), || {})
+}
+
 #[test]
 fn ctrl_c_during_a_build_stops_it_and_still_cleans_up() {
     require_engine();
@@ -406,29 +426,7 @@ fn ctrl_c_during_a_build_stops_it_and_still_cleans_up() {
         p.root.join("pip.conf").exists(),
         "pip.conf is there during the build"
     );
-    // The terminal is in cooked mode: ^C becomes SIGINT for the whole foreground group.
-    // Under load, script(1) sometimes loses a byte written while it is still setting up
-    // the terminal (seen in CI: the whole group kept running): a second ^C, as a user
-    // would press, after a few seconds. Both lost would mean ^C does not work.
-    let mut code = None;
-    for _ in 0..2 {
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\x03").unwrap();
-        let start = std::time::Instant::now();
-        while start.elapsed() < std::time::Duration::from_secs(5) {
-            if let Some(status) = child.try_wait().unwrap() {
-                code = status.code();
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        if code.is_some() {
-            break;
-        }
-    }
-    if code.is_none() {
-        code = common::wait_exit(&mut child, std::time::Duration::from_secs(10), || {});
-    }
-    assert_eq!(code, Some(130));
+    assert_eq!(press_ctrl_c(&mut child), Some(130));
     assert!(
         !p.root.join("pip.conf").exists(),
         "pip.conf left behind: cleanup did not run"
@@ -437,4 +435,61 @@ fn ctrl_c_during_a_build_stops_it_and_still_cleans_up() {
         !image_exists(&p.image("dev")),
         "the build went on after Ctrl-C"
     );
+}
+
+#[test]
+fn ctrl_c_during_all_stops_the_run_instead_of_going_on_to_the_next_image() {
+    require_engine();
+    let p = Project::new("ctrlcall");
+    // `all` goes on past a failed image; an interrupted one ends the run.
+    p.dockerfile("a", BUSYBOX_DOCKERFILE)
+        .dockerfile("b", BUSYBOX_DOCKERFILE)
+        .cfg(&format!("[a]\npre_build_script={}\n", common::READY_CMD));
+    let log = p.root.join("out.log");
+    let line = format!(
+        "{} all 2>{}",
+        common::bin_dir().join("build-image").display(),
+        log.display()
+    );
+    let mut child = common::in_terminal(&line, &p.root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_ready(&mut child);
+    assert_eq!(press_ctrl_c(&mut child), Some(130));
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !err.contains(&format!("-t {} ", p.image("b"))),
+        "the next image was started after Ctrl-C: {err}"
+    );
+    assert!(!image_exists(&p.image("a")) && !image_exists(&p.image("b")));
+}
+
+#[test]
+fn a_failed_run_leaves_no_container_behind() {
+    require_engine();
+    let p = Project::new("forcerm");
+    // The failed RUN's container inherits the image's labels: this one is the test's own.
+    let label = format!("dutest.forcerm={}", p.name);
+    p.dockerfile(
+        "dev",
+        &format!("{BUSYBOX_DOCKERFILE}LABEL {label}\nRUN echo failing; exit 3\n"),
+    );
+    let out = p.cmd("build-image").arg("dev").output().unwrap();
+    let listed = std::process::Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let left: Vec<String> = stdout(&listed).lines().map(str::to_owned).collect();
+    if !left.is_empty() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&left)
+            .output();
+    }
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+    assert!(stderr(&out).contains("--force-rm"), "{}", stderr(&out));
 }

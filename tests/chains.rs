@@ -204,9 +204,153 @@ fn parallel_builds_go_on_past_a_failure_and_skip_its_dependents() {
         "{out}"
     );
     assert!(
-        out.contains("2 built, 0 up to date, 2 failed (bad, child)"),
+        out.contains("2 built, 0 up to date, 1 failed (bad), 1 skipped (child)"),
         "{out}"
     );
     assert!(common::image_exists(&p.image("good")) && common::image_exists(&p.image("good2")));
     assert!(!common::image_exists(&p.image("child")));
+}
+
+#[test]
+fn all_goes_on_past_a_failure_in_every_mode() {
+    common::require_engine();
+    let p = Project::new("allfail");
+    let name = p.name.clone();
+    // `abad` sorts before `dev`: a run that stops at the first failure never builds dev.
+    p.dockerfile("abad", &format!("{BUSYBOX_DOCKERFILE}RUN exit 7\n"))
+        .dockerfile(
+            "dev",
+            &format!("{BUSYBOX_DOCKERFILE}COPY dev.txt /dev.txt\n"),
+        )
+        .dockerfile("dev2", &format!("FROM {name}-abad:{USER}\n"));
+    for (i, mode) in [&["all"][..], &["all", "-j", "2"], &["all", "--if-changed"]]
+        .into_iter()
+        .enumerate()
+    {
+        // A new input each time: dev is built (not up to date) in every mode.
+        p.file("dev.txt", &format!("{i}\n"));
+        let (rc, out) = build(&p, mode);
+        assert_ne!(rc, 0, "{mode:?}: {out}");
+        assert_eq!(built_order(&p, &out), ["abad", "dev"], "{mode:?}: {out}");
+        assert!(
+            out.contains(&format!(
+                "{name}-dev2:{USER}: not built, because abad failed"
+            )),
+            "{mode:?}: {out}"
+        );
+        let summaries: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("build-image: ") && l.contains(" built, "))
+            .collect();
+        assert_eq!(
+            summaries,
+            ["build-image: 1 built, 0 up to date, 1 failed (abad), 1 skipped (dev2)"],
+            "{mode:?}: {out}"
+        );
+        let dev = std::process::Command::new("docker")
+            .args(["run", "--rm", &p.image("dev"), "cat", "/dev.txt"])
+            .output()
+            .unwrap();
+        assert_eq!(text(&dev.stdout), format!("{i}\n"), "{mode:?}: {out}");
+        assert!(!common::image_exists(&p.image("dev2")), "{mode:?}");
+    }
+}
+
+#[test]
+fn a_tagless_from_of_a_project_image_means_the_image_as_the_project_tags_it() {
+    common::require_engine();
+    let p = Project::new("tagless");
+    let name = p.name.clone();
+    p.dockerfile(
+        "base",
+        &format!("{BUSYBOX_DOCKERFILE}COPY base.txt /base.txt\n"),
+    )
+    .dockerfile(
+        "dev",
+        &format!("FROM {name}-base\nRUN cp /base.txt /dev.txt\n"),
+    )
+    .file("base.txt", "b1\n");
+    let cat = |file: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["run", "--rm", &p.image("dev"), "cat", file])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+
+    // The parent is not built: said before anything runs, with what to do.
+    let (rc, out) = build(&p, &["dev"]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains(&format!("{name}-base:{USER} is not here")),
+        "{out}"
+    );
+    assert!(out.contains("build-image dev --with-deps"), "{out}");
+    assert!(out.contains("build-image dev -f"), "{out}");
+    assert!(!out.contains("docker build"), "nothing tried: {out}");
+    // The dry run shows the check, and the resolved Dockerfile the build would read.
+    let (rc, out) = build(&p, &["dev", "--dry-run"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "docker image inspect --format '{{{{.Id}}}}' {name}-base:{USER} >/dev/null\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("FROM {name}-base:{USER}")), "{out}");
+
+    // Built: the FROM is the user's tag (the resolved Dockerfile on stdin).
+    let (rc, out) = build(&p, &["base"]);
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = build(&p, &["dev"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains(" -f - "), "{out}");
+    assert!(out.contains(&format!("FROM {name}-base:{USER}")), "{out}");
+    assert_eq!(cat("/dev.txt"), "b1\n");
+
+    // --if-changed follows the parent that FROM means: a rebuilt base rebuilds dev.
+    let (rc, out) = build(&p, &["all", "--if-changed"]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(built_order(&p, &out), ["base", "dev"], "{out}");
+    let (_, out) = build(&p, &["all", "--if-changed"]);
+    assert!(built_order(&p, &out).is_empty(), "{out}");
+    p.file("base.txt", "b2\n");
+    let (_, out) = build(&p, &["base", "--if-changed"]);
+    assert_eq!(built_order(&p, &out), ["base"], "{out}");
+    let (_, out) = build(&p, &["dev", "--if-changed", "--dry-run"]);
+    assert_eq!(built_order(&p, &out), ["dev"], "{out}");
+    let (rc, out) = build(&p, &["dev", "--if-changed"]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(built_order(&p, &out), ["dev"], "{out}");
+    assert_eq!(cat("/dev.txt"), "b2\n");
+
+    // A cfg tag on base: the FROM means that tag, also when this run builds base.
+    p.file("base.txt", "b3\n").cfg("[base]\ntag=v1\n");
+    let (rc, out) = build(&p, &["dev", "--with-deps"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains(&format!("FROM {name}-base:v1")), "{out}");
+    assert_eq!(cat("/dev.txt"), "b3\n");
+    p.file("base.txt", "b4\n");
+    let (rc, out) = build(&p, &["base"]);
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = build(&p, &["dev"]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(cat("/dev.txt"), "b4\n");
+
+    // A run that builds base with -t builds dev on that tag.
+    let (rc, out) = build(&p, &["all", "-t", "t9", "--dry-run"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains(&format!("FROM {name}-base:t9")), "{out}");
+    assert!(!out.contains("docker image inspect"), "{out}");
+
+    // An explicit tag other than the project's is left as written.
+    p.dockerfile(
+        "dev",
+        &format!("FROM {name}-base:nosuchtag\nRUN cp /base.txt /dev.txt\n"),
+    );
+    let (_, out) = build(&p, &["dev", "--dry-run"]);
+    assert!(
+        out.contains("-f docker/dev/Dockerfile") && !out.contains(" -f - "),
+        "{out}"
+    );
 }

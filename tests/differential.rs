@@ -1,11 +1,13 @@
 //! Differential test: the original `build-image` and `run-image` (dockerutils 2.0.7, from
 //! PyPI, in the venv named by `DOCKERUTILS_ORACLE`) and ours run on the same fixture
 //! projects, each with a fake `docker` first on PATH that records its argv. The docker
-//! command lines must be the same, after two normalisations:
+//! command lines must be the same, after three normalisations:
 //!
 //! - the container name's timestamp (`--name tester_dev_<time>`);
 //! - the TTY flag: 2.0.7 always passes `-it`; ours passes `-i` when stdin is not a
-//!   terminal (it is not here, and docker would refuse `-t`). Both become `<tty>`.
+//!   terminal (it is not here, and docker would refuse `-t`). Both become `<tty>`;
+//! - `--force-rm` after `--compress` in every `docker build` of ours (a difference on
+//!   purpose, see `build_image_force_rm`): checked to be there, then left out.
 //!
 //! Where ours differs on purpose, the test asserts both command lines exactly and says why.
 //! No Docker engine is needed.
@@ -122,6 +124,8 @@ struct Run {
     output: String,
     /// The docker calls, normalised.
     calls: Vec<Vec<String>>,
+    /// The docker calls as they were made.
+    raw_calls: Vec<Vec<String>>,
     /// Per call: `NAME=value` for each `-e NAME`, read from docker's environment.
     passed_env: Vec<Vec<String>>,
 }
@@ -153,11 +157,18 @@ fn run(p: &Project, who: Impl, tool: &str, args: &[&str], env: &[(&str, &str)]) 
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let log = std::fs::read_to_string(&p.log).unwrap_or_default();
     let mut calls = vec![];
+    let mut raw_calls = vec![];
     let mut passed_env = vec![];
     for record in log.split_terminator('\x1e') {
         let (argv, env) = record.split_once('\x1d').expect("a fake docker record");
         let words = |s: &str| s.split_terminator('\x1f').map(str::to_owned).collect();
-        calls.push(normalise(words(argv)));
+        let call: Vec<String> = words(argv);
+        raw_calls.push(call.clone());
+        let call = match who {
+            Impl::Ours => without_force_rm(call),
+            Impl::Original => call,
+        };
+        calls.push(normalise(call));
         passed_env.push(words(env));
     }
     Run {
@@ -168,6 +179,7 @@ fn run(p: &Project, who: Impl, tool: &str, args: &[&str], env: &[(&str, &str)]) 
             String::from_utf8_lossy(&out.stderr)
         ),
         calls,
+        raw_calls,
         passed_env,
     }
 }
@@ -214,6 +226,21 @@ fn normalise(mut call: Vec<String>) -> Vec<String> {
         if i > 0 && call[i - 1] == "--name" {
             call[i] = without_timestamp(&call[i]);
         }
+    }
+    call
+}
+
+/// Our `docker build` without its `--force-rm`, which must follow `--compress`; any other
+/// call unchanged.
+#[track_caller]
+fn without_force_rm(mut call: Vec<String>) -> Vec<String> {
+    if call.first().map(String::as_str) == Some("build") {
+        let at = call.iter().position(|a| a == "--compress");
+        assert!(
+            at.is_some_and(|i| call.get(i + 1).map(String::as_str) == Some("--force-rm")),
+            "our docker build has no --force-rm after --compress: {call:?}"
+        );
+        call.remove(at.unwrap() + 1);
     }
     call
 }
@@ -490,6 +517,49 @@ fn build_image_pre_and_post_build_scripts() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+fn build_image_force_rm() {
+    // (README.) The legacy builder keeps the container of a failed RUN (`docker build`'s
+    // --rm removes only those of successful steps): 2.0.7 leaves a stopped container
+    // behind at every failed build. Ours passes --force-rm, on the builder stage too.
+    let p = project(&[("dev", FROM_SCRATCH), ("prod", MULTI_STAGE)], "");
+    for (args, original, ours) in [
+        (
+            &["dev"][..],
+            vec![build(
+                "--compress -t myproj-dev:tester -f docker/dev/Dockerfile .",
+            )],
+            vec![build(
+                "--compress --force-rm -t myproj-dev:tester -f docker/dev/Dockerfile .",
+            )],
+        ),
+        (
+            &["prod", "-p"][..],
+            vec![
+                build(
+                    "--pull --compress -t myproj-prod-builder:tester -f docker/prod/Dockerfile --target builder .",
+                ),
+                build("--pull --compress -t myproj-prod:tester -f docker/prod/Dockerfile ."),
+            ],
+            vec![
+                build(
+                    "--pull --compress --force-rm -t myproj-prod-builder:tester -f docker/prod/Dockerfile --target builder .",
+                ),
+                build(
+                    "--pull --compress --force-rm -t myproj-prod:tester -f docker/prod/Dockerfile .",
+                ),
+            ],
+        ),
+    ] {
+        let o = run(&p, Impl::Original, "build-image", args, &[]);
+        assert!(o.ok, "{}", o.output);
+        assert_eq!(o.raw_calls, original, "2.0.7 {args:?}");
+        let r = run(&p, Impl::Ours, "build-image", args, &[]);
+        assert!(r.ok, "{}", r.output);
+        assert_eq!(r.raw_calls, ours, "ours {args:?}");
+    }
+}
+
+#[test]
 fn build_image_clean() {
     let p = project(
         &[
@@ -522,6 +592,36 @@ fn build_image_clean() {
             argv("rmi myproj-dev:tester"),
             argv("rmi myproj-prod:tester"),
             argv("rmi myproj-prod-builder:tester"),
+        ]
+    );
+}
+
+#[test]
+fn build_image_tagless_from_of_a_project_image() {
+    // (README.) `FROM myproj-base` means the project's base image as the project tags it
+    // (here the user name). 2.0.7 leaves the Dockerfile as it is, and docker takes the
+    // name for `myproj-base:latest`, which build-image never makes: it asks Docker Hub.
+    // Ours checks that the image is here, and gives docker the Dockerfile with the tag
+    // written in, on stdin (tests/chains.rs builds it on the real engine).
+    let p = project(
+        &[
+            ("base", FROM_SCRATCH),
+            ("dev", "FROM myproj-base\nCOPY app /app\n"),
+        ],
+        "",
+    );
+    let (original, ours) = both(&p, "build-image", &["dev"], &[]);
+    assert_eq!(
+        original,
+        vec![build(
+            "--compress -t myproj-dev:tester -f docker/dev/Dockerfile ."
+        )]
+    );
+    assert_eq!(
+        ours,
+        vec![
+            argv("image inspect --format '{{.Id}}' myproj-base:tester"),
+            build("--compress -t myproj-dev:tester -f - ."),
         ]
     );
 }

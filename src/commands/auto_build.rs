@@ -9,7 +9,6 @@ use super::publish_image;
 use crate::aws::AwsArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::plan::Step;
 use crate::project::Project;
 use clap::Parser;
 use std::collections::HashMap;
@@ -133,13 +132,36 @@ fn now() -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
-/// The build parts, with images of a `source_branch` built from that branch's export.
-fn parts(project: &Project, args: &Args, ctx: &Context, exports: &Path) -> Result<Parts> {
+/// The build parts, with images of a `source_branch` built from that branch's export
+/// (its Dockerfile read, its FROMs resolved and its files copied there).
+fn parts(project: &Project, args: &Args, exports: &Path) -> Result<Parts> {
     let chosen: Vec<String> = if args.images.is_empty() {
         vec!["all".into()]
     } else {
         args.images.clone()
     };
+    let mut exported: HashMap<String, PathBuf> = HashMap::new();
+    let mut context_of = |target: &str| -> Result<PathBuf> {
+        let cfg = &project.cfg;
+        let branch = if cfg.has_section(target) {
+            cfg.get(target, "source_branch")?
+        } else {
+            None
+        };
+        let Some(branch) = branch.filter(|b| !b.is_empty()) else {
+            return Ok(project.root.clone());
+        };
+        if let Some(dir) = exported.get(&branch) {
+            return Ok(dir.clone());
+        }
+        let dir = exports.join(format!("{}", exported.len()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot make a temp dir", e))?;
+        export_branch(&project.root, &branch, &dir)?;
+        exported.insert(branch, dir.clone());
+        Ok(dir)
+    };
+    // One time for the timestamp tags of the whole run, whatever images it is asked for.
+    let stamp = crate::tags::utc_stamp();
     let mut all = Parts::default();
     for image in chosen {
         let bargs = build_image::Args {
@@ -153,7 +175,7 @@ fn parts(project: &Project, args: &Args, ctx: &Context, exports: &Path) -> Resul
             jobs: args.jobs,
             dry_run: false,
         };
-        let p = build_image::parts(project, &bargs, ctx)?;
+        let p = build_image::parts_in(project, &bargs, &stamp, &mut context_of)?;
         if all.before.is_empty() {
             all.before = p.before;
             all.cleanup = p.cleanup;
@@ -161,47 +183,6 @@ fn parts(project: &Project, args: &Args, ctx: &Context, exports: &Path) -> Resul
         for part in p.images {
             if !all.images.iter().any(|x| x.target == part.target) {
                 all.images.push(part);
-            }
-        }
-    }
-    let mut exported: HashMap<String, PathBuf> = HashMap::new();
-    for part in &mut all.images {
-        let cfg = &project.cfg;
-        let branch = if cfg.has_section(&part.target) {
-            cfg.get(&part.target, "source_branch")?
-        } else {
-            None
-        };
-        let Some(branch) = branch.filter(|b| !b.is_empty()) else {
-            continue;
-        };
-        let dir = match exported.get(&branch) {
-            Some(d) => d.clone(),
-            None => {
-                let d = exports.join(format!("{}", exported.len()));
-                std::fs::create_dir_all(&d).map_err(|e| Error::io("cannot make a temp dir", e))?;
-                export_branch(&project.root, &branch, &d)?;
-                exported.insert(branch.clone(), d.clone());
-                d
-            }
-        };
-        // The branch's own Dockerfile and files: the build runs in the export.
-        let dockerfile = dir.join("docker").join(&part.target).join("Dockerfile");
-        part.dockerfile =
-            std::fs::read_to_string(&dockerfile).map_err(|_| Error::NoDockerfile {
-                image: part.target.clone(),
-                path: dockerfile.clone(),
-            })?;
-        let parsed = crate::chain::parse(
-            &part.dockerfile,
-            &crate::chain::build_arg_values(&part.build_args),
-        );
-        part.bases = parsed.bases;
-        part.sources = parsed.sources;
-        part.context = dir.clone();
-        for step in &mut part.plan.steps {
-            if let Step::Run(inv) = step {
-                inv.cwd = dir.clone();
             }
         }
     }
@@ -225,7 +206,7 @@ fn run(args: &Args) -> Result<i32> {
         .prefix("dockerutils-auto-build-")
         .tempdir()
         .map_err(|e| Error::io("cannot make a temp dir", e))?;
-    let parts = parts(&project, args, &ctx, exports.path())?;
+    let parts = parts(&project, args, exports.path())?;
     let names: Vec<(String, String, Option<String>)> = parts
         .images
         .iter()
@@ -259,6 +240,7 @@ fn run(args: &Args) -> Result<i32> {
             Some(Outcome::UpToDate) => format!("up to date{from}: nothing changed"),
             Some(Outcome::Failed(code)) => format!("FAILED{from}: the build exited with {code}"),
             Some(Outcome::Blocked(parent)) => format!("FAILED: not built, because {parent} failed"),
+            Some(Outcome::Interrupted) => "FAILED: not tried, the run was interrupted".into(),
             None => "FAILED: not tried, the steps before the builds failed".into(),
         };
         eprintln!("{} auto-build: {target} ({image}): {line}", now());

@@ -10,6 +10,7 @@ use crate::project::{ImageRef, Project};
 use crate::tags;
 use clap::Parser;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,59 +56,114 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-/// The Dockerfile with each `FROM` (and `COPY --from`) that names a timestamp-tagged
-/// project image without a tag, or with `latest`, given that image's newest tag: this
-/// run's stamp when the run builds it, else its newest local tag. Also says whether
-/// anything changed.
-fn resolve_froms(
-    stamped: &HashMap<String, String>,
-    dockerfile: &str,
-    targets: &[String],
-    stamp: &str,
-) -> Result<(String, bool)> {
-    if stamped.is_empty() {
-        return Ok((dockerfile.to_string(), false));
-    }
-    let mut changed = false;
-    let mut out = String::with_capacity(dockerfile.len());
-    for line in dockerfile.split_inclusive('\n') {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let is_from = words
-            .first()
-            .is_some_and(|w| w.eq_ignore_ascii_case("from"));
-        let mut new_line = line.to_string();
-        for w in &words {
-            let reference = match w.strip_prefix("--from=") {
-                Some(r) => r,
-                None if is_from && !w.starts_with("--") && !w.eq_ignore_ascii_case("from") => w,
-                None => continue,
+/// What a `FROM` (or `COPY --from`) naming one of the project's images means, the same
+/// for every build mode, `--dry-run`, `--if-changed` and auto-build. Without a tag, it
+/// means the image as the project tags it: as this run tags it when the run builds it (its
+/// `-t`, or this run's time for `tag=timestamp`), else with its section's `tag` or the user
+/// name, or for `tag=timestamp` its newest build here. `latest` means the same for a
+/// timestamp image only (which has no `latest` of its own); any other tag is left as
+/// written. The Dockerfile is rewritten so (and given to docker on stdin) before anything
+/// reads it: the build, the input digest and the dry run all see the rewritten text.
+/// (`project_parents` orders the builds by image name, whatever the tag.)
+struct Froms<'a> {
+    project: &'a Project,
+    /// The project's images by name: their subdirectories.
+    by_name: HashMap<String, String>,
+    /// The images this run builds, with the tag it gives each.
+    in_run: HashMap<String, String>,
+}
+
+/// Image `of`'s Dockerfile with the project images it names resolved by [`Froms`].
+struct Resolved {
+    dockerfile: String,
+    /// Was anything rewritten?
+    rewritten: bool,
+    /// The steps that stop the build when a project image it is built from, which this
+    /// run does not build, is not here (one `docker image inspect` each).
+    checks: Vec<Step>,
+}
+
+impl Froms<'_> {
+    /// Image `of`'s Dockerfile (read with its build args) with the project images it
+    /// names resolved, and the checks that the ones this run does not build are here.
+    fn resolve(&self, of: &str, dockerfile: &str, build_args: &[String]) -> Result<Resolved> {
+        let mut checks: Vec<Step> = vec![];
+        let mut require = |image: &str, dir: &str| {
+            let missing = Error::ParentMissing {
+                image: of.to_string(),
+                parent: dir.to_string(),
+                what: format!("{image} is not here"),
             };
-            let name = chain::reference_name(reference);
-            let tag = reference.strip_prefix(name).unwrap_or("");
-            if !(tag.is_empty() || tag == ":latest") {
-                continue;
+            let step = Step::RequireImage {
+                image: image.to_string(),
+                error: missing.to_string(),
+                hint: missing.hint(),
+            };
+            if !checks.contains(&step) {
+                checks.push(step);
             }
-            let Some(dir) = stamped.get(name) else {
-                continue;
-            };
-            let newest = if targets.contains(dir) {
-                Some(stamp.to_string())
-            } else {
-                tags::newest(tags::local_tags(name)?.iter().map(String::as_str))
-            };
-            let Some(newest) = newest else {
-                return Err(Error::Usage(format!(
-                    "the Dockerfile builds FROM {name}, which has timestamp tags, and none is \
-                     here: build-image {dir} first (or --with-deps)"
-                )));
-            };
-            new_line =
-                new_line.replacen(w, &w.replacen(reference, &format!("{name}:{newest}"), 1), 1);
-            changed = true;
-        }
-        out.push_str(&new_line);
+        };
+        let (dockerfile, rewritten) = chain::rewrite(
+            dockerfile,
+            &chain::build_arg_values(build_args),
+            |reference| {
+                let name = chain::reference_name(reference);
+                let Some(dir) = self.by_name.get(name).filter(|d| *d != of) else {
+                    return Ok(None);
+                };
+                let tag = &reference[name.len()..];
+                let own = self.project.image_ref(dir)?.tag;
+                let timestamped = own == tags::TIMESTAMP;
+                let run_tag = self.in_run.get(dir);
+                if tag.is_empty() || (timestamped && tag == ":latest") {
+                    let resolved = match run_tag {
+                        Some(t) => format!("{name}:{t}"),
+                        None if timestamped => {
+                            // Which build is meant depends on what is here: asked now.
+                            let local = tags::local_tags(name)?;
+                            let newest = tags::newest(local.iter().map(String::as_str))
+                                .ok_or_else(|| Error::ParentMissing {
+                                    image: of.to_string(),
+                                    parent: dir.clone(),
+                                    what: format!(
+                                        "no build of {name} is here (tag=timestamp: it is \
+                                         tagged with its build time)"
+                                    ),
+                                })?;
+                            format!("{name}:{newest}")
+                        }
+                        None => {
+                            let resolved = format!("{name}:{own}");
+                            require(&resolved, dir);
+                            resolved
+                        }
+                    };
+                    return Ok(Some(resolved));
+                }
+                // Written with the tag the project gives it: it must be here as well,
+                // unless this run builds it so.
+                if !timestamped && tag == format!(":{own}") && run_tag != Some(&own) {
+                    require(reference, dir);
+                }
+                Ok(None)
+            },
+        )?;
+        Ok(Resolved {
+            dockerfile,
+            rewritten,
+            checks,
+        })
     }
-    Ok((out, changed))
+}
+
+/// The project's images by name (`<project>-<dir>`, or as the section names it): their
+/// subdirectories. A reference names a project image when its name part is one of these.
+fn images_by_name(project: &Project, dirs: &[String]) -> Result<HashMap<String, String>> {
+    let mut names = HashMap::new();
+    for d in dirs {
+        names.insert(project.image_ref(d)?.name, d.clone());
+    }
+    Ok(names)
 }
 
 /// The docker builds of a plan read this Dockerfile text on stdin (`-f -`).
@@ -152,7 +208,8 @@ pub struct Parts {
 }
 
 impl Parts {
-    /// The whole run as one sequential plan (what `--dry-run` prints and -j 1 runs).
+    /// The whole run as one sequential plan: what `--dry-run` prints, `clean` runs and
+    /// run-notebook runs before the notebook.
     pub fn into_plan(self) -> Plan {
         let mut plan = Plan {
             steps: self.before,
@@ -186,10 +243,7 @@ fn section_build_args(project: &Project, target: &str) -> Result<Vec<String>> {
 
 /// For each image directory: the project images its Dockerfile builds from.
 pub fn project_parents(project: &Project, dirs: &[String]) -> Result<HashMap<String, Vec<String>>> {
-    let mut names = HashMap::new();
-    for d in dirs {
-        names.insert(project.image_ref(d)?.name, d.clone());
-    }
+    let names = images_by_name(project, dirs)?;
     let mut parents = HashMap::new();
     for d in dirs {
         let Ok(text) = std::fs::read_to_string(project.dockerfile(d)) else {
@@ -219,6 +273,20 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
 }
 
 pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
+    parts_in(project, args, &tags::utc_stamp(), &mut |_| {
+        Ok(project.root.clone())
+    })
+}
+
+/// As `parts`, with `stamp` the time that tags this run's `tag=timestamp` images, and each
+/// image built in the context `context_of` gives it (the project root, or auto-build's
+/// export of a branch), from that context's Dockerfile.
+pub fn parts_in(
+    project: &Project,
+    args: &Args,
+    stamp: &str,
+    context_of: &mut dyn FnMut(&str) -> Result<PathBuf>,
+) -> Result<Parts> {
     let dirs = project.image_dirs()?;
     let mut valid = vec!["all".to_string(), "clean".to_string()];
     valid.extend(dirs.iter().cloned());
@@ -253,6 +321,18 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
         )));
     }
 
+    // -f builds base first: the other images of the run wait for it, and are not tried
+    // when it fails, as for an image they are built from.
+    let mut parents = parents;
+    if args.force_build_base && explicit && targets.iter().any(|t| t == "base") {
+        for t in targets.iter().filter(|t| *t != "base") {
+            let mine = parents.entry(t.clone()).or_default();
+            if !mine.iter().any(|p| p == "base") {
+                mine.insert(0, "base".to_string());
+            }
+        }
+    }
+
     let mut global = Plan::default();
     let root = &project.root;
     if matches!(action, Action::Build) {
@@ -264,34 +344,43 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
         images: vec![],
         cleanup: global.cleanup,
     };
-    // One time for every timestamp-tagged image of this run (a chain shares it), and the
-    // project's timestamp-tagged images by name (for the FROMs that name them).
-    let stamp = tags::utc_stamp();
-    let mut stamped: HashMap<String, String> = HashMap::new();
-    for d in &dirs {
-        let r = project.image_ref(d)?;
-        if r.tag == tags::TIMESTAMP {
-            stamped.insert(r.name, d.clone());
-        }
+    // The tag this run gives each image it builds (one time for every timestamp-tagged
+    // image of the run: a chain shares it), for the FROMs that name them.
+    let mut in_run = HashMap::new();
+    for t in targets.iter().filter(|t| project.dockerfile(t).is_file()) {
+        let tag = match &args.image_tag {
+            Some(tag) => tag.clone(),
+            None => project.image_ref(t)?.tag,
+        };
+        let tag = if tag == tags::TIMESTAMP {
+            stamp.to_string()
+        } else {
+            tag
+        };
+        in_run.insert(t.clone(), tag);
     }
+    let froms = Froms {
+        project,
+        by_name: images_by_name(project, &dirs)?,
+        in_run,
+    };
     for target in &targets {
         let mut plan = Plan::default();
-        let path = project.dockerfile(target);
-        let dockerfile = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(_) if !explicit => {
-                out.before.push(Step::Say(format!(
-                    "skipping docker/{target}: it has no Dockerfile"
-                )));
-                continue;
-            }
-            Err(_) => {
-                return Err(Error::NoDockerfile {
-                    image: target.clone(),
-                    path,
-                });
-            }
+        if !explicit && !project.dockerfile(target).is_file() {
+            out.before.push(Step::Say(format!(
+                "skipping docker/{target}: it has no Dockerfile"
+            )));
+            continue;
+        }
+        let context = match action {
+            Action::Build => context_of(target)?,
+            Action::Clean => root.clone(),
         };
+        let path = context.join("docker").join(target).join("Dockerfile");
+        let dockerfile = std::fs::read_to_string(&path).map_err(|_| Error::NoDockerfile {
+            image: target.clone(),
+            path: path.clone(),
+        })?;
         let mut image = project.image_ref(target)?;
         if target == &args.image {
             if let Some(name) = &args.image_name {
@@ -323,10 +412,22 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
             continue;
         }
         if timestamped {
-            image.tag = stamp.clone();
+            image.tag = stamp.to_string();
         }
-        // `FROM` a timestamp-tagged project image, without a tag (or `latest`): its newest.
-        let (dockerfile, rewritten) = resolve_froms(&stamped, &dockerfile, &targets, &stamp)?;
+        let build_args = section_build_args(project, target)?;
+        let Resolved {
+            dockerfile,
+            rewritten,
+            checks,
+        } = match action {
+            Action::Build => froms.resolve(target, &dockerfile, &build_args)?,
+            Action::Clean => Resolved {
+                dockerfile,
+                rewritten: false,
+                checks: vec![],
+            },
+        };
+        plan.steps.extend(checks);
         let builder = docker::has_builder_stage(&dockerfile).then(|| ImageRef {
             name: format!("{}-builder", image.name),
             tag: image.tag.clone(),
@@ -340,13 +441,20 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
                 }
             }
             Action::Build => {
-                build_steps(project, args, target, &image, builder.as_ref(), &mut plan)?;
+                build_steps(
+                    project,
+                    args,
+                    target,
+                    &image,
+                    builder.as_ref(),
+                    &context,
+                    &mut plan,
+                )?;
                 if rewritten {
                     read_dockerfile_from_stdin(&mut plan, &dockerfile);
                 }
             }
         }
-        let build_args = section_build_args(project, target)?;
         let parsed = chain::parse(&dockerfile, &chain::build_arg_values(&build_args));
         out.images.push(ImagePart {
             target: target.clone(),
@@ -357,7 +465,7 @@ pub fn parts(project: &Project, args: &Args, _ctx: &Context) -> Result<Parts> {
             build_args,
             bases: parsed.bases,
             sources: parsed.sources,
-            context: project.root.clone(),
+            context,
         });
     }
     Ok(out)
@@ -377,10 +485,10 @@ fn build_steps(
     target: &str,
     image: &ImageRef,
     builder: Option<&ImageRef>,
+    context: &std::path::Path,
     plan: &mut Plan,
 ) -> Result<()> {
     let cfg = &project.cfg;
-    let root = &project.root;
     let force_pull = args.force_build_base
         && cfg.has_section(target)
         && cfg.get_bool(target, "pull_FROM_on_force")?.unwrap_or(false);
@@ -389,12 +497,12 @@ fn build_steps(
     let dockerfile = Project::dockerfile_arg(target);
 
     if let Some(script) = section_value(cfg, target, "pre_build_script")? {
-        plan.run(shell_script(root, &script, "Running pre-build-script"));
+        plan.run(shell_script(context, &script, "Running pre-build-script"));
     }
     if let Some(builder) = builder {
         let b = builder.to_string();
         plan.run(docker::build(
-            root,
+            context,
             &b,
             &dockerfile,
             Some("builder"),
@@ -403,7 +511,7 @@ fn build_steps(
         ));
     }
     plan.run(docker::build(
-        root,
+        context,
         &image.to_string(),
         &dockerfile,
         None,
@@ -411,7 +519,7 @@ fn build_steps(
         &build_args,
     ));
     if let Some(script) = section_value(cfg, target, "post_build_script")? {
-        plan.run(shell_script(root, &script, "Running post-build-script"));
+        plan.run(shell_script(context, &script, "Running post-build-script"));
     }
     Ok(())
 }
@@ -488,6 +596,8 @@ pub enum Outcome {
     Failed(i32),
     /// Not tried: an image it is built from failed.
     Blocked(String),
+    /// Not tried: the run was interrupted (Ctrl-C, SIGTERM) before its turn.
+    Interrupted,
 }
 
 /// The current input digest of an image's build (parents as they are in the engine now).
@@ -560,14 +670,13 @@ fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
     }
 }
 
-/// Builds the images in dependency order, up to `jobs` at once; an image waits for the
-/// images of this run it is built from, and is not tried when one of them failed.
-fn run_scheduled(project: &Project, parts: Parts, jobs: usize, if_changed: bool) -> i32 {
-    schedule(project, parts, jobs, if_changed).0
-}
-
-/// Runs the build: the exit code, and what became of each image (in `parts.images`
-/// order; `None` when the steps before the images failed).
+/// Runs the build (every mode of build-image but `clean` and `--dry-run`, and auto-build):
+/// the images in dependency order, up to `jobs` at once. An image waits for the images of
+/// this run it is built from, and is not tried when one of them failed; the others go on.
+/// An interrupted run (Ctrl-C, SIGTERM) starts no further image. With more than one image,
+/// one summary line. Returns the exit code (the first failure's; 130 when interrupted
+/// before any failed), and what became of each image (in `parts.images` order; `None`
+/// when the steps before the images failed).
 pub fn schedule(
     project: &Project,
     parts: Parts,
@@ -600,6 +709,11 @@ pub fn schedule(
                     continue;
                 }
                 let part = &images[i];
+                if crate::exec::interrupted() {
+                    started[i] = true;
+                    outcome[i] = Some(Outcome::Interrupted);
+                    continue;
+                }
                 let parent_state = |p: &String| {
                     images
                         .iter()
@@ -639,36 +753,53 @@ pub fn schedule(
         }
     });
     let rc_cleanup = crate::exec::execute("build-image", &cleanup);
-    let failed: Vec<String> = images
-        .iter()
-        .zip(&outcome)
-        .filter(|(_, o)| matches!(o, Some(Outcome::Failed(_) | Outcome::Blocked(_))))
-        .map(|(p, _)| p.target.clone())
-        .collect();
+    let targets = |want: fn(&Outcome) -> bool| -> Vec<&str> {
+        images
+            .iter()
+            .zip(&outcome)
+            .filter(|(_, o)| o.as_ref().is_some_and(want))
+            .map(|(p, _)| p.target.as_str())
+            .collect()
+    };
+    let built = targets(|o| *o == Outcome::Built);
+    let up_to_date = targets(|o| *o == Outcome::UpToDate);
+    let failed = targets(|o| matches!(o, Outcome::Failed(_)));
+    let skipped = targets(|o| matches!(o, Outcome::Blocked(_)));
+    let not_started = targets(|o| *o == Outcome::Interrupted);
     if images.len() > 1 {
-        let count =
-            |want: fn(&Outcome) -> bool| outcome.iter().flatten().filter(|o| want(o)).count();
-        eprintln!(
+        let listed = |names: &[&str]| match names {
+            [] => String::new(),
+            names => format!(" ({})", names.join(", ")),
+        };
+        let mut line = format!(
             "build-image: {} built, {} up to date, {} failed{}",
-            count(|o| *o == Outcome::Built),
-            count(|o| *o == Outcome::UpToDate),
+            built.len(),
+            up_to_date.len(),
             failed.len(),
-            if failed.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", failed.join(", "))
-            }
+            listed(&failed)
         );
+        if !skipped.is_empty() {
+            line += &format!(", {} skipped{}", skipped.len(), listed(&skipped));
+        }
+        if !not_started.is_empty() {
+            line += &format!(
+                ", {} not started (interrupted){}",
+                not_started.len(),
+                listed(&not_started)
+            );
+        }
+        eprintln!("{line}");
     }
-    let rc = outcome
-        .iter()
-        .flatten()
-        .find_map(|o| match o {
-            Outcome::Failed(rc) => Some(*rc),
-            Outcome::Blocked(_) => Some(1),
-            _ => None,
-        })
-        .unwrap_or(rc_cleanup);
+    let first_failure = outcome.iter().flatten().find_map(|o| match o {
+        Outcome::Failed(rc) => Some(*rc),
+        _ => None,
+    });
+    let rc = match first_failure {
+        Some(rc) => rc,
+        None if !skipped.is_empty() => 1,
+        None if !not_started.is_empty() => crate::exec::INTERRUPTED,
+        None => rc_cleanup,
+    };
     (rc, outcome)
 }
 
@@ -728,8 +859,9 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             Err(e) => super::fail("build-image", &e),
         };
     }
-    if clean || (args.jobs <= 1 && !if_changed) {
+    // `clean` is one plan of removals; a dry run prints the plan of a build in order.
+    if clean || args.dry_run {
         return super::finish("build-image", args.dry_run, Ok(parts.into_plan()));
     }
-    run_scheduled(&project, parts, args.jobs, if_changed)
+    schedule(&project, parts, args.jobs, if_changed).0
 }
