@@ -268,3 +268,23 @@ fn a_tagless_from_means_what_build_image_means_by_it_also_from_the_sealed_branch
     );
     assert_eq!(cat(&p.image("app"), "/base.txt"), "b2\n");
 }
+
+/// A source_branch that looks like an option never reaches git as one: with
+/// `--output=FILE` git archive would write FILE (anywhere the user can write).
+#[test]
+fn a_source_branch_that_looks_like_an_option_is_refused() {
+    common::require_engine();
+    let p = Project::new("autoopt");
+    let target = p.root.parent().unwrap().join("written-by-git");
+    p.dockerfile("app", BUSYBOX_DOCKERFILE).cfg(&format!(
+        "[app]\nsource_branch=--output={}\n",
+        target.display()
+    ));
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["add", "."]);
+    git(&p, &["commit", "-qm", "one"]);
+    let (rc, out) = auto_build(&p, &[]);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.contains("cannot start with `-`"), "{out}");
+    assert!(!target.exists(), "git took the branch for an option");
+}

@@ -103,8 +103,15 @@ pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
 
 /// `git archive BRANCH` unpacked into a new directory: the branch's committed tree.
 fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
+    // A branch is a revision, never an option: `source_branch=--output=/some/file` must
+    // not reach git as one (`--end-of-options`, and a leading `-` refused outright).
+    if branch.starts_with('-') {
+        return Err(Error::Usage(format!(
+            "source_branch={branch}: a branch name cannot start with `-`"
+        )));
+    }
     let mut git = std::process::Command::new("git")
-        .args(["archive", "--format=tar", branch])
+        .args(["archive", "--format=tar", "--end-of-options", branch])
         .current_dir(root)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
