@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "connection_config.txt";
 
+/// The workspace of a dock registered without `--workspace` (as 2.0.7).
+pub const DEFAULT_WORKSPACE: &str = "/data/workspaces";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dock {
     pub user: String,
@@ -105,6 +108,27 @@ impl Dock {
         opts.into_iter()
             .flat_map(|o| ["-o".to_string(), o])
             .collect()
+    }
+
+    /// Where `sync-up` puts projects on this dock: the registered `--workspace`
+    /// (`DOCK_WORKSPACE`), else [`DEFAULT_WORKSPACE`].
+    pub fn workspace(&self) -> &str {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == "DOCK_WORKSPACE")
+            .map_or(DEFAULT_WORKSPACE, |(_, v)| v.as_str())
+    }
+
+    /// The dock's copy of a local project directory, kept by `sync-up`:
+    /// `<workspace>/<user>/code/<name>`, `<name>` being the local directory's base name as
+    /// it is (not lower-cased). One function for every command that needs it (sync-up and
+    /// sync-down, run-notebook).
+    pub fn code_dir(&self, user: &str, local: &Path) -> String {
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{}/{user}/code/{name}", self.workspace())
     }
 
     pub fn name(&self) -> &str {

@@ -212,7 +212,7 @@ pub fn plan(
                 }
             }
             Some(dock) => {
-                let remote = sync::remote_dir(dock, &ctx.user, here);
+                let remote = dock.code_dir(&ctx.user, here);
                 inv = inv.args(mount(&remote, "/home/jovyan/project"));
                 inv = inv.args(["-v", "/data:/data"]);
             }

@@ -1,6 +1,7 @@
 //! `sync-up` / `sync-down`: rsync the project to and from
-//! `<workspace>/<user>/code/<project>` on the current dock (workspace: /data/workspaces
-//! unless the dock was registered with `--workspace`), honouring `.dockerignore` as 2.0.7.
+//! the dock's copy of the project ([`Dock::code_dir`]: `<workspace>/<user>/code/<project>`,
+//! the workspace /data/workspaces unless the dock was registered with `--workspace`),
+//! honouring `.dockerignore` as 2.0.7.
 
 use crate::context::Context;
 use crate::dock::{self, Dock};
@@ -39,23 +40,10 @@ fn local_dir() -> PathBuf {
         .unwrap_or(here)
 }
 
-pub fn remote_dir(dock: &Dock, user: &str, local: &Path) -> String {
-    let workspace = dock
-        .extra
-        .iter()
-        .find(|(k, _)| k == "DOCK_WORKSPACE")
-        .map_or("/data/workspaces", |(_, v)| v.as_str());
-    let name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{workspace}/{user}/code/{name}")
-}
-
 /// The steps of a sync (also used by run-notebook when docked).
 pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     let local = local_dir();
-    let remote = remote_dir(dock, &ctx.user, &local);
+    let remote = dock.code_dir(&ctx.user, &local);
     let ssh_cmd = std::iter::once("ssh".to_string())
         .chain(dock.ssh_options())
         .chain(["-o".into(), "LogLevel=error".into()])
