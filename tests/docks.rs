@@ -345,6 +345,107 @@ fn sync_up_and_down_honour_dockerignore() {
     );
 }
 
+/// Owner, group and mode of the directory `root` and of everything under it, by path.
+fn owners_and_modes(root: &Path) -> std::collections::BTreeMap<PathBuf, (u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.insert(path, (meta.uid(), meta.gid(), meta.mode() & 0o7777));
+    }
+    out
+}
+
+#[test]
+fn sync_down_as_root_keeps_the_owners_and_modes_of_the_local_project() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    assert!(d.register("testdock", Some(ws.path())).status.success());
+    // A user's project (not root's, who runs this, as on a server), modes of its own, in a
+    // directory whose name a shell would split and choke on.
+    let p = Project::new("own it's");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE)
+        .file("a.txt", "one\n")
+        .file("run.sh", "#!/bin/sh\n")
+        .file("src/lib.py", "x = 1\n");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for (rel, mode) in [
+        (".", 0o750),
+        ("a.txt", 0o640),
+        ("run.sh", 0o755),
+        ("src", 0o710),
+    ] {
+        std::fs::set_permissions(p.root.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    assert!(
+        Command::new("chown")
+            .args(["-R", "4242:4243"])
+            .arg(&p.root)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = owners_and_modes(&p.root);
+
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let remote = ws.path().join(USER).join("code").join(&p.name);
+    assert_eq!(
+        std::fs::read_to_string(remote.join("a.txt")).unwrap(),
+        "one\n"
+    );
+    // On the dock, the dock user's files, with the local modes.
+    let dock_uid = std::fs::metadata(ws.path().join(USER)).unwrap().uid();
+    let a = std::fs::metadata(remote.join("a.txt")).unwrap();
+    assert_eq!((a.uid(), a.mode() & 0o777), (dock_uid, 0o640));
+
+    // Work on the dock: a file changed (by the dock user), one made.
+    std::fs::write(remote.join("a.txt"), "two, from the dock\n").unwrap();
+    std::fs::write(remote.join("new.txt"), "made on the dock\n").unwrap();
+    Command::new("chown")
+        .arg(d.user.as_str())
+        .arg(remote.join("new.txt"))
+        .status()
+        .unwrap();
+    let out = d
+        .cmd("sync-down")
+        .args(["--dock", "testdock"])
+        .current_dir(p.root.join("src"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("a.txt")).unwrap(),
+        "two, from the dock\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("new.txt")).unwrap(),
+        "made on the dock\n"
+    );
+    // Every file that was here (the root, the changed file), as it was owned and moded.
+    let mut after = owners_and_modes(&p.root);
+    let new = after.remove(&p.root.join("new.txt")).unwrap();
+    assert_eq!(after, before);
+    // A new file is the one's who ran sync-down, never the dock user's uid.
+    let mine = tempfile::tempfile().unwrap().metadata().unwrap().uid();
+    assert_eq!(new.0, mine);
+}
+
 /// The byte count of "transfer-image: sent X MiB (N bytes) to …".
 fn bytes_sent(stderr: &str) -> u64 {
     let line = stderr

@@ -41,6 +41,17 @@ fn local_dir() -> PathBuf {
 }
 
 /// The steps of a sync (also used by run-notebook when docked).
+///
+/// Neither direction changes who owns a file or, coming down, its mode. rsync's `-a`
+/// keeps the sender's owners when the receiver runs as root (`-o -g`): a sync-down by
+/// root gave the project to the dock user's uid, which here may be anyone, and a dock
+/// whose user is root got the local uids; so `--no-owner --no-group` both ways. Coming
+/// down, `--no-perms` too: existing files and directories (the project root itself
+/// included, the target of `remote/`) keep their modes, new ones get the dock's minus
+/// the umask. Without `-o`, rsync run by root replaces each file it updates with a new
+/// file of root's; `--inplace` (root only: any other user cannot open a read-only file
+/// of theirs for writing) writes into the file instead, which keeps its owner. Going up,
+/// the dock's copy takes the local modes (executables stay executable there).
 pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     let local = local_dir();
     let remote = dock.code_dir(&ctx.user, &local);
@@ -52,13 +63,24 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
         .join(" ");
     let has_ignore = local.join(".dockerignore").is_file();
     let mut plan = Plan::default();
-    let mut rsync = Invocation::new("rsync", local.clone()).args(["-az", "-e", &ssh_cmd]);
+    // -s: the paths go to the remote rsync through its protocol, not its shell, so a
+    // project directory with spaces, quotes or `*?[` arrives as it is (an rsync older than
+    // 3.2.4 escapes nothing, a newer one leaves the wildcards).
+    let mut rsync = Invocation::new("rsync", local.clone()).args([
+        "-az",
+        "-s",
+        "--no-owner",
+        "--no-group",
+        "-e",
+        &ssh_cmd,
+    ]);
     match direction {
         Direction::Up => {
+            // The path is one word for the dock's shell, whatever it holds.
             plan.run(crate::ssh::to_dock(
                 dock,
                 false,
-                &["mkdir".into(), "-p".into(), remote.clone()],
+                &["mkdir".into(), "-p".into(), "--".into(), quote(&remote)],
             ));
             if has_ignore {
                 rsync = rsync.arg("--filter=:- .dockerignore");
@@ -69,6 +91,10 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
             ]);
         }
         Direction::Down => {
+            rsync = rsync.arg("--no-perms");
+            if ctx.superuser {
+                rsync = rsync.arg("--inplace");
+            }
             if has_ignore {
                 rsync = rsync.arg("--filter=.- .dockerignore");
             }
