@@ -13,6 +13,7 @@
 //! SSH control socket.
 
 use crate::error::{Error, Result};
+use crate::plan::quote;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -131,6 +132,24 @@ impl Dock {
         format!("{}/{user}/code/{name}", self.workspace())
     }
 
+    /// What to do when the dock's user cannot create its directory in the workspace
+    /// (`<workspace>/<user>`, `user` being the local user whose projects go there): a
+    /// workspace it can write, in its home, or that directory made for it by an admin.
+    pub fn workspace_hint(&self, user: &str) -> String {
+        let mut register = format!("register-dock {}", quote(&self.ip));
+        if !self.moniker.is_empty() && self.moniker != "none" {
+            register.push(' ');
+            register.push_str(&quote(&self.moniker));
+        }
+        format!(
+            "register the dock with a workspace that {who} can write, e.g. in its home on the \
+             dock: `{register} -u {who} --workspace '~/workspaces'`; or have it made there for \
+             {who}: `sudo install -d -o {who} {dir}`",
+            who = quote(&self.user),
+            dir = quote(&format!("{}/{user}", self.workspace())),
+        )
+    }
+
     pub fn name(&self) -> &str {
         if self.moniker.is_empty() || self.moniker == "none" {
             &self.ip
@@ -223,8 +242,9 @@ pub fn register(dock: &Dock) -> Result<()> {
     write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
-/// Removes a dock's registration, closing its shared ssh connection first.
-pub fn unregister(dock: &Dock) -> Result<()> {
+/// Ends the dock's shared ssh connection, if one is open (it stays logged in as the user
+/// it was opened for, whatever the registration says next).
+pub fn close_connection(dock: &Dock) {
     let _ = std::process::Command::new("ssh")
         .args([
             "-o",
@@ -235,6 +255,11 @@ pub fn unregister(dock: &Dock) -> Result<()> {
         .arg(dock.destination())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// Removes a dock's registration, closing its shared ssh connection first.
+pub fn unregister(dock: &Dock) -> Result<()> {
+    close_connection(dock);
     std::fs::remove_dir_all(&dock.dir)
         .map_err(|e| Error::io(format!("cannot remove {}", dock.dir.display()), e))
 }

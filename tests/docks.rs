@@ -110,10 +110,11 @@ fn register_writes_the_python_tools_format_privately() {
         0o700
     );
 
-    // DOCK_USER is the default user, ubuntu without it (as 2.0.7).
+    // DOCK_USER is the default user, ubuntu without it (as 2.0.7). (--no-check: no packet
+    // goes to an address that is not this machine's.)
     let out = d
         .cmd("register-dock")
-        .args(["10.9.9.9", "other"])
+        .args(["10.9.9.9", "other", "--no-check"])
         .env("DOCK_USER", "admin")
         .output()
         .unwrap();
@@ -137,6 +138,95 @@ fn register_writes_the_python_tools_format_privately() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn register_dock_says_which_dock_it_replaces_and_warns_when_one_does_not_answer() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    let out = d.register("first", Some(ws.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // It answered, and the workspace can be written: nothing to say but that.
+    assert_eq!(text(&out.stderr), "");
+    assert!(
+        !text(&out.stdout).contains("Replaced"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d.register("second", Some(ws.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "Replaced dock first ({}@{}): the registry holds one dock per address\n\
+             Registered dock second",
+            d.user, d.ip
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d
+        .cmd("ssh-dock")
+        .args(["first", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stderr).contains("no dock `first` is registered"));
+
+    // Nothing listens on 127.0.0.3:22: registered all the same, with a warning that says so.
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.3", "deaddock", "-u", "x"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("register-dock: warning: x@127.0.0.3 cannot be reached over ssh (")
+            && err.contains("Connection refused")
+            && err.contains("registered all the same"),
+        "{err}"
+    );
+    assert!(
+        d.home()
+            .join(".docker/127.0.0.3/connection_config.txt")
+            .is_file()
+    );
+    // --no-check asks nothing.
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.3", "deaddock", "-u", "x", "--no-check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(text(&out.stderr), "");
+    assert!(text(&out.stdout).contains("Replaced dock deaddock (x@127.0.0.3)"));
+
+    // A workspace in the home of a dock that does not answer cannot be resolved: an error,
+    // and nothing registered.
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.4", "nohome", "-u", "x", "--workspace", "~/ws"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the dock user's home is known only by asking the dock"),
+        "{err}"
+    );
+    assert!(!d.home().join(".docker/127.0.0.4").exists());
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.4", "rel", "--workspace", "ws", "--no-check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!d.home().join(".docker/127.0.0.4").exists());
 }
 
 /// Docks a real shell, builds and runs an image there, casts off; returns the script's output.
@@ -444,6 +534,81 @@ fn sync_down_as_root_keeps_the_owners_and_modes_of_the_local_project() {
     // A new file is the one's who ran sync-down, never the dock user's uid.
     let mine = tempfile::tempfile().unwrap().metadata().unwrap().uid();
     assert_eq!(new.0, mine);
+}
+
+/// The passwd home of a user of tests/dock-env.sh.
+fn home_of(user: &str) -> PathBuf {
+    let out = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .unwrap();
+    PathBuf::from(
+        text(&out.stdout)
+            .trim()
+            .split(':')
+            .nth(5)
+            .unwrap_or_else(|| panic!("no user {user}: tests/dock-env.sh makes it")),
+    )
+}
+
+#[test]
+fn sync_up_says_what_to_do_when_the_dock_user_cannot_write_the_workspace() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    // The default workspace, /data/workspaces: dockuser cannot make it (a normal dock user).
+    let out = d.register("testdock", None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hint_register = format!(
+        "`register-dock {} testdock -u {} --workspace '~/workspaces'`",
+        d.ip, d.user
+    );
+    let hint_sudo = format!("`sudo install -d -o {} /data/workspaces/{USER}`", d.user);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "register-dock: warning: {} cannot create /data/workspaces/{USER} on {}",
+            d.user, d.ip
+        )) && err.contains(&hint_register)
+            && err.contains(&hint_sudo),
+        "{err}"
+    );
+
+    let p = Project::new("nows");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE);
+
+    // As the hint says: a workspace in the dock user's home, `~` resolved there.
+    let ws = format!("~/du-ws-{}", std::process::id());
+    let home_ws = home_of(&d.user).join(&ws[2..]);
+    let out = d
+        .cmd("register-dock")
+        .args([&d.ip, "testdock", "-u", &d.user, "--workspace", &ws])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "sync-up puts projects in {} there",
+            home_ws.display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let synced = home_ws.join(USER).join("code").join(&p.name);
+    let landed = synced.join("docker/dev/Dockerfile").is_file();
+    let _ = std::fs::remove_dir_all(&home_ws);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(landed, "nothing in {}", synced.display());
 }
 
 /// The byte count of "transfer-image: sent X MiB (N bytes) to …".
