@@ -575,6 +575,29 @@ fn sync_up_says_what_to_do_when_the_dock_user_cannot_write_the_workspace() {
 
     let p = Project::new("nows");
     p.dockerfile("dev", BUSYBOX_DOCKERFILE);
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "sync-up: error: {} cannot create /data/workspaces/{USER}/code/{} on dock testdock",
+            d.user, p.name
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("sync-up: hint: register the dock with a workspace")
+            && err.contains(&hint_register)
+            && err.contains(&hint_sudo),
+        "{err}"
+    );
+    assert!(!err.contains("Sync complete"), "{err}");
 
     // As the hint says: a workspace in the dock user's home, `~` resolved there.
     let ws = format!("~/du-ws-{}", std::process::id());

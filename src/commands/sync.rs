@@ -6,7 +6,7 @@
 use crate::context::Context;
 use crate::dock::{self, Dock};
 use crate::error::Result;
-use crate::plan::{Invocation, Plan, quote};
+use crate::plan::{Explanation, Invocation, OnFailure, Plan, quote};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 
@@ -77,11 +77,21 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     match direction {
         Direction::Up => {
             // The path is one word for the dock's shell, whatever it holds.
-            plan.run(crate::ssh::to_dock(
+            let mut mkdir = crate::ssh::to_dock(
                 dock,
                 false,
                 &["mkdir".into(), "-p".into(), "--".into(), quote(&remote)],
-            ));
+            );
+            mkdir.on_failure = OnFailure::Explain(Box::new(Explanation {
+                code: 1,
+                error: format!(
+                    "{} cannot create {remote} on dock {}",
+                    dock.user,
+                    dock.name()
+                ),
+                hint: dock.workspace_hint(&ctx.user),
+            }));
+            plan.run(mkdir);
             if has_ignore {
                 rsync = rsync.arg("--filter=:- .dockerignore");
             }
