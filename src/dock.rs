@@ -123,7 +123,7 @@ impl Dock {
     /// The dock's copy of a local project directory, kept by `sync-up`:
     /// `<workspace>/<user>/code/<name>`, `<name>` being the local directory's base name as
     /// it is (not lower-cased). One function for every command that needs it (sync-up and
-    /// sync-down, run-notebook).
+    /// sync-down, run-image's `{dock_project_root}`, run-notebook).
     pub fn code_dir(&self, user: &str, local: &Path) -> String {
         let name = local
             .file_name()

@@ -634,6 +634,100 @@ fn sync_up_says_what_to_do_when_the_dock_user_cannot_write_the_workspace() {
     assert!(landed, "nothing in {}", synced.display());
 }
 
+#[test]
+fn docked_run_image_mounts_the_copy_sync_up_keeps_and_fails_before_starting_without_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    assert!(d.register("testdock", Some(ws.path())).status.success());
+    // The dev template's cfg (`dockerutils init`), in a project whose directory name has a
+    // space and a quote; the image is named in the cfg (the directory's name is no image
+    // name docker takes).
+    let p = Project::new("dock copy's");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE)
+        .file("marker.txt", "the project, on the dock\n");
+    let out = p.cmd("dockerutils").args(["init", "dev"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let image = format!("du-dockcopy-{}:{USER}", std::process::id());
+    let mut cfg = std::fs::read_to_string(p.root.join("docker/dockerutils.cfg")).unwrap();
+    assert!(
+        cfg.contains("volumes_docked=-v {dock_project_root}:/home/app/project"),
+        "{cfg}"
+    );
+    cfg.push_str(&format!(
+        "name={}\nprefix=False\ncmd=cat /home/app/project/marker.txt\n",
+        image.split(':').next().unwrap()
+    ));
+    std::fs::write(p.root.join("docker/dockerutils.cfg"), cfg).unwrap();
+    let copy = ws.path().join(USER).join("code").join(&p.name);
+
+    let script = r#"
+source dock testdock
+build-image dev >/dev/null 2>&1 || echo "build failed"
+run-image dev; echo "rc=$?"
+[ -e "$COPY" ] || echo "no copy made"
+run-image dev --dry-run
+sync-up >/dev/null 2>&1 || echo "sync-up failed"
+run-image dev; echo "rc=$?"
+"#;
+    let out = d
+        .cmd("bash")
+        .args(["-c", script])
+        .current_dir(&p.root)
+        .env("COPY", &copy)
+        .output()
+        .unwrap();
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let (first, rest) = stdout.split_once("no copy made\n").unwrap_or_else(|| {
+        panic!("the first run made the copy (or failed to run): {stdout}{stderr}")
+    });
+    // Before sync-up: an error that says what to do, and no container (docker would have
+    // made the directory).
+    assert_eq!(first, "rc=1\n", "{stderr}");
+    assert!(
+        stderr.contains(&format!("missing on the dock: {}\n", copy.display()))
+            && stderr.contains(
+                "run-image: error: [dev] volumes_docked mounts a path that does not exist on \
+                 dock testdock"
+            )
+            && stderr.contains("run-image: hint: `sync-up` copies the project to"),
+        "{stderr}"
+    );
+    // --dry-run shows the check: one ssh over the dock's connection, the path one word.
+    let shown = rest
+        .lines()
+        .find(|l| l.starts_with("ssh "))
+        .unwrap_or_else(|| panic!("no check in the dry run: {rest}"));
+    assert!(
+        shown.contains(&format!(
+            "ControlPath={}",
+            d.home().join(".docker").join(&d.ip).join("cm").display()
+        )),
+        "{shown}"
+    );
+    let words = shlex::split(shown).unwrap();
+    let remote = words.last().unwrap();
+    assert_eq!(
+        shlex::split(remote).unwrap()[3],
+        format!("{};", copy.display()),
+        "{remote}"
+    );
+    // After sync-up: the container runs on the copy.
+    assert!(
+        rest.ends_with("the project, on the dock\nrc=0\n"),
+        "{stdout}{stderr}"
+    );
+}
+
 /// The byte count of "transfer-image: sent X MiB (N bytes) to …".
 fn bytes_sent(stderr: &str) -> u64 {
     let line = stderr
