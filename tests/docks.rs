@@ -998,6 +998,84 @@ fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
 }
 
 #[test]
+fn transfer_image_takes_a_project_image_name_as_the_other_commands_do() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let p = Project::new("xfername");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE).cfg(
+        "[dev]\ntag=timestamp\n[run_image]\nsynthetic_images=shell\n[shell]\nname=dev\ntag=timestamp\n",
+    );
+    let name = format!("{}-dev", p.name);
+    // Nothing built yet: the project's image is named, and what to do.
+    let out = d
+        .cmd("transfer-image")
+        .args(["dev", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "transfer-image: error: no build of {name} here ([dev] tag=timestamp): build-image dev"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+
+    build(&p, "dev");
+    let stamp = text(
+        &Command::new("docker")
+            .args(["images", "--format", "{{.Tag}}", &name])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let built = format!("{name}:{stamp}");
+    // From a subdirectory of the project, by its image's name: the newest build goes.
+    let out = d
+        .cmd("transfer-image")
+        .args(["dev", "testdock"])
+        .current_dir(p.root.join("docker"))
+        .output()
+        .unwrap();
+    let on_dock = d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &built]);
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &built])
+        .output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(on_dock, common::image_id(&built));
+    // A synthetic image of the cfg names its image too.
+    let out = d
+        .cmd("transfer-image")
+        .args(["shell", "testdock", "--dry-run"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!("(the layers of {built} from")),
+        "{}",
+        text(&out.stdout)
+    );
+    // Outside the project, `dev` is a docker reference, as before.
+    let out = d
+        .cmd("transfer-image")
+        .args(["dev", "testdock"])
+        .current_dir(d.home())
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("image `dev` is not in the local engine"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn a_damaged_layer_in_the_engine_storage_is_not_sent() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();
