@@ -50,7 +50,9 @@ fn local_dir() -> PathBuf {
 /// included, the target of `remote/`) keep their modes, new ones get the dock's minus
 /// the umask. Without `-o`, rsync run by root replaces each file it updates with a new
 /// file of root's; `--inplace` (root only: any other user cannot open a read-only file
-/// of theirs for writing) writes into the file instead, which keeps its owner. Going up,
+/// of theirs for writing) writes into the file instead, which keeps its owner; an
+/// interrupted run leaves that one file half-written until the next (the other way,
+/// the user's file would be root's for good). Going up,
 /// the dock's copy takes the local modes (executables stay executable there).
 pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     let local = local_dir();
