@@ -11,6 +11,8 @@ pub struct Context {
     pub home: String,
     pub env: HashMap<String, String>,
     pub stdin_is_tty: bool,
+    /// Runs as root (effective uid 0): a copy then sets owners unless told not to.
+    pub superuser: bool,
 }
 
 impl Context {
@@ -22,6 +24,8 @@ impl Context {
                 .unwrap_or_default(),
             env: std::env::vars().collect(),
             stdin_is_tty: std::io::stdin().is_terminal(),
+            // SAFETY: geteuid(2) cannot fail and touches no memory.
+            superuser: unsafe { libc::geteuid() } == 0,
         }
     }
 

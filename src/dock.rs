@@ -13,10 +13,14 @@
 //! SSH control socket.
 
 use crate::error::{Error, Result};
+use crate::plan::quote;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "connection_config.txt";
+
+/// The workspace of a dock registered without `--workspace` (as 2.0.7).
+pub const DEFAULT_WORKSPACE: &str = "/data/workspaces";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dock {
@@ -105,6 +109,45 @@ impl Dock {
         opts.into_iter()
             .flat_map(|o| ["-o".to_string(), o])
             .collect()
+    }
+
+    /// Where `sync-up` puts projects on this dock: the registered `--workspace`
+    /// (`DOCK_WORKSPACE`), else [`DEFAULT_WORKSPACE`].
+    pub fn workspace(&self) -> &str {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == "DOCK_WORKSPACE")
+            .map_or(DEFAULT_WORKSPACE, |(_, v)| v.as_str())
+    }
+
+    /// The dock's copy of a local project directory, kept by `sync-up`:
+    /// `<workspace>/<user>/code/<name>`, `<name>` being the local directory's base name as
+    /// it is (not lower-cased). One function for every command that needs it (sync-up and
+    /// sync-down, run-image's `{dock_project_root}`, run-notebook).
+    pub fn code_dir(&self, user: &str, local: &Path) -> String {
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{}/{user}/code/{name}", self.workspace())
+    }
+
+    /// What to do when the dock's user cannot create its directory in the workspace
+    /// (`<workspace>/<user>`, `user` being the local user whose projects go there): a
+    /// workspace it can write, in its home, or that directory made for it by an admin.
+    pub fn workspace_hint(&self, user: &str) -> String {
+        let mut register = format!("register-dock {}", quote(&self.ip));
+        if !self.moniker.is_empty() && self.moniker != "none" {
+            register.push(' ');
+            register.push_str(&quote(&self.moniker));
+        }
+        format!(
+            "register the dock with a workspace that {who} can write, e.g. in its home on the \
+             dock: `{register} -u {who} --workspace '~/workspaces'`; or have it made there for \
+             {who}: `sudo install -d -o {who} {dir}`",
+            who = quote(&self.user),
+            dir = quote(&format!("{}/{user}", self.workspace())),
+        )
     }
 
     pub fn name(&self) -> &str {
@@ -199,8 +242,9 @@ pub fn register(dock: &Dock) -> Result<()> {
     write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
-/// Removes a dock's registration, closing its shared ssh connection first.
-pub fn unregister(dock: &Dock) -> Result<()> {
+/// Ends the dock's shared ssh connection, if one is open (it stays logged in as the user
+/// it was opened for, whatever the registration says next).
+pub fn close_connection(dock: &Dock) {
     let _ = std::process::Command::new("ssh")
         .args([
             "-o",
@@ -211,6 +255,11 @@ pub fn unregister(dock: &Dock) -> Result<()> {
         .arg(dock.destination())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// Removes a dock's registration, closing its shared ssh connection first.
+pub fn unregister(dock: &Dock) -> Result<()> {
+    close_connection(dock);
     std::fs::remove_dir_all(&dock.dir)
         .map_err(|e| Error::io(format!("cannot remove {}", dock.dir.display()), e))
 }

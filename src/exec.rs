@@ -227,8 +227,13 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
             eprintln!("{prog}: hint: {hint}");
         }
     }
-    match inv.on_failure {
-        OnFailure::Stop => StepResult::Stop(code),
+    match &inv.on_failure {
+        OnFailure::Explain(known) if known.code == code && !interrupted() => {
+            eprintln!("{prog}: error: {}", known.error);
+            eprintln!("{prog}: hint: {}", known.hint);
+            StepResult::Stop(1)
+        }
+        OnFailure::Stop | OnFailure::Explain(_) => StepResult::Stop(code),
         OnFailure::MissingImageIsFine => StepResult::Noted(code),
     }
 }

@@ -6,6 +6,16 @@
 /// Replaces `{name}` with its value from `vars`; `{{` and `}}` stand for braces.
 /// An unknown name is an error that lists the known ones.
 pub fn format_vars(text: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+    format_vars_or(text, vars, &[])
+}
+
+/// [`format_vars`], where the names of `unavailable` are known but have no value here:
+/// using one is an error that says why (`{dock_project_root}` when not docked).
+pub fn format_vars_or(
+    text: &str,
+    vars: &[(&str, &str)],
+    unavailable: &[(&str, &str)],
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -34,6 +44,9 @@ pub fn format_vars(text: &str, vars: &[(&str, &str)]) -> Result<String, String> 
                     ));
                 };
                 let name = &rest[..end];
+                if let Some((_, why)) = unavailable.iter().find(|(n, _)| *n == name) {
+                    return Err(format!("`{{{name}}}` {why}"));
+                }
                 let Some((_, value)) = vars.iter().find(|(n, _)| *n == name) else {
                     let known: Vec<String> = vars.iter().map(|(n, _)| format!("{{{n}}}")).collect();
                     return Err(format!(
@@ -107,6 +120,12 @@ mod tests {
         );
         assert!(format_vars("{user", &vars).is_err());
         assert_eq!(format_vars("${HOME}/{user}", &vars).unwrap(), "${HOME}/ann");
+        let none = [("dock_project_root", "is known only when docked")];
+        assert_eq!(
+            format_vars_or("{dock_project_root}:/p", &vars, &none).unwrap_err(),
+            "`{dock_project_root}` is known only when docked"
+        );
+        assert_eq!(format_vars_or("{user}", &vars, &none).unwrap(), "ann");
     }
 
     #[test]

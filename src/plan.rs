@@ -38,13 +38,27 @@ pub struct EnvVar {
 }
 
 /// What a failure of this step means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OnFailure {
     /// Stop the plan and exit with the step's exit code.
     Stop,
     /// `docker rmi` of an image that may not exist: "No such image" is fine, anything
     /// else is reported and remembered for the exit code, and the plan goes on.
     MissingImageIsFine,
+    /// A check or a preparation whose exit code `code` has a known meaning (a path
+    /// missing on the dock, a directory that cannot be made there): it is reported as the
+    /// command's error with what to do, and the plan stops with exit code 1. Any other
+    /// failure stops it with the program's own message and code (ssh's 255: the dock
+    /// could not be reached).
+    Explain(Box<Explanation>),
+}
+
+/// What an [`OnFailure::Explain`] step's known failure means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub code: i32,
+    pub error: String,
+    pub hint: String,
 }
 
 /// One program to run.

@@ -175,6 +175,14 @@ impl Project {
             .unwrap_or_default())
     }
 
+    /// The names the commands take for the project's images: the subdirectories of
+    /// `docker/` and the cfg's synthetic images.
+    pub fn image_names(&self) -> Result<Vec<String>> {
+        let mut names = self.image_dirs()?;
+        names.extend(self.synthetic_images()?);
+        Ok(names)
+    }
+
     /// Checks that `image` is one of `valid`, or says which are.
     pub fn check_image(image: &str, valid: &[String]) -> Result<()> {
         if valid.iter().any(|v| v == image) {

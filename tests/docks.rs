@@ -110,10 +110,11 @@ fn register_writes_the_python_tools_format_privately() {
         0o700
     );
 
-    // DOCK_USER is the default user, ubuntu without it (as 2.0.7).
+    // DOCK_USER is the default user, ubuntu without it (as 2.0.7). (--no-check: no packet
+    // goes to an address that is not this machine's.)
     let out = d
         .cmd("register-dock")
-        .args(["10.9.9.9", "other"])
+        .args(["10.9.9.9", "other", "--no-check"])
         .env("DOCK_USER", "admin")
         .output()
         .unwrap();
@@ -137,6 +138,95 @@ fn register_writes_the_python_tools_format_privately() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn register_dock_says_which_dock_it_replaces_and_warns_when_one_does_not_answer() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    let out = d.register("first", Some(ws.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // It answered, and the workspace can be written: nothing to say but that.
+    assert_eq!(text(&out.stderr), "");
+    assert!(
+        !text(&out.stdout).contains("Replaced"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d.register("second", Some(ws.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "Replaced dock first ({}@{}): the registry holds one dock per address\n\
+             Registered dock second",
+            d.user, d.ip
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d
+        .cmd("ssh-dock")
+        .args(["first", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stderr).contains("no dock `first` is registered"));
+
+    // Nothing listens on 127.0.0.3:22: registered all the same, with a warning that says so.
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.3", "deaddock", "-u", "x"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("register-dock: warning: x@127.0.0.3 cannot be reached over ssh (")
+            && err.contains("Connection refused")
+            && err.contains("registered all the same"),
+        "{err}"
+    );
+    assert!(
+        d.home()
+            .join(".docker/127.0.0.3/connection_config.txt")
+            .is_file()
+    );
+    // --no-check asks nothing.
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.3", "deaddock", "-u", "x", "--no-check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(text(&out.stderr), "");
+    assert!(text(&out.stdout).contains("Replaced dock deaddock (x@127.0.0.3)"));
+
+    // A workspace in the home of a dock that does not answer cannot be resolved: an error,
+    // and nothing registered.
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.4", "nohome", "-u", "x", "--workspace", "~/ws"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the dock user's home is known only by asking the dock"),
+        "{err}"
+    );
+    assert!(!d.home().join(".docker/127.0.0.4").exists());
+    let out = d
+        .cmd("register-dock")
+        .args(["127.0.0.4", "rel", "--workspace", "ws", "--no-check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!d.home().join(".docker/127.0.0.4").exists());
 }
 
 /// Docks a real shell, builds and runs an image there, casts off; returns the script's output.
@@ -342,6 +432,299 @@ fn sync_up_and_down_honour_dockerignore() {
     assert_eq!(
         std::fs::read_to_string(p.root.join("secret.txt")).unwrap(),
         "do not send\n"
+    );
+}
+
+/// Owner, group and mode of the directory `root` and of everything under it, by path.
+fn owners_and_modes(root: &Path) -> std::collections::BTreeMap<PathBuf, (u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.insert(path, (meta.uid(), meta.gid(), meta.mode() & 0o7777));
+    }
+    out
+}
+
+#[test]
+fn sync_down_as_root_keeps_the_owners_and_modes_of_the_local_project() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    assert!(d.register("testdock", Some(ws.path())).status.success());
+    // A user's project (not root's, who runs this, as on a server), modes of its own, in a
+    // directory whose name a shell would split and choke on.
+    let p = Project::new("own it's");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE)
+        .file("a.txt", "one\n")
+        .file("run.sh", "#!/bin/sh\n")
+        .file("src/lib.py", "x = 1\n");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for (rel, mode) in [
+        (".", 0o750),
+        ("a.txt", 0o640),
+        ("run.sh", 0o755),
+        ("src", 0o710),
+    ] {
+        std::fs::set_permissions(p.root.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    assert!(
+        Command::new("chown")
+            .args(["-R", "4242:4243"])
+            .arg(&p.root)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = owners_and_modes(&p.root);
+
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let remote = ws.path().join(USER).join("code").join(&p.name);
+    assert_eq!(
+        std::fs::read_to_string(remote.join("a.txt")).unwrap(),
+        "one\n"
+    );
+    // On the dock, the dock user's files, with the local modes.
+    let dock_uid = std::fs::metadata(ws.path().join(USER)).unwrap().uid();
+    let a = std::fs::metadata(remote.join("a.txt")).unwrap();
+    assert_eq!((a.uid(), a.mode() & 0o777), (dock_uid, 0o640));
+
+    // Work on the dock: a file changed (by the dock user), one made.
+    std::fs::write(remote.join("a.txt"), "two, from the dock\n").unwrap();
+    std::fs::write(remote.join("new.txt"), "made on the dock\n").unwrap();
+    Command::new("chown")
+        .arg(d.user.as_str())
+        .arg(remote.join("new.txt"))
+        .status()
+        .unwrap();
+    let out = d
+        .cmd("sync-down")
+        .args(["--dock", "testdock"])
+        .current_dir(p.root.join("src"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("a.txt")).unwrap(),
+        "two, from the dock\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("new.txt")).unwrap(),
+        "made on the dock\n"
+    );
+    // Every file that was here (the root, the changed file), as it was owned and moded.
+    let mut after = owners_and_modes(&p.root);
+    let new = after.remove(&p.root.join("new.txt")).unwrap();
+    assert_eq!(after, before);
+    // A new file is the one's who ran sync-down, never the dock user's uid.
+    let mine = tempfile::tempfile().unwrap().metadata().unwrap().uid();
+    assert_eq!(new.0, mine);
+}
+
+/// The passwd home of a user of tests/dock-env.sh.
+fn home_of(user: &str) -> PathBuf {
+    let out = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .unwrap();
+    PathBuf::from(
+        text(&out.stdout)
+            .trim()
+            .split(':')
+            .nth(5)
+            .unwrap_or_else(|| panic!("no user {user}: tests/dock-env.sh makes it")),
+    )
+}
+
+#[test]
+fn sync_up_says_what_to_do_when_the_dock_user_cannot_write_the_workspace() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    // The default workspace, /data/workspaces: dockuser cannot make it (a normal dock user).
+    let out = d.register("testdock", None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hint_register = format!(
+        "`register-dock {} testdock -u {} --workspace '~/workspaces'`",
+        d.ip, d.user
+    );
+    let hint_sudo = format!("`sudo install -d -o {} /data/workspaces/{USER}`", d.user);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "register-dock: warning: {} cannot create /data/workspaces/{USER} on {}",
+            d.user, d.ip
+        )) && err.contains(&hint_register)
+            && err.contains(&hint_sudo),
+        "{err}"
+    );
+
+    let p = Project::new("nows");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE);
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "sync-up: error: {} cannot create /data/workspaces/{USER}/code/{} on dock testdock",
+            d.user, p.name
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("sync-up: hint: register the dock with a workspace")
+            && err.contains(&hint_register)
+            && err.contains(&hint_sudo),
+        "{err}"
+    );
+    assert!(!err.contains("Sync complete"), "{err}");
+
+    // As the hint says: a workspace in the dock user's home, `~` resolved there.
+    let ws = format!("~/du-ws-{}", std::process::id());
+    let home_ws = home_of(&d.user).join(&ws[2..]);
+    let out = d
+        .cmd("register-dock")
+        .args([&d.ip, "testdock", "-u", &d.user, "--workspace", &ws])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "sync-up puts projects in {} there",
+            home_ws.display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let synced = home_ws.join(USER).join("code").join(&p.name);
+    let landed = synced.join("docker/dev/Dockerfile").is_file();
+    let _ = std::fs::remove_dir_all(&home_ws);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(landed, "nothing in {}", synced.display());
+}
+
+#[test]
+fn docked_run_image_mounts_the_copy_sync_up_keeps_and_fails_before_starting_without_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    assert!(d.register("testdock", Some(ws.path())).status.success());
+    // The dev template's cfg (`dockerutils init`), in a project whose directory name has a
+    // space and a quote; the image is named in the cfg (the directory's name is no image
+    // name docker takes).
+    let p = Project::new("dock copy's");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE)
+        .file("marker.txt", "the project, on the dock\n");
+    let out = p.cmd("dockerutils").args(["init", "dev"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let image = format!("du-dockcopy-{}:{USER}", std::process::id());
+    let mut cfg = std::fs::read_to_string(p.root.join("docker/dockerutils.cfg")).unwrap();
+    assert!(
+        cfg.contains("volumes_docked=-v {dock_project_root}:/home/app/project"),
+        "{cfg}"
+    );
+    cfg.push_str(&format!(
+        "name={}\nprefix=False\ncmd=cat /home/app/project/marker.txt\n",
+        image.split(':').next().unwrap()
+    ));
+    std::fs::write(p.root.join("docker/dockerutils.cfg"), cfg).unwrap();
+    let copy = ws.path().join(USER).join("code").join(&p.name);
+
+    let script = r#"
+source dock testdock
+build-image dev >/dev/null 2>&1 || echo "build failed"
+run-image dev; echo "rc=$?"
+[ -e "$COPY" ] || echo "no copy made"
+run-image dev --dry-run
+sync-up >/dev/null 2>&1 || echo "sync-up failed"
+run-image dev; echo "rc=$?"
+"#;
+    let out = d
+        .cmd("bash")
+        .args(["-c", script])
+        .current_dir(&p.root)
+        .env("COPY", &copy)
+        .output()
+        .unwrap();
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let (first, rest) = stdout.split_once("no copy made\n").unwrap_or_else(|| {
+        panic!("the first run made the copy (or failed to run): {stdout}{stderr}")
+    });
+    // Before sync-up: an error that says what to do, and no container (docker would have
+    // made the directory).
+    assert_eq!(first, "rc=1\n", "{stderr}");
+    assert!(
+        stderr.contains(&format!("missing on the dock: {}\n", copy.display()))
+            && stderr.contains(
+                "run-image: error: [dev] volumes_docked mounts a path that does not exist on \
+                 dock testdock"
+            )
+            && stderr.contains("run-image: hint: `sync-up` copies the project to"),
+        "{stderr}"
+    );
+    // --dry-run shows the check: one ssh over the dock's connection, the path one word.
+    let shown = rest
+        .lines()
+        .find(|l| l.starts_with("ssh "))
+        .unwrap_or_else(|| panic!("no check in the dry run: {rest}"));
+    assert!(
+        shown.contains(&format!(
+            "ControlPath={}",
+            d.home().join(".docker").join(&d.ip).join("cm").display()
+        )),
+        "{shown}"
+    );
+    let words = shlex::split(shown).unwrap();
+    let remote = words.last().unwrap();
+    assert_eq!(
+        shlex::split(remote).unwrap()[3],
+        format!("{};", copy.display()),
+        "{remote}"
+    );
+    // After sync-up: the container runs on the copy.
+    assert!(
+        rest.ends_with("the project, on the dock\nrc=0\n"),
+        "{stdout}{stderr}"
     );
 }
 
@@ -611,6 +994,84 @@ fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
         &[&image, &format!("nodocker@{}", d.ip)],
         1,
         "has no docker on its PATH",
+    );
+}
+
+#[test]
+fn transfer_image_takes_a_project_image_name_as_the_other_commands_do() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let p = Project::new("xfername");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE).cfg(
+        "[dev]\ntag=timestamp\n[run_image]\nsynthetic_images=shell\n[shell]\nname=dev\ntag=timestamp\n",
+    );
+    let name = format!("{}-dev", p.name);
+    // Nothing built yet: the project's image is named, and what to do.
+    let out = d
+        .cmd("transfer-image")
+        .args(["dev", "testdock"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "transfer-image: error: no build of {name} here ([dev] tag=timestamp): build-image dev"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+
+    build(&p, "dev");
+    let stamp = text(
+        &Command::new("docker")
+            .args(["images", "--format", "{{.Tag}}", &name])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let built = format!("{name}:{stamp}");
+    // From a subdirectory of the project, by its image's name: the newest build goes.
+    let out = d
+        .cmd("transfer-image")
+        .args(["dev", "testdock"])
+        .current_dir(p.root.join("docker"))
+        .output()
+        .unwrap();
+    let on_dock = d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &built]);
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &built])
+        .output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(on_dock, common::image_id(&built));
+    // A synthetic image of the cfg names its image too.
+    let out = d
+        .cmd("transfer-image")
+        .args(["shell", "testdock", "--dry-run"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!("(the layers of {built} from")),
+        "{}",
+        text(&out.stdout)
+    );
+    // Outside the project, `dev` is a docker reference, as before.
+    let out = d
+        .cmd("transfer-image")
+        .args(["dev", "testdock"])
+        .current_dir(d.home())
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("image `dev` is not in the local engine"),
+        "{}",
+        text(&out.stderr)
     );
 }
 

@@ -846,6 +846,7 @@ mod tests {
             home: "/home/ann".into(),
             env: [("AWS_ACCESS_KEY_ID".to_string(), "AKIA".to_string())].into(),
             stdin_is_tty: true,
+            superuser: false,
         }
     }
 

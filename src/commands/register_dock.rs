@@ -1,15 +1,25 @@
 //! `register-dock IP [MONIKER]`: add a dock to the registry (`~/.docker/<ip>/`).
+//!
+//! The registry holds one dock per address (as 2.0.7): registering an address again
+//! replaces its dock, and says which. Before writing, one ssh to the dock (BatchMode, 5 s
+//! to connect, its own connection: nothing is left running) tells whether it answers
+//! and whether its user can create its directory in the workspace, where `sync-up` puts
+//! projects; what is wrong is a warning, not a failure (a dock may be registered before
+//! it runs). The same call resolves a workspace in the dock user's home (`~/…`) to its
+//! path there. `--no-check` skips it.
 
-use crate::dock::{self, Dock};
-use crate::error::Result;
+use crate::dock::{self, DEFAULT_WORKSPACE, Dock};
+use crate::error::{Error, Result};
+use crate::plan::quote;
 use clap::Parser;
+use std::process::{Command, Stdio};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "register-dock",
     version,
     about = "Register a remote Docker host (a dock) by IP or hostname, with an optional moniker",
-    after_help = "Examples:\n  register-dock 10.93.133.6 gpu-box\n  register-dock -u admin build.example.com builder\n  DOCK_USER=ec2-user register-dock 10.0.0.7\n\nThen: source dock gpu-box"
+    after_help = "Examples:\n  register-dock 10.93.133.6 gpu-box\n  register-dock -u admin build.example.com builder\n  register-dock 10.93.133.6 gpu-box --workspace '~/workspaces'   # in the dock user's home\n  DOCK_USER=ec2-user register-dock 10.0.0.7 --no-check\n\nThen: source dock gpu-box"
 )]
 pub struct Args {
     /// IP address or hostname of the dock
@@ -19,48 +29,291 @@ pub struct Args {
     /// The ssh user on the dock [default: $DOCK_USER, else ubuntu]
     #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// Where sync-up puts projects on the dock [default: /data/workspaces]
+    /// Where sync-up puts projects on the dock: an absolute path, or '~/DIR' (quoted) in
+    /// the dock user's home [default: /data/workspaces]
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<String>,
+    /// Do not ssh to the dock to check that it answers and that the workspace can be
+    /// written
+    #[arg(long)]
+    pub no_check: bool,
 }
 
-pub fn run(args: &Args) -> Result<Dock> {
+/// What registering did, for the user to read.
+pub struct Registered {
+    pub dock: Dock,
+    /// The dock that was registered at this address before, now replaced.
+    pub replaced: Option<Dock>,
+    /// Lines of `warning: …` / `hint: …` text: what the check found wrong.
+    pub warnings: Vec<(String, Option<String>)>,
+}
+
+/// What one ssh to the dock found.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// It answered: the workspace (`~` resolved), and the directory that keeps the dock's
+    /// user from creating `<workspace>/<user>`, if one does.
+    Answered {
+        workspace: String,
+        blocked_by: Option<String>,
+    },
+    /// ssh could not connect or log in: its message.
+    NoAnswer(String),
+    /// It answered, but the check did not run through: what it said.
+    Failed(String),
+}
+
+/// The check, run by the dock user's login shell with builtins only (a dock user's PATH
+/// may hold nothing): resolve `~`, then walk up from `<workspace>/<user>` to the first
+/// directory that exists, which must be one the user can write. Nothing is created.
+fn probe_script(workspace: &str, user: &str) -> String {
+    format!(
+        r#"ws={ws}; case $ws in "~") ws=$HOME ;; "~/"*) ws=$HOME/${{ws#"~/"}} ;; esac; d=$ws/{user}; while [ ! -e "$d" ]; do d=${{d%/*}}; [ -n "$d" ] || d=/; done; printf '%s\n' "$ws"; if [ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ]; then echo ok; else printf 'blocked %s\n' "$d"; fi"#,
+        ws = quote(workspace),
+        user = quote(user),
+    )
+}
+
+fn probe(dock: &Dock, workspace: &str, user: &str) -> Result<Probe> {
+    // Its own connection, not the shared one (which would outlive this command), and no
+    // host key learned: registering forgets the address's old key, and the first real
+    // connection learns the new one into the dock's known_hosts.
+    let out = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=error",
+        ])
+        .arg(dock.destination())
+        .arg(probe_script(workspace, user))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::spawn("ssh", e))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines();
+    Ok(match (out.status.code(), lines.next(), lines.next()) {
+        (Some(255), _, _) => Probe::NoAnswer(stderr),
+        (Some(0), Some(ws), Some("ok")) => Probe::Answered {
+            workspace: ws.to_string(),
+            blocked_by: None,
+        },
+        (Some(0), Some(ws), Some(blocked)) if blocked.starts_with("blocked ") => Probe::Answered {
+            workspace: ws.to_string(),
+            blocked_by: Some(blocked["blocked ".len()..].to_string()),
+        },
+        _ if stderr.is_empty() => Probe::Failed(format!("it printed: {}", stdout.trim())),
+        _ => Probe::Failed(stderr),
+    })
+}
+
+/// A workspace names a place on the dock: an absolute path, or one in the dock user's
+/// home (`~`, `~/DIR`); a trailing `/` is dropped.
+fn check_workspace(given: &str) -> Result<String> {
+    let ws = match given.trim_end_matches('/') {
+        "" if given.starts_with('/') => "/",
+        ws => ws,
+    };
+    if ws.starts_with('/') || ws == "~" || ws.starts_with("~/") {
+        Ok(ws.to_string())
+    } else {
+        Err(Error::Usage(format!(
+            "--workspace {}: give an absolute path, or '~/DIR' (quoted, so that this shell \
+             leaves it) for a directory in the dock user's home",
+            quote(given)
+        )))
+    }
+}
+
+pub fn run(args: &Args) -> Result<Registered> {
     let user = args
         .user
         .clone()
         .or_else(|| std::env::var("DOCK_USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "ubuntu".into());
+    let workspace = args.workspace.as_deref().map(check_workspace).transpose()?;
     let dir = dock::registry_dir().join(&args.ip);
-    let mut extra = vec![];
-    if let Some(ws) = &args.workspace {
-        extra.push(("DOCK_WORKSPACE".to_string(), ws.clone()));
-    }
-    let dock = Dock {
+    let mut dock = Dock {
         user,
         moniker: args.moniker.clone().unwrap_or_else(|| "none".into()),
         hostname: args.ip.clone(),
         ip: args.ip.clone(),
-        extra,
+        extra: vec![],
         dir,
     };
+    if let Some(ws) = &workspace {
+        dock.extra.push(("DOCK_WORKSPACE".to_string(), ws.clone()));
+    }
+    let in_home = workspace.as_deref().is_some_and(|ws| ws.starts_with('~'));
+    let local_user = crate::project::user_name();
+    let mut warnings = vec![];
+    if args.no_check {
+        if in_home {
+            return Err(Error::Usage(format!(
+                "--workspace {}: the dock user's home is known only by asking the dock, which \
+                 --no-check does not: give the absolute path",
+                quote(dock.workspace())
+            )));
+        }
+    } else {
+        match probe(&dock, dock.workspace(), &local_user)? {
+            Probe::Answered {
+                workspace: resolved,
+                blocked_by,
+            } => {
+                if workspace.is_some() {
+                    dock.extra = vec![("DOCK_WORKSPACE".to_string(), resolved)];
+                }
+                if let Some(blocked) = blocked_by {
+                    warnings.push((
+                        format!(
+                            "{} cannot create {} on {} ({} is not a directory it can write): \
+                             sync-up would fail there",
+                            dock.user,
+                            quote(&format!("{}/{local_user}", dock.workspace())),
+                            dock.ip,
+                            quote(&blocked)
+                        ),
+                        Some(dock.workspace_hint(&local_user)),
+                    ));
+                }
+            }
+            Probe::NoAnswer(why) if in_home => {
+                return Err(Error::Remote(format!(
+                    "--workspace {}: the dock user's home is known only by asking the dock, \
+                     and {} did not answer over ssh ({why}): give the absolute path, or \
+                     register it when it answers",
+                    quote(dock.workspace()),
+                    dock.destination()
+                )));
+            }
+            Probe::NoAnswer(why) => warnings.push((
+                format!(
+                    "{} cannot be reached over ssh ({}); registered all the same",
+                    dock.destination(),
+                    if why.is_empty() { "no message" } else { &why }
+                ),
+                Some(
+                    "check the address, the user (-u) and that the dock runs sshd and \
+                     accepts your key (ssh-agent or ~/.ssh); `register-dock … --no-check` \
+                     registers without asking"
+                        .into(),
+                ),
+            )),
+            Probe::Failed(why) if in_home => {
+                return Err(Error::Remote(format!(
+                    "--workspace {}: resolving it on the dock failed: {why}; give the \
+                     absolute path",
+                    quote(dock.workspace())
+                )));
+            }
+            Probe::Failed(why) => warnings.push((
+                format!(
+                    "{} answered, but the check of its workspace failed: {why}",
+                    dock.destination()
+                ),
+                None,
+            )),
+        }
+    }
+    let replaced = std::fs::read_to_string(dock.dir.join(dock::CONFIG_FILE))
+        .ok()
+        .and_then(|text| Dock::parse(&text, &dock.dir));
+    if let Some(old) = &replaced {
+        // Its connection is logged in as the old user, and the new registration would
+        // ride it.
+        dock::close_connection(old);
+    }
     dock::register(&dock)?;
     // A new machine at the same address has a new host key: learn it afresh.
     let _ = std::fs::remove_file(dock.known_hosts());
-    Ok(dock)
+    Ok(Registered {
+        dock,
+        replaced,
+        warnings,
+    })
 }
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     match run(&args) {
-        Ok(dock) => {
+        Ok(done) => {
+            let dock = &done.dock;
+            if let Some(old) = &done.replaced {
+                println!(
+                    "Replaced dock {} ({}): the registry holds one dock per address",
+                    old.name(),
+                    old.destination()
+                );
+            }
             println!(
                 "Registered dock {} ({}) in {}",
                 dock.name(),
                 dock.destination(),
                 dock.dir.join(dock::CONFIG_FILE).display()
             );
+            if dock.workspace() != DEFAULT_WORKSPACE {
+                println!("sync-up puts projects in {} there", dock.workspace());
+            }
+            for (warning, hint) in &done.warnings {
+                eprintln!("register-dock: warning: {warning}");
+                if let Some(hint) = hint {
+                    eprintln!("register-dock: hint: {hint}");
+                }
+            }
             0
         }
         Err(e) => super::fail("register-dock", &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workspace_is_absolute_or_in_the_dock_users_home() {
+        assert_eq!(check_workspace("/srv/ws/").unwrap(), "/srv/ws");
+        assert_eq!(check_workspace("/").unwrap(), "/");
+        assert_eq!(check_workspace("~/ws").unwrap(), "~/ws");
+        assert_eq!(check_workspace("~").unwrap(), "~");
+        for bad in ["ws", "./ws", "~other/ws", ""] {
+            assert!(check_workspace(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_check_walks_up_to_the_first_directory_that_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("my home's");
+        std::fs::create_dir_all(home.join("ws")).unwrap();
+        let run = |ws: &str| {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(probe_script(ws, "ann b"))
+                .env("HOME", &home)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(run("~/ws"), format!("{}/ws\nok\n", home.display()));
+        assert_eq!(run("~"), format!("{}\nok\n", home.display()));
+        // A file where a directory would go: it blocks.
+        std::fs::write(home.join("file"), "").unwrap();
+        assert_eq!(
+            run("~/file/x"),
+            format!("{0}/file/x\nblocked {0}/file\n", home.display())
+        );
     }
 }

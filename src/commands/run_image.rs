@@ -1,11 +1,12 @@
 //! `run-image IMAGE`: start a container of a project image with its cfg section's options.
 
 use crate::context::Context;
+use crate::dock::{self, Dock};
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::expand;
 use crate::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, MIN_KEEP};
-use crate::plan::{Arg, EnvVar, Invocation, LogTo, Plan};
+use crate::plan::{Arg, EnvVar, Explanation, Invocation, LogTo, OnFailure, Plan, Step, quote};
 use crate::project::Project;
 use clap::Parser;
 use std::path::PathBuf;
@@ -128,6 +129,8 @@ struct Section<'a> {
     name: &'a str,
     docked: bool,
     ctx: &'a Context,
+    /// Replacement variables that have no value here, and why.
+    unavailable: Vec<(&'static str, String)>,
 }
 
 impl Section<'_> {
@@ -153,9 +156,14 @@ impl Section<'_> {
         };
         let err = |m: String| self.project.cfg.value_error(self.name, &key, m);
         let mut out = vec![];
+        let unavailable: Vec<(&str, &str)> = self
+            .unavailable
+            .iter()
+            .map(|(n, why)| (*n, why.as_str()))
+            .collect();
         for word in crate::cfg::split_words(&value).map_err(err)? {
             let word = match vars {
-                Some(vars) => expand::format_vars(&word, vars).map_err(err)?,
+                Some(vars) => expand::format_vars_or(&word, vars, &unavailable).map_err(err)?,
                 None => word,
             };
             out.push(self.ctx.expand_env(&word).map_err(err)?);
@@ -192,7 +200,10 @@ impl Args {
 
 pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
     let mut plan = Plan::default();
-    let mut inv = docker_run(project, args, &Lifecycle::Run, ctx)?;
+    let (mut inv, docked_mounts) = docker_run_and_mounts(project, args, &Lifecycle::Run, ctx)?;
+    if let Some(mounts) = docked_mounts {
+        plan.steps.push(mounts.check(project, args, ctx));
+    }
     latest_steps(project, args, ctx, &mut plan, &mut inv)?;
     inv.log = log_to(project, args, ctx)?;
     plan.run(inv);
@@ -253,6 +264,130 @@ fn latest_steps(
     Ok(())
 }
 
+/// The bind sources (absolute paths) that a `volumes_docked` key mounts from the dock.
+struct DockedMounts {
+    /// The dock, if it is registered.
+    dock: std::result::Result<Dock, String>,
+    key: String,
+    sources: Vec<String>,
+}
+
+impl DockedMounts {
+    /// One ssh over the dock's shared connection, before anything starts: does every
+    /// source exist? (`docker run -v` makes a missing one an empty directory of root's,
+    /// and the container runs on nothing.) The paths go to the dock's shell quoted.
+    fn check(&self, project: &Project, args: &Args, ctx: &Context) -> Step {
+        let dock = match &self.dock {
+            Ok(dock) => dock,
+            Err(why) => {
+                return Step::Say(format!(
+                    "not checked that what [{}] {} mounts exists on the dock: {why}",
+                    args.image, self.key
+                ));
+            }
+        };
+        let list: Vec<String> = self.sources.iter().map(|s| quote(s)).collect();
+        let script = format!(
+            "for p in {}; do [ -e \"$p\" ] || {{ echo \"missing on the dock: $p\" >&2; m=1; }}; \
+             done; [ -z \"$m\" ] || exit 3",
+            list.join(" ")
+        );
+        let mut inv = crate::ssh::to_dock(dock, false, &[script]);
+        inv.cwd = project.root.clone();
+        let copy = dock.code_dir(&ctx.user, &project.root);
+        let inside = |s: &String| s == &copy || s.starts_with(&format!("{copy}/"));
+        let sync = format!(
+            "`sync-up` copies the project to {} on the dock: run it first",
+            quote(&copy)
+        );
+        let elsewhere = format!(
+            "make it on the dock (`ssh-dock {}`), or change [{}] {} in {}",
+            dock.name(),
+            args.image,
+            self.key,
+            project.cfg.path().display()
+        );
+        let hint = if self.sources.iter().all(inside) {
+            sync
+        } else if self.sources.iter().any(inside) {
+            format!("{sync}; a directory outside the project's copy: {elsewhere}")
+        } else {
+            elsewhere
+        };
+        inv.on_failure = OnFailure::Explain(Box::new(Explanation {
+            code: 3,
+            error: format!(
+                "[{}] {} mounts a path that does not exist on dock {}: docker would create \
+                 it as an empty directory, and the container would run on nothing",
+                args.image,
+                self.key,
+                dock.name()
+            ),
+            hint,
+        }));
+        Step::Run(inv)
+    }
+}
+
+/// The host paths that `-v SRC:DST`, `--volume`, and `--mount type=bind,source=SRC` words
+/// mount, when absolute (a named volume is the engine's own).
+fn bind_sources(words: &[String]) -> Vec<String> {
+    let mut out = vec![];
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let w = word.as_str();
+        let (volume, mount) = match w {
+            "-v" | "--volume" => (words.next().map(String::as_str), None),
+            "--mount" => (None, words.next().map(String::as_str)),
+            _ => (
+                w.strip_prefix("--volume=").or_else(|| {
+                    w.strip_prefix("-v")
+                        .filter(|v| !v.is_empty() && !w.starts_with("--"))
+                }),
+                w.strip_prefix("--mount="),
+            ),
+        };
+        if let Some(spec) = volume {
+            out.extend(spec.split(':').next().map(str::to_string));
+        }
+        if let Some(spec) = mount {
+            let fields: Vec<(&str, &str)> = spec
+                .split(',')
+                .map(|f| f.split_once('=').unwrap_or((f, "")))
+                .collect();
+            let bind = fields.iter().any(|&(k, v)| k == "type" && v == "bind");
+            let source = fields
+                .iter()
+                .find(|(k, _)| matches!(*k, "source" | "src"))
+                .map(|(_, v)| v.to_string());
+            if bind {
+                out.extend(source);
+            }
+        }
+    }
+    out.retain(|s| s.starts_with('/'));
+    out
+}
+
+/// `{dock_project_root}`: the project's copy on the dock this shell is docked to (the
+/// directory `sync-up` keeps), with that dock; or why there is none.
+fn docked_copy(project: &Project, ctx: &Context) -> std::result::Result<(Dock, String), String> {
+    let Some(ip) = ctx.var("DOCKER_IP") else {
+        return Err(
+            "is the project's copy on a dock: it is known only when docked (`source dock NAME`)"
+                .into(),
+        );
+    };
+    let dock = dock::find(ip).map_err(|_| {
+        format!(
+            "needs the dock's registration, and DOCKER_IP={ip} is no registered dock \
+             (`register-dock {ip} …`, then `source dock`)"
+        )
+    })?;
+    let copy = dock.code_dir(&ctx.user, &project.root);
+    Ok((dock, copy))
+}
+
 /// The `docker run` of an image with its section's options (and the flags of `args`).
 pub fn docker_run(
     project: &Project,
@@ -260,17 +395,32 @@ pub fn docker_run(
     lifecycle: &Lifecycle,
     ctx: &Context,
 ) -> Result<Invocation> {
+    docker_run_and_mounts(project, args, lifecycle, ctx).map(|(inv, _)| inv)
+}
+
+/// [`docker_run`], and what its `volumes_docked` mounts from the dock, if it uses that key.
+fn docker_run_and_mounts(
+    project: &Project,
+    args: &Args,
+    lifecycle: &Lifecycle,
+    ctx: &Context,
+) -> Result<(Invocation, Option<DockedMounts>)> {
     let mut valid = project.image_dirs()?;
     valid.extend(project.synthetic_images()?);
     Project::check_image(&args.image, &valid)?;
     let cfg = &project.cfg;
     let docked = ctx.docked();
-    let section = Section {
+    let copy = docked_copy(project, ctx);
+    let mut section = Section {
         project,
         name: &args.image,
         docked,
         ctx,
+        unavailable: vec![],
     };
+    if let Err(why) = &copy {
+        section.unavailable.push(("dock_project_root", why.clone()));
+    }
     // `tag=timestamp`: the newest build here (run-image's plan handles --latest).
     let image = crate::tags::newest_here(project.image_ref(&args.image)?)?;
 
@@ -386,13 +536,36 @@ pub fn docker_run(
 
     let root = project.root.to_string_lossy();
     let dir_name = project.dir_name();
-    let vars: [(&str, &str); 4] = [
+    let mut vars: Vec<(&str, &str)> = vec![
         ("project_root", &root),
         ("user", &ctx.user),
         ("project", &dir_name),
         ("home", &ctx.home),
     ];
-    inv = inv.args(section.words("volumes", Some(&vars))?);
+    if let Ok((_, copy)) = &copy {
+        vars.push(("dock_project_root", copy));
+    }
+    let volumes = section.words("volumes", Some(&vars))?;
+    let mut docked_mounts = None;
+    if let Some((key, _)) = section
+        .key("volumes")?
+        .filter(|(k, _)| k.ends_with("_docked"))
+    {
+        let sources = bind_sources(&volumes);
+        if !sources.is_empty() {
+            docked_mounts = Some(DockedMounts {
+                dock: copy.clone().map(|(dock, _)| dock).map_err(|_| {
+                    format!(
+                        "DOCKER_IP={} is no registered dock",
+                        ctx.var("DOCKER_IP").unwrap_or_default()
+                    )
+                }),
+                key,
+                sources,
+            });
+        }
+    }
+    inv = inv.args(volumes);
     inv = inv.args(section.words("ports", None)?);
     match &args.args {
         Some(a) => inv = inv.args(cli_words("-a/--args", a)?),
@@ -403,7 +576,7 @@ pub fn docker_run(
         Some(c) => inv = inv.args(cli_words("-c/--command", c)?),
         None => inv = inv.args(section.words("cmd", None)?),
     }
-    Ok(inv)
+    Ok((inv, docked_mounts))
 }
 
 /// `--log [DIR]`: where the run's output goes. DIR from the flag (relative to the current
@@ -506,6 +679,30 @@ mod tests {
             w(&["-i"])
         );
         assert_eq!(shown(tty_rule(w(&["-it"]), true)), w(&["-it"]));
+    }
+
+    #[test]
+    fn finds_the_absolute_bind_sources_of_volume_words() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            bind_sources(&w(&[
+                "-v",
+                "/ws/my proj:/app:ro",
+                "-v",
+                "named:/data",
+                "--volume=/etc/x.conf:/x.conf",
+                "-v/short:/s",
+                "--mount",
+                "type=bind,source=/m b,target=/m",
+                "--mount=type=volume,src=/not-a-bind,dst=/v",
+                "--mount",
+                "type=bind,src=/src2,dst=/d",
+                "-e",
+                "X=/not/a/volume:/x",
+            ])),
+            w(&["/ws/my proj", "/etc/x.conf", "/short", "/m b", "/src2"])
+        );
+        assert!(bind_sources(&w(&["-v", "relative:/x", "--volume"])).is_empty());
     }
 
     #[test]

@@ -166,7 +166,13 @@ pub fn plan(
         };
         let ran = run_image::plan(project, &run, ctx)?;
         out.run.steps.extend(ran.steps);
-        out.run.invocations().next().cloned()
+        // The container's `docker run`: the plan's last step (a docked run checks its
+        // mounts on the dock first).
+        out.run
+            .invocations()
+            .filter(|inv| inv.is_docker && inv.argv().first() == Some(&"run"))
+            .last()
+            .cloned()
     } else {
         let image = default_image(project, ctx, args.gpu)?;
         if ctx.var("DOCKER_DS_DONT_PULL").is_none_or(|v| v == "pull") {
@@ -212,7 +218,7 @@ pub fn plan(
                 }
             }
             Some(dock) => {
-                let remote = sync::remote_dir(dock, &ctx.user, here);
+                let remote = dock.code_dir(&ctx.user, here);
                 inv = inv.args(mount(&remote, "/home/jovyan/project"));
                 inv = inv.args(["-v", "/data:/data"]);
             }

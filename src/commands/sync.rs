@@ -1,11 +1,12 @@
 //! `sync-up` / `sync-down`: rsync the project to and from
-//! `<workspace>/<user>/code/<project>` on the current dock (workspace: /data/workspaces
-//! unless the dock was registered with `--workspace`), honouring `.dockerignore` as 2.0.7.
+//! the dock's copy of the project ([`Dock::code_dir`]: `<workspace>/<user>/code/<project>`,
+//! the workspace /data/workspaces unless the dock was registered with `--workspace`),
+//! honouring `.dockerignore` as 2.0.7.
 
 use crate::context::Context;
 use crate::dock::{self, Dock};
 use crate::error::Result;
-use crate::plan::{Invocation, Plan, quote};
+use crate::plan::{Explanation, Invocation, OnFailure, Plan, quote};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 
@@ -39,23 +40,23 @@ fn local_dir() -> PathBuf {
         .unwrap_or(here)
 }
 
-pub fn remote_dir(dock: &Dock, user: &str, local: &Path) -> String {
-    let workspace = dock
-        .extra
-        .iter()
-        .find(|(k, _)| k == "DOCK_WORKSPACE")
-        .map_or("/data/workspaces", |(_, v)| v.as_str());
-    let name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{workspace}/{user}/code/{name}")
-}
-
 /// The steps of a sync (also used by run-notebook when docked).
+///
+/// Neither direction changes who owns a file or, coming down, its mode. rsync's `-a`
+/// keeps the sender's owners when the receiver runs as root (`-o -g`): a sync-down by
+/// root gave the project to the dock user's uid, which here may be anyone, and a dock
+/// whose user is root got the local uids; so `--no-owner --no-group` both ways. Coming
+/// down, `--no-perms` too: existing files and directories (the project root itself
+/// included, the target of `remote/`) keep their modes, new ones get the dock's minus
+/// the umask. Without `-o`, rsync run by root replaces each file it updates with a new
+/// file of root's; `--inplace` (root only: any other user cannot open a read-only file
+/// of theirs for writing) writes into the file instead, which keeps its owner; an
+/// interrupted run leaves that one file half-written until the next (the other way,
+/// the user's file would be root's for good). Going up,
+/// the dock's copy takes the local modes (executables stay executable there).
 pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     let local = local_dir();
-    let remote = remote_dir(dock, &ctx.user, &local);
+    let remote = dock.code_dir(&ctx.user, &local);
     let ssh_cmd = std::iter::once("ssh".to_string())
         .chain(dock.ssh_options())
         .chain(["-o".into(), "LogLevel=error".into()])
@@ -64,14 +65,35 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
         .join(" ");
     let has_ignore = local.join(".dockerignore").is_file();
     let mut plan = Plan::default();
-    let mut rsync = Invocation::new("rsync", local.clone()).args(["-az", "-e", &ssh_cmd]);
+    // -s: the paths go to the remote rsync through its protocol, not its shell, so a
+    // project directory with spaces, quotes or `*?[` arrives as it is (an rsync older than
+    // 3.2.4 escapes nothing, a newer one leaves the wildcards).
+    let mut rsync = Invocation::new("rsync", local.clone()).args([
+        "-az",
+        "-s",
+        "--no-owner",
+        "--no-group",
+        "-e",
+        &ssh_cmd,
+    ]);
     match direction {
         Direction::Up => {
-            plan.run(crate::ssh::to_dock(
+            // The path is one word for the dock's shell, whatever it holds.
+            let mut mkdir = crate::ssh::to_dock(
                 dock,
                 false,
-                &["mkdir".into(), "-p".into(), remote.clone()],
-            ));
+                &["mkdir".into(), "-p".into(), "--".into(), quote(&remote)],
+            );
+            mkdir.on_failure = OnFailure::Explain(Box::new(Explanation {
+                code: 1,
+                error: format!(
+                    "{} cannot create {remote} on dock {}",
+                    dock.user,
+                    dock.name()
+                ),
+                hint: dock.workspace_hint(&ctx.user),
+            }));
+            plan.run(mkdir);
             if has_ignore {
                 rsync = rsync.arg("--filter=:- .dockerignore");
             }
@@ -81,6 +103,10 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
             ]);
         }
         Direction::Down => {
+            rsync = rsync.arg("--no-perms");
+            if ctx.superuser {
+                rsync = rsync.arg("--inplace");
+            }
             if has_ignore {
                 rsync = rsync.arg("--filter=.- .dockerignore");
             }

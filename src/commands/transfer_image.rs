@@ -18,6 +18,8 @@ use crate::dock::{self, Dock};
 use crate::engine_store::{self, StoredImage};
 use crate::error::{Error, Result};
 use crate::plan::quote;
+use crate::project::Project;
+use crate::tags;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -32,10 +34,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
     name = "transfer-image",
     version,
     about = "Send a local image to a dock or an ssh host running docker, only the layers it lacks",
-    after_help = "Examples:\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer"
+    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer"
 )]
 pub struct Args {
-    /// The image, NAME[:TAG]
+    /// The image: inside a project, one of its images (a docker/ subdirectory or a
+    /// synthetic image of the cfg); else NAME[:TAG] or an image id
     pub image: String,
     /// A registered dock (moniker or IP), or [user@]host[:port]
     pub dest: String,
@@ -469,7 +472,36 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     }
 }
 
+/// IMAGE as every other command takes it: inside a project, the name of one of its
+/// images (a `docker/` subdirectory or a synthetic image of the cfg) means that image,
+/// `name:tag` as its section designates it, the newest build for `tag=timestamp`;
+/// anything else (or outside a project) is a docker reference.
+fn resolve_image(given: &str, user: &str) -> Result<String> {
+    let project = match Project::discover_here(user) {
+        Ok(project) => project,
+        Err(Error::NoProject { .. }) => return Ok(given.to_string()),
+        Err(e) => return Err(e),
+    };
+    if !project.image_names()?.iter().any(|n| n == given) {
+        return Ok(given.to_string());
+    }
+    let image = tags::newest_here(project.image_ref(given)?)?;
+    if image.tag == tags::TIMESTAMP {
+        return Err(Error::Usage(format!(
+            "no build of {} here ([{given}] tag=timestamp): build-image {given}",
+            image.name
+        )));
+    }
+    Ok(image.to_string())
+}
+
 fn run(args: &Args) -> Result<i32> {
+    let image = resolve_image(&args.image, &crate::project::user_name())?;
+    let args = &Args {
+        image,
+        dest: args.dest.clone(),
+        ..*args
+    };
     let remote = Remote::for_dest(&args.dest, args.sudo)?;
     let local = local_image(&args.image, args.docker_save)?;
     let layers = &local.layers;
