@@ -1247,3 +1247,29 @@ fn engine_storage_links_are_sent_as_links_and_never_followed() {
         .args(["rmi", "-f", &image])
         .output();
 }
+
+/// A destination that looks like an ssh option (even after `--`) is refused before ssh
+/// runs: with
+/// `-oProxyCommand=…` ssh would run a local command.
+#[test]
+fn transfer_image_never_passes_a_destination_as_an_ssh_option() {
+    let d = test_dock();
+    let marker = d.home().join("proxy-command-ran");
+    let dest = format!("-oProxyCommand=touch {}", marker.display());
+    let out = d
+        .cmd("transfer-image")
+        .args(["--", "busybox-never-built:x", &dest])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not a destination"), "{err}");
+    // Without `--`, the argument parser refuses it already.
+    let out = d
+        .cmd("transfer-image")
+        .args(["busybox-never-built:x", &dest])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!marker.exists(), "ssh ran the ProxyCommand");
+}

@@ -67,6 +67,13 @@ pub struct Remote {
 impl Remote {
     pub fn for_dest(dest: &str, sudo: bool) -> Result<Remote> {
         let docker = if sudo { "sudo -n docker" } else { "docker" }.to_string();
+        // A destination is a host, never an ssh option (`-oProxyCommand=…` would run a
+        // local command); ssh also gets `--` before it below.
+        if dest.starts_with('-') {
+            return Err(Error::Usage(format!(
+                "`{dest}` is not a destination: name a dock, or [user@]host[:port]"
+            )));
+        }
         match dock::find(dest) {
             Ok(d) => Ok(Remote::for_dock(&d, docker)),
             Err(e) if !looks_like_host(dest) => Err(e),
@@ -104,7 +111,7 @@ impl Remote {
                 if let Some(port) = port {
                     ssh.extend(["-p".to_string(), port.to_string()]);
                 }
-                ssh.push(login.to_string());
+                ssh.extend(["--".to_string(), login.to_string()]);
                 let _ = std::fs::create_dir_all(dock::registry_dir().join(".dockerutils"));
                 Ok(Remote {
                     ssh,
@@ -121,6 +128,7 @@ impl Remote {
         ssh.extend([
             "-o".to_string(),
             "LogLevel=error".to_string(),
+            "--".to_string(),
             d.destination(),
         ]);
         Remote {
