@@ -217,7 +217,87 @@ pub fn named_or_current(name: Option<&str>) -> Result<Dock> {
 }
 
 /// Writes (or rewrites) a dock's registration: directory 0700, file 0600.
+/// Entries of `~/.docker` that belong to docker and its plugins: never a dock's
+/// directory, whatever a registration says.
+const NOT_DOCKS: &[&str] = &[
+    "contexts",
+    "buildx",
+    "cli-plugins",
+    "machine",
+    "trust",
+    "scan",
+    "run",
+    "config.json",
+    "features.json",
+    "daemon.json",
+    "dockerutils",
+];
+
+/// A moniker: letters, digits, `.`, `_`, `-` (it names the dock in prompts, ssh configs
+/// and docker contexts, and is typed on command lines).
+pub fn check_moniker(moniker: &str) -> Result<()> {
+    let ok = !moniker.is_empty()
+        && moniker.len() <= 64
+        && !moniker.starts_with(['-', '.'])
+        && moniker
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "`{}` is not a moniker: use letters, digits, `.`, `_` and `-` (up to 64, \
+             not starting with `-` or `.`)",
+            moniker.escape_debug()
+        )))
+    }
+}
+
+/// An address: an IP (v4 or v6) or a host name (RFC 1123 labels). It is also the name of
+/// the dock's directory in `~/.docker`, so nothing else may pass: no `/`, no `..`, none of
+/// docker's own entries there.
+pub fn check_address(address: &str) -> Result<()> {
+    let is_ip = address.parse::<std::net::IpAddr>().is_ok();
+    let is_host = address.len() <= 253
+        && address.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !(is_ip || is_host) {
+        return Err(Error::Usage(format!(
+            "`{}` is not an address: give an IP address (v4 or v6) or a host name",
+            address.escape_debug()
+        )));
+    }
+    if NOT_DOCKS.contains(&address.to_ascii_lowercase().as_str()) {
+        return Err(Error::Usage(format!(
+            "`{address}` names docker's own ~/.docker/{address}, not a dock: give the \
+             dock's IP address or its full host name"
+        )));
+    }
+    Ok(())
+}
+
+/// Is this registry entry a dock's own directory (`<registry>/<valid address>`)?
+fn owns_its_directory(dock: &Dock) -> bool {
+    let name = dock.dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    check_address(name).is_ok() && dock.dir.parent() == Some(registry_dir().as_path())
+}
+
 pub fn register(dock: &Dock) -> Result<()> {
+    check_address(&dock.ip)?;
+    if dock.moniker != "none" {
+        check_moniker(&dock.moniker)?;
+    }
+    if !owns_its_directory(dock) {
+        return Err(Error::Usage(format!(
+            "{} is not a dock's directory in {}",
+            dock.dir.display(),
+            registry_dir().display()
+        )));
+    }
     let registry = registry_dir();
     for dir in [&registry, &dock.dir] {
         std::fs::DirBuilder::new()
@@ -259,6 +339,15 @@ pub fn close_connection(dock: &Dock) {
 
 /// Removes a dock's registration, closing its shared ssh connection first.
 pub fn unregister(dock: &Dock) -> Result<()> {
+    // Only ever `~/.docker/<address>`: a connection_config.txt found in docker's own
+    // `contexts` (or anywhere else) does not make that a dock to delete.
+    if !owns_its_directory(dock) {
+        return Err(Error::Usage(format!(
+            "{} is not a dock's directory (its name is no address, or docker's own): \
+             not removed; delete its connection_config.txt by hand if it is stale",
+            dock.dir.display()
+        )));
+    }
     close_connection(dock);
     std::fs::remove_dir_all(&dock.dir)
         .map_err(|e| Error::io(format!("cannot remove {}", dock.dir.display()), e))
@@ -280,5 +369,50 @@ mod tests {
         );
         assert_eq!(dock.render(), text);
         assert!(Dock::parse("DOCK_USER=x\n", Path::new("/")).is_none());
+    }
+
+    #[test]
+    fn monikers_and_addresses_are_checked() {
+        for m in ["gpu-box", "lab_2", "a.b", "X9"] {
+            assert!(check_moniker(m).is_ok(), "{m}");
+        }
+        for m in [
+            "x$(touch F)",
+            "a b",
+            "-x",
+            ".x",
+            "",
+            "a/b",
+            "é",
+            "`id`",
+            "%F{red}",
+        ] {
+            assert!(check_moniker(m).is_err(), "{m}");
+        }
+        for a in [
+            "10.0.0.7",
+            "::1",
+            "fe80::1",
+            "gpu.example.com",
+            "localhost",
+            "h-1",
+        ] {
+            assert!(check_address(a).is_ok(), "{a}");
+        }
+        for a in [
+            "../../x",
+            "a/b",
+            "..",
+            ".",
+            "",
+            "-oProxyCommand=x",
+            "a..b",
+            "contexts",
+            "Buildx",
+            "h_1",
+            "a b",
+        ] {
+            assert!(check_address(a).is_err(), "{a}");
+        }
     }
 }

@@ -1273,3 +1273,70 @@ fn transfer_image_never_passes_a_destination_as_an_ssh_option() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!marker.exists(), "ssh ran the ProxyCommand");
 }
+
+/// Monikers and addresses are checked before anything is written or asked: a moniker
+/// that a prompt would run, an address that climbs out of ~/.docker or names docker's
+/// own directory. And what reaches PS1 is plain even when a registry file (written by
+/// another tool) holds a hostile moniker.
+#[test]
+fn hostile_monikers_and_addresses_are_refused_and_never_reach_a_prompt() {
+    let d = test_dock();
+    let marker = d.home().join("F");
+    for (addr, moniker) in [
+        ("10.9.9.9", format!("x$(touch {})", marker.display())),
+        ("../../escaped", "m".to_string()),
+        ("contexts", "m".to_string()),
+    ] {
+        let out = d
+            .cmd("register-dock")
+            .args(["--no-check", addr, &moniker])
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{addr} {moniker}: {err}");
+    }
+    let docker_dir = d.home().join(".docker");
+    let left: Vec<_> = std::fs::read_dir(&docker_dir)
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!d.home().join("escaped").exists());
+
+    // A registry entry made by another tool, with a moniker that bash would expand.
+    let dir = docker_dir.join("10.9.9.8");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        format!(
+            "DOCK_USER=u\nDOCK_MONIKER=evil$(touch {})`id`\nDOCK_HOSTNAME=10.9.9.8\nDOCK_IP=10.9.9.8\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let out = d
+        .cmd("bash")
+        .args([
+            "-c",
+            "PS1='$ '; source dock 10.9.9.8 >/dev/null 2>&1; printf '%s' \"${PS1@P}\"",
+        ])
+        .output()
+        .unwrap();
+    let prompt = text(&out.stdout);
+    assert!(prompt.contains("[dock:evil__touch_"), "{prompt}");
+    assert!(!marker.exists(), "the prompt ran a command");
+
+    // unregister-dock never removes docker's own directories, even with a config there.
+    let contexts = docker_dir.join("contexts");
+    std::fs::create_dir_all(contexts.join("meta")).unwrap();
+    std::fs::write(
+        contexts.join("connection_config.txt"),
+        "DOCK_USER=u\nDOCK_MONIKER=ctx\nDOCK_HOSTNAME=contexts\nDOCK_IP=contexts\n",
+    )
+    .unwrap();
+    let out = d.cmd("unregister-dock").arg("ctx").output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        contexts.join("meta").is_dir(),
+        "docker's contexts were removed"
+    );
+}

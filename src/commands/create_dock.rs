@@ -259,6 +259,8 @@ fn run(args: &Args) -> Result<i32> {
     let dock_user = std::env::var("DOCK_USER").ok().filter(|u| !u.is_empty());
     let mut launch = plan_launch(args, &cfg, &user, dock_user.as_deref());
     if let Some(moniker) = &launch.moniker {
+        // Before an instance is launched for it.
+        dock::check_moniker(moniker)?;
         if let Ok(existing) = dock::find(moniker) {
             return Err(Error::Usage(format!(
                 "a dock named `{moniker}` is already registered ({})",

@@ -26,7 +26,7 @@ pub struct Args {
 
 /// The code for docking to `dock`, with the ssh shim in `shim_dir`.
 pub fn dock_code(dock: &Dock, shim_dir: &str) -> String {
-    let marker = format!("[dock:{}] ", dock.name());
+    let marker = format!("[dock:{}] ", prompt_safe(dock.name()));
     format!(
         r#"export DOCKER_HOST={host}
 export DOCKER_IP={ip}
@@ -46,6 +46,22 @@ sync-down() {{ dockerutils sync-down "$@"; }}
         marker = quote(&marker),
         shim = quote(shim_dir),
     )
+}
+
+/// A name as it may stand in PS1: bash expands `$(…)`, backquotes and `\` escapes in
+/// the prompt at every prompt, zsh `%` sequences (and `$(…)` with PROMPT_SUBST). A
+/// registry file written by another tool can hold anything, so only plain characters
+/// are kept; the rest show as `_`.
+fn prompt_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-:".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Undoes `dock_code`, leaving a Python venv's prompt as it was.

@@ -137,6 +137,11 @@ fn check_workspace(given: &str) -> Result<String> {
 }
 
 pub fn run(args: &Args) -> Result<Registered> {
+    // Before anything is asked of the address or written under ~/.docker.
+    dock::check_address(&args.ip)?;
+    if let Some(moniker) = &args.moniker {
+        dock::check_moniker(moniker)?;
+    }
     let user = args
         .user
         .clone()
