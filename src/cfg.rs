@@ -16,6 +16,8 @@
 //!   key given twice (Python's `strict=True`);
 //! - `%(name)s` interpolation and `%%` on read (`BasicInterpolation`).
 
+pub mod keys;
+
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 

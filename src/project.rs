@@ -3,6 +3,7 @@
 //! otherwise.
 
 use crate::cfg::Cfg;
+use crate::cfg::keys;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -120,7 +121,7 @@ impl Project {
     pub fn synthetic_images(&self) -> Result<Vec<String>> {
         Ok(self
             .cfg
-            .get("run_image", "synthetic_images")?
+            .get(keys::RUN_IMAGE, keys::SYNTHETIC_IMAGES)?
             .map(|list| {
                 list.split(',')
                     .map(|s| s.trim().to_owned())
@@ -158,9 +159,9 @@ impl Project {
         let cfg = &self.cfg;
         let mut name = format!("{}-{}", self.name, image);
         if cfg.has_section(image) {
-            if let Some(given) = cfg.get(image, "name")? {
+            if let Some(given) = cfg.get(image, keys::NAME)? {
                 let prefixed = !matches!(
-                    cfg.get(image, "prefix")?.as_deref(),
+                    cfg.get(image, keys::PREFIX)?.as_deref(),
                     Some("False" | "false" | "F" | "f")
                 );
                 name = if prefixed {
@@ -171,7 +172,7 @@ impl Project {
             }
         }
         let tag = match cfg.has_section(image) {
-            true => cfg.get(image, "tag")?,
+            true => cfg.get(image, keys::TAG)?,
             false => None,
         }
         .unwrap_or_else(|| self.user.clone());

@@ -1,5 +1,6 @@
 //! `run-image IMAGE`: start a container of a project image with its cfg section's options.
 
+use crate::cfg::keys;
 use crate::context::Context;
 use crate::docker;
 use crate::error::{Error, Result};
@@ -133,11 +134,15 @@ struct Section<'a> {
 impl Section<'_> {
     /// `<key>_docked` when docked and present, else `<key>`.
     fn key(&self, key: &str) -> Result<Option<(String, String)>> {
+        debug_assert!(
+            keys::DOCKED.contains(&key),
+            "{key}_docked is read: add {key} to cfg::keys::DOCKED"
+        );
         let cfg = &self.project.cfg;
         if !cfg.has_section(self.name) {
             return Ok(None);
         }
-        let docked_key = format!("{key}_docked");
+        let docked_key = format!("{key}{}", keys::DOCKED_SUFFIX);
         if self.docked {
             if let Some(v) = cfg.get(self.name, &docked_key)? {
                 return Ok(Some((docked_key, v)));
@@ -217,7 +222,7 @@ fn latest_steps(
     let pull_latest = project.cfg.has_section(&args.image)
         && project
             .cfg
-            .get_bool(&args.image, "pull_latest")?
+            .get_bool(&args.image, keys::PULL_LATEST)?
             .unwrap_or(false);
     let mut chosen = here.clone();
     if args.latest || pull_latest {
@@ -285,7 +290,7 @@ pub fn docker_run(
 
     // Environment: the cfg's `environment` words, then `-e` pairs (command line first, then
     // the section named by `env=`; the command line wins), then AWS credentials.
-    inv = inv.args(section.words("environment", None)?);
+    inv = inv.args(section.words(keys::ENVIRONMENT, None)?);
     let mut pairs: Vec<(String, Option<String>)> = vec![];
     for given in &args.env {
         let (k, v) = match given.split_once('=') {
@@ -299,7 +304,7 @@ pub fn docker_run(
         }
         pairs.push((k, v));
     }
-    if let Some((key, env_section)) = section.key("env")? {
+    if let Some((key, env_section)) = section.key(keys::ENV)? {
         let keys = cfg.keys(&env_section).ok_or_else(|| {
             cfg.value_error(
                 &args.image,
@@ -356,8 +361,8 @@ pub fn docker_run(
             // A logged run: no terminal, stdin not attached.
             vec![]
         } else {
-            match section.key("interactive")? {
-                Some(_) => section.words("interactive", None)?,
+            match section.key(keys::INTERACTIVE)? {
+                Some(_) => section.words(keys::INTERACTIVE, None)?,
                 None => vec!["-it".to_string()],
             }
         };
@@ -367,12 +372,12 @@ pub fn docker_run(
     if args.use_gpu {
         inv = inv.args(GPU_ARGS);
     } else {
-        inv = inv.args(section.words("gpu", None)?);
+        inv = inv.args(section.words(keys::GPU, None)?);
     }
     // -n is taken as typed (the shell has expanded it); the cfg's value gets $VARs.
     let network = match &args.network {
         Some(n) if !n.is_empty() => Some(n.clone()),
-        _ => match section.key("network")? {
+        _ => match section.key(keys::NETWORK)? {
             Some((key, v)) => Some(
                 ctx.expand_env(&v)
                     .map_err(|m| cfg.value_error(&args.image, &key, m))?,
@@ -392,16 +397,16 @@ pub fn docker_run(
         ("project", &dir_name),
         ("home", &ctx.home),
     ];
-    inv = inv.args(section.words("volumes", Some(&vars))?);
-    inv = inv.args(section.words("ports", None)?);
+    inv = inv.args(section.words(keys::VOLUMES, Some(&vars))?);
+    inv = inv.args(section.words(keys::PORTS, None)?);
     match &args.args {
         Some(a) => inv = inv.args(cli_words("-a/--args", a)?),
-        None => inv = inv.args(section.words("args", None)?),
+        None => inv = inv.args(section.words(keys::ARGS, None)?),
     }
     inv = inv.arg(image.to_string());
     match &args.command {
         Some(c) => inv = inv.args(cli_words("-c/--command", c)?),
-        None => inv = inv.args(section.words("cmd", None)?),
+        None => inv = inv.args(section.words(keys::CMD, None)?),
     }
     Ok(inv)
 }
@@ -420,9 +425,9 @@ fn log_to(project: &Project, args: &Args, ctx: &Context) -> Result<Option<LogTo>
     let dir = match given {
         Some(dir) => std::path::absolute(dir)
             .map_err(|e| Error::io(format!("--log {}", dir.display()), e))?,
-        None => match cfg.get(name, "log_dir")? {
+        None => match cfg.get(name, keys::LOG_DIR)? {
             Some(value) => {
-                let err = |m: String| cfg.value_error(name, "log_dir", m);
+                let err = |m: String| cfg.value_error(name, keys::LOG_DIR, m);
                 let root = project.root.to_string_lossy();
                 let dir_name = project.dir_name();
                 let vars: [(&str, &str); 5] = [
@@ -460,8 +465,18 @@ fn log_to(project: &Project, args: &Args, ctx: &Context) -> Result<Option<LogTo>
     };
     Ok(Some(LogTo {
         dir,
-        max_size: number(args.logging.log_size, "log_max_size", DEFAULT_MAX_SIZE, 1)?,
-        keep: number(args.logging.log_keep, "log_keep", DEFAULT_KEEP, MIN_KEEP)?,
+        max_size: number(
+            args.logging.log_size,
+            keys::LOG_MAX_SIZE,
+            DEFAULT_MAX_SIZE,
+            1,
+        )?,
+        keep: number(
+            args.logging.log_keep,
+            keys::LOG_KEEP,
+            DEFAULT_KEEP,
+            MIN_KEEP,
+        )?,
         image: project.image_ref(name)?.to_string(),
     }))
 }
