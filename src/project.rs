@@ -65,11 +65,34 @@ impl Project {
         })
     }
 
-    /// From the current directory.
+    /// From the current directory: how the commands find their project. Keys of the cfg
+    /// that look misspelt are reported on stderr, once per process (`warn_misspelt_keys`).
     pub fn discover_here(user: &str) -> Result<Project> {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot read the current directory", e))?;
-        Project::discover(&cwd, user)
+        let project = Project::discover(&cwd, user)?;
+        project.warn_misspelt_keys();
+        Ok(project)
+    }
+
+    /// Warns about each key of the cfg that no command reads but that is close to one
+    /// that would be read in its section (`cfg::keys::misspelt`): `volume=` is ignored,
+    /// `volumes=` is not. Once per process, whatever loads the cfg again (build threads,
+    /// serve-hooks' deploys); never for TAB completion, which uses `discover`.
+    pub fn warn_misspelt_keys(&self) {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if self.cfg.sections().next().is_none()
+                && self.cfg.own_keys(crate::cfg::DEFAULT_SECTION).is_empty()
+            {
+                return;
+            }
+            let mut images = self.image_dirs().unwrap_or_default();
+            images.extend(self.synthetic_images().unwrap_or_default());
+            for m in keys::misspelt(&self.cfg, &images) {
+                eprintln!("{}:{}: {m}", self.cfg.path().display(), m.line);
+            }
+        });
     }
 
     pub fn docker_dir(&self) -> PathBuf {

@@ -366,3 +366,41 @@ fn environment_and_args_keys_of_the_cfg() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "yes/a b\ncfghost\n/bin\n");
 }
+
+#[test]
+fn misspelt_cfg_keys_are_warned_about_once_with_the_closest_key() {
+    let p = project_with(
+        "spelt",
+        "[run_image]\nsynthetic_images=spshell\n\
+         [spelt]\nvolume=-v /nowhere:/x\ncommand=echo hi\nenv=spelt_env\nmy_note=mine\n\
+         [spelt_env]\nvolume=kept\ncomand=kept too\n\
+         [spshell]\nname=spelt\nnetwrok=none\n\
+         [another_tool]\nvolume=theirs\n",
+    );
+    let out = p
+        .cmd("run-image")
+        .args(["spelt", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = p.root.join("docker/dockerutils.cfg");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{0}:4: [spelt] volume: unknown key; did you mean volumes?\n\
+             {0}:5: [spelt] command: unknown key; did you mean cmd?\n\
+             {0}:13: [spshell] netwrok: unknown key; did you mean network?\n",
+            cfg.display()
+        )
+    );
+    // Ignored as before: only the keys of the env= section become variables.
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains(" -e volume=kept -e 'comand=kept too' --rm"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("/nowhere") && !plan.ends_with("echo hi\n"),
+        "{plan}"
+    );
+}
