@@ -367,6 +367,37 @@ fn environment_and_args_keys_of_the_cfg() {
     assert_eq!(text(&out.stdout), "yes/a b\ncfghost\n/bin\n");
 }
 
+/// `run-image IMAGE ARGS…` started now, its output piped.
+fn start(p: &common::Project, args: &[&str]) -> std::process::Child {
+    let mut cmd = Command::new(bin_dir().join("run-image"));
+    cmd.args(args)
+        .current_dir(&p.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    with_clean_env(&mut cmd).spawn().unwrap()
+}
+
+#[test]
+fn a_killed_run_image_takes_its_container_with_it() {
+    let p = project_with("killed", &format!("[killed]\ncmd={READY_CMD}\n"));
+    let mut child = start(&p, &["killed"]);
+    wait_for_ready(&mut child);
+    // As the OOM killer or `kill -9` would: no chance to pass anything on.
+    let rc = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let _ = child.wait();
+    let gone = common::wait_until(Duration::from_secs(30), || containers("killed").is_empty());
+    remove_containers("killed");
+    assert!(
+        gone,
+        "the container outlived run-image (docker was not stopped with it)"
+    );
+}
+
 #[test]
 fn misspelt_cfg_keys_are_warned_about_once_with_the_closest_key() {
     let p = project_with(

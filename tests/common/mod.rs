@@ -456,3 +456,17 @@ pub fn remove_containers(image: &str) {
         let _ = Command::new("docker").args(["rm", "-f", &c]).output();
     }
 }
+
+/// Polls `done` every 100 ms until it holds or `limit` has passed; whether it held.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
