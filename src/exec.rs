@@ -7,8 +7,10 @@
 //!   let docker finish, and run the cleanup. A signal sent to us alone (`kill`, cron, a
 //!   supervisor) is passed on to the running step. When we are killed outright, the kernel
 //!   sends the step SIGTERM (`die_with_us`).
+//! - A container name that another run took (run-image's, by the second) is retried with a
+//!   suffix when docker refuses it (`Invocation::unique_name`, `NameTaken`).
 
-use crate::plan::{Invocation, LogTo, OnFailure, Plan, Step};
+use crate::plan::{Invocation, LogTo, NAME_TRIES, OnFailure, Plan, Step};
 use std::io::IsTerminal;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -187,13 +189,50 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     if let Some(log) = &inv.log {
         return run_logged(prog, inv, log);
     }
-    announce(&inv.display());
+    let mut attempt = 1;
+    loop {
+        let this = inv.with_name_try(attempt);
+        announce(&this.display());
+        match run_once(prog, &this, attempt == NAME_TRIES) {
+            Ran::Done(result) => return result,
+            Ran::NameTaken => {
+                attempt += 1;
+                eprintln!("{}", name_taken_note(prog, &this, attempt));
+            }
+        }
+    }
+}
+
+/// What became of one try of a command.
+enum Ran {
+    Done(StepResult),
+    /// Docker refused the container name as in use: try the next.
+    NameTaken,
+}
+
+/// Says that the name was taken and which one is tried next.
+fn name_taken_note(prog: &str, refused: &Invocation, next: usize) -> String {
+    let name = refused.name().unwrap_or_default();
+    let next = refused.with_name_try(next);
+    format!(
+        "{prog}: the container name {name} is taken (another run started in the same \
+         second); trying {}",
+        next.name().unwrap_or_default()
+    )
+}
+
+/// Runs the command once. With a container name that may be taken, docker's stderr goes
+/// through us (`NameTaken`) so that its refusal of the name can be held back; `last_try`
+/// says there is no other name to try.
+fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
+    use std::io::{Read, Write};
     let mut command = command_for(inv);
     if inv.stdin.is_some() {
         command.stdin(std::process::Stdio::piped());
     }
     let capture = inv.on_failure == OnFailure::MissingImageIsFine;
-    if capture {
+    let mut watch = inv.name().map(NameTaken::new);
+    if capture || watch.is_some() {
         command.stderr(std::process::Stdio::piped());
     }
     let child = match command.spawn() {
@@ -201,17 +240,33 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
         Err(e) => {
             let err = crate::error::Error::spawn(&inv.program, e);
             crate::error::report(prog, &err);
-            return StepResult::Stop(err.exit_code());
+            return Ran::Done(StepResult::Stop(err.exit_code()));
         }
     };
     let mut child = child;
     if let (Some(input), Some(mut pipe)) = (&inv.stdin, child.stdin.take()) {
-        use std::io::Write;
         // A short text (a password): it fits the pipe; a program that exits without
         // reading it is reported by its exit code, not by this write.
         let _ = pipe.write_all(input.value.as_bytes());
     }
     CHILD.store(child.id() as i32, Ordering::SeqCst);
+    if let Some(watch) = watch.as_mut()
+        && let Some(mut pipe) = child.stderr.take()
+    {
+        // Passed on as it comes (it is the container's stderr too), but for docker's
+        // refusal of the name.
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let _ = std::io::stderr().write_all(&watch.feed(&buf[..n]));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
     let waited = child
         .wait_with_output()
         .map(|out| (exit_code(&out.status), out.stderr));
@@ -220,17 +275,24 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{prog}: error: waiting for {}: {e}", inv.program);
-            return StepResult::Stop(1);
+            return Ran::Done(StepResult::Stop(1));
         }
     };
+    if let Some(watch) = watch {
+        let (taken, held) = watch.finish();
+        if taken && code == DOCKER_FAILED && !last_try && !interrupted() {
+            return Ran::NameTaken;
+        }
+        let _ = std::io::stderr().write_all(&held);
+    }
     if code == 0 {
-        return StepResult::Ok;
+        return Ran::Done(StepResult::Ok);
     }
     let stderr = String::from_utf8_lossy(&stderr);
     if capture && stderr.contains("No such image") {
         let image = inv.args.last().map(|a| a.value.as_str()).unwrap_or("");
         eprintln!("{image} is not present (nothing to remove)");
-        return StepResult::Ok;
+        return Ran::Done(StepResult::Ok);
     }
     eprint!("{stderr}");
     if inv.is_docker && !interrupted() {
@@ -238,9 +300,85 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
             eprintln!("{prog}: hint: {hint}");
         }
     }
-    match inv.on_failure {
+    Ran::Done(match inv.on_failure {
         OnFailure::Stop => StepResult::Stop(code),
         OnFailure::MissingImageIsFine => StepResult::Noted(code),
+    })
+}
+
+/// docker's exit code when docker itself (not the container) failed to run it.
+const DOCKER_FAILED: i32 = 125;
+
+/// Watches docker's stderr for its refusal of a container name as in use
+/// (`docker: Error response from daemon: Conflict. The container name "/NAME" is already
+/// in use by container …`), and holds that line and all that follows back (docker ends
+/// with it), so that a retry under another name leaves no error on the screen. Any other
+/// output is passed on at once, but for the start of a line that may be docker's own
+/// error, held until it is known not to be (at most until its newline).
+struct NameTaken {
+    needle: Vec<u8>,
+    /// The start of the current line, held while it may be docker's error.
+    line: Vec<u8>,
+    /// The current line is not docker's error: pass on until its newline.
+    passing: bool,
+    /// Since the refusal: everything, held.
+    held: Option<Vec<u8>>,
+}
+
+/// How docker's own errors begin (the CLI's, and the daemon's it passes on).
+const DOCKER_ERROR_STARTS: [&[u8]; 2] = [b"docker: ", b"Error response from daemon: "];
+
+impl NameTaken {
+    fn new(name: &str) -> NameTaken {
+        NameTaken {
+            needle: format!("The container name \"/{name}\" is already in use").into_bytes(),
+            line: vec![],
+            passing: false,
+            held: None,
+        }
+    }
+
+    /// Takes some output; returns what may be passed on now.
+    fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len());
+        for (i, &b) in data.iter().enumerate() {
+            if let Some(held) = &mut self.held {
+                held.extend_from_slice(&data[i..]);
+                break;
+            }
+            if self.passing {
+                out.push(b);
+                self.passing = b != b'\n';
+                continue;
+            }
+            self.line.push(b);
+            let line = &self.line;
+            if b == b'\n' {
+                if line.windows(self.needle.len()).any(|w| w == self.needle) {
+                    self.held = Some(std::mem::take(&mut self.line));
+                } else {
+                    out.append(&mut self.line);
+                }
+            } else if !DOCKER_ERROR_STARTS
+                .iter()
+                .any(|start| start.starts_with(line) || line.starts_with(start))
+            {
+                out.append(&mut self.line);
+                self.passing = true;
+            }
+        }
+        out
+    }
+
+    /// At the end: was the name refused, and what is still held.
+    fn finish(mut self) -> (bool, Vec<u8>) {
+        match self.held {
+            Some(mut held) => {
+                self.line.append(&mut held);
+                (true, self.line)
+            }
+            None => (false, self.line),
+        }
     }
 }
 
@@ -254,8 +392,7 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
 /// SIGKILL, or the machine stopped) is said so first.
 fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
     use crate::logrotate::{RotatingLog, end_banner, start_banner, unended_note};
-    use std::io::{ErrorKind, Read};
-    use std::os::fd::AsRawFd;
+    use std::io::ErrorKind;
     use std::time::{Instant, SystemTime};
 
     let dir = to.dir.display();
@@ -278,7 +415,8 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
     };
     let current = log.current_path();
     let shown = inv.display();
-    if std::io::stderr().is_terminal() {
+    let at_terminal = std::io::stderr().is_terminal();
+    if at_terminal {
         announce(&shown);
         eprintln!("output to {} (rotated)", current.display());
     }
@@ -311,90 +449,39 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
         log.line(&line).and_then(|()| log.finish())
     };
 
-    // A pipe each for stdout and stderr, merged into the log a whole line at a time (docker
-    // delivers output in pieces that may cut a line; one pipe would splice the other
-    // stream's lines into it).
-    let pipes = std::io::pipe().and_then(|out| Ok((out, std::io::pipe()?)));
-    let ((out_reader, out), (err_reader, err)) = match pipes {
-        Ok(pipes) => pipes,
-        Err(e) => {
-            let err = crate::error::Error::io("cannot make a pipe", e);
-            let _ = end(&mut log, &format!("not started: {err}"));
-            crate::error::report(prog, &err);
-            return StepResult::Stop(1);
-        }
-    };
-    let mut command = command_for(inv);
-    command
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let spawned = command.spawn();
-    // Our copies of the pipes' writing ends: the reading below ends when docker's close.
-    drop(command);
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            let err = crate::error::Error::spawn(&inv.program, e);
-            let _ = end(&mut log, &format!("not started: {err}"));
-            crate::error::report(prog, &err);
-            return StepResult::Stop(err.exit_code());
-        }
-    };
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
-    let mut readers = [Some(out_reader), Some(err_reader)];
-    let mut buf = vec![0u8; 64 * 1024];
     let mut broken = false;
-    while readers.iter().any(Option::is_some) {
-        // poll(2) ignores a negative descriptor: a stream already at its end.
-        let mut fds = readers.each_ref().map(|r| libc::pollfd {
-            fd: r.as_ref().map_or(-1, |r| r.as_raw_fd()),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // SAFETY: `fds` is a valid array of pollfd of the length given.
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            eprintln!(
-                "{prog}: error: waiting for the output of {}: {e}",
-                inv.program
-            );
-            break;
-        }
-        for (stream, fd) in fds.iter().enumerate() {
-            let Some(reader) = readers[stream].as_mut().filter(|_| fd.revents != 0) else {
-                continue;
-            };
-            match reader.read(&mut buf) {
-                Ok(0) => readers[stream] = None,
-                // After a failed write the output is still read, so that docker is not blocked.
-                Ok(_) if broken => {}
-                Ok(n) => {
-                    if let Err(e) = log.write_stream(stream, &buf[..n]) {
+    let mut attempt = 1;
+    let code = loop {
+        let this = inv.with_name_try(attempt);
+        match log_once(
+            prog,
+            &this,
+            &mut log,
+            &to.dir,
+            &mut broken,
+            attempt == NAME_TRIES,
+        ) {
+            Ok(Logged::Exited(code)) => break code,
+            Ok(Logged::NameTaken) => {
+                attempt += 1;
+                let note = name_taken_note(prog, &this, attempt);
+                let retried = inv.with_name_try(attempt).display();
+                if at_terminal {
+                    eprintln!("{note}");
+                    announce(&retried);
+                }
+                for line in [format!("==== {note}"), format!("==== command {retried}")] {
+                    if !broken && let Err(e) = log.line(&line) {
                         cannot_write(&e);
-                        eprintln!("{prog}: the run goes on; its further output is lost");
                         broken = true;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    eprintln!("{prog}: error: reading the output of {}: {e}", inv.program);
-                    readers[stream] = None;
-                }
             }
-        }
-    }
-    drop(readers);
-    let waited = child.wait();
-    CHILD.store(0, Ordering::SeqCst);
-    let code = match waited {
-        Ok(status) => exit_code(&status),
-        Err(e) => {
-            eprintln!("{prog}: error: waiting for {}: {e}", inv.program);
-            1
+            Err(err) => {
+                let _ = end(&mut log, &format!("not started: {err}"));
+                crate::error::report(prog, &err);
+                return StepResult::Stop(err.exit_code());
+            }
         }
     };
     let outcome = if interrupted() {
@@ -423,5 +510,188 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
         StepResult::Stop(1)
     } else {
         StepResult::Ok
+    }
+}
+
+/// What became of one try of a logged run.
+enum Logged {
+    Exited(i32),
+    /// Docker refused the container name as in use: try the next.
+    NameTaken,
+}
+
+/// One try of a logged run: spawns it with its output into `log` and waits for it. An
+/// error when it could not start. After a failed write to the log (`broken`, said once)
+/// the output is still read, so that docker is not blocked.
+fn log_once(
+    prog: &str,
+    inv: &Invocation,
+    log: &mut crate::logrotate::RotatingLog,
+    dir: &std::path::Path,
+    broken: &mut bool,
+    last_try: bool,
+) -> Result<Logged, crate::error::Error> {
+    use std::io::{ErrorKind, Read};
+    use std::os::fd::AsRawFd;
+    const STDERR: usize = 1;
+
+    // A pipe each for stdout and stderr, merged into the log a whole line at a time (docker
+    // delivers output in pieces that may cut a line; one pipe would splice the other
+    // stream's lines into it).
+    let pipes = std::io::pipe().and_then(|out| Ok((out, std::io::pipe()?)));
+    let ((out_reader, out), (err_reader, err)) =
+        pipes.map_err(|e| crate::error::Error::io("cannot make a pipe", e))?;
+    let mut command = command_for(inv);
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let spawned = command.spawn();
+    // Our copies of the pipes' writing ends: the reading below ends when docker's close.
+    drop(command);
+    let mut child = spawned.map_err(|e| crate::error::Error::spawn(&inv.program, e))?;
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let mut watch = inv.name().map(NameTaken::new);
+    let mut write = |log: &mut crate::logrotate::RotatingLog, stream: usize, data: &[u8]| {
+        if *broken || data.is_empty() {
+            return;
+        }
+        if let Err(e) = log.write_stream(stream, data) {
+            eprintln!(
+                "{prog}: error: cannot write the log in {}: {e}",
+                dir.display()
+            );
+            eprintln!("{prog}: the run goes on; its further output is lost");
+            *broken = true;
+        }
+    };
+    let mut readers = [Some(out_reader), Some(err_reader)];
+    let mut buf = vec![0u8; 64 * 1024];
+    while readers.iter().any(Option::is_some) {
+        // poll(2) ignores a negative descriptor: a stream already at its end.
+        let mut fds = readers.each_ref().map(|r| libc::pollfd {
+            fd: r.as_ref().map_or(-1, |r| r.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: `fds` is a valid array of pollfd of the length given.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            eprintln!(
+                "{prog}: error: waiting for the output of {}: {e}",
+                inv.program
+            );
+            break;
+        }
+        for (stream, fd) in fds.iter().enumerate() {
+            let Some(reader) = readers[stream].as_mut().filter(|_| fd.revents != 0) else {
+                continue;
+            };
+            match reader.read(&mut buf) {
+                Ok(0) => readers[stream] = None,
+                Ok(n) => match watch.as_mut() {
+                    Some(watch) if stream == STDERR => {
+                        let pass = watch.feed(&buf[..n]);
+                        write(log, stream, &pass);
+                    }
+                    _ => write(log, stream, &buf[..n]),
+                },
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("{prog}: error: reading the output of {}: {e}", inv.program);
+                    readers[stream] = None;
+                }
+            }
+        }
+    }
+    drop(readers);
+    let waited = child.wait();
+    CHILD.store(0, Ordering::SeqCst);
+    let code = match waited {
+        Ok(status) => exit_code(&status),
+        Err(e) => {
+            eprintln!("{prog}: error: waiting for {}: {e}", inv.program);
+            1
+        }
+    };
+    if let Some(watch) = watch {
+        let (taken, held) = watch.finish();
+        if taken && code == DOCKER_FAILED && !last_try && !interrupted() {
+            return Ok(Logged::NameTaken);
+        }
+        write(log, STDERR, &held);
+    }
+    Ok(Logged::Exited(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds the pieces; what was passed on, whether the name was refused, what is held.
+    fn watch(name: &str, pieces: &[&str]) -> (String, bool, String) {
+        let mut w = NameTaken::new(name);
+        let mut passed = vec![];
+        for piece in pieces {
+            passed.extend(w.feed(piece.as_bytes()));
+        }
+        let (taken, held) = w.finish();
+        (
+            String::from_utf8(passed).unwrap(),
+            taken,
+            String::from_utf8(held).unwrap(),
+        )
+    }
+
+    #[test]
+    fn dockers_refusal_of_the_name_is_held_back_and_the_rest_passed_on() {
+        let refusal = "docker: Error response from daemon: Conflict. The container name \
+                       \"/ann_dev_1\" is already in use by container \"f00\". You have to \
+                       remove (or rename) that container to be able to reuse that name.\n";
+        let (passed, taken, held) = watch(
+            "ann_dev_1",
+            &[
+                "Unable to find image 'x' loc",
+                "ally\ndock",
+                &refusal[4..],
+                "\nRun 'docker run --help'\n",
+            ],
+        );
+        assert_eq!(passed, "Unable to find image 'x' locally\n");
+        assert!(taken);
+        assert_eq!(held, format!("{refusal}\nRun 'docker run --help'\n"));
+
+        // Another name's refusal, or another error of docker's: passed on at its newline.
+        let (passed, taken, held) = watch("ann_dev_1_2", &[refusal]);
+        assert_eq!(
+            (passed.as_str(), taken, held.as_str()),
+            (refusal, false, "")
+        );
+        let other = "docker: Error response from daemon: pull access denied for x\n";
+        assert_eq!(
+            watch("n", &[other]),
+            (other.to_string(), false, String::new())
+        );
+        // The container's output, with or without a newline, goes on at once.
+        assert_eq!(
+            watch("n", &["progress 10%\r", "progress 20%"]),
+            (
+                "progress 10%\rprogress 20%".to_string(),
+                false,
+                String::new()
+            )
+        );
+        // What could still be docker's error waits for its newline, or the end.
+        assert_eq!(
+            watch("n", &["Error response from daemon: "]),
+            (
+                String::new(),
+                false,
+                "Error response from daemon: ".to_string()
+            )
+        );
     }
 }

@@ -8,7 +8,7 @@ use common::{
     BUSYBOX_DOCKERFILE, Project, bin_dir, containers, image_id, project_with, remove_containers,
     require_engine,
 };
-use common::{READY_CMD, in_terminal, wait_exit, wait_until, with_clean_env};
+use common::{READY_CMD, in_terminal, take_names, wait_exit, wait_until, with_clean_env};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -457,4 +457,49 @@ fn a_killed_run_stops_its_container_and_the_next_run_says_it_ended_without_its_b
         1,
         "{current}"
     );
+}
+
+#[test]
+fn a_logged_run_whose_container_name_is_taken_runs_under_the_next() {
+    let p = project_with("ptaken", "");
+    take_names("ptaken", &p.image("ptaken"), 16);
+    let dir = p.root.join("t");
+    let out = p
+        .cmd("run-image")
+        .args(["ptaken", "-c", "echo logged", "--log"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let names = containers("ptaken");
+    remove_containers("ptaken");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "",
+        "a successful run is quiet under cron"
+    );
+    let current = std::fs::read_to_string(dir.join("current")).unwrap();
+    assert!(!current.contains("Conflict"), "{current}");
+    let lines: Vec<&str> = current.lines().collect();
+    let name = |line: &str| {
+        let after = line.split_once("--name ").unwrap().1;
+        after.split(' ').next().unwrap().to_string()
+    };
+    assert!(lines[2].starts_with("==== command docker run"), "{current}");
+    let first = name(lines[2]);
+    assert!(names.contains(&first), "{first} was not taken: {names:?}");
+    assert_eq!(
+        lines[3],
+        format!(
+            "==== run-image: the container name {first} is taken (another run started in the \
+             same second); trying {first}_2"
+        ),
+        "{current}"
+    );
+    // The command as it then ran, its output and its end.
+    assert!(lines[4].starts_with("==== command docker run"), "{current}");
+    assert_eq!(name(lines[4]), format!("{first}_2"), "{current}");
+    assert_eq!(lines[5], "logged", "{current}");
+    assert!(lines[6].contains(": exit code 0, duration "), "{current}");
+    assert_eq!(lines.len(), 7, "{current}");
 }

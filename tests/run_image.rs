@@ -3,7 +3,7 @@
 mod common;
 
 use common::{
-    READY_CMD, containers, in_terminal, remove_containers, wait_exit, wait_for_ready,
+    READY_CMD, containers, in_terminal, remove_containers, take_names, wait_exit, wait_for_ready,
     with_clean_env,
 };
 use common::{bin_dir, project_with};
@@ -376,6 +376,69 @@ fn start(p: &common::Project, args: &[&str]) -> std::process::Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     with_clean_env(&mut cmd).spawn().unwrap()
+}
+
+#[test]
+fn runs_started_in_the_same_second_all_get_a_container() {
+    let p = project_with("same", "[same]\ncmd=sleep 60\n");
+    // Every name of the next seconds is taken already: each run below meets a taken name,
+    // as it would after another run of the same second.
+    take_names("same", &p.image("same"), 16);
+    let taken = containers("same");
+    // Two started at the same instant, and a kept run then a plain one.
+    let both = [start(&p, &["same", "-k"]), start(&p, &["same", "-k"])];
+    let mut outs: Vec<std::process::Output> = both.map(|c| c.wait_with_output().unwrap()).into();
+    outs.push(p.cmd("run-image").args(["same", "-k"]).output().unwrap());
+    let plain = p
+        .cmd("run-image")
+        .args(["same", "-c", "echo plain"])
+        .output()
+        .unwrap();
+    let all = containers("same");
+    let running: Vec<String> = all
+        .iter()
+        .filter(|c| inspect(c, "{{.State.Running}}") == "true")
+        .cloned()
+        .collect();
+    remove_containers("same");
+
+    for out in outs.iter().chain([&plain]) {
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("is taken (another run started in the same second); trying tester_same_"),
+            "{err}"
+        );
+        // docker's refusal of the name is not shown: a retry is no error.
+        assert!(!err.contains("Conflict"), "{err}");
+    }
+    assert_eq!(text(&plain.stdout), "plain\n", "{}", text(&plain.stderr));
+    // The three kept runs are running, each under a taken name with a suffix.
+    assert_eq!(running.len(), 3, "{all:?}");
+    for name in &running {
+        let (base, n) = name.rsplit_once('_').unwrap();
+        assert!(taken.iter().any(|t| t == base), "{name} in {taken:?}");
+        assert!(n.parse::<usize>().unwrap() >= 2, "{name}");
+    }
+    // The printed command is the one that ran.
+    let retried = text(&plain.stderr);
+    let last = retried.lines().last().unwrap();
+    assert!(
+        last.starts_with("docker run --init --name tester_same_")
+            && last.ends_with(&format!(" --rm -i {} echo plain", p.image("same"))),
+        "{retried}"
+    );
+    // --dry-run says that the name may get a suffix.
+    let plan = p
+        .cmd("run-image")
+        .args(["same", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&plan.stdout).contains("\n# the container name tester_same_"),
+        "{}",
+        text(&plan.stdout)
+    );
 }
 
 #[test]

@@ -280,9 +280,14 @@ pub fn docker_run(
     let image = crate::tags::newest_here(project.image_ref(&args.image)?)?;
 
     let mut inv = match lifecycle {
-        Lifecycle::Run => docker::docker(&project.root)
-            .args(["run", "--init", "--name"])
-            .arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp())),
+        // 2.0.7's name, by the second: another run started in the same second has it, so
+        // exec tries NAME_2, NAME_3, … when docker refuses it (no docker call to check it
+        // first, and no race between two that check).
+        Lifecycle::Run => {
+            let mut inv = docker::docker(&project.root).args(["run", "--init", "--name"]);
+            inv.unique_name = Some(inv.args.len());
+            inv.arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp()))
+        }
         Lifecycle::Service { name } => docker::docker(&project.root)
             .args(["run", "-d", "--name", name])
             .args(["--restart", "unless-stopped", "--init"]),

@@ -165,7 +165,14 @@ pub fn plan(
             logging: Default::default(),
             dry_run: args.dry_run,
         };
-        let ran = run_image::plan(project, &run, ctx)?;
+        let mut ran = run_image::plan(project, &run, ctx)?;
+        // The watch reads the token from the container by the name planned: no other name
+        // is tried (a notebook started in the same second would want port 8888 too).
+        for step in &mut ran.steps {
+            if let crate::plan::Step::Run(inv) = step {
+                inv.unique_name = None;
+            }
+        }
         out.run.steps.extend(ran.steps);
         out.run.invocations().next().cloned()
     } else {
