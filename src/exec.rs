@@ -295,10 +295,8 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
         return Ran::Done(StepResult::Ok);
     }
     eprint!("{stderr}");
-    if inv.is_docker && !interrupted() {
-        if let Some(hint) = crate::docker::diagnose(code) {
-            eprintln!("{prog}: hint: {hint}");
-        }
+    for hint in failure_hints(inv, code) {
+        eprintln!("{prog}: hint: {hint}");
     }
     Ran::Done(match inv.on_failure {
         OnFailure::Stop => StepResult::Stop(code),
@@ -308,6 +306,25 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
 
 /// docker's exit code when docker itself (not the container) failed to run it.
 const DOCKER_FAILED: i32 = 125;
+
+/// What to tell the user after a docker command failed with `code`: the daemon does not
+/// answer; or the engine lacks the image a `docker run` runs, and how to get it there.
+fn failure_hints(inv: &Invocation, code: i32) -> Vec<String> {
+    if !inv.is_docker || interrupted() {
+        return vec![];
+    }
+    if let Some(hint) = crate::docker::diagnose(code) {
+        return vec![hint];
+    }
+    match &inv.image {
+        Some(image) if code == DOCKER_FAILED => {
+            crate::docker::missing_image_hint(&image.reference, &image.subdir)
+                .into_iter()
+                .collect()
+        }
+        _ => vec![],
+    }
+}
 
 /// Watches docker's stderr for its refusal of a container name as in use
 /// (`docker: Error response from daemon: Conflict. The container name "/NAME" is already
@@ -498,10 +515,7 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
             "{prog}: exit code {code}; the output is in {}",
             current.display()
         );
-        if inv.is_docker
-            && !interrupted()
-            && let Some(hint) = crate::docker::diagnose(code)
-        {
+        for hint in failure_hints(inv, code) {
             eprintln!("{prog}: hint: {hint}");
         }
         return StepResult::Stop(code);

@@ -69,6 +69,16 @@ pub struct Invocation {
     /// names containers by the second they start in): when docker refuses the name as in
     /// use, exec runs the command again with `_2`, `_3`, … appended to it.
     pub unique_name: Option<usize>,
+    /// The project image a `docker run` runs: when docker fails and its engine does not
+    /// have the image, exec says how to get it there. (Boxed: a `Step` stays small.)
+    pub image: Option<Box<RunsImage>>,
+}
+
+/// The image of a `docker run` (`name:tag`) and the `docker/` subdirectory it is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunsImage {
+    pub reference: String,
+    pub subdir: String,
 }
 
 /// The most names tried for one container (the name, then `_2` … `_100`).
@@ -114,6 +124,7 @@ impl Invocation {
             stdin: None,
             log: None,
             unique_name: None,
+            image: None,
         }
     }
 

@@ -154,6 +154,18 @@ impl Project {
             .unwrap_or_default())
     }
 
+    /// The `docker/` subdirectory an image is built from: its own, or the one a synthetic
+    /// image's `name=` runs.
+    pub fn subdir(&self, image: &str) -> Result<String> {
+        if !self.docker_dir().join(image).is_dir()
+            && self.synthetic_images()?.iter().any(|s| s == image)
+            && let Some(name) = self.cfg.get(image, keys::NAME)?
+        {
+            return Ok(name);
+        }
+        Ok(image.to_string())
+    }
+
     /// Checks that `image` is one of `valid`, or says which are.
     pub fn check_image(image: &str, valid: &[String]) -> Result<()> {
         if valid.iter().any(|v| v == image) {

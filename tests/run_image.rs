@@ -2,11 +2,11 @@
 
 mod common;
 
+use common::{BUSYBOX_DOCKERFILE, Project, bin_dir, project_with, require_engine};
 use common::{
     READY_CMD, containers, in_terminal, remove_containers, take_names, wait_exit, wait_for_ready,
     with_clean_env,
 };
-use common::{bin_dir, project_with};
 use predicates::prelude::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -459,6 +459,30 @@ fn a_killed_run_image_takes_its_container_with_it() {
         gone,
         "the container outlived run-image (docker was not stopped with it)"
     );
+}
+
+#[test]
+fn a_missing_image_is_said_with_how_to_build_it() {
+    require_engine();
+    // Never built: docker tries to pull it, and no registry has it.
+    let p = Project::new("unbuilt");
+    p.dockerfile("unbuilt", BUSYBOX_DOCKERFILE);
+    let out = p
+        .cmd("run-image")
+        .args(["unbuilt", "-c", "true"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!(
+            "run-image: hint: {} is not in the local engine, so docker tried to pull it: \
+             build it first (`build-image unbuilt`)",
+            p.image("unbuilt")
+        )),
+        "{err}"
+    );
+    assert!(containers("unbuilt").is_empty());
 }
 
 #[test]

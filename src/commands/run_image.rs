@@ -6,7 +6,7 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::expand;
 use crate::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, MIN_KEEP};
-use crate::plan::{Arg, EnvVar, Invocation, LogTo, Plan};
+use crate::plan::{Arg, EnvVar, Invocation, LogTo, Plan, RunsImage};
 use crate::project::Project;
 use clap::Parser;
 use std::path::PathBuf;
@@ -198,6 +198,10 @@ impl Args {
 pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
     let mut plan = Plan::default();
     let mut inv = docker_run(project, args, &Lifecycle::Run, ctx)?;
+    inv.image = Some(Box::new(RunsImage {
+        reference: project.image_ref(&args.image)?.to_string(),
+        subdir: project.subdir(&args.image)?,
+    }));
     latest_steps(project, args, ctx, &mut plan, &mut inv)?;
     inv.log = log_to(project, args, ctx)?;
     plan.run(inv);
@@ -254,6 +258,9 @@ fn latest_steps(
             a.value = chosen.to_string();
             break;
         }
+    }
+    if let Some(runs) = &mut inv.image {
+        runs.reference = chosen.to_string();
     }
     Ok(())
 }
