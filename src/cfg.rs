@@ -16,16 +16,20 @@
 //!   key given twice (Python's `strict=True`);
 //! - `%(name)s` interpolation and `%%` on read (`BasicInterpolation`).
 
+pub mod keys;
+
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-const DEFAULT_SECTION: &str = "DEFAULT";
+pub const DEFAULT_SECTION: &str = "DEFAULT";
 
 #[derive(Debug, Clone, Default)]
 struct Section {
     name: String,
     /// Keys in file order, with their raw (uninterpolated) values.
     entries: Vec<(String, String)>,
+    /// The line of each key in the file (for `entries[i]`, `lines[i]`).
+    lines: Vec<usize>,
 }
 
 impl Section {
@@ -62,7 +66,7 @@ impl Cfg {
             path: path.to_owned(),
             defaults: Section {
                 name: DEFAULT_SECTION.into(),
-                entries: vec![],
+                ..Section::default()
             },
             sections: vec![],
         };
@@ -118,7 +122,7 @@ impl Cfg {
                 } else {
                     cfg.sections.push(Section {
                         name: header.to_owned(),
-                        entries: vec![],
+                        ..Section::default()
                     });
                     current = Some(cfg.sections.len() - 1);
                 }
@@ -160,6 +164,7 @@ impl Cfg {
                 ));
             }
             section.entries.push((key.to_owned(), value.to_owned()));
+            section.lines.push(lineno);
             key_index = Some(section.entries.len() - 1);
         }
         // Python strips trailing whitespace (and so trailing blank lines) off joined values.
@@ -191,6 +196,29 @@ impl Cfg {
     /// Is there a `[name]` section (DEFAULT is not one, as in Python)?
     pub fn has_section(&self, name: &str) -> bool {
         self.section(name).is_some()
+    }
+
+    /// The names of the sections, in file order (`DEFAULT` is none of them).
+    pub fn sections(&self) -> impl Iterator<Item = &str> {
+        self.sections.iter().map(|s| s.name.as_str())
+    }
+
+    /// The keys written in a section itself (`DEFAULT` included), each with its line in
+    /// the file; not those it sees from `[DEFAULT]`.
+    pub fn own_keys(&self, section: &str) -> Vec<(&str, usize)> {
+        let found = match section {
+            DEFAULT_SECTION => Some(&self.defaults),
+            _ => self.section(section),
+        };
+        found
+            .map(|s| {
+                s.entries
+                    .iter()
+                    .zip(&s.lines)
+                    .map(|((k, _), line)| (k.as_str(), *line))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The keys of a section in Python's order: its own, then DEFAULT's it does not override.

@@ -80,6 +80,41 @@ pub fn diagnose(code: i32) -> Option<String> {
     ))
 }
 
+/// After a `docker run` of a project image failed (exit 125) with the daemon answering:
+/// when the engine lacks the image (docker then tried to pull it, and said why that
+/// failed, e.g. `pull access denied` for a name no registry has), how to get it there.
+/// Docked (`DOCKER_IP`), that engine is the dock's: send the image from here with
+/// `transfer-image`, or build it there. `subdir` is the `docker/` subdirectory the image
+/// is built from.
+pub fn missing_image_hint(image: &str, subdir: &str) -> Option<String> {
+    use crate::plan::quote;
+    if !matches!(inspect_image(image, "{{.Id}}"), Ok(None)) {
+        return None;
+    }
+    let build = format!("build-image {}", quote(subdir));
+    let Some(ip) = std::env::var("DOCKER_IP").ok().filter(|ip| !ip.is_empty()) else {
+        return Some(format!(
+            "{image} is not in the local engine, so docker tried to pull it: build it first \
+             (`{build}`)"
+        ));
+    };
+    // The dock as transfer-image takes it: its moniker, else where DOCKER_HOST goes.
+    let dock = crate::dock::current()
+        .map(|d| d.name().to_string())
+        .or_else(|| {
+            std::env::var("DOCKER_HOST")
+                .ok()
+                .and_then(|h| h.strip_prefix("ssh://").map(str::to_string))
+        })
+        .unwrap_or(ip);
+    Some(format!(
+        "the dock {dock} does not have {image}, so docker tried to pull it: send it from \
+         this machine with `transfer-image {image} {}`, or build it on the dock (`{build}` \
+         while docked)",
+        quote(&dock)
+    ))
+}
+
 fn where_hint() -> String {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if !host.is_empty() => format!(

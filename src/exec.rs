@@ -5,9 +5,12 @@
 //! - The exit code of the failing step is the plan's exit code (128+N for a signal).
 //! - Ctrl-C at a terminal reaches docker directly (same process group); we survive it,
 //!   let docker finish, and run the cleanup. A signal sent to us alone (`kill`, cron, a
-//!   supervisor) is passed on to the running step.
+//!   supervisor) is passed on to the running step. When we are killed outright, the kernel
+//!   sends the step SIGTERM (`die_with_us`).
+//! - A container name that another run took (run-image's, by the second) is retried with a
+//!   suffix when docker refuses it (`Invocation::unique_name`, `NameTaken`).
 
-use crate::plan::{Invocation, LogTo, OnFailure, Plan, Step};
+use crate::plan::{Invocation, LogTo, NAME_TRIES, OnFailure, Plan, Step};
 use std::io::IsTerminal;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -154,10 +157,10 @@ fn run_step(prog: &str, step: &Step) -> StepResult {
     }
 }
 
-/// The program with its arguments, directory and environment.
+/// The program with its arguments, directory and environment, and the parent-death signal.
 fn command_for(inv: &Invocation) -> std::process::Command {
-    // std spawns with posix_spawn (vfork) unless a directory is set: set it only when it
-    // differs. (duct always forks; it is kept for pipelines.)
+    // std spawns with posix_spawn (vfork) unless a directory is set or a `pre_exec` is
+    // given (then it forks): set the directory only when it differs.
     let mut command = std::process::Command::new(&inv.program);
     command.args(inv.argv());
     if std::env::current_dir().ok().as_deref() != Some(inv.cwd.as_path()) {
@@ -166,7 +169,42 @@ fn command_for(inv: &Invocation) -> std::process::Command {
     for var in &inv.env {
         command.env(&var.name, &var.value);
     }
+    die_with_us(&mut command);
     command
+}
+
+/// The child gets SIGTERM when this process dies, whatever kills it (`kill -9` included):
+/// no docker CLI outlives the command that started it. For `docker run`, docker's signal
+/// proxy passes the SIGTERM to the container, which then stops (`--rm` removes it) instead
+/// of running to its end with its output going nowhere.
+///
+/// Every child of a plan gets it, not only logged runs: a `docker build`, `rsync` or
+/// `pre_build_script` whose command was killed has no one to report to either, and Ctrl-C
+/// or a `kill` of ours already ends them. The price is a `fork` instead of std's
+/// `posix_spawn` (a `pre_exec` forces it): about 40 more page faults per start, lost in
+/// the noise of `perf stat -r 200 -e task-clock run-image …` against a fake docker here
+/// (8 alternating runs each way, debug build: 2.2–4.1 ms forked, 2.5–3.3 ms spawned).
+///
+/// Linux sends the signal when the *thread* that forked the child ends: exec always waits
+/// for its child on the thread that started it (`build-image -j` runs each build's plan on
+/// its own thread, start to end), so that thread outlives the child.
+fn die_with_us(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec the closure only makes async-signal-safe calls
+    // (prctl, getppid, _exit) and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // We died between the fork and the prctl: the signal will never come.
+            if libc::getppid() != parent {
+                libc::_exit(128 + libc::SIGTERM);
+            }
+            Ok(())
+        });
+    }
 }
 
 fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
@@ -176,13 +214,50 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     if let Some(log) = &inv.log {
         return run_logged(prog, inv, log);
     }
-    announce(&inv.display());
+    let mut attempt = 1;
+    loop {
+        let this = inv.with_name_try(attempt);
+        announce(&this.display());
+        match run_once(prog, &this, attempt == NAME_TRIES) {
+            Ran::Done(result) => return result,
+            Ran::NameTaken => {
+                attempt += 1;
+                eprintln!("{}", name_taken_note(prog, &this, attempt));
+            }
+        }
+    }
+}
+
+/// What became of one try of a command.
+enum Ran {
+    Done(StepResult),
+    /// Docker refused the container name as in use: try the next.
+    NameTaken,
+}
+
+/// Says that the name was taken and which one is tried next.
+fn name_taken_note(prog: &str, refused: &Invocation, next: usize) -> String {
+    let name = refused.name().unwrap_or_default();
+    let next = refused.with_name_try(next);
+    format!(
+        "{prog}: the container name {name} is taken (another run started in the same \
+         second); trying {}",
+        next.name().unwrap_or_default()
+    )
+}
+
+/// Runs the command once. With a container name that may be taken, docker's stderr goes
+/// through us (`NameTaken`) so that its refusal of the name can be held back; `last_try`
+/// says there is no other name to try.
+fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
+    use std::io::{Read, Write};
     let mut command = command_for(inv);
     if inv.stdin.is_some() {
         command.stdin(std::process::Stdio::piped());
     }
     let capture = inv.on_failure == OnFailure::MissingImageIsFine;
-    if capture {
+    let mut watch = inv.name().map(NameTaken::new);
+    if capture || watch.is_some() {
         command.stderr(std::process::Stdio::piped());
     }
     let child = match command.spawn() {
@@ -190,17 +265,33 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
         Err(e) => {
             let err = crate::error::Error::spawn(&inv.program, e);
             crate::error::report(prog, &err);
-            return StepResult::Stop(err.exit_code());
+            return Ran::Done(StepResult::Stop(err.exit_code()));
         }
     };
     let mut child = child;
     if let (Some(input), Some(mut pipe)) = (&inv.stdin, child.stdin.take()) {
-        use std::io::Write;
         // A short text (a password): it fits the pipe; a program that exits without
         // reading it is reported by its exit code, not by this write.
         let _ = pipe.write_all(input.value.as_bytes());
     }
     CHILD.store(child.id() as i32, Ordering::SeqCst);
+    if let Some(watch) = watch.as_mut()
+        && let Some(mut pipe) = child.stderr.take()
+    {
+        // Passed on as it comes (it is the container's stderr too), but for docker's
+        // refusal of the name.
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let _ = std::io::stderr().write_all(&watch.feed(&buf[..n]));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
     let waited = child
         .wait_with_output()
         .map(|out| (exit_code(&out.status), out.stderr));
@@ -209,25 +300,30 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{prog}: error: waiting for {}: {e}", inv.program);
-            return StepResult::Stop(1);
+            return Ran::Done(StepResult::Stop(1));
         }
     };
+    if let Some(watch) = watch {
+        let (taken, held) = watch.finish();
+        if taken && code == DOCKER_FAILED && !last_try && !interrupted() {
+            return Ran::NameTaken;
+        }
+        let _ = std::io::stderr().write_all(&held);
+    }
     if code == 0 {
-        return StepResult::Ok;
+        return Ran::Done(StepResult::Ok);
     }
     let stderr = String::from_utf8_lossy(&stderr);
     if capture && stderr.contains("No such image") {
         let image = inv.args.last().map(|a| a.value.as_str()).unwrap_or("");
         eprintln!("{image} is not present (nothing to remove)");
-        return StepResult::Ok;
+        return Ran::Done(StepResult::Ok);
     }
     eprint!("{stderr}");
-    if inv.is_docker && !interrupted() {
-        if let Some(hint) = crate::docker::diagnose(code) {
-            eprintln!("{prog}: hint: {hint}");
-        }
+    for hint in failure_hints(inv, code) {
+        eprintln!("{prog}: hint: {hint}");
     }
-    match &inv.on_failure {
+    Ran::Done(match &inv.on_failure {
         OnFailure::Explain(known) if known.code == code && !interrupted() => {
             eprintln!("{prog}: error: {}", known.error);
             eprintln!("{prog}: hint: {}", known.hint);
@@ -235,6 +331,101 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
         }
         OnFailure::Stop | OnFailure::Explain(_) => StepResult::Stop(code),
         OnFailure::MissingImageIsFine => StepResult::Noted(code),
+    })
+}
+
+/// docker's exit code when docker itself (not the container) failed to run it.
+const DOCKER_FAILED: i32 = 125;
+
+/// What to tell the user after a docker command failed with `code`: the daemon does not
+/// answer; or the engine lacks the image a `docker run` runs, and how to get it there.
+fn failure_hints(inv: &Invocation, code: i32) -> Vec<String> {
+    if !inv.is_docker || interrupted() {
+        return vec![];
+    }
+    if let Some(hint) = crate::docker::diagnose(code) {
+        return vec![hint];
+    }
+    match &inv.image {
+        Some(image) if code == DOCKER_FAILED => {
+            crate::docker::missing_image_hint(&image.reference, &image.subdir)
+                .into_iter()
+                .collect()
+        }
+        _ => vec![],
+    }
+}
+
+/// Watches docker's stderr for its refusal of a container name as in use
+/// (`docker: Error response from daemon: Conflict. The container name "/NAME" is already
+/// in use by container …`), and holds that line and all that follows back (docker ends
+/// with it), so that a retry under another name leaves no error on the screen. Any other
+/// output is passed on at once, but for the start of a line that may be docker's own
+/// error, held until it is known not to be (at most until its newline).
+struct NameTaken {
+    needle: Vec<u8>,
+    /// The start of the current line, held while it may be docker's error.
+    line: Vec<u8>,
+    /// The current line is not docker's error: pass on until its newline.
+    passing: bool,
+    /// Since the refusal: everything, held.
+    held: Option<Vec<u8>>,
+}
+
+/// How docker's own errors begin (the CLI's, and the daemon's it passes on).
+const DOCKER_ERROR_STARTS: [&[u8]; 2] = [b"docker: ", b"Error response from daemon: "];
+
+impl NameTaken {
+    fn new(name: &str) -> NameTaken {
+        NameTaken {
+            needle: format!("The container name \"/{name}\" is already in use").into_bytes(),
+            line: vec![],
+            passing: false,
+            held: None,
+        }
+    }
+
+    /// Takes some output; returns what may be passed on now.
+    fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len());
+        for (i, &b) in data.iter().enumerate() {
+            if let Some(held) = &mut self.held {
+                held.extend_from_slice(&data[i..]);
+                break;
+            }
+            if self.passing {
+                out.push(b);
+                self.passing = b != b'\n';
+                continue;
+            }
+            self.line.push(b);
+            let line = &self.line;
+            if b == b'\n' {
+                if line.windows(self.needle.len()).any(|w| w == self.needle) {
+                    self.held = Some(std::mem::take(&mut self.line));
+                } else {
+                    out.append(&mut self.line);
+                }
+            } else if !DOCKER_ERROR_STARTS
+                .iter()
+                .any(|start| start.starts_with(line) || line.starts_with(start))
+            {
+                out.append(&mut self.line);
+                self.passing = true;
+            }
+        }
+        out
+    }
+
+    /// At the end: was the name refused, and what is still held.
+    fn finish(mut self) -> (bool, Vec<u8>) {
+        match self.held {
+            Some(mut held) => {
+                self.line.append(&mut held);
+                (true, self.line)
+            }
+            None => (false, self.line),
+        }
     }
 }
 
@@ -244,11 +435,11 @@ fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
 /// (time, image and id, the command as printed) and an end banner (exit code, time,
 /// duration), written however the run ends. Signals reach docker as for any step. At a
 /// terminal the command line is shown as usual; otherwise (cron) nothing is printed
-/// unless the run fails.
+/// unless the run fails. A run before it that ended without its end banner (killed by
+/// SIGKILL, or the machine stopped) is said so first.
 fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
-    use crate::logrotate::{RotatingLog, end_banner, start_banner};
-    use std::io::{ErrorKind, Read};
-    use std::os::fd::AsRawFd;
+    use crate::logrotate::{RotatingLog, end_banner, start_banner, unended_note};
+    use std::io::ErrorKind;
     use std::time::{Instant, SystemTime};
 
     let dir = to.dir.display();
@@ -271,7 +462,8 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
     };
     let current = log.current_path();
     let shown = inv.display();
-    if std::io::stderr().is_terminal() {
+    let at_terminal = std::io::stderr().is_terminal();
+    if at_terminal {
         announce(&shown);
         eprintln!("output to {} (rotated)", current.display());
     }
@@ -285,7 +477,15 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
     let cannot_write = |e: &std::io::Error| {
         eprintln!("{prog}: error: cannot write the log in {dir}: {e}");
     };
-    for line in start_banner(prog, &to.image, &id, &shown, started) {
+    // A run's last line is its end banner; a log that ends otherwise lost its last run's.
+    let unended = match log.last_line() {
+        Ok(Some(last)) => unended_note(prog, &last),
+        _ => None,
+    };
+    for line in unended
+        .into_iter()
+        .chain(start_banner(prog, &to.image, &id, &shown, started))
+    {
         if let Err(e) = log.line(&line) {
             cannot_write(&e);
             return StepResult::Stop(1);
@@ -296,19 +496,95 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
         log.line(&line).and_then(|()| log.finish())
     };
 
+    let mut broken = false;
+    let mut attempt = 1;
+    let code = loop {
+        let this = inv.with_name_try(attempt);
+        match log_once(
+            prog,
+            &this,
+            &mut log,
+            &to.dir,
+            &mut broken,
+            attempt == NAME_TRIES,
+        ) {
+            Ok(Logged::Exited(code)) => break code,
+            Ok(Logged::NameTaken) => {
+                attempt += 1;
+                let note = name_taken_note(prog, &this, attempt);
+                let retried = inv.with_name_try(attempt).display();
+                if at_terminal {
+                    eprintln!("{note}");
+                    announce(&retried);
+                }
+                for line in [format!("==== {note}"), format!("==== command {retried}")] {
+                    if !broken && let Err(e) = log.line(&line) {
+                        cannot_write(&e);
+                        broken = true;
+                    }
+                }
+            }
+            Err(err) => {
+                let _ = end(&mut log, &format!("not started: {err}"));
+                crate::error::report(prog, &err);
+                return StepResult::Stop(err.exit_code());
+            }
+        }
+    };
+    let outcome = if interrupted() {
+        format!("exit code {code} (interrupted)")
+    } else {
+        format!("exit code {code}")
+    };
+    if !broken && let Err(e) = end(&mut log, &outcome) {
+        cannot_write(&e);
+        broken = true;
+    }
+    if code != 0 {
+        eprintln!(
+            "{prog}: exit code {code}; the output is in {}",
+            current.display()
+        );
+        for hint in failure_hints(inv, code) {
+            eprintln!("{prog}: hint: {hint}");
+        }
+        return StepResult::Stop(code);
+    }
+    if broken {
+        StepResult::Stop(1)
+    } else {
+        StepResult::Ok
+    }
+}
+
+/// What became of one try of a logged run.
+enum Logged {
+    Exited(i32),
+    /// Docker refused the container name as in use: try the next.
+    NameTaken,
+}
+
+/// One try of a logged run: spawns it with its output into `log` and waits for it. An
+/// error when it could not start. After a failed write to the log (`broken`, said once)
+/// the output is still read, so that docker is not blocked.
+fn log_once(
+    prog: &str,
+    inv: &Invocation,
+    log: &mut crate::logrotate::RotatingLog,
+    dir: &std::path::Path,
+    broken: &mut bool,
+    last_try: bool,
+) -> Result<Logged, crate::error::Error> {
+    use std::io::{ErrorKind, Read};
+    use std::os::fd::AsRawFd;
+    const STDERR: usize = 1;
+
     // A pipe each for stdout and stderr, merged into the log a whole line at a time (docker
     // delivers output in pieces that may cut a line; one pipe would splice the other
     // stream's lines into it).
     let pipes = std::io::pipe().and_then(|out| Ok((out, std::io::pipe()?)));
-    let ((out_reader, out), (err_reader, err)) = match pipes {
-        Ok(pipes) => pipes,
-        Err(e) => {
-            let err = crate::error::Error::io("cannot make a pipe", e);
-            let _ = end(&mut log, &format!("not started: {err}"));
-            crate::error::report(prog, &err);
-            return StepResult::Stop(1);
-        }
-    };
+    let ((out_reader, out), (err_reader, err)) =
+        pipes.map_err(|e| crate::error::Error::io("cannot make a pipe", e))?;
     let mut command = command_for(inv);
     command
         .stdin(std::process::Stdio::null())
@@ -317,19 +593,24 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
     let spawned = command.spawn();
     // Our copies of the pipes' writing ends: the reading below ends when docker's close.
     drop(command);
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            let err = crate::error::Error::spawn(&inv.program, e);
-            let _ = end(&mut log, &format!("not started: {err}"));
-            crate::error::report(prog, &err);
-            return StepResult::Stop(err.exit_code());
+    let mut child = spawned.map_err(|e| crate::error::Error::spawn(&inv.program, e))?;
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let mut watch = inv.name().map(NameTaken::new);
+    let mut write = |log: &mut crate::logrotate::RotatingLog, stream: usize, data: &[u8]| {
+        if *broken || data.is_empty() {
+            return;
+        }
+        if let Err(e) = log.write_stream(stream, data) {
+            eprintln!(
+                "{prog}: error: cannot write the log in {}: {e}",
+                dir.display()
+            );
+            eprintln!("{prog}: the run goes on; its further output is lost");
+            *broken = true;
         }
     };
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
     let mut readers = [Some(out_reader), Some(err_reader)];
     let mut buf = vec![0u8; 64 * 1024];
-    let mut broken = false;
     while readers.iter().any(Option::is_some) {
         // poll(2) ignores a negative descriptor: a stream already at its end.
         let mut fds = readers.each_ref().map(|r| libc::pollfd {
@@ -355,15 +636,13 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
             };
             match reader.read(&mut buf) {
                 Ok(0) => readers[stream] = None,
-                // After a failed write the output is still read, so that docker is not blocked.
-                Ok(_) if broken => {}
-                Ok(n) => {
-                    if let Err(e) = log.write_stream(stream, &buf[..n]) {
-                        cannot_write(&e);
-                        eprintln!("{prog}: the run goes on; its further output is lost");
-                        broken = true;
+                Ok(n) => match watch.as_mut() {
+                    Some(watch) if stream == STDERR => {
+                        let pass = watch.feed(&buf[..n]);
+                        write(log, stream, &pass);
                     }
-                }
+                    _ => write(log, stream, &buf[..n]),
+                },
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     eprintln!("{prog}: error: reading the output of {}: {e}", inv.program);
@@ -382,38 +661,83 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
             1
         }
     };
-    let outcome = if interrupted() {
-        format!("exit code {code} (interrupted)")
-    } else {
-        format!("exit code {code}")
-    };
-    if !broken && let Err(e) = end(&mut log, &outcome) {
-        cannot_write(&e);
-        broken = true;
-    }
-    if code != 0 {
-        eprintln!(
-            "{prog}: exit code {code}; the output is in {}",
-            current.display()
-        );
-        if inv.is_docker
-            && !interrupted()
-            && let Some(hint) = crate::docker::diagnose(code)
-        {
-            eprintln!("{prog}: hint: {hint}");
+    if let Some(watch) = watch {
+        let (taken, held) = watch.finish();
+        if taken && code == DOCKER_FAILED && !last_try && !interrupted() {
+            return Ok(Logged::NameTaken);
         }
-        return StepResult::Stop(code);
+        write(log, STDERR, &held);
     }
-    if broken {
-        StepResult::Stop(1)
-    } else {
-        StepResult::Ok
-    }
+    Ok(Logged::Exited(code))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds the pieces; what was passed on, whether the name was refused, what is held.
+    fn watch(name: &str, pieces: &[&str]) -> (String, bool, String) {
+        let mut w = NameTaken::new(name);
+        let mut passed = vec![];
+        for piece in pieces {
+            passed.extend(w.feed(piece.as_bytes()));
+        }
+        let (taken, held) = w.finish();
+        (
+            String::from_utf8(passed).unwrap(),
+            taken,
+            String::from_utf8(held).unwrap(),
+        )
+    }
+
+    #[test]
+    fn dockers_refusal_of_the_name_is_held_back_and_the_rest_passed_on() {
+        let refusal = "docker: Error response from daemon: Conflict. The container name \
+                       \"/ann_dev_1\" is already in use by container \"f00\". You have to \
+                       remove (or rename) that container to be able to reuse that name.\n";
+        let (passed, taken, held) = watch(
+            "ann_dev_1",
+            &[
+                "Unable to find image 'x' loc",
+                "ally\ndock",
+                &refusal[4..],
+                "\nRun 'docker run --help'\n",
+            ],
+        );
+        assert_eq!(passed, "Unable to find image 'x' locally\n");
+        assert!(taken);
+        assert_eq!(held, format!("{refusal}\nRun 'docker run --help'\n"));
+
+        // Another name's refusal, or another error of docker's: passed on at its newline.
+        let (passed, taken, held) = watch("ann_dev_1_2", &[refusal]);
+        assert_eq!(
+            (passed.as_str(), taken, held.as_str()),
+            (refusal, false, "")
+        );
+        let other = "docker: Error response from daemon: pull access denied for x\n";
+        assert_eq!(
+            watch("n", &[other]),
+            (other.to_string(), false, String::new())
+        );
+        // The container's output, with or without a newline, goes on at once.
+        assert_eq!(
+            watch("n", &["progress 10%\r", "progress 20%"]),
+            (
+                "progress 10%\rprogress 20%".to_string(),
+                false,
+                String::new()
+            )
+        );
+        // What could still be docker's error waits for its newline, or the end.
+        assert_eq!(
+            watch("n", &["Error response from daemon: "]),
+            (
+                String::new(),
+                false,
+                "Error response from daemon: ".to_string()
+            )
+        );
+    }
 
     #[test]
     fn signal_handlers_are_installed_once() {

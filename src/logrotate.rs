@@ -94,6 +94,20 @@ impl RotatingLog {
         self.dir.join(CURRENT)
     }
 
+    /// The last line written to the log, without its newline: `current`'s, or the newest
+    /// rotated file's when `current` is empty (a rotation was the last thing done). `None`
+    /// when there is none.
+    pub fn last_line(&self) -> io::Result<Option<String>> {
+        let mut file = self.dir.join(CURRENT);
+        if self.len == 0 {
+            match rotated_files(&self.dir)?.pop() {
+                Some(name) => file = self.dir.join(name),
+                None => return Ok(None),
+            }
+        }
+        last_line_of(&file)
+    }
+
     /// Adds output of one stream: every complete line goes to the files now; the rest
     /// waits for its newline (or, once it is as long as a file, is written in pieces of
     /// the size).
@@ -267,6 +281,24 @@ fn last_byte(path: &Path) -> io::Result<Option<u8>> {
     Ok(Some(b[0]))
 }
 
+/// The last line of a file, without its newline (`None` when the file is empty). Only its
+/// end is read: a line longer than 4 KiB is cut to its last 4 KiB, which is never a banner.
+fn last_line_of(path: &Path) -> io::Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 4096;
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(TAIL)))?;
+    let mut tail = Vec::with_capacity(TAIL as usize);
+    f.read_to_end(&mut tail)?;
+    let text = tail.strip_suffix(b"\n").unwrap_or(&tail);
+    if text.is_empty() && tail.is_empty() {
+        return Ok(None);
+    }
+    let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Ok(Some(String::from_utf8_lossy(&text[start..]).into_owned()))
+}
+
 /// The rotated files of DIR, oldest first (their names sort by time).
 pub fn rotated_files(dir: &Path) -> io::Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
@@ -399,6 +431,18 @@ pub fn start_banner(
     ]
 }
 
+/// When the last line of a log is not a run's end banner, the line that says so, written
+/// before the next run's start banner: the run before was killed (`kill -9`, which leaves
+/// no chance to write it) or the machine stopped, and its output may stop short.
+pub fn unended_note(prog: &str, last_line: &str) -> Option<String> {
+    (!last_line.starts_with(&format!("==== {prog} end "))).then(|| {
+        format!(
+            "==== {prog}: the previous run ended without its end banner \
+             ({prog} was killed, or the machine stopped); its output may stop short"
+        )
+    })
+}
+
 /// The line that closes a run in its log.
 pub fn end_banner(prog: &str, outcome: &str, at: SystemTime, took: Duration) -> String {
     format!(
@@ -525,6 +569,36 @@ mod tests {
             std::fs::read_to_string(tmp.path().join(CURRENT)).unwrap(),
             "cut off\n==== banner\nno newline yet\n==== end\n"
         );
+    }
+
+    #[test]
+    fn the_last_line_tells_whether_the_last_run_ended() {
+        let tmp = tempfile::tempdir().unwrap();
+        let end = end_banner("run-image", "exit code 0", UNIX_EPOCH, Duration::ZERO);
+        {
+            let log = RotatingLog::open(tmp.path(), 1000, 5).unwrap();
+            assert_eq!(log.last_line().unwrap(), None);
+        }
+        let mut log = RotatingLog::open(tmp.path(), 1000, 5).unwrap();
+        log.line("==== run-image start").unwrap();
+        log.write(b"output\ncut off").unwrap();
+        log.finish().unwrap();
+        drop(log);
+        // The next run ends the cut line first; the last line is the output's.
+        let mut log = RotatingLog::open(tmp.path(), 1000, 5).unwrap();
+        assert_eq!(log.last_line().unwrap().as_deref(), Some("cut off"));
+        assert!(unended_note("run-image", "cut off").is_some());
+        log.line(&end).unwrap();
+        assert_eq!(log.last_line().unwrap().as_deref(), Some(end.as_str()));
+        assert_eq!(unended_note("run-image", &end), None);
+        log.finish().unwrap();
+        drop(log);
+        // Killed right after a rotation: `current` is empty, the newest rotated file has it.
+        let rotated = tmp.path().join(name_for_micros(1_700_000_000_000_000));
+        std::fs::rename(tmp.path().join(CURRENT), &rotated).unwrap();
+        std::fs::write(tmp.path().join(CURRENT), "").unwrap();
+        let log = RotatingLog::open(tmp.path(), 1000, 5).unwrap();
+        assert_eq!(log.last_line().unwrap().as_deref(), Some(end.as_str()));
     }
 
     #[test]

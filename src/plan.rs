@@ -79,7 +79,24 @@ pub struct Invocation {
     /// Its output (stdout and stderr merged) goes to size-rotated log files instead of
     /// ours, framed by banners (`run-image --log`).
     pub log: Option<LogTo>,
+    /// The index in `args` of a container name that another run may have taken (run-image
+    /// names containers by the second they start in): when docker refuses the name as in
+    /// use, exec runs the command again with `_2`, `_3`, … appended to it.
+    pub unique_name: Option<usize>,
+    /// The project image a `docker run` runs: when docker fails and its engine does not
+    /// have the image, exec says how to get it there. (Boxed: a `Step` stays small.)
+    pub image: Option<Box<RunsImage>>,
 }
+
+/// The image of a `docker run` (`name:tag`) and the `docker/` subdirectory it is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunsImage {
+    pub reference: String,
+    pub subdir: String,
+}
+
+/// The most names tried for one container (the name, then `_2` … `_100`).
+pub const NAME_TRIES: usize = 100;
 
 /// Where a run's output goes with `run-image --log`: a directory of size-rotated files
 /// (`crate::logrotate`).
@@ -120,7 +137,28 @@ impl Invocation {
             is_docker: program == "docker",
             stdin: None,
             log: None,
+            unique_name: None,
+            image: None,
         }
+    }
+
+    /// The command with its container name made unique for try `n` (1: as planned;
+    /// then `NAME_2`, `NAME_3`, …).
+    pub fn with_name_try(&self, n: usize) -> Invocation {
+        let mut inv = self.clone();
+        if let Some(arg) = self.unique_name.and_then(|i| inv.args.get_mut(i))
+            && n > 1
+        {
+            arg.value = format!("{}_{n}", arg.value);
+        }
+        inv
+    }
+
+    /// The container name that may get a suffix, as planned.
+    pub fn name(&self) -> Option<&str> {
+        self.unique_name
+            .and_then(|i| self.args.get(i))
+            .map(|a| a.value.as_str())
     }
 
     pub fn arg(mut self, a: impl Into<Arg>) -> Self {
@@ -217,10 +255,22 @@ impl Step {
     /// How `--dry-run` shows the step: shell that would do the same.
     pub fn display(&self) -> String {
         match self {
-            Step::Run(inv) => match &inv.log {
-                Some(log) => format!("{} {}", inv.display(), log.display()),
-                None => inv.display(),
-            },
+            Step::Run(inv) => {
+                let mut shown = String::new();
+                if let Some(name) = inv.name() {
+                    let _ = writeln!(
+                        shown,
+                        "# the container name {} gets _2, _3, … if another container has it",
+                        quote(name)
+                    );
+                }
+                shown.push_str(&inv.display());
+                if let Some(log) = &inv.log {
+                    shown.push(' ');
+                    shown.push_str(&log.display());
+                }
+                shown
+            }
             Step::Copy { from, to } => format!(
                 "cp -p {} {}",
                 quote(&from.to_string_lossy()),
@@ -307,6 +357,28 @@ mod tests {
             secret: true,
         });
         assert!(inv.display().ends_with("DB_PASSWORD=**** <<< ****"));
+    }
+
+    #[test]
+    fn a_name_that_may_be_taken_is_said_and_gets_a_suffix_per_try() {
+        let mut inv = Invocation::new("docker", "/p".into()).args([
+            "run",
+            "--name",
+            "ann_dev_26-11-30_20.15.00",
+            "img:t",
+        ]);
+        assert_eq!(Step::Run(inv.clone()).display(), inv.display());
+        inv.unique_name = Some(2);
+        assert_eq!(
+            Step::Run(inv.clone()).display(),
+            "# the container name ann_dev_26-11-30_20.15.00 gets _2, _3, … if another \
+             container has it\ndocker run --name ann_dev_26-11-30_20.15.00 img:t"
+        );
+        assert_eq!(inv.with_name_try(1), inv);
+        assert_eq!(
+            inv.with_name_try(3).display(),
+            "docker run --name ann_dev_26-11-30_20.15.00_3 img:t"
+        );
     }
 
     #[test]

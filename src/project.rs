@@ -3,6 +3,7 @@
 //! otherwise.
 
 use crate::cfg::Cfg;
+use crate::cfg::keys;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -109,11 +110,34 @@ impl Project {
         })
     }
 
-    /// From the current directory.
+    /// From the current directory: how the commands find their project. Keys of the cfg
+    /// that look misspelt are reported on stderr, once per process (`warn_misspelt_keys`).
     pub fn discover_here(user: &str) -> Result<Project> {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot read the current directory", e))?;
-        Project::discover(&cwd, user)
+        let project = Project::discover(&cwd, user)?;
+        project.warn_misspelt_keys();
+        Ok(project)
+    }
+
+    /// Warns about each key of the cfg that no command reads but that is close to one
+    /// that would be read in its section (`cfg::keys::misspelt`): `volume=` is ignored,
+    /// `volumes=` is not. Once per process, whatever loads the cfg again (build threads,
+    /// serve-hooks' deploys); never for TAB completion, which uses `discover`.
+    pub fn warn_misspelt_keys(&self) {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if self.cfg.sections().next().is_none()
+                && self.cfg.own_keys(crate::cfg::DEFAULT_SECTION).is_empty()
+            {
+                return;
+            }
+            let mut images = self.image_dirs().unwrap_or_default();
+            images.extend(self.synthetic_images().unwrap_or_default());
+            for m in keys::misspelt(&self.cfg, &images) {
+                eprintln!("{}:{}: {m}", self.cfg.path().display(), m.line);
+            }
+        });
     }
 
     pub fn docker_dir(&self) -> PathBuf {
@@ -165,7 +189,7 @@ impl Project {
     pub fn synthetic_images(&self) -> Result<Vec<String>> {
         Ok(self
             .cfg
-            .get("run_image", "synthetic_images")?
+            .get(keys::RUN_IMAGE, keys::SYNTHETIC_IMAGES)?
             .map(|list| {
                 list.split(',')
                     .map(|s| s.trim().to_owned())
@@ -181,6 +205,18 @@ impl Project {
         let mut names = self.image_dirs()?;
         names.extend(self.synthetic_images()?);
         Ok(names)
+    }
+
+    /// The `docker/` subdirectory an image is built from: its own, or the one a synthetic
+    /// image's `name=` runs.
+    pub fn subdir(&self, image: &str) -> Result<String> {
+        if !self.docker_dir().join(image).is_dir()
+            && self.synthetic_images()?.iter().any(|s| s == image)
+            && let Some(name) = self.cfg.get(image, keys::NAME)?
+        {
+            return Ok(name);
+        }
+        Ok(image.to_string())
     }
 
     /// Checks that `image` is one of `valid`, or says which are.
@@ -211,9 +247,9 @@ impl Project {
         let cfg = &self.cfg;
         let mut name = format!("{}-{}", self.name, image);
         if cfg.has_section(image) {
-            if let Some(given) = cfg.get(image, "name")? {
+            if let Some(given) = cfg.get(image, keys::NAME)? {
                 let prefixed = !matches!(
-                    cfg.get(image, "prefix")?.as_deref(),
+                    cfg.get(image, keys::PREFIX)?.as_deref(),
                     Some("False" | "false" | "F" | "f")
                 );
                 name = if prefixed {
@@ -224,7 +260,7 @@ impl Project {
             }
         }
         let tag = match cfg.has_section(image) {
-            true => cfg.get(image, "tag")?,
+            true => cfg.get(image, keys::TAG)?,
             false => None,
         }
         .unwrap_or_else(|| self.user.clone());

@@ -493,3 +493,37 @@ fn a_failed_run_leaves_no_container_behind() {
     assert!(left.is_empty(), "containers left behind: {left:?}");
     assert!(stderr(&out).contains("--force-rm"), "{}", stderr(&out));
 }
+
+#[test]
+fn misspelt_cfg_keys_are_warned_about_once_even_with_parallel_builds() {
+    require_engine();
+    let p = Project::new("spelljobs");
+    p.dockerfile("one", BUSYBOX_DOCKERFILE)
+        .dockerfile("two", BUSYBOX_DOCKERFILE)
+        .cfg(
+            "[DEFAULT]\nbuild_arg=--build-arg X=1\n\
+             [one]\npre_build_scrpt=touch pre\n\
+             [two]\ntag_=x\n\
+             [build_image]\nif_changd=True\n",
+        );
+    let out = p
+        .cmd("build-image")
+        .args(["all", "-j", "2"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let cfg = p.root.join("docker/dockerutils.cfg");
+    for warning in [
+        "2: [DEFAULT] build_arg: unknown key; did you mean build_args?",
+        "4: [one] pre_build_scrpt: unknown key; did you mean pre_build_script?",
+        "6: [two] tag_: unknown key; did you mean tag?",
+        "8: [build_image] if_changd: unknown key; did you mean if_changed?",
+    ] {
+        let line = format!("{}:{warning}\n", cfg.display());
+        assert_eq!(err.matches(&line).count(), 1, "{line} in {err}");
+    }
+    // Misspelt keys are ignored, as before.
+    assert!(!p.root.join("pre").exists());
+    assert!(image_exists(&p.image("one")) && image_exists(&p.image("two")));
+}

@@ -1340,3 +1340,54 @@ fn hostile_monikers_and_addresses_are_refused_and_never_reach_a_prompt() {
         "docker's contexts were removed"
     );
 }
+
+#[test]
+fn docked_run_image_of_an_image_the_dock_lacks_says_how_to_send_it_there() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let p = Project::new("dockmissing");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE);
+    // Built here, not on the dock.
+    let image = build(&p, "dev");
+    let on_dock = |args: &[&str]| {
+        Command::new("docker")
+            .env("DOCKER_HOST", &d.engine)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    on_dock(&["rmi", "-f", &image]);
+    let docked_run = || {
+        d.cmd("bash")
+            .args([
+                "-c",
+                "source dock testdock 2>/dev/null && run-image dev -c 'echo ran on the dock'",
+            ])
+            .current_dir(&p.root)
+            .output()
+            .unwrap()
+    };
+
+    let out = docked_run();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    let hint = format!(
+        "run-image: hint: the dock testdock does not have {image}, so docker tried to pull it: \
+         send it from this machine with `transfer-image {image} testdock`, or build it on the \
+         dock (`build-image dev` while docked)"
+    );
+    assert!(err.contains(&hint), "{err}");
+
+    // The hint's command does it.
+    let sent = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let out = docked_run();
+    on_dock(&["rmi", "-f", &image]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ran on the dock\n");
+}

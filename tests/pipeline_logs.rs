@@ -8,7 +8,7 @@ use common::{
     BUSYBOX_DOCKERFILE, Project, bin_dir, containers, image_id, project_with, remove_containers,
     require_engine,
 };
-use common::{READY_CMD, in_terminal, wait_exit, with_clean_env};
+use common::{READY_CMD, in_terminal, take_names, wait_exit, wait_until, with_clean_env};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -397,4 +397,109 @@ fn ctrl_c_at_a_terminal_reaches_the_container_and_the_end_banner_is_still_writte
     let end = current.lines().last().unwrap();
     assert!(end.contains("exit code 130 (interrupted)"), "{current}");
     assert!(containers("pintr").is_empty(), "container left behind");
+}
+
+#[test]
+fn a_killed_run_stops_its_container_and_the_next_run_says_it_ended_without_its_banner() {
+    let p = project_with("pkill", "");
+    let dir = p.root.join("k");
+    let mut cmd = Command::new(bin_dir().join("run-image"));
+    cmd.args(["pkill", "-c", READY_CMD, "--log"])
+        .arg(&dir)
+        .current_dir(&p.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = with_clean_env(&mut cmd).spawn().unwrap();
+    wait_for_log(&dir.join("current"), "READY_42");
+    // As the OOM killer or `kill -9` would: run-image can write no end banner.
+    let rc = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let _ = child.wait();
+    let gone = wait_until(Duration::from_secs(30), || containers("pkill").is_empty());
+    remove_containers("pkill");
+    assert!(
+        gone,
+        "the container ran on after run-image was killed, its output going nowhere"
+    );
+
+    p.cmd("run-image")
+        .args(["pkill", "-c", "echo next", "--log"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let current = std::fs::read_to_string(dir.join("current")).unwrap();
+    let lines: Vec<&str> = current.lines().collect();
+    let ready = lines.iter().position(|l| *l == "READY_42").unwrap();
+    assert!(
+        lines[ready + 1].starts_with(
+            "==== run-image: the previous run ended without its end banner (run-image was killed"
+        ),
+        "{current}"
+    );
+    assert!(
+        lines[ready + 2].starts_with("==== run-image start "),
+        "{current}"
+    );
+    assert_eq!(lines[lines.len() - 2], "next", "{current}");
+    // A run that ended as it should is not said to have ended without its banner.
+    p.cmd("run-image")
+        .args(["pkill", "-c", "true", "--log"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let current = std::fs::read_to_string(dir.join("current")).unwrap();
+    assert_eq!(
+        current.matches("without its end banner").count(),
+        1,
+        "{current}"
+    );
+}
+
+#[test]
+fn a_logged_run_whose_container_name_is_taken_runs_under_the_next() {
+    let p = project_with("ptaken", "");
+    take_names("ptaken", &p.image("ptaken"), 16);
+    let dir = p.root.join("t");
+    let out = p
+        .cmd("run-image")
+        .args(["ptaken", "-c", "echo logged", "--log"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let names = containers("ptaken");
+    remove_containers("ptaken");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "",
+        "a successful run is quiet under cron"
+    );
+    let current = std::fs::read_to_string(dir.join("current")).unwrap();
+    assert!(!current.contains("Conflict"), "{current}");
+    let lines: Vec<&str> = current.lines().collect();
+    let name = |line: &str| {
+        let after = line.split_once("--name ").unwrap().1;
+        after.split(' ').next().unwrap().to_string()
+    };
+    assert!(lines[2].starts_with("==== command docker run"), "{current}");
+    let first = name(lines[2]);
+    assert!(names.contains(&first), "{first} was not taken: {names:?}");
+    assert_eq!(
+        lines[3],
+        format!(
+            "==== run-image: the container name {first} is taken (another run started in the \
+             same second); trying {first}_2"
+        ),
+        "{current}"
+    );
+    // The command as it then ran, its output and its end.
+    assert!(lines[4].starts_with("==== command docker run"), "{current}");
+    assert_eq!(name(lines[4]), format!("{first}_2"), "{current}");
+    assert_eq!(lines[5], "logged", "{current}");
+    assert!(lines[6].contains(": exit code 0, duration "), "{current}");
+    assert_eq!(lines.len(), 7, "{current}");
 }

@@ -2,11 +2,11 @@
 
 mod common;
 
+use common::{BUSYBOX_DOCKERFILE, Project, bin_dir, project_with, require_engine};
 use common::{
-    READY_CMD, containers, in_terminal, remove_containers, wait_exit, wait_for_ready,
+    READY_CMD, containers, in_terminal, remove_containers, take_names, wait_exit, wait_for_ready,
     with_clean_env,
 };
-use common::{bin_dir, project_with};
 use predicates::prelude::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -365,4 +365,160 @@ fn environment_and_args_keys_of_the_cfg() {
     let out = p.cmd("run-image").arg("cfgenv").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "yes/a b\ncfghost\n/bin\n");
+}
+
+/// `run-image IMAGE ARGS…` started now, its output piped.
+fn start(p: &common::Project, args: &[&str]) -> std::process::Child {
+    let mut cmd = Command::new(bin_dir().join("run-image"));
+    cmd.args(args)
+        .current_dir(&p.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    with_clean_env(&mut cmd).spawn().unwrap()
+}
+
+#[test]
+fn runs_started_in_the_same_second_all_get_a_container() {
+    let p = project_with("same", "[same]\ncmd=sleep 60\n");
+    // Every name of the next seconds is taken already: each run below meets a taken name,
+    // as it would after another run of the same second.
+    take_names("same", &p.image("same"), 16);
+    let taken = containers("same");
+    // Two started at the same instant, and a kept run then a plain one.
+    let both = [start(&p, &["same", "-k"]), start(&p, &["same", "-k"])];
+    let mut outs: Vec<std::process::Output> = both.map(|c| c.wait_with_output().unwrap()).into();
+    outs.push(p.cmd("run-image").args(["same", "-k"]).output().unwrap());
+    let plain = p
+        .cmd("run-image")
+        .args(["same", "-c", "echo plain"])
+        .output()
+        .unwrap();
+    let all = containers("same");
+    let running: Vec<String> = all
+        .iter()
+        .filter(|c| inspect(c, "{{.State.Running}}") == "true")
+        .cloned()
+        .collect();
+    remove_containers("same");
+
+    for out in outs.iter().chain([&plain]) {
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("is taken (another run started in the same second); trying tester_same_"),
+            "{err}"
+        );
+        // docker's refusal of the name is not shown: a retry is no error.
+        assert!(!err.contains("Conflict"), "{err}");
+    }
+    assert_eq!(text(&plain.stdout), "plain\n", "{}", text(&plain.stderr));
+    // The three kept runs are running, each under a taken name with a suffix.
+    assert_eq!(running.len(), 3, "{all:?}");
+    for name in &running {
+        let (base, n) = name.rsplit_once('_').unwrap();
+        assert!(taken.iter().any(|t| t == base), "{name} in {taken:?}");
+        assert!(n.parse::<usize>().unwrap() >= 2, "{name}");
+    }
+    // The printed command is the one that ran.
+    let retried = text(&plain.stderr);
+    let last = retried.lines().last().unwrap();
+    assert!(
+        last.starts_with("docker run --init --name tester_same_")
+            && last.ends_with(&format!(" --rm -i {} echo plain", p.image("same"))),
+        "{retried}"
+    );
+    // --dry-run says that the name may get a suffix.
+    let plan = p
+        .cmd("run-image")
+        .args(["same", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&plan.stdout).contains("\n# the container name tester_same_"),
+        "{}",
+        text(&plan.stdout)
+    );
+}
+
+#[test]
+fn a_killed_run_image_takes_its_container_with_it() {
+    let p = project_with("killed", &format!("[killed]\ncmd={READY_CMD}\n"));
+    let mut child = start(&p, &["killed"]);
+    wait_for_ready(&mut child);
+    // As the OOM killer or `kill -9` would: no chance to pass anything on.
+    let rc = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let _ = child.wait();
+    let gone = common::wait_until(Duration::from_secs(30), || containers("killed").is_empty());
+    remove_containers("killed");
+    assert!(
+        gone,
+        "the container outlived run-image (docker was not stopped with it)"
+    );
+}
+
+#[test]
+fn a_missing_image_is_said_with_how_to_build_it() {
+    require_engine();
+    // Never built: docker tries to pull it, and no registry has it.
+    let p = Project::new("unbuilt");
+    p.dockerfile("unbuilt", BUSYBOX_DOCKERFILE);
+    let out = p
+        .cmd("run-image")
+        .args(["unbuilt", "-c", "true"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!(
+            "run-image: hint: {} is not in the local engine, so docker tried to pull it: \
+             build it first (`build-image unbuilt`)",
+            p.image("unbuilt")
+        )),
+        "{err}"
+    );
+    assert!(containers("unbuilt").is_empty());
+}
+
+#[test]
+fn misspelt_cfg_keys_are_warned_about_once_with_the_closest_key() {
+    let p = project_with(
+        "spelt",
+        "[run_image]\nsynthetic_images=spshell\n\
+         [spelt]\nvolume=-v /nowhere:/x\ncommand=echo hi\nenv=spelt_env\nmy_note=mine\n\
+         [spelt_env]\nvolume=kept\ncomand=kept too\n\
+         [spshell]\nname=spelt\nnetwrok=none\n\
+         [another_tool]\nvolume=theirs\n",
+    );
+    let out = p
+        .cmd("run-image")
+        .args(["spelt", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = p.root.join("docker/dockerutils.cfg");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{0}:4: [spelt] volume: unknown key; did you mean volumes?\n\
+             {0}:5: [spelt] command: unknown key; did you mean cmd?\n\
+             {0}:13: [spshell] netwrok: unknown key; did you mean network?\n",
+            cfg.display()
+        )
+    );
+    // Ignored as before: only the keys of the env= section become variables.
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains(" -e volume=kept -e 'comand=kept too' --rm"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("/nowhere") && !plan.ends_with("echo hi\n"),
+        "{plan}"
+    );
 }

@@ -7,6 +7,7 @@
 use super::build_image::{self, Outcome, Parts};
 use super::publish_image;
 use crate::aws::AwsArgs;
+use crate::cfg::keys;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::project::Project;
@@ -151,7 +152,7 @@ fn parts(project: &Project, args: &Args, exports: &Path) -> Result<Parts> {
     let mut context_of = |target: &str| -> Result<PathBuf> {
         let cfg = &project.cfg;
         let branch = if cfg.has_section(target) {
-            cfg.get(target, "source_branch")?
+            cfg.get(target, keys::SOURCE_BRANCH)?
         } else {
             None
         };
@@ -221,7 +222,7 @@ fn run(args: &Args) -> Result<i32> {
             let branch = (p.context != project.root).then(|| {
                 project
                     .cfg
-                    .get(&p.target, "source_branch")
+                    .get(&p.target, keys::SOURCE_BRANCH)
                     .ok()
                     .flatten()
                     .unwrap_or_default()
@@ -254,7 +255,7 @@ fn run(args: &Args) -> Result<i32> {
         let has_repo = project.cfg.has_section(target)
             && project
                 .cfg
-                .get(target, "image_repo")?
+                .get(target, keys::IMAGE_REPO)?
                 .is_some_and(|r| !r.is_empty());
         if args.publish && outcome == &Some(Outcome::Built) && !has_repo {
             eprintln!(

@@ -1,6 +1,7 @@
 //! `build-image IMAGE|all|clean`: build (or remove) the project's images.
 
 use crate::cfg::Cfg;
+use crate::cfg::keys;
 use crate::chain;
 use crate::context::Context;
 use crate::docker;
@@ -227,7 +228,7 @@ impl Parts {
 fn section_build_args(project: &Project, target: &str) -> Result<Vec<String>> {
     let cfg = &project.cfg;
     let mut build_args = if cfg.has_section(target) {
-        cfg.get_words(target, "build_args")?.unwrap_or_default()
+        cfg.get_words(target, keys::BUILD_ARGS)?.unwrap_or_default()
     } else {
         vec![]
     };
@@ -491,12 +492,14 @@ fn build_steps(
     let cfg = &project.cfg;
     let force_pull = args.force_build_base
         && cfg.has_section(target)
-        && cfg.get_bool(target, "pull_FROM_on_force")?.unwrap_or(false);
+        && cfg
+            .get_bool(target, keys::PULL_FROM_ON_FORCE)?
+            .unwrap_or(false);
     let pull = args.pull_base || force_pull;
     let build_args = section_build_args(project, target)?;
     let dockerfile = Project::dockerfile_arg(target);
 
-    if let Some(script) = section_value(cfg, target, "pre_build_script")? {
+    if let Some(script) = section_value(cfg, target, keys::PRE_BUILD_SCRIPT)? {
         plan.run(shell_script(context, &script, "Running pre-build-script"));
     }
     if let Some(builder) = builder {
@@ -518,7 +521,7 @@ fn build_steps(
         pull,
         &build_args,
     ));
-    if let Some(script) = section_value(cfg, target, "post_build_script")? {
+    if let Some(script) = section_value(cfg, target, keys::POST_BUILD_SCRIPT)? {
         plan.run(shell_script(context, &script, "Running post-build-script"));
     }
     Ok(())
@@ -611,7 +614,7 @@ pub fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
     let files = chain::context_files(&part.context, &part.sources, &ignore);
     let mut args = part.build_args.clone();
     // The scripts around the build are inputs too (they may write what it copies).
-    for key in ["pre_build_script", "post_build_script"] {
+    for key in [keys::PRE_BUILD_SCRIPT, keys::POST_BUILD_SCRIPT] {
         if let Some(script) = section_value(&project.cfg, &part.target, key)? {
             args.push(format!("{key}={script}"));
         }
@@ -838,9 +841,9 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let ctx = Context::from_process();
     let planned = Project::discover_here(&ctx.user).and_then(|p| {
         let parts = parts(&p, &args, &ctx)?;
-        let from_cfg = p.cfg.has_section("build_image")
+        let from_cfg = p.cfg.has_section(keys::BUILD_IMAGE)
             && p.cfg
-                .get_bool("build_image", "if_changed")?
+                .get_bool(keys::BUILD_IMAGE, keys::IF_CHANGED)?
                 .unwrap_or(false);
         Ok((p, parts, from_cfg))
     });

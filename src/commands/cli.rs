@@ -10,6 +10,7 @@ use super::{
     genversion, init, ls_dock, man, nb_dock, publish_image, register_dock, run_image, run_notebook,
     ssh_dock, start_dock, stop_dock, sync, transfer_image, unregister_dock,
 };
+use crate::cfg::keys;
 use crate::project::Project;
 use clap::{Arg, Command, CommandFactory};
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
@@ -172,7 +173,7 @@ fn image_names(which: Images) -> Vec<(String, String)> {
             for s in project.synthetic_images().unwrap_or_default() {
                 let runs = project
                     .cfg
-                    .get(&s, "name")
+                    .get(&s, keys::NAME)
                     .ok()
                     .flatten()
                     .map(|n| format!("synthetic image (runs {n})"))

@@ -13,6 +13,7 @@
 //! same code for each webhook.
 
 use super::run_image::{self, Lifecycle};
+use crate::cfg::keys;
 use crate::context::Context;
 use crate::docker;
 use crate::error::{Error, Result};
@@ -117,7 +118,7 @@ pub fn service(project: &Project, image: &str, no_pull: bool, ctx: &Context) -> 
     Project::check_image(image, &valid_images(project)?)?;
     let cfg = &project.cfg;
     let name = if cfg.has_section(image) {
-        cfg.get(image, "service")?
+        cfg.get(image, keys::SERVICE)?
     } else {
         None
     };
@@ -130,11 +131,11 @@ pub fn service(project: &Project, image: &str, no_pull: bool, ctx: &Context) -> 
     })?;
     let name = ctx
         .expand_env(name.trim())
-        .map_err(|m| cfg.value_error(image, "service", m))?;
+        .map_err(|m| cfg.value_error(image, keys::SERVICE, m))?;
     if !valid_container_name(&name) || name.ends_with(PREVIOUS_SUFFIX) {
         return Err(cfg.value_error(
             image,
-            "service",
+            keys::SERVICE,
             format!(
                 "`{name}` is not a container name docker accepts (letters, digits, `_.-`, \
                  starting with a letter or digit; not ending in {PREVIOUS_SUFFIX})"
@@ -172,11 +173,11 @@ pub fn service(project: &Project, image: &str, no_pull: bool, ctx: &Context) -> 
 /// Such a name is never on a registry: it is built here.
 fn is_project_named(project: &Project, image: &str) -> Result<bool> {
     let cfg = &project.cfg;
-    if !cfg.has_section(image) || cfg.get(image, "name")?.is_none() {
+    if !cfg.has_section(image) || cfg.get(image, keys::NAME)?.is_none() {
         return Ok(true);
     }
     Ok(!matches!(
-        cfg.get(image, "prefix")?.as_deref(),
+        cfg.get(image, keys::PREFIX)?.as_deref(),
         Some("False" | "false" | "F" | "f")
     ))
 }

@@ -3,6 +3,7 @@
 //! registry (`image_repo=docker_hub` or `registry`, login left to docker's credential store).
 
 use crate::aws::{Aws, AwsArgs, ecr};
+use crate::cfg::keys;
 use crate::context::Context;
 use crate::docker;
 use crate::error::{Error, Result};
@@ -75,7 +76,7 @@ fn target_unresolved(project: &Project, args: &Args) -> Result<Target> {
     };
     let image = project.image_ref(&args.image)?;
     let name = args.image_name.clone().unwrap_or(image.name);
-    let repo = get("image_repo")?.unwrap_or_default();
+    let repo = get(keys::IMAGE_REPO)?.unwrap_or_default();
     if !REPOS.contains(&repo.as_str()) {
         let found = if repo.is_empty() {
             "no image_repo".to_string()
@@ -89,7 +90,7 @@ fn target_unresolved(project: &Project, args: &Args) -> Result<Target> {
             cfg.path().display()
         )));
     }
-    let template = get("publication_tag")?
+    let template = get(keys::PUBLICATION_TAG)?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             Error::Usage(format!(

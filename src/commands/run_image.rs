@@ -1,12 +1,15 @@
 //! `run-image IMAGE`: start a container of a project image with its cfg section's options.
 
+use crate::cfg::keys;
 use crate::context::Context;
 use crate::dock::{self, Dock};
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::expand;
 use crate::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, MIN_KEEP};
-use crate::plan::{Arg, EnvVar, Explanation, Invocation, LogTo, OnFailure, Plan, Step, quote};
+use crate::plan::{
+    Arg, EnvVar, Explanation, Invocation, LogTo, OnFailure, Plan, RunsImage, Step, quote,
+};
 use crate::project::Project;
 use clap::Parser;
 use std::path::PathBuf;
@@ -136,11 +139,15 @@ struct Section<'a> {
 impl Section<'_> {
     /// `<key>_docked` when docked and present, else `<key>`.
     fn key(&self, key: &str) -> Result<Option<(String, String)>> {
+        debug_assert!(
+            keys::DOCKED.contains(&key),
+            "{key}_docked is read: add {key} to cfg::keys::DOCKED"
+        );
         let cfg = &self.project.cfg;
         if !cfg.has_section(self.name) {
             return Ok(None);
         }
-        let docked_key = format!("{key}_docked");
+        let docked_key = format!("{key}{}", keys::DOCKED_SUFFIX);
         if self.docked {
             if let Some(v) = cfg.get(self.name, &docked_key)? {
                 return Ok(Some((docked_key, v)));
@@ -204,6 +211,10 @@ pub fn plan(project: &Project, args: &Args, ctx: &Context) -> Result<Plan> {
     if let Some(mounts) = docked_mounts {
         plan.steps.push(mounts.check(project, args, ctx));
     }
+    inv.image = Some(Box::new(RunsImage {
+        reference: project.image_ref(&args.image)?.to_string(),
+        subdir: project.subdir(&args.image)?,
+    }));
     latest_steps(project, args, ctx, &mut plan, &mut inv)?;
     inv.log = log_to(project, args, ctx)?;
     plan.run(inv);
@@ -228,7 +239,7 @@ fn latest_steps(
     let pull_latest = project.cfg.has_section(&args.image)
         && project
             .cfg
-            .get_bool(&args.image, "pull_latest")?
+            .get_bool(&args.image, keys::PULL_LATEST)?
             .unwrap_or(false);
     let mut chosen = here.clone();
     if args.latest || pull_latest {
@@ -260,6 +271,9 @@ fn latest_steps(
             a.value = chosen.to_string();
             break;
         }
+    }
+    if let Some(runs) = &mut inv.image {
+        runs.reference = chosen.to_string();
     }
     Ok(())
 }
@@ -425,9 +439,14 @@ fn docker_run_and_mounts(
     let image = crate::tags::newest_here(project.image_ref(&args.image)?)?;
 
     let mut inv = match lifecycle {
-        Lifecycle::Run => docker::docker(&project.root)
-            .args(["run", "--init", "--name"])
-            .arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp())),
+        // 2.0.7's name, by the second: another run started in the same second has it, so
+        // exec tries NAME_2, NAME_3, … when docker refuses it (no docker call to check it
+        // first, and no race between two that check).
+        Lifecycle::Run => {
+            let mut inv = docker::docker(&project.root).args(["run", "--init", "--name"]);
+            inv.unique_name = Some(inv.args.len());
+            inv.arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp()))
+        }
         Lifecycle::Service { name } => docker::docker(&project.root)
             .args(["run", "-d", "--name", name])
             .args(["--restart", "unless-stopped", "--init"]),
@@ -435,7 +454,7 @@ fn docker_run_and_mounts(
 
     // Environment: the cfg's `environment` words, then `-e` pairs (command line first, then
     // the section named by `env=`; the command line wins), then AWS credentials.
-    inv = inv.args(section.words("environment", None)?);
+    inv = inv.args(section.words(keys::ENVIRONMENT, None)?);
     let mut pairs: Vec<(String, Option<String>)> = vec![];
     for given in &args.env {
         let (k, v) = match given.split_once('=') {
@@ -449,7 +468,7 @@ fn docker_run_and_mounts(
         }
         pairs.push((k, v));
     }
-    if let Some((key, env_section)) = section.key("env")? {
+    if let Some((key, env_section)) = section.key(keys::ENV)? {
         let keys = cfg.keys(&env_section).ok_or_else(|| {
             cfg.value_error(
                 &args.image,
@@ -506,8 +525,8 @@ fn docker_run_and_mounts(
             // A logged run: no terminal, stdin not attached.
             vec![]
         } else {
-            match section.key("interactive")? {
-                Some(_) => section.words("interactive", None)?,
+            match section.key(keys::INTERACTIVE)? {
+                Some(_) => section.words(keys::INTERACTIVE, None)?,
                 None => vec!["-it".to_string()],
             }
         };
@@ -517,12 +536,12 @@ fn docker_run_and_mounts(
     if args.use_gpu {
         inv = inv.args(GPU_ARGS);
     } else {
-        inv = inv.args(section.words("gpu", None)?);
+        inv = inv.args(section.words(keys::GPU, None)?);
     }
     // -n is taken as typed (the shell has expanded it); the cfg's value gets $VARs.
     let network = match &args.network {
         Some(n) if !n.is_empty() => Some(n.clone()),
-        _ => match section.key("network")? {
+        _ => match section.key(keys::NETWORK)? {
             Some((key, v)) => Some(
                 ctx.expand_env(&v)
                     .map_err(|m| cfg.value_error(&args.image, &key, m))?,
@@ -545,10 +564,10 @@ fn docker_run_and_mounts(
     if let Ok((_, copy)) = &copy {
         vars.push(("dock_project_root", copy));
     }
-    let volumes = section.words("volumes", Some(&vars))?;
+    let volumes = section.words(keys::VOLUMES, Some(&vars))?;
     let mut docked_mounts = None;
     if let Some((key, _)) = section
-        .key("volumes")?
+        .key(keys::VOLUMES)?
         .filter(|(k, _)| k.ends_with("_docked"))
     {
         let sources = bind_sources(&volumes);
@@ -566,15 +585,15 @@ fn docker_run_and_mounts(
         }
     }
     inv = inv.args(volumes);
-    inv = inv.args(section.words("ports", None)?);
+    inv = inv.args(section.words(keys::PORTS, None)?);
     match &args.args {
         Some(a) => inv = inv.args(cli_words("-a/--args", a)?),
-        None => inv = inv.args(section.words("args", None)?),
+        None => inv = inv.args(section.words(keys::ARGS, None)?),
     }
     inv = inv.arg(image.to_string());
     match &args.command {
         Some(c) => inv = inv.args(cli_words("-c/--command", c)?),
-        None => inv = inv.args(section.words("cmd", None)?),
+        None => inv = inv.args(section.words(keys::CMD, None)?),
     }
     Ok((inv, docked_mounts))
 }
@@ -593,9 +612,9 @@ fn log_to(project: &Project, args: &Args, ctx: &Context) -> Result<Option<LogTo>
     let dir = match given {
         Some(dir) => std::path::absolute(dir)
             .map_err(|e| Error::io(format!("--log {}", dir.display()), e))?,
-        None => match cfg.get(name, "log_dir")? {
+        None => match cfg.get(name, keys::LOG_DIR)? {
             Some(value) => {
-                let err = |m: String| cfg.value_error(name, "log_dir", m);
+                let err = |m: String| cfg.value_error(name, keys::LOG_DIR, m);
                 let root = project.root.to_string_lossy();
                 let dir_name = project.dir_name();
                 let vars: [(&str, &str); 5] = [
@@ -633,8 +652,18 @@ fn log_to(project: &Project, args: &Args, ctx: &Context) -> Result<Option<LogTo>
     };
     Ok(Some(LogTo {
         dir,
-        max_size: number(args.logging.log_size, "log_max_size", DEFAULT_MAX_SIZE, 1)?,
-        keep: number(args.logging.log_keep, "log_keep", DEFAULT_KEEP, MIN_KEEP)?,
+        max_size: number(
+            args.logging.log_size,
+            keys::LOG_MAX_SIZE,
+            DEFAULT_MAX_SIZE,
+            1,
+        )?,
+        keep: number(
+            args.logging.log_keep,
+            keys::LOG_KEEP,
+            DEFAULT_KEEP,
+            MIN_KEEP,
+        )?,
         image: project.image_ref(name)?.to_string(),
     }))
 }

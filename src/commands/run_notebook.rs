@@ -7,6 +7,7 @@
 //! (and opened where there is a desktop).
 
 use super::{build_image, run_image, sync};
+use crate::cfg::keys;
 use crate::context::Context;
 use crate::dock::{self, Dock};
 use crate::docker;
@@ -69,7 +70,7 @@ pub struct Watch {
 
 fn section_value(project: Option<&Project>, key: &str) -> Result<Option<String>> {
     match project {
-        Some(p) if p.cfg.has_section("run_notebook") => p.cfg.get("run_notebook", key),
+        Some(p) if p.cfg.has_section(keys::RUN_NOTEBOOK) => p.cfg.get(keys::RUN_NOTEBOOK, key),
         _ => Ok(None),
     }
 }
@@ -78,12 +79,12 @@ fn section_value(project: Option<&Project>, key: &str) -> Result<Option<String>>
 pub fn default_image(project: Option<&Project>, ctx: &Context, gpu: bool) -> Result<String> {
     let (key, var, fallback) = if gpu {
         (
-            "gpu_image",
+            keys::GPU_IMAGE,
             "DOCKERUTILS_NOTEBOOK_GPU_IMAGE",
             DEFAULT_GPU_IMAGE,
         )
     } else {
-        ("image", "DOCKERUTILS_NOTEBOOK_IMAGE", DEFAULT_IMAGE)
+        (keys::IMAGE, "DOCKERUTILS_NOTEBOOK_IMAGE", DEFAULT_IMAGE)
     };
     Ok(section_value(project, key)?
         .filter(|v| !v.is_empty())
@@ -164,7 +165,14 @@ pub fn plan(
             logging: Default::default(),
             dry_run: args.dry_run,
         };
-        let ran = run_image::plan(project, &run, ctx)?;
+        let mut ran = run_image::plan(project, &run, ctx)?;
+        // The watch reads the token from the container by the name planned: no other name
+        // is tried (a notebook started in the same second would want port 8888 too).
+        for step in &mut ran.steps {
+            if let crate::plan::Step::Run(inv) = step {
+                inv.unique_name = None;
+            }
+        }
         out.run.steps.extend(ran.steps);
         // The container's `docker run`: the plan's last step (a docked run checks its
         // mounts on the dock first).

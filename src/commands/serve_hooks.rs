@@ -14,6 +14,7 @@
 
 use super::deploy_image::{self, Options, Report};
 use super::publish_image::split_reference;
+use crate::cfg::keys;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::project::Project;
@@ -121,18 +122,18 @@ impl Config {
         let cfg = &project.cfg;
         let path = cfg.path().display();
         let section = |key: &str| -> Result<Option<String>> {
-            if cfg.has_section("serve_hooks") {
-                cfg.get("serve_hooks", key)
+            if cfg.has_section(keys::SERVE_HOOKS) {
+                cfg.get(keys::SERVE_HOOKS, key)
             } else {
                 Ok(None)
             }
         };
         let key = match ctx.var(KEY_VAR) {
             Some(k) => k.to_string(),
-            None => match section("api_key")? {
+            None => match section(keys::API_KEY)? {
                 Some(k) => ctx
                     .expand_env(k.trim())
-                    .map_err(|m| cfg.value_error("serve_hooks", "api_key", m))?,
+                    .map_err(|m| cfg.value_error(keys::SERVE_HOOKS, keys::API_KEY, m))?,
                 None => String::new(),
             },
         };
@@ -148,7 +149,7 @@ impl Config {
                  make a long random one (`openssl rand -hex 32`)"
             )));
         }
-        let images: Vec<String> = section("images")?
+        let images: Vec<String> = section(keys::IMAGES)?
             .unwrap_or_default()
             .split([',', ' ', '\n'])
             .map(|s| s.trim().to_string())

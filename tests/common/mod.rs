@@ -456,3 +456,61 @@ pub fn remove_containers(image: &str) {
         let _ = Command::new("docker").args(["rm", "-f", &c]).output();
     }
 }
+
+/// Takes the names run-image gives to containers of `image` (`tester_<image>_<local time>`)
+/// for the next `seconds` seconds, with created (never started) containers of `reference`:
+/// a run of the image started meanwhile finds its name taken, as when another run started
+/// in the same second. `containers(image)` lists them too; `remove_containers` removes them.
+pub fn take_names(image: &str, reference: &str, seconds: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for second in now..now + seconds {
+        // The local time as run-image writes it (the same TZ: ours is the child's).
+        let stamp = Command::new("date")
+            .arg("-d")
+            .arg(format!("@{second}"))
+            .arg("+%y-%m-%d_%H.%M.%S")
+            .output()
+            .unwrap();
+        let name = format!(
+            "{USER}_{image}_{}",
+            String::from_utf8_lossy(&stamp.stdout).trim()
+        );
+        let out = Command::new("docker")
+            .args(["create", "--name", &name, reference, "true"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let end = now + seconds;
+    let left = end.saturating_sub(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    assert!(
+        left >= seconds / 2,
+        "taking the names took too long: {left}s of {seconds} are left"
+    );
+}
+
+/// Polls `done` every 100 ms until it holds or `limit` has passed; whether it held.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
