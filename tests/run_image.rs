@@ -522,3 +522,54 @@ fn misspelt_cfg_keys_are_warned_about_once_with_the_closest_key() {
         "{plan}"
     );
 }
+
+/// Secret-named values in the cfg's `environment=` and `args=` and in `-a` reach the
+/// container, but neither the printed command nor docker's argv: they travel in docker's
+/// environment, as `-e` and `env=` sections' do.
+#[test]
+fn secrets_in_environment_args_and_dash_a_stay_out_of_argv_and_output() {
+    let p = project_with(
+        "secretenv",
+        "[secretenv]\nenvironment=-e DB_PASSWORD=hunter2 -e LOG_LEVEL=info\nargs=--env=API_TOKEN=t0k3n\n",
+    );
+    let show = "echo $DB_PASSWORD $API_TOKEN $LOG_LEVEL $X_SECRET";
+    for extra in [
+        vec![],
+        vec!["-a", "-e X_SECRET=xs3cr3t --env=API_TOKEN=t0k3n"],
+    ] {
+        let out = p
+            .cmd("run-image")
+            .arg("secretenv")
+            .args(&extra)
+            .args(["-c", &format!("sh -c '{show}'")])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{stderr}");
+        let want = if extra.is_empty() {
+            "hunter2 t0k3n info\n"
+        } else {
+            "hunter2 t0k3n info xs3cr3t\n"
+        };
+        assert_eq!(stdout, want);
+        for secret in ["hunter2", "t0k3n", "xs3cr3t"] {
+            assert!(!stderr.contains(secret), "{secret} printed: {stderr}");
+        }
+        assert!(
+            stderr.contains("-e DB_PASSWORD ") && stderr.contains("LOG_LEVEL=info"),
+            "{stderr}"
+        );
+        let dry = p
+            .cmd("run-image")
+            .arg("secretenv")
+            .args(&extra)
+            .arg("--dry-run")
+            .output()
+            .unwrap();
+        let shown = text(&dry.stdout);
+        assert!(
+            shown.contains("DB_PASSWORD=****") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+}

@@ -179,6 +179,52 @@ impl Section<'_> {
     }
 }
 
+/// Adds `docker run` words, with every `-e NAME=VALUE` (also `-eNAME=VALUE`,
+/// `--env NAME=VALUE`, `--env=NAME=VALUE`) whose name says secret turned into `-e NAME`
+/// and the value moved to docker's environment: out of argv (which `ps` shows to every
+/// user) and masked where the command is printed, wherever the words come from (the
+/// cfg's `environment=` and `args=`, or `-a`), as for `-e` and `env=` sections.
+fn with_secrets_in_env(mut inv: Invocation, words: Vec<String>) -> Invocation {
+    let mut words = words.into_iter().peekable();
+    while let Some(word) = words.next() {
+        let (flag, pair) = match word.as_str() {
+            "-e" | "--env" => match words.peek() {
+                Some(next) => (word.clone(), next.clone()),
+                None => {
+                    inv = inv.arg(word);
+                    continue;
+                }
+            },
+            w if w.starts_with("--env=") => ("--env".to_string(), w[6..].to_string()),
+            w if w.starts_with("-e") && w.len() > 2 && !w.starts_with("--") => {
+                ("-e".to_string(), w[2..].to_string())
+            }
+            _ => {
+                inv = inv.arg(word);
+                continue;
+            }
+        };
+        let secret = pair
+            .split_once('=')
+            .filter(|(name, _)| !name.is_empty() && is_secret_name(name));
+        match secret {
+            Some((name, value)) => {
+                if word == flag {
+                    words.next();
+                }
+                inv.env.push(EnvVar {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    secret: true,
+                });
+                inv = inv.arg(flag).arg(name.to_string());
+            }
+            None => inv = inv.arg(word),
+        }
+    }
+    inv
+}
+
 fn cli_words(flag: &str, value: &str) -> Result<Vec<String>> {
     crate::cfg::split_words(value).map_err(|m| Error::Usage(format!("{flag}: {m}")))
 }
@@ -454,7 +500,7 @@ fn docker_run_and_mounts(
 
     // Environment: the cfg's `environment` words, then `-e` pairs (command line first, then
     // the section named by `env=`; the command line wins), then AWS credentials.
-    inv = inv.args(section.words(keys::ENVIRONMENT, None)?);
+    inv = with_secrets_in_env(inv, section.words(keys::ENVIRONMENT, None)?);
     let mut pairs: Vec<(String, Option<String>)> = vec![];
     for given in &args.env {
         let (k, v) = match given.split_once('=') {
@@ -587,8 +633,8 @@ fn docker_run_and_mounts(
     inv = inv.args(volumes);
     inv = inv.args(section.words(keys::PORTS, None)?);
     match &args.args {
-        Some(a) => inv = inv.args(cli_words("-a/--args", a)?),
-        None => inv = inv.args(section.words(keys::ARGS, None)?),
+        Some(a) => inv = with_secrets_in_env(inv, cli_words("-a/--args", a)?),
+        None => inv = with_secrets_in_env(inv, section.words(keys::ARGS, None)?),
     }
     inv = inv.arg(image.to_string());
     match &args.command {
@@ -732,6 +778,61 @@ mod tests {
             w(&["/ws/my proj", "/etc/x.conf", "/short", "/m b", "/src2"])
         );
         assert!(bind_sources(&w(&["-v", "relative:/x", "--volume"])).is_empty());
+    }
+
+    #[test]
+    fn secrets_in_cfg_words_leave_argv() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let inv = with_secrets_in_env(
+            Invocation::new("docker", "/p".into()),
+            w(&[
+                "-e",
+                "DB_PASSWORD=hunter2",
+                "-eAPI_TOKEN=t0k",
+                "--env=MY_SECRET=s3",
+                "--env",
+                "LOG_LEVEL=debug",
+                "-e",
+                "GITHUB_TOKEN",
+                "-p",
+                "80:80",
+            ]),
+        );
+        assert_eq!(
+            inv.argv(),
+            [
+                "-e",
+                "DB_PASSWORD",
+                "-e",
+                "API_TOKEN",
+                "--env",
+                "MY_SECRET",
+                "--env",
+                "LOG_LEVEL=debug",
+                "-e",
+                "GITHUB_TOKEN",
+                "-p",
+                "80:80"
+            ]
+        );
+        let env: Vec<(&str, &str, bool)> = inv
+            .env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str(), e.secret))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("DB_PASSWORD", "hunter2", true),
+                ("API_TOKEN", "t0k", true),
+                ("MY_SECRET", "s3", true)
+            ]
+        );
+        let shown = inv.display();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("t0k") && !shown.contains("s3"),
+            "{shown}"
+        );
     }
 
     #[test]
