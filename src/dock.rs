@@ -64,7 +64,10 @@ impl Dock {
                 other => dock.extra.push((other.to_owned(), value)),
             }
         }
-        (!dock.ip.is_empty()).then_some(dock)
+        // What goes on ssh's, rsync's and docker's command lines comes from here, and a
+        // registry file can be written by anything: an entry whose address or user could
+        // be taken for an option, or climb out of ~/.docker, is not a dock.
+        (check_address(&dock.ip).is_ok() && valid_user(&dock.user)).then_some(dock)
     }
 
     pub fn render(&self) -> String {
@@ -233,6 +236,16 @@ const NOT_DOCKS: &[&str] = &[
     "dockerutils",
 ];
 
+/// A dock user: what ssh's `-l` and `user@` take in practice (letters, digits, `.`, `_`,
+/// `-`, not first).
+pub fn valid_user(user: &str) -> bool {
+    !user.is_empty()
+        && !user.starts_with('-')
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
 /// A moniker: letters, digits, `.`, `_`, `-` (it names the dock in prompts, ssh configs
 /// and docker contexts, and is typed on command lines).
 pub fn check_moniker(moniker: &str) -> Result<()> {
@@ -369,6 +382,14 @@ mod tests {
         );
         assert_eq!(dock.render(), text);
         assert!(Dock::parse("DOCK_USER=x\n", Path::new("/")).is_none());
+        for hostile in [
+            "DOCK_USER=-oProxyCommand=touch_F\nDOCK_IP=10.0.0.5\n",
+            "DOCK_USER=a b\nDOCK_IP=10.0.0.5\n",
+            "DOCK_USER=u\nDOCK_IP=-oProxyCommand=x\n",
+            "DOCK_USER=u\nDOCK_IP=../../etc\n",
+        ] {
+            assert!(Dock::parse(hostile, Path::new("/")).is_none(), "{hostile}");
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub fn to_dock(dock: &Dock, tty: bool, remote: &[String]) -> Invocation {
     if tty {
         inv = inv.arg("-t");
     }
-    inv.args(["-o", "LogLevel=error"])
+    inv.args(["-o", "LogLevel=error", "--"])
         .arg(dock.destination())
         .args(remote.iter().map(String::as_str))
 }
