@@ -186,9 +186,26 @@ pub fn all_in(registry: &Path) -> Vec<Dock> {
 /// The dock whose moniker or IP is `name`.
 pub fn find(name: &str) -> Result<Dock> {
     let docks = all();
-    docks
+    // `none` is how 2.0.7 writes "no moniker": never a name to find a dock by.
+    let named: Vec<&Dock> = docks
         .iter()
-        .find(|d| d.moniker == name)
+        .filter(|d| d.moniker == name && name != "none")
+        .collect();
+    if named.len() > 1 {
+        let which: Vec<String> = named
+            .iter()
+            .map(|d| format!("{} ({})", d.ip, d.destination()))
+            .collect();
+        return Err(Error::Usage(format!(
+            "the moniker `{name}` names {} docks: {}; name one by its address, and \
+             `unregister-dock ADDRESS` the one you do not want",
+            named.len(),
+            which.join(", ")
+        )));
+    }
+    named
+        .first()
+        .copied()
         .or_else(|| docks.iter().find(|d| d.ip == name || d.hostname == name))
         .cloned()
         .ok_or_else(|| {

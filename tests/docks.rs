@@ -1391,3 +1391,113 @@ fn docked_run_image_of_an_image_the_dock_lacks_says_how_to_send_it_there() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "ran on the dock\n");
 }
+
+/// What the held-out walk of issue 15 found: a moniker names one dock; registering an
+/// address again keeps the moniker and workspace it does not change; `none` is no name.
+#[test]
+fn a_moniker_names_one_dock_and_a_new_registration_keeps_what_it_does_not_change() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    assert!(d.register("walkdock", Some(ws.path())).status.success());
+    let out = d
+        .cmd("register-dock")
+        .args(["--no-check", "10.255.255.1", "walkdock"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("already names the dock at 127.0.0.2"), "{err}");
+    assert!(!d.home().join(".docker/10.255.255.1").exists());
+
+    // Again at the same address, without moniker or workspace: both kept, and said.
+    let out = d
+        .cmd("register-dock")
+        .args([&d.ip, "-u", &d.user])
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        said.contains("Kept its moniker walkdock and workspace"),
+        "{said}"
+    );
+    let config = std::fs::read_to_string(
+        d.home()
+            .join(".docker")
+            .join(&d.ip)
+            .join("connection_config.txt"),
+    )
+    .unwrap();
+    assert!(config.contains("DOCK_MONIKER=walkdock\n"), "{config}");
+    assert!(
+        config.contains(&format!("DOCK_WORKSPACE={}\n", ws.path().display())),
+        "{config}"
+    );
+    let out = d.cmd("dock-env").arg("none").output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "`none` found a dock");
+}
+
+/// sync-down keeps a file changed here since sync-up (newer here than on the dock);
+/// not docked, sync-up says how to name the dock; a docked shell's transfer-image reads
+/// this machine's engine (as run-image's hint tells a docked user to run it).
+#[test]
+fn sync_down_keeps_newer_local_work_and_docked_transfers_read_this_machine() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let ws = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(ws.path())
+        .status()
+        .unwrap();
+    assert!(d.register("testdock", Some(ws.path())).status.success());
+    let p = Project::new("syncnewer");
+    p.dockerfile("dev", BUSYBOX_DOCKERFILE)
+        .file("src/app.py", "v1\n");
+    let sync = |cmd: &str| {
+        let out = d
+            .cmd(cmd)
+            .args(["--dock", "testdock"])
+            .current_dir(&p.root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    };
+    sync("sync-up");
+    // Edited here after the sync-up (a second later: rsync compares whole seconds).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    p.file("src/app.py", "v2, local\n");
+    sync("sync-down");
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("src/app.py")).unwrap(),
+        "v2, local\n"
+    );
+
+    let out = d.cmd("sync-up").current_dir(&p.root).output().unwrap();
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("sync-up --dock NAME"), "{err}");
+
+    let image = build(&p, "dev");
+    let out = d
+        .cmd("bash")
+        .args([
+            "-c",
+            &format!("source dock testdock >/dev/null && transfer-image {image} testdock"),
+        ])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("read from this machine's engine"), "{err}");
+    assert_ne!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        ""
+    );
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+}

@@ -573,3 +573,19 @@ fn secrets_in_environment_args_and_dash_a_stay_out_of_argv_and_output() {
         );
     }
 }
+
+/// `--log-keep` below the minimum says so plainly (it printed clap's u64 range).
+#[test]
+fn log_keep_below_the_minimum_is_said_plainly() {
+    let p = Project::new("logkeep");
+    p.dockerfile("logkeep", BUSYBOX_DOCKERFILE);
+    let out = p
+        .cmd("run-image")
+        .args(["logkeep", "--log", "--log-keep", "1", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("at least 2 files are kept"), "{err}");
+    assert!(!err.contains("18446744073709551615"), "{err}");
+}

@@ -74,6 +74,15 @@ struct Froms<'a> {
     in_run: HashMap<String, String>,
 }
 
+/// The engine the docker CLI talks to, as an error names it: docked (or any
+/// DOCKER_HOST), the images of this machine are not the ones that count.
+fn engine_named() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => format!("the engine at DOCKER_HOST={host}"),
+        _ => "the local engine".to_string(),
+    }
+}
+
 /// Image `of`'s Dockerfile with the project images it names resolved by [`Froms`].
 struct Resolved {
     dockerfile: String,
@@ -93,7 +102,7 @@ impl Froms<'_> {
             let missing = Error::ParentMissing {
                 image: of.to_string(),
                 parent: dir.to_string(),
-                what: format!("{image} is not here"),
+                what: format!("{image} is not in {}", engine_named()),
             };
             let step = Step::RequireImage {
                 image: image.to_string(),

@@ -44,6 +44,8 @@ pub struct Registered {
     pub dock: Dock,
     /// The dock that was registered at this address before, now replaced.
     pub replaced: Option<Dock>,
+    /// What the new registration kept of it (its moniker, its workspace), as words.
+    pub kept: Vec<String>,
     /// Lines of `warning: …` / `hint: …` text: what the check found wrong.
     pub warnings: Vec<(String, Option<String>)>,
 }
@@ -147,11 +149,53 @@ pub fn run(args: &Args) -> Result<Registered> {
         .clone()
         .or_else(|| std::env::var("DOCK_USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "ubuntu".into());
-    let workspace = args.workspace.as_deref().map(check_workspace).transpose()?;
     let dir = dock::registry_dir().join(&args.ip);
+    // Registering an address again replaces its dock (one per address, as 2.0.7), but
+    // what this registration does not say is kept: its moniker and workspace.
+    let previous = std::fs::read_to_string(dir.join(dock::CONFIG_FILE))
+        .ok()
+        .and_then(|text| Dock::parse(&text, &dir));
+    let mut kept = vec![];
+    let moniker = match (&args.moniker, &previous) {
+        (Some(m), _) => m.clone(),
+        (None, Some(old)) if old.moniker != "none" && !old.moniker.is_empty() => {
+            kept.push(format!("moniker {}", old.moniker));
+            old.moniker.clone()
+        }
+        _ => "none".to_string(),
+    };
+    let given_workspace = match (&args.workspace, &previous) {
+        (Some(ws), _) => Some(ws.clone()),
+        (None, Some(old)) if old.extra.iter().any(|(k, _)| k == "DOCK_WORKSPACE") => {
+            let ws = old.workspace().to_string();
+            kept.push(format!("workspace {ws}"));
+            Some(ws)
+        }
+        _ => None,
+    };
+    // A moniker names one dock: another address's is refused (which would `source dock`
+    // pick?).
+    if moniker != "none" {
+        if let Some(other) = dock::all()
+            .into_iter()
+            .find(|d| d.moniker == moniker && d.ip != args.ip)
+        {
+            return Err(Error::Usage(format!(
+                "the moniker `{moniker}` already names the dock at {} ({}): choose another \
+                 moniker, or `unregister-dock {}` first",
+                other.ip,
+                other.destination(),
+                other.ip
+            )));
+        }
+    }
+    let workspace = given_workspace
+        .as_deref()
+        .map(check_workspace)
+        .transpose()?;
     let mut dock = Dock {
         user,
-        moniker: args.moniker.clone().unwrap_or_else(|| "none".into()),
+        moniker,
         hostname: args.ip.clone(),
         ip: args.ip.clone(),
         extra: vec![],
@@ -232,9 +276,7 @@ pub fn run(args: &Args) -> Result<Registered> {
             )),
         }
     }
-    let replaced = std::fs::read_to_string(dock.dir.join(dock::CONFIG_FILE))
-        .ok()
-        .and_then(|text| Dock::parse(&text, &dock.dir));
+    let replaced = previous;
     if let Some(old) = &replaced {
         // Its connection is logged in as the old user, and the new registration would
         // ride it.
@@ -246,6 +288,7 @@ pub fn run(args: &Args) -> Result<Registered> {
     Ok(Registered {
         dock,
         replaced,
+        kept,
         warnings,
     })
 }
@@ -261,6 +304,12 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
                     old.name(),
                     old.destination()
                 );
+                if !done.kept.is_empty() {
+                    println!(
+                        "Kept its {} (give them again to change them)",
+                        done.kept.join(" and ")
+                    );
+                }
             }
             println!(
                 "Registered dock {} ({}) in {}",

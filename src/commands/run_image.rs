@@ -91,9 +91,20 @@ pub struct LogArgs {
         long = "log-keep",
         value_name = "N",
         requires = "log",
-        value_parser = clap::value_parser!(u64).range(MIN_KEEP..)
+        value_parser = at_least_min_keep
     )]
     pub log_keep: Option<u64>,
+}
+
+/// `--log-keep N`: a whole number of at least [`MIN_KEEP`], said plainly when it is not.
+fn at_least_min_keep(value: &str) -> std::result::Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(n) if n >= MIN_KEEP => Ok(n),
+        Ok(_) => Err(format!(
+            "at least {MIN_KEEP} files are kept: `current` and the one before it"
+        )),
+        Err(_) => Err(format!("`{value}` is not a whole number")),
+    }
 }
 
 /// AWS credentials passed into containers when present (not when docked, as the original).

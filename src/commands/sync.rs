@@ -103,7 +103,9 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
             ]);
         }
         Direction::Down => {
-            rsync = rsync.arg("--no-perms");
+            // A file changed here since the last sync-up is newer here than on the dock:
+            // kept (rsync --update), not overwritten by the dock's older copy.
+            rsync = rsync.args(["--no-perms", "--update"]);
             if ctx.superuser {
                 rsync = rsync.arg("--inplace");
             }
@@ -123,8 +125,13 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
 fn main_for(name: &str, direction: Direction, argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
-    let planned: Result<Plan> =
-        dock::named_or_current(args.dock.as_deref()).map(|d| plan(&d, direction, &ctx));
+    let dock = match args.dock.as_deref() {
+        None if dock::current().is_none() => Err(crate::error::Error::Usage(format!(
+            "not docked: `source dock NAME` first, or name the dock: {name} --dock NAME"
+        ))),
+        given => dock::named_or_current(given),
+    };
+    let planned: Result<Plan> = dock.map(|d| plan(&d, direction, &ctx));
     let rc = super::finish(name, args.dry_run, planned);
     if rc == 0 && !args.dry_run {
         eprintln!("Sync complete");

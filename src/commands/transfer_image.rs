@@ -606,6 +606,19 @@ fn run(args: &Args) -> Result<i32> {
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
+    // In a docked shell DOCKER_HOST points at the dock, but what transfer-image sends is
+    // this machine's image (run-image's hint says `transfer-image IMAGE DOCK` to a docked
+    // shell): the DOCKER_HOST that `source dock` set is not the source.
+    if let Some(dock) = dock::current()
+        && std::env::var("DOCKER_HOST").ok() == Some(format!("ssh://{}", dock.destination()))
+    {
+        eprintln!(
+            "transfer-image: docked to {}: the image is read from this machine's engine",
+            dock.name()
+        );
+        // SAFETY: at the start of main, before this process starts any thread.
+        unsafe { std::env::remove_var("DOCKER_HOST") };
+    }
     super::exit_code("transfer-image", run(&args))
 }
 
