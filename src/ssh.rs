@@ -177,6 +177,15 @@ pub fn is_the_docks(dest: &Destination, dock: &Dock) -> bool {
         && dest.port.as_deref().is_none_or(|p| p == "22")
 }
 
+/// The real ssh, bypassing the shim (`ssh` when none is found: spawning says so). A
+/// tunnel needs it: docked, the shim would put the dock's shared-connection options
+/// before the tunnel's own (ssh takes an option's first value), and an `ssh -N -L` that
+/// rides the shared connection hands the forward to its master and exits at once, so the
+/// forward would outlive the notebook.
+pub fn real_ssh_program() -> PathBuf {
+    real_ssh(&shim_dir()).unwrap_or_else(|| "ssh".into())
+}
+
 /// The real ssh: the first on PATH that is not in the shim's directory.
 fn real_ssh(shim: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
