@@ -36,7 +36,10 @@ use std::time::{Duration, Instant};
         NAME-previous. When the new container exits, restarts or turns unhealthy, it is removed \
         and NAME-previous runs again under its name; the command fails, showing the end of the \
         failed container's log.",
-    after_help = "dockerutils.cfg:\n  [web]\n  name=registry.example.com/team/web\n  prefix=False\n  tag=latest\n  service=web                      # the container's name\n  ports=-p 80:8080\n\nExamples:\n  deploy-image web\n  deploy-image web --settle 30     # watch the new container for 30 s\n  deploy-image web --no-pull       # the image in the local engine\n  deploy-image web --dry-run       # print the plan, change nothing"
+    after_help = "dockerutils.cfg:\n  [web]\n  name=registry.example.com/team/web\n  prefix=False\n  tag=latest\n  service=web                      # the container's name\n  ports=-p 80:8080\n\nExamples:\n  deploy-image web\n  deploy-image web --settle 30     # watch the new container for 30 s\n  deploy-image web --no-pull       # the image in the local engine\n  deploy-image web --dry-run       # print the plan, change nothing\n\n\
+Ctrl-C during the watch rolls back (the new container is not yet confirmed); after it, the \
+deploy finishes. Every docker call has a bound: DOCKERUTILS_DOCKER_TIMEOUT seconds (60; \
+pull: 20 times that), then docker is deemed hung and the deploy fails."
 )]
 pub struct Args {
     /// Image to deploy: a subdirectory of docker/ or a synthetic image whose section has service=NAME
