@@ -215,12 +215,11 @@ pub fn published_8888(inv: &Invocation) -> Option<(Option<String>, u16)> {
 /// The `docker run` with its `-p …:8888` published on `addr`: always when `force`,
 /// else only when the `-p` names no address (a cfg that names one is kept).
 fn publish_8888_on(mut inv: Invocation, addr: &str, force: bool) -> Invocation {
-    if let Some(p) = find_8888(&inv) {
-        if force || p.ip.as_deref().is_none_or(str::is_empty) {
-            let proto = p.proto.map(|p| format!("/{p}")).unwrap_or_default();
-            inv.args[p.word].value =
-                format!("{}{}:{}:8888{proto}", p.lead, publish_addr(addr), p.port);
-        }
+    if let Some(p) = find_8888(&inv)
+        && (force || p.ip.as_deref().is_none_or(str::is_empty))
+    {
+        let proto = p.proto.map(|p| format!("/{p}")).unwrap_or_default();
+        inv.args[p.word].value = format!("{}{}:{}:8888{proto}", p.lead, publish_addr(addr), p.port);
     }
     inv
 }
