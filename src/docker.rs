@@ -142,14 +142,139 @@ mod tests {
     }
 }
 
+/// How long a docker query (inspect, rename, rm, start, `run -d`) may take before docker
+/// is deemed hung: `DOCKERUTILS_DOCKER_TIMEOUT` seconds, else 60.
+pub fn query_timeout() -> Duration {
+    std::env::var("DOCKERUTILS_DOCKER_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
+/// How long a `docker pull` may take: 20 times a query's bound (20 minutes by default).
+pub fn pull_timeout() -> Duration {
+    query_timeout() * 20
+}
+
+/// How a bounded docker call ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// It exited: its status and what it wrote to the pipes it was given.
+    Exited(std::process::Output),
+    /// It did not end within the bound: it was killed (with its process group).
+    TimedOut(Duration),
+    /// Ctrl-C (or a signal to us) arrived and the caller asked to abandon it: killed.
+    Interrupted,
+}
+
+/// Runs `command` (docker, or anything that talks to it) in a process group of its own,
+/// stdin closed, and waits at most `limit`; then it is killed, its whole group (a hung
+/// docker CLI, an ssh it started for `DOCKER_HOST=ssh://`), so that a hung engine cannot
+/// wedge the caller. Its own group: a Ctrl-C at the terminal reaches us, not it, and the
+/// caller decides what it means; with `abandon_on_interrupt` the call is killed then.
+/// Piped stdout/stderr are read while it runs.
+pub fn run_bounded(
+    mut command: std::process::Command,
+    limit: Duration,
+    abandon_on_interrupt: bool,
+) -> std::io::Result<Ended> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    command.process_group(0).stdin(std::process::Stdio::null());
+    let mut child = command.spawn()?;
+    // Our copies of any pipe's writing end go with the Command.
+    drop(command);
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        pipe.map(|mut p| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = p.read_to_end(&mut buf);
+                buf
+            })
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = std::time::Instant::now();
+    let kill = |child: &mut std::process::Child| {
+        // SAFETY: kill(2) of the process group of our child, not yet reaped.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+    };
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() >= limit {
+            kill(&mut child);
+            return Ok(Ended::TimedOut(limit));
+        }
+        if abandon_on_interrupt && crate::exec::interrupted() {
+            kill(&mut child);
+            return Ok(Ended::Interrupted);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let collect = |t: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        t.and_then(|t| t.join().ok()).unwrap_or_default()
+    };
+    Ok(Ended::Exited(std::process::Output {
+        status,
+        stdout: collect(out),
+        stderr: collect(err),
+    }))
+}
+
+/// What to say when docker did not answer a command within its bound.
+pub fn hung(shown: &str, limit: Duration) -> String {
+    format!(
+        "docker did not answer within {} s (`{shown}` was stopped): the Docker daemon is \
+         hung or unreachable{}",
+        limit.as_secs(),
+        where_hint()
+    )
+}
+
+/// A docker query (`docker ARGS`, stdout and stderr captured) within `query_timeout()`;
+/// a hung docker is an error that says so.
+fn query(args: &[&str]) -> crate::error::Result<std::process::Output> {
+    use crate::error::Error;
+    let mut command = std::process::Command::new("docker");
+    command
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let limit = query_timeout();
+    match run_bounded(command, limit, false).map_err(|e| Error::spawn("docker", e))? {
+        Ended::Exited(out) => Ok(out),
+        Ended::TimedOut(_) | Ended::Interrupted => {
+            let shown = std::iter::once("docker")
+                .chain(args.iter().copied())
+                .map(crate::plan::quote)
+                .collect::<Vec<_>>()
+                .join(" ");
+            Err(Error::Remote(hung(&shown, limit)))
+        }
+    }
+}
+
 /// `docker image inspect --format FORMAT IMAGE` on the local engine: `None` when the
-/// image is not there; an error when docker itself fails (no engine, no CLI).
+/// image is not there; an error when docker itself fails (no engine, no CLI) or does not
+/// answer within `query_timeout()`.
 pub fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<String>> {
     use crate::error::Error;
-    let out = std::process::Command::new("docker")
-        .args(["image", "inspect", "--format", format, image])
-        .output()
-        .map_err(|e| Error::spawn("docker", e))?;
+    let out = query(&["image", "inspect", "--format", format, image])?;
     if out.status.success() {
         return Ok(Some(
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -175,13 +300,11 @@ pub fn image_exists(image: &str) -> crate::error::Result<bool> {
 }
 
 /// `docker container inspect NAME` on the current engine, as JSON: `None` when there is no
-/// such container; an error when docker itself fails.
+/// such container; an error when docker itself fails or does not answer within
+/// `query_timeout()`.
 pub fn inspect_container(name: &str) -> crate::error::Result<Option<serde_json::Value>> {
     use crate::error::Error;
-    let out = std::process::Command::new("docker")
-        .args(["container", "inspect", name])
-        .output()
-        .map_err(|e| Error::spawn("docker", e))?;
+    let out = query(&["container", "inspect", name])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("No such container") || stderr.contains("No such object") {

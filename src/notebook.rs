@@ -1,5 +1,6 @@
 //! What run-notebook and nb-dock share: waiting until a Jupyter server answers HTTP,
-//! finding its token in its output, and opening the URL where there is a desktop.
+//! finding its token in its output, opening the URL where there is a desktop, and running
+//! the SSH tunnel (`ssh::tunnel`) through which a docked notebook is reached.
 
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
@@ -109,6 +110,78 @@ pub fn free_local_port(preferred: u16) -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(preferred)
+}
+
+/// A running SSH tunnel (`ssh::tunnel`) that lives as long as this value: dropping it
+/// ends the ssh. It runs in its own process group, so that a Ctrl-C at the terminal
+/// leaves it to us (it is closed once the notebook has ended, not while the container is
+/// still stopping), and on Linux it is told to end if we die without closing it.
+pub struct Tunnel {
+    child: std::process::Child,
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tunnel {
+    /// Starts the tunnel; `prog` prefixes what ssh says on stderr.
+    pub fn open(prog: &str, inv: &crate::plan::Invocation) -> Result<Tunnel> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let program = match inv.program.as_str() {
+            "ssh" => crate::ssh::real_ssh_program(),
+            other => other.into(),
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(inv.argv())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io("cannot start the ssh tunnel", e))?;
+        let ended = std::sync::Arc::new(AtomicBool::new(false));
+        let stderr = child.stderr.take().expect("piped");
+        let (prog, flag) = (prog.to_string(), ended.clone());
+        // Read ssh's stderr (a full pipe would stop it). Until the server listens, each
+        // poll through the tunnel makes ssh say "channel N: open failed: connect failed":
+        // expected, not shown.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                if !line.contains("open failed") {
+                    eprintln!("{prog}: ssh tunnel: {line}");
+                }
+            }
+            flag.store(true, Ordering::SeqCst);
+        });
+        Ok(Tunnel { child, ended })
+    }
+
+    /// Has the ssh ended (it failed: the port is taken, the dock does not answer)?
+    pub fn ended(&self) -> impl Fn() -> bool + Send + 'static {
+        let flag = self.ended.clone();
+        move || flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child, not yet reaped (so its pid is not reused).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,34 @@ pub fn to_dock(dock: &Dock, tty: bool, remote: &[String]) -> Invocation {
         .args(remote.iter().map(String::as_str))
 }
 
+/// `ssh -N -L [BIND:]LOCAL:127.0.0.1:REMOTE` to the dock: a local port forwarded to a port
+/// on the dock's loopback, where a notebook listens without being exposed on the dock's
+/// network. Its own connection (not the shared one, which closes 10 minutes after its
+/// last session). `bind`: the local address it listens on (ssh's default: loopback).
+pub fn tunnel(dock: &Dock, bind: Option<&str>, local: u16, remote: u16) -> Invocation {
+    let spec = match bind {
+        Some(addr) if addr.contains(':') => format!("[{addr}]:{local}:127.0.0.1:{remote}"),
+        Some(addr) => format!("{addr}:{local}:127.0.0.1:{remote}"),
+        None => format!("{local}:127.0.0.1:{remote}"),
+    };
+    Invocation::new(
+        "ssh",
+        std::env::current_dir().unwrap_or_else(|_| "/".into()),
+    )
+    .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
+    .args(dock.ssh_options())
+    .args([
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-o",
+        "LogLevel=error",
+        "-N",
+        "-L",
+    ])
+    .arg(spec)
+    .arg(dock.destination())
+}
+
 /// ssh options that take a value (the word after them is not the destination).
 const WITH_VALUE: &str = "BbcDEeFIiJLlmOopQRSWw";
 
@@ -147,6 +175,15 @@ pub fn is_the_docks(dest: &Destination, dock: &Dock) -> bool {
     (dest.host == dock.ip || dest.host == dock.hostname)
         && dest.user.as_deref() == Some(dock.user.as_str())
         && dest.port.as_deref().is_none_or(|p| p == "22")
+}
+
+/// The real ssh, bypassing the shim (`ssh` when none is found: spawning says so). A
+/// tunnel needs it: docked, the shim would put the dock's shared-connection options
+/// before the tunnel's own (ssh takes an option's first value), and an `ssh -N -L` that
+/// rides the shared connection hands the forward to its master and exits at once, so the
+/// forward would outlive the notebook.
+pub fn real_ssh_program() -> PathBuf {
+    real_ssh(&shim_dir()).unwrap_or_else(|| "ssh".into())
 }
 
 /// The real ssh: the first on PATH that is not in the shim's directory.

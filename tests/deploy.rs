@@ -248,3 +248,115 @@ fn a_leftover_previous_container_is_not_overwritten() {
         .stderr(predicate::str::contains(format!("docker rm {previous}")));
     assert_eq!(svc.containers(), [svc.name.clone(), previous]);
 }
+
+/// A directory whose `docker` runs the real one, except that once `docker run` has been
+/// called (the new container started), every `inspect` first runs `on_inspect` (shell).
+fn docker_wrapper(on_inspect: &str) -> tempfile::TempDir {
+    let real = std::process::Command::new("sh")
+        .args(["-c", "command -v docker"])
+        .output()
+        .unwrap();
+    let real = text(&real.stdout).trim().to_string();
+    assert!(!real.is_empty(), "no docker on PATH");
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("started");
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in run) touch '{mark}';; esac\n\
+         case \" $* \" in *' inspect '*) if [ -e '{mark}' ]; then {on_inspect}; fi;; esac\n\
+         exec '{real}' \"$@\"\n",
+        mark = mark.display()
+    );
+    let path = dir.path().join("docker");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn path_with(dir: &std::path::Path) -> String {
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
+}
+
+#[test]
+fn a_hung_docker_fails_the_deploy_within_the_bound_and_rolls_back() {
+    let (p, svc) = project("hung");
+    let image = p.image("web");
+    let v1 = svc.build(&p, &image, &web_dockerfile("one", ""));
+    assert!(deploy(&p, &[]).status.success());
+    svc.build(&p, &image, &web_dockerfile("two", ""));
+    // The new container's inspects never answer.
+    let wrapper = docker_wrapper("exec sleep 600");
+    let out = p
+        .cmd("deploy-image")
+        .args(["web", "--settle", "20"])
+        .env("PATH", path_with(wrapper.path()))
+        .env("DOCKERUTILS_DOCKER_TIMEOUT", "2")
+        // A hang check, not a timing assertion: unbounded, it would wait 600 s.
+        .timeout(std::time::Duration::from_secs(90))
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("docker did not answer within 2 s"), "{err}");
+    assert!(err.contains("rolled back: the previous container"), "{err}");
+    assert_eq!(svc.running_image(), v1);
+    assert_eq!(svc.containers(), [svc.name.clone()]);
+}
+
+#[test]
+fn ctrl_c_during_the_watch_rolls_back_without_failing_an_inspect() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let (p, svc) = project("ctrlc");
+    let image = p.image("web");
+    let v1 = svc.build(&p, &image, &web_dockerfile("one", ""));
+    assert!(deploy(&p, &[]).status.success());
+    svc.build(&p, &image, &web_dockerfile("two", ""));
+    // Slow inspects: the Ctrl-C lands while one runs.
+    let wrapper = docker_wrapper("sleep 1");
+    let mut cmd = std::process::Command::new(common::bin_dir().join("deploy-image"));
+    common::with_clean_env(&mut cmd);
+    let mut child = cmd
+        .args(["web", "--settle", "30"])
+        .current_dir(&p.root)
+        .env("PATH", path_with(wrapper.path()))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        // A job of its own, as a shell runs it: SIGINT to its group is a terminal's Ctrl-C.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("Watching") {
+            break;
+        }
+    }
+    assert!(seen.contains("Watching"), "{seen}");
+    // Into the next inspect (each takes a second here).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) of the process group of the child we started.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let reader = std::thread::spawn(move || {
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        rest.join("\n")
+    });
+    let code = common::wait_exit(&mut child, std::time::Duration::from_secs(60), || {});
+    seen.push_str(&reader.join().unwrap());
+    assert_eq!(code, Some(130), "{seen}");
+    assert!(!seen.contains("could not be inspected"), "{seen}");
+    assert!(
+        seen.contains("was not yet confirmed when the deploy was interrupted"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("rolled back: the previous container"),
+        "{seen}"
+    );
+    assert_eq!(svc.running_image(), v1);
+    assert_eq!(svc.containers(), [svc.name.clone()]);
+}

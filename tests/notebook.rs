@@ -54,6 +54,34 @@ fn wait_for_line(child: &mut Child, needle: &'static str) -> String {
     }
 }
 
+/// Where `docker port` says the container publishes 8888 (`DOCKER_HOST` = `engine`).
+fn published_8888(container: &str, engine: Option<&str>) -> String {
+    let mut cmd = Command::new("docker");
+    if let Some(engine) = engine {
+        cmd.env("DOCKER_HOST", engine);
+    }
+    let out = cmd.args(["port", container, "8888"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The name of the running container of `image`.
+fn container_of(image: &str, engine: Option<&str>) -> String {
+    let mut cmd = Command::new("docker");
+    if let Some(engine) = engine {
+        cmd.env("DOCKER_HOST", engine);
+    }
+    let out = cmd
+        .args(["ps", "--filter", &format!("ancestor={image}")])
+        .args(["--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no container of {image} runs"))
+        .to_string()
+}
+
 fn stop_containers(prefix: &str) {
     stop_matching(&format!("name={prefix}"));
 }
@@ -81,7 +109,8 @@ fn run_notebook_builds_the_projects_notebook_image_and_prints_the_url_once_it_an
     let project = Project::new("nbown");
     project
         .dockerfile("notebook", &standin("/www"))
-        .cfg(&format!("[notebook]\nports=-p 127.0.0.1:{port}:8888\n"));
+        // As the `notebook` template writes it: no address.
+        .cfg(&format!("[notebook]\nports=-p {port}:8888\n"));
     let mut cmd = Command::new(bin_dir().join("run-notebook"));
     common::with_clean_env(&mut cmd);
     let mut child = cmd
@@ -101,6 +130,9 @@ fn run_notebook_builds_the_projects_notebook_image_and_prints_the_url_once_it_an
         common::image_exists(&project.image("notebook")),
         "built first"
     );
+    // Published on the loopback only, though the cfg names no address.
+    let name = container_of(&project.image("notebook"), None);
+    assert_eq!(published_8888(&name, None), format!("127.0.0.1:{port}"));
     stop_containers_of(&project.image("notebook"));
     let code = wait_exit(&mut child, Duration::from_secs(30), || {});
     assert!(code.is_some(), "run-notebook ends with its container");
@@ -123,6 +155,8 @@ fn run_notebook_runs_the_default_image_on_the_current_directory() {
     );
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("marker.txt"), "from the host\n").unwrap();
+    std::fs::create_dir(work.path().join(".aws")).unwrap();
+    std::fs::write(work.path().join(".aws/credentials"), "[default]\n").unwrap();
     let port = free_port();
     let mut cmd = Command::new(bin_dir().join("run-notebook"));
     cmd.current_dir(work.path())
@@ -171,6 +205,22 @@ fn run_notebook_runs_the_default_image_on_the_current_directory() {
     assert!(
         env.contains("DOCKER_DS_DIFFS=1") && env.contains("NOTEBOOK_MODE=lab"),
         "{env}"
+    );
+    assert_eq!(published_8888(&name, None), format!("127.0.0.1:{port}"));
+    // ~/.aws is there to read, not to write.
+    let exec = |script: &str| {
+        Command::new("docker")
+            .args(["exec", &name, "sh", "-c", script])
+            .output()
+            .unwrap()
+    };
+    let read = exec("cat /home/jovyan/.aws/credentials");
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "[default]\n");
+    let write = exec("echo planted >> /home/jovyan/.aws/credentials");
+    assert!(!write.status.success(), "a write to ~/.aws succeeded");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join(".aws/credentials")).unwrap(),
+        "[default]\n"
     );
     stop_containers(&name);
     assert!(wait_exit(&mut child, Duration::from_secs(30), || {}).is_some());
@@ -458,67 +508,126 @@ fn run_notebook_when_docked_syncs_up_runs_on_the_dock_and_syncs_down() {
     let here = work.path().join("analysis");
     std::fs::create_dir_all(&here).unwrap();
     std::fs::write(here.join("marker.txt"), "synced up\n").unwrap();
+    // The test dock shares this machine's network: the tunnel's local port and the
+    // container's port on the dock's loopback must differ.
     let port = free_port();
+    let remote_port = std::iter::repeat_with(free_port)
+        .find(|p| *p != port)
+        .unwrap();
     // Docked as a user docks: `source dock` (here its eval form) in a shell.
-    let line =
-        format!("eval \"$(dock-env nbrun)\" && exec run-notebook --no-browser --port {port}");
-    // The dock test's user environment (its HOME holds the registration), in bash.
+    let dry = format!(
+        "eval \"$(dock-env nbrun)\" && exec run-notebook --dry-run --port {port} --remote-port {remote_port}"
+    );
     let base = d.cmd("run-notebook");
     let envs: Vec<_> = base
         .get_envs()
         .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
         .collect();
-    let mut child = Command::new("bash")
-        .args(["-c", &line])
-        .envs(envs)
-        .env(
-            "PATH",
-            format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap()),
-        )
-        .env("DOCKERUTILS_NOTEBOOK_IMAGE", &image)
-        .env("DOCKER_DS_DONT_PULL", "1")
-        .env("DOCKERUTILS_DISABLE_PROMPT", "1")
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_IP")
-        .current_dir(&here)
-        .stdin(Stdio::null())
+    let shell = |line: &str| {
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", line])
+            .envs(envs.clone())
+            .env(
+                "PATH",
+                format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap()),
+            )
+            .env("DOCKERUTILS_NOTEBOOK_IMAGE", &image)
+            .env("DOCKER_DS_DONT_PULL", "1")
+            .env("DOCKERUTILS_DISABLE_PROMPT", "1")
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_IP")
+            .current_dir(&here)
+            .stdin(Stdio::null());
+        cmd
+    };
+    let out = shell(&dry).output().unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        plan.contains(&format!(
+            "-N -L 127.0.0.1:{port}:127.0.0.1:{remote_port} {}@{} &",
+            d.user, d.ip
+        )),
+        "the tunnel is a step: {plan}"
+    );
+    assert!(
+        plan.contains(&format!("-p 127.0.0.1:{remote_port}:8888")),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("http://127.0.0.1:{port}/lab?token=")),
+        "{plan}"
+    );
+    assert!(!plan.contains(&format!("http://{}", d.ip)), "{plan}");
+
+    let line = format!(
+        "eval \"$(dock-env nbrun)\" && exec run-notebook --no-browser --port {port} --remote-port {remote_port}"
+    );
+    // The dock test's user environment (its HOME holds the registration), in bash, in a
+    // process group of its own (a terminal's job) for the Ctrl-C below.
+    use std::os::unix::process::CommandExt;
+    let mut child = shell(&line)
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let ready = wait_for_line(&mut child, "Jupyter is ready");
     assert!(
-        ready.ends_with(&format!("http://{}:{port}/lab?token=tok42", d.ip)),
-        "the dock's address: {ready}"
+        ready.ends_with(&format!("http://127.0.0.1:{port}/lab?token=tok42")),
+        "through the tunnel: {ready}"
+    );
+    // On the dock, the notebook is on its loopback only; here, the tunnel serves it.
+    let name = container_of(&image, Some(&engine));
+    assert_eq!(
+        published_8888(&name, Some(&engine)),
+        format!("127.0.0.1:{remote_port}")
+    );
+    assert!(
+        TcpStream::connect((d.ip.as_str(), remote_port)).is_err(),
+        "the dock's address does not expose the notebook"
+    );
+    assert_eq!(
+        http_get(port, "/marker.txt").as_deref(),
+        Some("synced up\n")
     );
     let remote = ws.path().join(USER).join("code").join("analysis");
     assert_eq!(
         std::fs::read_to_string(remote.join("marker.txt")).unwrap(),
         "synced up\n"
     );
-    // Served by the container on the dock, from the synced copy.
-    let mut s = TcpStream::connect((d.ip.as_str(), port)).unwrap();
-    write!(s, "GET /marker.txt HTTP/1.0\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.ends_with("synced up\n"), "{resp}");
-    // A notebook saved on the dock comes back when the server ends.
+    // A notebook saved on the dock comes back when the server ends: here on Ctrl-C (SIGINT
+    // to the job's process group, as a terminal sends it).
     std::fs::write(remote.join("result.ipynb"), "{}\n").unwrap();
-    let ids = Command::new("docker")
-        .env("DOCKER_HOST", &engine)
-        .args(["ps", "-q", "--filter", &format!("ancestor={image}")])
-        .output()
-        .unwrap();
-    for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+    // SAFETY: kill(2) of the process group of the child we started.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let ended = wait_exit(&mut child, Duration::from_secs(60), || {
         let _ = Command::new("docker")
             .env("DOCKER_HOST", &engine)
-            .args(["stop", "-t", "1", id])
+            .args(["rm", "-f", &name])
             .output();
-    }
-    assert!(wait_exit(&mut child, Duration::from_secs(60), || {}).is_some());
+    });
+    assert!(ended.is_some(), "run-notebook ends on Ctrl-C");
     assert_eq!(
         std::fs::read_to_string(here.join("result.ipynb")).unwrap(),
         "{}\n"
+    );
+    assert!(http_get(port, "/").is_none(), "the tunnel is closed");
+    let tunnels = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("-L 127.0.0.1:{port}:127.0.0.1:{remote_port}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        tunnels.stdout.is_empty(),
+        "no tunnel ssh is left: {}",
+        String::from_utf8_lossy(&tunnels.stdout)
     );
     let _ = Command::new("docker")
         .env("DOCKER_HOST", &engine)

@@ -37,7 +37,10 @@ use std::time::{Duration, Instant};
         NAME-previous. When the new container exits, restarts or turns unhealthy, it is removed \
         and NAME-previous runs again under its name; the command fails, showing the end of the \
         failed container's log.",
-    after_help = "dockerutils.cfg:\n  [web]\n  name=registry.example.com/team/web\n  prefix=False\n  tag=latest\n  service=web                      # the container's name\n  ports=-p 80:8080\n\nExamples:\n  deploy-image web\n  deploy-image web --settle 30     # watch the new container for 30 s\n  deploy-image web --no-pull       # the image in the local engine\n  deploy-image web --dry-run       # print the plan, change nothing"
+    after_help = "dockerutils.cfg:\n  [web]\n  name=registry.example.com/team/web\n  prefix=False\n  tag=latest\n  service=web                      # the container's name\n  ports=-p 80:8080\n\nExamples:\n  deploy-image web\n  deploy-image web --settle 30     # watch the new container for 30 s\n  deploy-image web --no-pull       # the image in the local engine\n  deploy-image web --dry-run       # print the plan, change nothing\n\n\
+Ctrl-C during the watch rolls back (the new container is not yet confirmed); after it, the \
+deploy finishes. Every docker call has a bound: DOCKERUTILS_DOCKER_TIMEOUT seconds (60; \
+pull: 20 times that), then docker is deemed hung and the deploy fails."
 )]
 pub struct Args {
     /// Image to deploy: a subdirectory of docker/ or a synthetic image whose section has service=NAME
@@ -323,16 +326,19 @@ impl Report {
     }
 }
 
-/// A docker step that failed: its exit code and what it said.
+/// A docker step that failed: its exit code (none when it was stopped) and what it said.
 struct Failed {
-    code: i32,
+    code: Option<i32>,
     stderr: String,
 }
 
 impl Failed {
     fn describe(&self, inv: &Invocation) -> String {
         let said = self.stderr.trim();
-        let mut text = format!("`{}` failed (exit code {})", inv.display(), self.code);
+        let mut text = match self.code {
+            Some(code) => format!("`{}` failed (exit code {code})", inv.display()),
+            None => format!("`{}` failed", inv.display()),
+        };
         if !said.is_empty() {
             text.push_str(": ");
             text.push_str(said);
@@ -341,31 +347,52 @@ impl Failed {
     }
 }
 
-/// Runs one docker command, printed first.
+/// How long a step may take, and whether a Ctrl-C abandons it. Only the pull is
+/// abandoned (nothing has changed yet); a step that changes the service (rename, stop,
+/// run, rm, start) is short and is let finish, so that the deploy, not the signal,
+/// decides what comes next.
+fn bound(inv: &Invocation) -> (Duration, bool) {
+    match inv.argv().first().copied() {
+        Some("pull") => (docker::pull_timeout(), true),
+        // docker stop waits for the container's own stop timeout (10 s unless set).
+        Some("stop") => (docker::query_timeout() * 2, false),
+        _ => (docker::query_timeout(), false),
+    }
+}
+
+/// Runs one docker command, printed first, in a process group of its own (a Ctrl-C at
+/// the terminal reaches deploy-image, not docker; serve-hooks' Ctrl-C does not cut a
+/// deploy in the middle) and within its bound (a hung docker must not wedge the deploy,
+/// nor serve-hooks' queue for the image).
 fn step(out: &Report, inv: &Invocation) -> std::result::Result<(), Failed> {
-    use std::os::unix::process::CommandExt;
     out.command(inv);
     let mut command = std::process::Command::new(&inv.program);
     command.args(inv.argv()).current_dir(&inv.cwd);
-    command.stdin(std::process::Stdio::null());
     for var in &inv.env {
         command.env(&var.name, &var.value);
     }
+    command.stderr(std::process::Stdio::piped());
     if !out.inherit {
-        // A server's child: its own process group, so that a Ctrl-C meant for the
-        // server does not cut a deploy in the middle (it finishes before the server exits).
-        command
-            .process_group(0)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-    } else {
-        command.stderr(std::process::Stdio::piped());
+        command.stdout(std::process::Stdio::piped());
     }
-    let output = match command.output() {
-        Ok(o) => o,
+    let (limit, abandon) = bound(inv);
+    let output = match docker::run_bounded(command, limit, abandon) {
+        Ok(docker::Ended::Exited(o)) => o,
+        Ok(docker::Ended::TimedOut(limit)) => {
+            return Err(Failed {
+                code: None,
+                stderr: docker::hung(&inv.display(), limit),
+            });
+        }
+        Ok(docker::Ended::Interrupted) => {
+            return Err(Failed {
+                code: None,
+                stderr: "interrupted (Ctrl-C)".into(),
+            });
+        }
         Err(e) => {
             return Err(Failed {
-                code: 127,
+                code: Some(127),
                 stderr: format!("cannot run {}: {e}", inv.program),
             });
         }
@@ -379,7 +406,7 @@ fn step(out: &Report, inv: &Invocation) -> std::result::Result<(), Failed> {
         return Ok(());
     }
     Err(Failed {
-        code: output.status.code().unwrap_or(1),
+        code: Some(output.status.code().unwrap_or(1)),
         stderr,
     })
 }
@@ -478,8 +505,15 @@ fn watch(name: &str, opts: &Options, out: &Report) -> std::result::Result<String
     let health_deadline = opts.health_timeout.max(settle);
     let mut announced = false;
     loop {
+        // Ctrl-C before the new container is confirmed: roll back (the inspects run in
+        // their own process group, so the signal never fails one of them).
         if crate::exec::interrupted() {
-            return Err("was being watched when the deploy was interrupted".into());
+            return Err(format!(
+                "was not yet confirmed when the deploy was interrupted (Ctrl-C during the \
+                 watch, after {:.1}s of {}s)",
+                start.elapsed().as_secs_f64(),
+                settle.as_secs()
+            ));
         }
         let elapsed = start.elapsed();
         let state = match docker::inspect_container(name) {
@@ -538,7 +572,8 @@ fn unix_time() -> u64 {
 /// The exit code of the container's first death since `since` (unix seconds), from the
 /// engine's events.
 fn first_exit_code(id: &str, since: u64) -> Option<i64> {
-    let out = std::process::Command::new("docker")
+    let mut command = std::process::Command::new("docker");
+    command
         .args(["events", "--since", &since.to_string()])
         .args(["--until", &(unix_time() + 1).to_string()])
         .args([
@@ -548,9 +583,13 @@ fn first_exit_code(id: &str, since: u64) -> Option<i64> {
             "event=die",
         ])
         .args(["--format", "{{.Actor.Attributes.exitCode}}"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let docker::Ended::Exited(out) =
+        docker::run_bounded(command, docker::query_timeout(), false).ok()?
+    else {
+        return None;
+    };
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.trim().parse().ok())
@@ -559,16 +598,26 @@ fn first_exit_code(id: &str, since: u64) -> Option<i64> {
 /// The last lines of a container's log (its stdout and stderr, as they came).
 fn log_tail(name: &str) -> String {
     let run = || -> std::io::Result<String> {
+        // One pipe for both streams: the lines in the order docker wrote them.
         let (mut reader, writer) = std::io::pipe()?;
-        let mut child = std::process::Command::new("docker")
+        let mut command = std::process::Command::new("docker");
+        command
             .args(["logs", "--tail", &LOG_LINES.to_string(), name])
-            .stdin(std::process::Stdio::null())
             .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .spawn()?;
-        let mut text = Vec::new();
-        reader.read_to_end(&mut text)?;
-        child.wait()?;
+            .stderr(writer);
+        let read = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = reader.read_to_end(&mut text);
+            text
+        });
+        let limit = docker::query_timeout();
+        if let docker::Ended::TimedOut(_) = docker::run_bounded(command, limit, false)? {
+            return Ok(format!(
+                "(docker logs did not answer within {} s)",
+                limit.as_secs()
+            ));
+        }
+        let text = read.join().unwrap_or_default();
         Ok(String::from_utf8_lossy(&text).into_owned())
     };
     run().unwrap_or_else(|e| format!("(docker logs failed: {e})"))
@@ -672,6 +721,15 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
                 ));
             }
         }
+    }
+
+    // A Ctrl-C while the old one stepped aside: it comes back, nothing new is started.
+    if crate::exec::interrupted() {
+        let back = roll_back(svc, current.as_ref(), out, false);
+        return Err(Error::Interrupted(format!(
+            "deploy of {} interrupted before the new container was started; {back}",
+            svc.image
+        )));
     }
 
     // 4. The new one, watched.

@@ -132,22 +132,11 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
         )));
     }
     let lp = args.port.unwrap_or_else(|| notebook::free_local_port(8888));
-    // Its own connection (not the shared one, which closes 10 minutes after its last
-    // session), in its own process group so that Ctrl-C here leaves it be.
-    let mut tunnel = Command::new("ssh");
+    // In its own process group, so that Ctrl-C here leaves it be.
+    let inv = crate::ssh::tunnel(dock, None, lp, rp);
+    let mut tunnel = Command::new(&inv.program);
     tunnel
-        .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
-        .args(dock.ssh_options())
-        .args([
-            "-o",
-            "ExitOnForwardFailure=yes",
-            "-o",
-            "LogLevel=error",
-            "-N",
-            "-L",
-        ])
-        .arg(format!("{lp}:127.0.0.1:{rp}"))
-        .arg(dock.destination())
+        .args(inv.argv())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
