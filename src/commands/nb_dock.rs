@@ -134,7 +134,10 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
     let lp = args.port.unwrap_or_else(|| notebook::free_local_port(8888));
     // In its own process group, so that Ctrl-C here leaves it be.
     let inv = crate::ssh::tunnel(dock, None, lp, rp);
-    let mut tunnel = Command::new(&inv.program);
+    // The real ssh, not the shim a docked shell puts first on PATH: through the shim the
+    // forward rides the shared connection and outlives `nb-dock --stop` (see
+    // ssh::real_ssh_program).
+    let mut tunnel = Command::new(crate::ssh::real_ssh_program());
     tunnel
         .args(inv.argv())
         .stdin(Stdio::null())
