@@ -408,7 +408,12 @@ fn nb_dock_starts_jupyter_on_the_dock_behind_a_tunnel_and_stops_it() {
         .unwrap()
         .replace('\0', " ");
     assert!(
-        cmdline.starts_with("ssh ") && cmdline.contains(&format!("-L {local}:127.0.0.1:{remote}")),
+        cmdline
+            .split(' ')
+            .next()
+            .is_some_and(|p| p.ends_with("ssh"))
+            && !cmdline.contains(".dockerutils/bin/ssh")
+            && cmdline.contains(&format!("-L {local}:127.0.0.1:{remote}")),
         "{cmdline}"
     );
 
