@@ -710,3 +710,106 @@ fn an_interrupted_transfer_leaves_the_dock_as_it_was() {
         images_before
     );
 }
+
+/// Registers the test dock in a home whose path holds spaces, quotes, `%` and `$(…)`,
+/// installs the Include, and checks that ssh reads the generated config back as meant
+/// (`-F`: root's own ~/.ssh/config is never read or written) and that ssh through it and
+/// `ssh-dock` (options on the command line) share one control socket, which
+/// unregister-dock closes. `long` makes the home too long for `%C` in the shared
+/// directory: the per-dock socket is used then.
+fn hostile_home_round_trip(long: bool) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    // Short enough for `%C` under ~/.docker/.dockerutils/cm (90 bytes with a /tmp/.tmpXXXXXX).
+    let mut home = d.home().join("\"%' $(x)");
+    if long {
+        home = home.join("and a much longer directory name");
+    }
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |program: &str, args: &[&str]| {
+        let out = d
+            .cmd(program)
+            .env("HOME", &home)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        (text(&out.stdout), text(&out.stderr))
+    };
+    run("register-dock", &[&d.ip, "hostile", "-u", &d.user]);
+    let (_, err) = run("dockerutils", &["ssh-config", "--install"]);
+    // HOME is not root's passwd home: said, and the context keeps user@address.
+    assert!(err.contains("ssh reads /root/.ssh/config"), "{err}");
+    let config = home.join(".ssh/config");
+    let cfg = config.to_str().unwrap();
+    let (resolved, _) = run("ssh", &["-F", cfg, "-G", "hostile"]);
+    let value = |key: &str| {
+        resolved
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("{key} in {resolved}"))
+            .to_string()
+    };
+    assert_eq!(value("hostname"), d.ip);
+    assert_eq!(value("user"), d.user);
+    assert_eq!(
+        value("userknownhostsfile"),
+        format!("{}/.docker/{}/known_hosts", home.display(), d.ip)
+    );
+    let socket = value("controlpath");
+    let expected = if long {
+        format!("{}/.docker/{}/cm-{}", home.display(), d.ip, d.user)
+    } else {
+        format!("{}/.docker/.dockerutils/cm/", home.display())
+    };
+    assert!(socket.starts_with(&expected), "{socket}");
+    assert!(socket.len() <= 90, "{socket}");
+
+    let (out, _) = run("ssh", &["-F", cfg, "hostile", "whoami"]);
+    assert_eq!(out, format!("{}\n", d.user));
+    assert!(Path::new(&socket).exists(), "no control socket at {socket}");
+    let (out, _) = run("ssh-dock", &["hostile", "--", "whoami"]);
+    assert_eq!(out, format!("{}\n", d.user));
+    let sockets = std::fs::read_dir(Path::new(&socket).parent().unwrap())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            !long || name.to_string_lossy().starts_with("cm-")
+        })
+        .count();
+    assert_eq!(sockets, 1, "ssh-dock opened a socket of its own");
+    // The socket's path as ssh reads an option: `%` doubled, in quotes.
+    let option = format!(
+        "ControlPath=\"{}\"",
+        socket
+            .replace('%', "%%")
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    );
+    let master_runs = || {
+        d.cmd("ssh")
+            .args(["-o", &option, "-O", "check", "x"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(master_runs());
+    run("unregister-dock", &["hostile"]);
+    assert!(!master_runs(), "the master is still running");
+}
+
+#[test]
+fn generated_ssh_config_reads_back_with_spaces_quotes_and_percent_in_home() {
+    hostile_home_round_trip(false);
+}
+
+#[test]
+fn a_home_too_long_for_shared_sockets_gets_one_per_dock() {
+    hostile_home_round_trip(true);
+}
