@@ -243,6 +243,9 @@ fn a_dock_is_created_listed_stopped_started_and_destroyed() {
     );
     assert!(!aws.actions().contains(&"RunInstances".to_string()));
 
+    // The key pair's private key where create-dock looks for it: registered with the dock.
+    std::fs::create_dir_all(aws.home().join(".ssh")).unwrap();
+    std::fs::write(aws.home().join(".ssh/dock-key"), "not a real key\n").unwrap();
     let out = ok(aws
         .cmd("create-dock")
         .args(["-m", "lab", "-i", "t3.micro", "-y"])
@@ -261,6 +264,15 @@ fn a_dock_is_created_listed_stopped_started_and_destroyed() {
     assert_eq!(value_of(&reg, "DOCK_MONIKER"), "lab");
     assert_eq!(value_of(&reg, "DOCK_USER"), "ubuntu");
     let id = value_of(&reg, "DOCK_INSTANCE_ID");
+    let key = aws.home().join(".ssh/dock-key");
+    assert_eq!(value_of(&reg, "DOCK_IDENTITY"), key.to_str().unwrap());
+    let generated =
+        std::fs::read_to_string(aws.home().join(".docker/.dockerutils/ssh_config")).unwrap();
+    assert!(
+        generated.contains(&format!("\nHost lab {ip}\n"))
+            && generated.contains(&format!("  IdentityFile {}\n", key.display())),
+        "{generated}"
+    );
 
     let inst = aws.instance(&id);
     assert_eq!(inst["State"]["Name"], "running");
@@ -388,7 +400,7 @@ fn ls_dock_asks_aws_once_for_all_docks() {
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("{name} in\n{listing}"));
-        row.split_whitespace().skip(5).collect::<Vec<_>>().join(" ")
+        row.split_whitespace().skip(6).collect::<Vec<_>>().join(" ")
     };
     assert_eq!(state("by-id"), "running");
     assert_eq!(state("by-ip"), "stopped");

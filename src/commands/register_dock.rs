@@ -9,7 +9,7 @@ use clap::Parser;
     name = "register-dock",
     version,
     about = "Register a remote Docker host (a dock) by IP or hostname, with an optional moniker",
-    after_help = "Examples:\n  register-dock 10.93.133.6 gpu-box\n  register-dock -u admin build.example.com builder\n  DOCK_USER=ec2-user register-dock 10.0.0.7\n\nThen: source dock gpu-box"
+    after_help = "Examples:\n  register-dock 10.93.133.6 gpu-box\n  register-dock -u admin build.example.com builder\n  register-dock -i ~/.ssh/lab-key 10.0.0.8 lab\n  DOCK_USER=ec2-user register-dock 10.0.0.7\n\nThen: source dock gpu-box, or (after `dockerutils ssh-config --install`) ssh gpu-box, docker --context gpu-box ps"
 )]
 pub struct Args {
     /// IP address or hostname of the dock
@@ -22,6 +22,9 @@ pub struct Args {
     /// Where sync-up puts projects on the dock [default: /data/workspaces]
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<String>,
+    /// The private key for ssh to the dock (stored as DOCK_IDENTITY) [default: ssh's own]
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub identity: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<Dock> {
@@ -35,6 +38,12 @@ pub fn run(args: &Args) -> Result<Dock> {
     if let Some(ws) = &args.workspace {
         extra.push(("DOCK_WORKSPACE".to_string(), ws.clone()));
     }
+    if let Some(key) = &args.identity {
+        extra.push((
+            "DOCK_IDENTITY".to_string(),
+            crate::ssh_config::identity(key)?,
+        ));
+    }
     let dock = Dock {
         user,
         moniker: args.moniker.clone().unwrap_or_else(|| "none".into()),
@@ -43,6 +52,7 @@ pub fn run(args: &Args) -> Result<Dock> {
         extra,
         dir,
     };
+    crate::ssh_config::check_new(&dock)?;
     dock::register(&dock)?;
     // A new machine at the same address has a new host key: learn it afresh.
     let _ = std::fs::remove_file(dock.known_hosts());
@@ -59,6 +69,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
                 dock.destination(),
                 dock.dir.join(dock::CONFIG_FILE).display()
             );
+            super::ssh_config::after_change("register-dock", Some(&dock));
             0
         }
         Err(e) => super::fail("register-dock", &e),
