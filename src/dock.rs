@@ -272,6 +272,32 @@ pub fn register(dock: &Dock) -> Result<()> {
     write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
+/// Moves a dock's registration to a new address (an EC2 dock registered by its public IP
+/// gets a new one when it starts again): `~/.docker/<new ip>/` with the same moniker,
+/// user and settings, then the old directory removed. Refused when another dock is
+/// registered at the new address.
+pub fn readdress(dock: &Dock, ip: &str) -> Result<Dock> {
+    let mut moved = dock.clone();
+    if moved.hostname == dock.ip {
+        moved.hostname = ip.to_string();
+    }
+    moved.ip = ip.to_string();
+    moved.dir = dock.registry().join(ip);
+    if moved.dir.join(CONFIG_FILE).exists() {
+        return Err(Error::Usage(format!(
+            "dock {} now has the address {ip}, where another dock is registered ({}): \
+             unregister-dock one of them",
+            dock.name(),
+            moved.dir.display()
+        )));
+    }
+    register(&moved)?;
+    close_connection(dock);
+    std::fs::remove_dir_all(&dock.dir)
+        .map_err(|e| Error::io(format!("cannot remove {}", dock.dir.display()), e))?;
+    Ok(moved)
+}
+
 /// Removes a dock's registration, closing its shared ssh connection first.
 pub fn unregister(dock: &Dock) -> Result<()> {
     close_connection(dock);
