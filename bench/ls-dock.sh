@@ -38,7 +38,7 @@ for n, i in enumerate(ec2.run_instances(ImageId=img, MinCount=50, MaxCount=50)["
             f.write(f"DOCK_INSTANCE_ID={i['InstanceId']}\n")
 PY
 export AWS_ENDPOINT_URL=http://127.0.0.1:$proxy_port
-ours=$target/release/dockerutils
+ours=$exe
 orig=$repo/target/oracle-venv/bin
 calls() { rm -f "$work/actions.log"; "$@" >/dev/null; wc -l < "$work/actions.log"; }
 ours_calls=$(calls "$ours" ls-dock)

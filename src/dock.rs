@@ -8,9 +8,11 @@
 //! DOCK_IP=10.0.0.12
 //! ```
 //!
-//! (`DOCK_INSTANCE_ID` / `DOCK_PROVISIONED_PRODUCT` when present.) Our files are 0600 and
-//! the directories 0700; the directory also holds the dock's own `known_hosts` and the
-//! SSH control socket.
+//! (`DOCK_INSTANCE_ID` / `DOCK_PROVISIONED_PRODUCT` / `DOCK_WORKSPACE` / `DOCK_IDENTITY`
+//! when present.) Our files are 0600 and the directories 0700; the directory also holds
+//! the dock's own `known_hosts`. The SSH control sockets of all docks are in
+//! `~/.docker/.dockerutils/cm/`, named by ssh's `%C`, so that the shim, `ssh-dock` and
+//! the generated ssh config (`crate::ssh_config`) all reuse the same connection.
 
 use crate::error::{Error, Result};
 use crate::plan::quote;
@@ -21,6 +23,20 @@ pub const CONFIG_FILE: &str = "connection_config.txt";
 
 /// The workspace of a dock registered without `--workspace` (as 2.0.7).
 pub const DEFAULT_WORKSPACE: &str = "/data/workspaces";
+/// ssh's `ConnectTimeout` for docks, in seconds.
+pub const CONNECT_TIMEOUT: u32 = 10;
+/// ssh's `ServerAliveInterval` for docks, in seconds.
+pub const SERVER_ALIVE_INTERVAL: u32 = 30;
+
+/// The directory of the docks' SSH control sockets (0700): `<registry>/.dockerutils/cm`.
+pub fn control_dir(registry: &Path) -> PathBuf {
+    registry.join(".dockerutils").join("cm")
+}
+
+/// The longest control socket path, its tokens expanded: a Unix socket path has at most
+/// 107 bytes, and ssh binds `<path>.<16 random characters>` first. A longer one (or one
+/// in a missing directory) is not a lost optimisation: ssh then exits with 255.
+const MAX_CONTROL_PATH: usize = 107 - 17;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dock {
@@ -90,25 +106,81 @@ impl Dock {
         self.dir.join("known_hosts")
     }
 
-    /// The SSH control socket: one connection that every ssh to this dock reuses. The
-    /// directory is the dock's own, so a short fixed name does: a unix socket path has at
-    /// most 107 bytes, and ssh adds 17 to it while it sets the socket up.
-    pub fn control_path(&self) -> PathBuf {
-        self.dir.join("cm")
+    /// The registry the dock is in (`~/.docker`).
+    pub fn registry(&self) -> &Path {
+        self.dir.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// The private key registered for the dock (`DOCK_IDENTITY`), if any.
+    pub fn identity(&self) -> Option<PathBuf> {
+        self.extra
+            .iter()
+            .find(|(k, v)| k == "DOCK_IDENTITY" && !v.is_empty())
+            .map(|(_, v)| PathBuf::from(v))
+    }
+
+    /// The SSH control socket: one connection that every ssh to this dock reuses, with
+    /// ssh's tokens in it. `<registry>/.dockerutils/cm/%C` (`%C`: ssh's 40-character hash
+    /// of local host, host, port and user), which the generated ssh config uses too, so
+    /// that `ssh gpu-box`, the shim and `ssh-dock` share it; with a home too long for that
+    /// to fit a socket path, `~/.docker/<ip>/cm-%r` (one per remote user: a session for
+    /// another user must not ride this one; the port is always 22); `None` (no reuse)
+    /// when even that is too long.
+    pub fn control_path(&self) -> Option<PathBuf> {
+        let shared = control_dir(self.registry()).join("%C");
+        if shared.as_os_str().len() - 2 + 40 <= MAX_CONTROL_PATH {
+            return Some(shared);
+        }
+        let own = self.dir.join("cm-%r");
+        (own.as_os_str().len() - 2 + self.user.len() <= MAX_CONTROL_PATH).then_some(own)
+    }
+
+    /// The control socket options (`ControlMaster`, `ControlPath` as ssh reads it back,
+    /// `ControlPersist`), none without a control path; makes the socket's directory
+    /// (0700) when it is missing, since ssh fails without it.
+    pub fn control_options(&self) -> Vec<(&'static str, String)> {
+        let Some(path) = self.control_path() else {
+            return vec![];
+        };
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        if !dir.is_dir() {
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+        }
+        let file = path.file_name().unwrap_or_default().to_string_lossy();
+        let spelled = crate::ssh_config::path_word(dir, &format!("/{file}"))
+            .unwrap_or_else(|| path.display().to_string());
+        vec![
+            ("ControlMaster", "auto".to_string()),
+            ("ControlPath", spelled),
+            ("ControlPersist", "10m".to_string()),
+        ]
     }
 
     /// Options for every ssh to this dock: reuse one connection (kept 10 minutes after its
-    /// last use), learn the host key on first contact and refuse a changed one, time out.
+    /// last use), learn the host key on first contact and refuse a changed one, time out;
+    /// the registered identity, if any. Paths are spelled as ssh reads them back (`%`
+    /// doubled, quoted when they hold spaces).
     pub fn ssh_options(&self) -> Vec<String> {
-        let opts = [
-            "ControlMaster=auto".to_string(),
-            format!("ControlPath={}", self.control_path().display()),
-            "ControlPersist=600".to_string(),
+        let spell = |path: &Path| {
+            crate::ssh_config::path_word(path, "").unwrap_or_else(|| path.display().to_string())
+        };
+        let mut opts: Vec<String> = self
+            .control_options()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        opts.extend([
             "StrictHostKeyChecking=accept-new".to_string(),
-            format!("UserKnownHostsFile={}", self.known_hosts().display()),
-            "ConnectTimeout=10".to_string(),
-            "ServerAliveInterval=30".to_string(),
-        ];
+            format!("UserKnownHostsFile={}", spell(&self.known_hosts())),
+            format!("ConnectTimeout={CONNECT_TIMEOUT}"),
+            format!("ServerAliveInterval={SERVER_ALIVE_INTERVAL}"),
+        ]);
+        if let Some(identity) = self.identity() {
+            opts.push(format!("IdentityFile={}", spell(&identity)));
+        }
         opts.into_iter()
             .flat_map(|o| ["-o".to_string(), o])
             .collect()
@@ -352,19 +424,30 @@ pub fn register(dock: &Dock) -> Result<()> {
     write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
-/// Ends the dock's shared ssh connection, if one is open (it stays logged in as the user
-/// it was opened for, whatever the registration says next).
-pub fn close_connection(dock: &Dock) {
-    let _ = std::process::Command::new("ssh")
-        .args([
-            "-o",
-            &format!("ControlPath={}", dock.control_path().display()),
-            "-O",
-            "exit",
-        ])
-        .arg(dock.destination())
-        .stderr(std::process::Stdio::null())
-        .status();
+/// Moves a dock's registration to a new address (an EC2 dock registered by its public IP
+/// gets a new one when it starts again): `~/.docker/<new ip>/` with the same moniker,
+/// user and settings, then the old directory removed. Refused when another dock is
+/// registered at the new address.
+pub fn readdress(dock: &Dock, ip: &str) -> Result<Dock> {
+    let mut moved = dock.clone();
+    if moved.hostname == dock.ip {
+        moved.hostname = ip.to_string();
+    }
+    moved.ip = ip.to_string();
+    moved.dir = dock.registry().join(ip);
+    if moved.dir.join(CONFIG_FILE).exists() {
+        return Err(Error::Usage(format!(
+            "dock {} now has the address {ip}, where another dock is registered ({}): \
+             unregister-dock one of them",
+            dock.name(),
+            moved.dir.display()
+        )));
+    }
+    register(&moved)?;
+    close_connection(dock);
+    std::fs::remove_dir_all(&dock.dir)
+        .map_err(|e| Error::io(format!("cannot remove {}", dock.dir.display()), e))?;
+    Ok(moved)
 }
 
 /// Removes a dock's registration, closing its shared ssh connection first.
@@ -381,6 +464,28 @@ pub fn unregister(dock: &Dock) -> Result<()> {
     close_connection(dock);
     std::fs::remove_dir_all(&dock.dir)
         .map_err(|e| Error::io(format!("cannot remove {}", dock.dir.display()), e))
+}
+
+/// Closes the dock's shared ssh connection, if one is open (also one opened by an earlier
+/// version, whose socket was `~/.docker/<ip>/cm`).
+pub fn close_connection(dock: &Dock) {
+    let mut paths: Vec<String> = dock
+        .control_options()
+        .into_iter()
+        .filter(|(k, _)| *k == "ControlPath")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if dock.dir.join("cm").exists() {
+        paths.push(format!("ControlPath={}", dock.dir.join("cm").display()));
+    }
+    for path in paths {
+        let _ = std::process::Command::new("ssh")
+            .args(["-o", &path, "-O", "exit"])
+            .arg(dock.destination())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 #[cfg(test)]
@@ -452,5 +557,61 @@ mod tests {
         ] {
             assert!(check_address(a).is_err(), "{a}");
         }
+    }
+
+    #[test]
+    fn ssh_options_spell_paths_as_ssh_reads_them_and_share_one_socket_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = dir.path().join("50% off");
+        let dock = Dock {
+            user: "ubuntu".into(),
+            moniker: "gpu".into(),
+            hostname: "10.0.0.5".into(),
+            ip: "10.0.0.5".into(),
+            extra: vec![("DOCK_IDENTITY".into(), "/keys/my key".into())],
+            dir: registry.join("10.0.0.5"),
+        };
+        let opts = dock.ssh_options();
+        let value = |key: &str| {
+            opts.iter()
+                .find_map(|o| o.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{key} in {opts:?}"))
+                .to_string()
+        };
+        let reg = registry.display().to_string().replace('%', "%%");
+        assert_eq!(
+            value("ControlPath"),
+            format!("\"{reg}/.dockerutils/cm/%C\"")
+        );
+        assert_eq!(
+            value("UserKnownHostsFile"),
+            format!("\"{reg}/10.0.0.5/known_hosts\"")
+        );
+        assert_eq!(value("IdentityFile"), "\"/keys/my key\"");
+        // ssh fails without the socket's directory: made, private.
+        use std::os::unix::fs::PermissionsExt;
+        let cm = control_dir(&registry);
+        assert_eq!(
+            std::fs::metadata(&cm).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        // A home too long for `%C` there: a socket per dock and remote user.
+        let long = dir.path().join("x".repeat(40));
+        let far = Dock {
+            dir: long.join("10.0.0.5"),
+            ..dock.clone()
+        };
+        assert_eq!(far.control_path(), Some(long.join("10.0.0.5/cm-%r")));
+        let too_far = Dock {
+            dir: dir.path().join("y".repeat(90)).join("10.0.0.5"),
+            ..dock
+        };
+        assert_eq!(too_far.control_path(), None);
+        assert!(
+            !too_far
+                .ssh_options()
+                .iter()
+                .any(|o| o.starts_with("Control"))
+        );
     }
 }

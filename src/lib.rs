@@ -12,6 +12,7 @@ pub mod context;
 pub mod dock;
 pub mod dock_cfg;
 pub mod docker;
+pub mod docker_context;
 pub mod engine_store;
 pub mod error;
 pub mod exec;
@@ -21,6 +22,7 @@ pub mod notebook;
 pub mod plan;
 pub mod project;
 pub mod ssh;
+pub mod ssh_config;
 pub mod tags;
 
 use std::ffi::OsString;

@@ -251,6 +251,9 @@ fn a_dock_is_created_listed_stopped_started_and_destroyed() {
     );
     assert!(!aws.actions().contains(&"RunInstances".to_string()));
 
+    // The key pair's private key where create-dock looks for it: registered with the dock.
+    std::fs::create_dir_all(aws.home().join(".ssh")).unwrap();
+    std::fs::write(aws.home().join(".ssh/dock-key"), "not a real key\n").unwrap();
     let out = ok(aws
         .cmd("create-dock")
         .args(["-m", "lab", "-i", "t3.micro", "-y"])
@@ -269,6 +272,15 @@ fn a_dock_is_created_listed_stopped_started_and_destroyed() {
     assert_eq!(value_of(&reg, "DOCK_MONIKER"), "lab");
     assert_eq!(value_of(&reg, "DOCK_USER"), "ubuntu");
     let id = value_of(&reg, "DOCK_INSTANCE_ID");
+    let key = aws.home().join(".ssh/dock-key");
+    assert_eq!(value_of(&reg, "DOCK_IDENTITY"), key.to_str().unwrap());
+    let generated =
+        std::fs::read_to_string(aws.home().join(".docker/.dockerutils/ssh_config")).unwrap();
+    assert!(
+        generated.contains(&format!("\nHost lab {ip}\n"))
+            && generated.contains(&format!("  IdentityFile {}\n", key.display())),
+        "{generated}"
+    );
 
     let inst = aws.instance(&id);
     assert_eq!(inst["State"]["Name"], "running");
@@ -341,6 +353,84 @@ fn a_dock_is_created_listed_stopped_started_and_destroyed() {
 }
 
 #[test]
+fn a_dock_registered_by_its_public_ip_is_followed_to_its_new_one_with_its_ssh_host_and_context() {
+    let aws = moto();
+    let ami = aws.boto("out = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']");
+    let ami = ami.as_str().unwrap();
+    ok(aws
+        .cmd("create-dock")
+        .args(["-m", "pub", "-a", ami, "-i", "t3.micro", "--public", "-y"])
+        .output()
+        .unwrap());
+    let generated = aws.home().join(".docker/.dockerutils/ssh_config");
+    let host_line = || {
+        std::fs::read_to_string(&generated)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Host pub "))
+            .map(str::to_string)
+    };
+    let context = || {
+        let out = aws
+            .shell("docker context inspect --format '{{.Endpoints.docker.Host}}' pub")
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| text(&out.stdout).trim().to_string())
+    };
+    let row = || {
+        let listing = text(&aws.cmd("ls-dock").output().unwrap().stdout);
+        listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some("pub"))
+            .unwrap_or_else(|| panic!("{listing}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let first = host_line().expect("a Host block for pub");
+    let ip1 = first.split_whitespace().nth(2).unwrap().to_string();
+    assert!(
+        aws.registration(&ip1).is_some(),
+        "registered at its public IP {ip1}"
+    );
+    assert_eq!(context().as_deref(), Some(&*format!("ssh://ubuntu@{ip1}")));
+    assert!(row().ends_with(" yes running"), "{}", row());
+
+    // A stopped instance loses its public IP and gets another when it starts.
+    ok(aws.cmd("stop-dock").args(["pub", "-y"]).output().unwrap());
+    let out = ok(aws.cmd("start-dock").arg("pub").output().unwrap());
+    let line = host_line().expect("a Host block for pub");
+    let ip2 = line.split_whitespace().nth(2).unwrap().to_string();
+    assert_ne!(ip1, ip2);
+    assert!(
+        out.contains(&format!("has a new address: {ip2} (was {ip1})")),
+        "{out}"
+    );
+    assert!(aws.registration(&ip1).is_none() && aws.registration(&ip2).is_some());
+    assert_eq!(context().as_deref(), Some(&*format!("ssh://ubuntu@{ip2}")));
+
+    // ls-dock says which dock is docker's current context.
+    assert!(
+        aws.shell("docker context use pub")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(row().ends_with(" current running"), "{}", row());
+
+    ok(aws
+        .cmd("destroy-dock")
+        .args(["-y", "pub"])
+        .output()
+        .unwrap());
+    assert_eq!(host_line(), None);
+    assert_eq!(context(), None);
+}
+
+#[test]
 fn at_a_terminal_create_dock_asks_and_no_creates_nothing() {
     let aws = moto();
     let ami = aws.ami_named("asked");
@@ -396,7 +486,7 @@ fn ls_dock_asks_aws_once_for_all_docks() {
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("{name} in\n{listing}"));
-        row.split_whitespace().skip(5).collect::<Vec<_>>().join(" ")
+        row.split_whitespace().skip(6).collect::<Vec<_>>().join(" ")
     };
     assert_eq!(state("by-id"), "running");
     assert_eq!(state("by-ip"), "stopped");

@@ -282,7 +282,7 @@ fn a_tagless_from_of_a_project_image_means_the_image_as_the_project_tags_it() {
     let (rc, out) = build(&p, &["dev"]);
     assert_eq!(rc, 1, "{out}");
     assert!(
-        out.contains(&format!("{name}-base:{USER} is not here")),
+        out.contains(&format!("{name}-base:{USER} is not in the local engine")),
         "{out}"
     );
     assert!(out.contains("build-image dev --with-deps"), "{out}");

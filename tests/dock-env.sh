@@ -7,7 +7,12 @@
 # - Debian's sshd on 127.0.0.2:22 for the user `dockuser`, whose sessions get
 #   DOCKER_HOST=<that socket> (SetEnv), so `docker` there talks to the dock's engine
 #   (and for `nodocker`, without docker on its PATH, and `wrapdock`, with ~/bin first);
-# - an ssh-agent holding the client key (ssh reads keys from the passwd home, not $HOME).
+# - an ssh-agent holding the client key (ssh reads keys from the passwd home, not $HOME);
+# - a local user `duclient` whose own key (~duclient/.ssh/id_ed25519) may log in as
+#   `dockuser`: ssh reads ~/.ssh/config from the passwd home, so the tests of
+#   `dockerutils ssh-config` (plain `ssh MONIKER`, rsync, docker --context) run as that
+#   user, never touching root's ~/.ssh/config; its key's fingerprint in sshd.log counts
+#   its connections apart from everyone else's.
 # State (keys, data) in target/dock-env; sockets in /run/dockerutils-test-dock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +55,11 @@ start() {
   id wrapdock >/dev/null 2>&1 || useradd -m -s /bin/sh -G docker wrapdock
   usermod -p '*' wrapdock
   wrap_home=$(getent passwd wrapdock | cut -d: -f6)
+  id duclient >/dev/null 2>&1 || useradd -m -s /bin/sh duclient
+  usermod -p '*' duclient
+  client_home=$(getent passwd duclient | cut -d: -f6)
+  install -d -m 0700 -o duclient -g duclient "$client_home/.ssh"
+  [ -f "$client_home/.ssh/id_ed25519" ] || runuser -u duclient -- ssh-keygen -q -t ed25519 -N '' -f "$client_home/.ssh/id_ed25519"
   dockerd --data-root "$state/data" --exec-root "$run/exec" --pidfile "$run/dockerd.pid" \
     -H "unix://$sock" --group docker --bridge=dock0 --iptables=false \
     >"$state/dockerd.log" 2>&1 &
@@ -59,6 +69,7 @@ start() {
   [ -f "$state/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$state/ssh_host_ed25519_key"
   [ -f "$state/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$state/id_ed25519"
   install -m 0644 "$state/id_ed25519.pub" "$state/authorized_keys"
+  cat "$client_home/.ssh/id_ed25519.pub" >>"$state/authorized_keys"
   cat >"$state/sshd_config" <<CFG
 ListenAddress $ip
 Port 22
@@ -85,6 +96,8 @@ CFG
   echo "export DOCKERUTILS_TEST_DOCK_IP=$ip"
   echo "export DOCKERUTILS_TEST_DOCK_USER=$user"
   echo "export DOCKERUTILS_TEST_DOCK_ENGINE=unix://$sock"
+  echo "export DOCKERUTILS_TEST_DOCK_SSHD_LOG=$state/sshd.log"
+  echo "export DOCKERUTILS_TEST_DOCK_CLIENT=duclient"
   log "dock up: $user@$ip, engine unix://$sock"
 }
 

@@ -74,11 +74,216 @@ impl TestDock {
     }
 
     fn sshd_connections() -> usize {
-        let log = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dock-env/sshd.log");
-        std::fs::read_to_string(log)
+        sshd_log().matches("Accepted publickey").count()
+    }
+}
+
+/// sshd's log of the test dock (`DOCKERUTILS_TEST_DOCK_SSHD_LOG` from tests/dock-env.sh).
+fn sshd_log() -> String {
+    let log = std::env::var_os("DOCKERUTILS_TEST_DOCK_SSHD_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dock-env/sshd.log")
+        });
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// The local account of tests/dock-env.sh (`duclient`) whose own key may log in to the
+/// test dock. ssh reads ~/.ssh/config from the passwd home, not $HOME: tests of plain
+/// `ssh MONIKER`, rsync and the docker CLI's ssh run as this user, never touching root's.
+struct Account {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+fn account() -> Account {
+    let name = std::env::var("DOCKERUTILS_TEST_DOCK_CLIENT").unwrap_or_else(|_| "duclient".into());
+    let entry = text(
+        &Command::new("getent")
+            .args(["passwd", &name])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    let fields: Vec<&str> = entry.trim().split(':').collect();
+    assert!(
+        fields.len() >= 6,
+        "no local user `{name}`: tests/dock-env.sh start makes it (and installs its key on the dock)"
+    );
+    Account {
+        uid: fields[2].parse().unwrap(),
+        gid: fields[3].parse().unwrap(),
+        home: PathBuf::from(fields[5]),
+        name,
+    }
+}
+
+impl Account {
+    /// A program run as this user with `home` as HOME, our commands first on PATH.
+    fn cmd(&self, home: &Path, program: &str) -> Command {
+        use std::os::unix::process::CommandExt;
+        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap());
+        let mut cmd = Command::new(program);
+        cmd.uid(self.uid)
+            .gid(self.gid)
+            .current_dir(home)
+            .env("HOME", home)
+            .env("PATH", path)
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name)
+            .stdin(std::process::Stdio::null());
+        for var in [
+            "DOCKER_HOST",
+            "DOCKER_IP",
+            "DOCKER_CONTEXT",
+            "DOCKER_CONFIG",
+            "_DOCK_MONIKER",
+            "SSH_AUTH_SOCK",
+            "DOCKERUTILS_DISABLE_PROMPT",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Writes a file owned by this user (0600, as ssh wants its config), making the
+    /// directories (0700) on the way.
+    fn write(&self, path: &Path, content: &str) {
+        let dir = path.parent().unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(path, content).unwrap();
+        self.own(dir);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    /// chown -R to this user.
+    fn own(&self, path: &Path) {
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", self.uid, self.gid))
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The SHA256 fingerprint of the user's key, as sshd logs it.
+    fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.home.join(".ssh/id_ed25519.pub"))
+            .output()
+            .unwrap();
+        let line = text(&out.stdout);
+        let fp = line
+            .split_whitespace()
+            .nth(1)
             .unwrap_or_default()
-            .matches("Accepted publickey")
+            .to_string();
+        assert!(
+            fp.starts_with("SHA256:"),
+            "the key of tests/dock-env.sh: {line}"
+        );
+        fp
+    }
+
+    /// The SSH connections the dock's sshd accepted with this user's key.
+    fn connections(&self, fingerprint: &str) -> usize {
+        sshd_log()
+            .lines()
+            .filter(|l| l.contains("Accepted publickey") && l.ends_with(fingerprint))
             .count()
+    }
+}
+
+/// The account's own home as HOME, for ssh to read the ~/.ssh/config the tool writes.
+/// Everything a test makes there is removed, and ~/.ssh/config restored byte for byte,
+/// when it is dropped (the shared connections closed first).
+struct ClientHome {
+    account: Account,
+    before: Vec<PathBuf>,
+    config: Option<Vec<u8>>,
+}
+
+impl ClientHome {
+    fn new() -> ClientHome {
+        let account = account();
+        // What an interrupted earlier run left.
+        let _ = std::fs::remove_dir_all(account.home.join(".docker"));
+        let config = std::fs::read(account.home.join(".ssh/config")).ok();
+        ClientHome {
+            before: Self::entries(&account.home),
+            account,
+            config,
+        }
+    }
+
+    fn entries(home: &Path) -> Vec<PathBuf> {
+        let mut all = vec![];
+        for dir in [home.to_path_buf(), home.join(".ssh")] {
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                all.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        }
+        all
+    }
+
+    fn home(&self) -> &Path {
+        &self.account.home
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        self.account.cmd(&self.account.home, program)
+    }
+
+    /// Runs `program args…` as the user; its stdout, asserting success.
+    fn ok(&self, program: &str, args: &[&str]) -> String {
+        let out = self.cmd(program).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: exit {:?}\n{}{}",
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+}
+
+impl Drop for ClientHome {
+    fn drop(&mut self) {
+        // Close the control masters the test opened (ControlPersist keeps them 10 min).
+        let docker = self.account.home.join(".docker");
+        let mut sockets = vec![];
+        for dir in [docker.join(".dockerutils/cm")] {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                sockets.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        }
+        for socket in sockets {
+            let _ = self
+                .cmd("ssh")
+                .arg("-o")
+                .arg(format!("ControlPath={}", socket.display()))
+                .args(["-O", "exit", "x"])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        for path in Self::entries(&self.account.home) {
+            if !self.before.contains(&path) {
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        let config = self.account.home.join(".ssh/config");
+        match &self.config {
+            Some(bytes) => self.account.write(&config, &String::from_utf8_lossy(bytes)),
+            None => {
+                let _ = std::fs::remove_file(&config);
+            }
+        }
     }
 }
 
@@ -152,8 +357,13 @@ fn register_dock_says_which_dock_it_replaces_and_warns_when_one_does_not_answer(
         .unwrap();
     let out = d.register("first", Some(ws.path()));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    // It answered, and the workspace can be written: nothing to say but that.
-    assert_eq!(text(&out.stderr), "");
+    // It answered, and the workspace can be written: nothing to warn about (stderr shows
+    // the docker context it made).
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(
         !text(&out.stdout).contains("Replaced"),
         "{}",
@@ -710,7 +920,7 @@ run-image dev; echo "rc=$?"
     assert!(
         shown.contains(&format!(
             "ControlPath={}",
-            d.home().join(".docker").join(&d.ip).join("cm").display()
+            d.home().join(".docker/.dockerutils/cm/%C").display()
         )),
         "{shown}"
     );
@@ -1500,4 +1710,462 @@ fn sync_down_keeps_newer_local_work_and_docked_transfers_read_this_machine() {
         .env("DOCKER_HOST", &d.engine)
         .args(["rmi", "-f", &image])
         .output();
+}
+
+/// The user's own ssh config of the tests below: other hosts, a wildcard block, an
+/// Include of its own, and no newline at the end.
+const OWN_SSH_CONFIG: &str = "# my own hosts\nInclude conf.d/*.conf\n\nHost mine\n    HostName 127.0.0.2\n    User dockuser\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n    LogLevel error\n\nHost *\n    ServerAliveCountMax 4";
+
+#[test]
+fn ssh_config_makes_a_registered_dock_a_host_for_ssh_rsync_and_docker_over_one_connection() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let c = ClientHome::new();
+    let fingerprint = c.account.fingerprint();
+    let moniker = "du-sshcfg";
+    let config = c.home().join(".ssh/config");
+    c.account.write(&config, OWN_SSH_CONFIG);
+    c.account.write(
+        &c.home().join(".ssh/conf.d/other.conf"),
+        "Host included\n    HostName 127.0.0.2\n    User dockuser\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n    LogLevel error\n",
+    );
+
+    let out = c.ok("register-dock", &[&d.ip, moniker, "-u", &d.user]);
+    assert!(out.contains("dockerutils ssh-config --install"), "{out}");
+    // Said once.
+    let out = c.ok("register-dock", &[&d.ip, moniker, "-u", &d.user]);
+    assert!(!out.contains("ssh-config --install"), "{out}");
+    let generated = c.home().join(".docker/.dockerutils/ssh_config");
+    let block = std::fs::read_to_string(&generated).unwrap();
+    assert!(
+        block.contains(&format!("\nHost {moniker} {}\n", d.ip)),
+        "{block}"
+    );
+    // Without the Include, the context names the user and address.
+    let endpoint = |name: &str| {
+        c.ok(
+            "docker",
+            &[
+                "context",
+                "inspect",
+                "--format",
+                "{{.Endpoints.docker.Host}}",
+                name,
+            ],
+        )
+    };
+    assert_eq!(endpoint(moniker), format!("ssh://{}@{}\n", d.user, d.ip));
+
+    // Without a flag: what --install would do, nothing changed.
+    let out = c.ok("dockerutils", &["ssh-config"]);
+    assert!(out.contains("would add at its top"), "{out}");
+    assert!(
+        out.contains(&format!("+ Include {}", generated.display())),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), OWN_SSH_CONFIG);
+
+    c.ok("dockerutils", &["ssh-config", "--install"]);
+    let installed = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        installed.starts_with("# dockerutils: ")
+            && installed.contains(&format!("\nInclude {}\n\n", generated.display()))
+            && installed.ends_with(OWN_SSH_CONFIG),
+        "{installed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.home().join(".ssh/config.dockerutils-backup")).unwrap(),
+        OWN_SSH_CONFIG
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Installing again changes nothing.
+    c.ok("dockerutils", &["ssh-config", "--install"]);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), installed);
+    assert_eq!(endpoint(moniker), format!("ssh://{moniker}\n"));
+
+    let engine_id = d.dock_engine(&["info", "--format", "{{.DockerRootDir}}"]);
+    let local_id = text(
+        &Command::new("docker")
+            .args(["info", "--format", "{{.DockerRootDir}}"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(!engine_id.is_empty() && engine_id != local_id.trim());
+    let src = c.home().join("du-rsync-src");
+    c.account.write(&src.join("sub dir/a file"), "synced\n");
+    let dest = tempfile::tempdir().unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(dest.path())
+        .status()
+        .unwrap();
+
+    let before = c.account.connections(&fingerprint);
+    assert_eq!(c.ok("ssh", &[moniker, "whoami"]), format!("{}\n", d.user));
+    c.ok(
+        "rsync",
+        &[
+            "-a",
+            &format!("{}/", src.display()),
+            &format!("{moniker}:{}/copy/", dest.path().display()),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("copy/sub dir/a file")).unwrap(),
+        "synced\n"
+    );
+    let id = c.ok(
+        "docker",
+        &[
+            "--context",
+            moniker,
+            "info",
+            "--format",
+            "{{.DockerRootDir}}",
+        ],
+    );
+    assert_eq!(id.trim(), engine_id);
+    let ps = c
+        .cmd("docker")
+        .arg("ps")
+        .env("DOCKER_HOST", format!("ssh://{moniker}"))
+        .output()
+        .unwrap();
+    assert!(ps.status.success(), "{}", text(&ps.stderr));
+    let id = c
+        .cmd("docker")
+        .args(["info", "--format", "{{.DockerRootDir}}"])
+        .env("DOCKER_HOST", format!("ssh://{moniker}"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&id.stdout).trim(), engine_id, "{}", text(&id.stderr));
+    // `source dock` as 2.0.7 users know it, but without the shim on PATH: the docker
+    // CLI's ssh to user@address gets the dock's block too.
+    let docked = c
+        .cmd("bash")
+        .args([
+            "-c",
+            &format!(
+                "p=$PATH; source dock {moniker}; echo \"$DOCKER_HOST\"; [ \"$PATH\" = \"$p\" ] && echo 'PATH unchanged'; \
+                 docker info --format '{{{{.DockerRootDir}}}}'; castoff"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&docked.stdout),
+        format!(
+            "ssh://{}@{}\nPATH unchanged\n{engine_id}\nCastoff complete\n",
+            d.user, d.ip
+        ),
+        "{}",
+        text(&docked.stderr)
+    );
+    assert!(
+        !text(&docked.stderr).contains("shim"),
+        "{}",
+        text(&docked.stderr)
+    );
+    // ssh, rsync, four docker calls: one SSH connection.
+    assert_eq!(
+        c.account.connections(&fingerprint) - before,
+        1,
+        "{}",
+        sshd_log()
+    );
+
+    // The user's own hosts, here and in the file it includes, still work.
+    assert_eq!(c.ok("ssh", &["mine", "whoami"]), format!("{}\n", d.user));
+    assert_eq!(
+        c.ok("ssh", &["included", "whoami"]),
+        format!("{}\n", d.user)
+    );
+
+    // unregister-dock removes the block and the context.
+    c.ok("unregister-dock", &[moniker]);
+    let block = std::fs::read_to_string(&generated).unwrap();
+    assert!(!block.contains(moniker), "{block}");
+    let inspect = c
+        .cmd("docker")
+        .args(["context", "inspect", moniker])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "the context is still there");
+    let resolved = c.ok("ssh", &["-G", moniker]);
+    assert!(
+        resolved.lines().any(|l| l == format!("hostname {moniker}")),
+        "{resolved}"
+    );
+
+    c.ok("dockerutils", &["ssh-config", "--uninstall"]);
+    assert_eq!(std::fs::read(&config).unwrap(), OWN_SSH_CONFIG.as_bytes());
+}
+
+#[test]
+fn ssh_config_refuses_clashes_hostile_names_and_an_unwritable_ssh_dir_changing_nothing() {
+    // No ssh connection here: a throwaway home of the test user, who cannot write where
+    // its mode says so (root could).
+    let a = account();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    a.own(&home);
+    let run = |program: &str, args: &[&str]| a.cmd(&home, program).args(args).output().unwrap();
+    let config = home.join(".ssh/config");
+    let own = "Host clashbox\n  HostName example.invalid\n";
+    a.write(&config, own);
+    let registered = |ip: &str| home.join(".docker").join(ip).exists();
+    let contexts = || {
+        text(&run("docker", &["context", "ls", "--format", "{{.Name}}"]).stdout)
+            .lines()
+            .filter(|l| *l != "default")
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+
+    let out = run("register-dock", &["10.1.2.3", "clashbox"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "the moniker `clashbox` is already a Host in your ssh config ({}:1)",
+            config.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!registered("10.1.2.3"));
+    for moniker in [
+        "a b",
+        "x;touch pwned",
+        "$(touch pwned)",
+        "-oProxyCommand=touch pwned",
+        "q\"uote",
+        "new\nline",
+    ] {
+        let out = run("register-dock", &["--", "10.1.2.4", moniker]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{moniker:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("is not a moniker"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = run("register-dock", &["10.1.2.4;touch pwned", "fine"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("is not an address"));
+    assert!(!home.join(".docker/.dockerutils/ssh_config").exists());
+    assert!(!home.join("pwned").exists());
+    assert_eq!(contexts(), Vec::<String>::new());
+    // A key to register must be there.
+    let out = run("register-dock", &["-i", "no-such-key", "10.1.2.8", "keyed"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("no private key at {}/no-such-key", home.display()))
+    );
+    assert!(!registered("10.1.2.8"));
+
+    // Registrations made before (or by 2.0.7): one under the user's Host name, one that
+    // cannot be a Host name, one fine. --sync leaves the first two out and says why.
+    for (ip, moniker) in [
+        ("10.1.2.5", "clashbox"),
+        ("10.1.2.6", "bad name;$(x)"),
+        ("10.1.2.7", "old"),
+    ] {
+        a.write(
+            &home.join(".docker").join(ip).join("connection_config.txt"),
+            &format!(
+                "DOCK_USER=ubuntu\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\n"
+            ),
+        );
+    }
+    a.own(&home.join(".docker"));
+    let out = run("dockerutils", &["ssh-config", "--sync"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("dock clashbox (ubuntu@10.1.2.5) is not in")
+            && err.contains("already a Host of yours"),
+        "{err}"
+    );
+    assert!(
+        err.contains("dock bad name;$(x) (ubuntu@10.1.2.6) is not in"),
+        "{err}"
+    );
+    let generated = std::fs::read_to_string(home.join(".docker/.dockerutils/ssh_config")).unwrap();
+    let hosts: Vec<&str> = generated
+        .lines()
+        .filter(|l| l.starts_with("Host "))
+        .collect();
+    assert_eq!(hosts, ["Host old 10.1.2.7"], "{generated}");
+    assert_eq!(contexts(), ["old"]);
+    // With its key: an IdentityFile in its block.
+    a.write(&home.join("keys/lab key"), "not a real key\n");
+    let out = run(
+        "register-dock",
+        &["-i", "keys/lab key", "10.1.2.8", "keyed"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let generated = std::fs::read_to_string(home.join(".docker/.dockerutils/ssh_config")).unwrap();
+    assert!(
+        generated.contains(&format!(
+            "Host keyed 10.1.2.8\n  HostName 10.1.2.8\n  User ubuntu\n  Port 22\n  IdentityFile \"{}/keys/lab key\"\n",
+            home.display()
+        )),
+        "{generated}"
+    );
+    assert_eq!(contexts(), ["keyed", "old"]);
+
+    // --install refuses while a dock is registered under one of the user's Host names.
+    let out = run("dockerutils", &["ssh-config", "--install"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`clashbox`")
+            && text(&out.stderr).contains("nothing was changed")
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), own);
+    let ssh_dir = || {
+        let mut names: Vec<String> = std::fs::read_dir(home.join(".ssh"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(ssh_dir(), ["config"]);
+
+    // An unwritable ~/.ssh: a clear error, nothing changed, nothing left behind.
+    std::fs::remove_dir_all(home.join(".docker/10.1.2.5")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(home.join(".ssh"), std::fs::Permissions::from_mode(0o500)).unwrap();
+    let out = run("dockerutils", &["ssh-config", "--install"]);
+    std::fs::set_permissions(home.join(".ssh"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("cannot write in {}", home.join(".ssh").display())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), own);
+    assert_eq!(ssh_dir(), ["config"]);
+
+    // Once writable, it installs, and --uninstall gives the file back byte for byte.
+    let out = run("dockerutils", &["ssh-config", "--install"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_ne!(std::fs::read_to_string(&config).unwrap(), own);
+    let out = run("dockerutils", &["ssh-config", "--uninstall"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), own);
+}
+
+/// Registers the test dock in a home whose path holds spaces, quotes, `%` and `$(…)`,
+/// installs the Include, and checks that ssh reads the generated config back as meant
+/// (`-F`: root's own ~/.ssh/config is never read or written) and that ssh through it and
+/// `ssh-dock` (options on the command line) share one control socket, which
+/// unregister-dock closes. `long` makes the home too long for `%C` in the shared
+/// directory: the per-dock socket is used then.
+fn hostile_home_round_trip(long: bool) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    // Short enough for `%C` under ~/.docker/.dockerutils/cm (90 bytes with a /tmp/.tmpXXXXXX).
+    let mut home = d.home().join("\"%' $(x)");
+    if long {
+        home = home.join("and a much longer directory name");
+    }
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |program: &str, args: &[&str]| {
+        let out = d
+            .cmd(program)
+            .env("HOME", &home)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        (text(&out.stdout), text(&out.stderr))
+    };
+    run("register-dock", &[&d.ip, "hostile", "-u", &d.user]);
+    let (_, err) = run("dockerutils", &["ssh-config", "--install"]);
+    // HOME is not root's passwd home: said, and the context keeps user@address.
+    assert!(err.contains("ssh reads /root/.ssh/config"), "{err}");
+    let config = home.join(".ssh/config");
+    let cfg = config.to_str().unwrap();
+    let (resolved, _) = run("ssh", &["-F", cfg, "-G", "hostile"]);
+    let value = |key: &str| {
+        resolved
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("{key} in {resolved}"))
+            .to_string()
+    };
+    assert_eq!(value("hostname"), d.ip);
+    assert_eq!(value("user"), d.user);
+    assert_eq!(
+        value("userknownhostsfile"),
+        format!("{}/.docker/{}/known_hosts", home.display(), d.ip)
+    );
+    let socket = value("controlpath");
+    let expected = if long {
+        format!("{}/.docker/{}/cm-{}", home.display(), d.ip, d.user)
+    } else {
+        format!("{}/.docker/.dockerutils/cm/", home.display())
+    };
+    assert!(socket.starts_with(&expected), "{socket}");
+    assert!(socket.len() <= 90, "{socket}");
+
+    let (out, _) = run("ssh", &["-F", cfg, "hostile", "whoami"]);
+    assert_eq!(out, format!("{}\n", d.user));
+    assert!(Path::new(&socket).exists(), "no control socket at {socket}");
+    let (out, _) = run("ssh-dock", &["hostile", "--", "whoami"]);
+    assert_eq!(out, format!("{}\n", d.user));
+    let sockets = std::fs::read_dir(Path::new(&socket).parent().unwrap())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            !long || name.to_string_lossy().starts_with("cm-")
+        })
+        .count();
+    assert_eq!(sockets, 1, "ssh-dock opened a socket of its own");
+    // The socket's path as ssh reads an option: `%` doubled, in quotes.
+    let option = format!(
+        "ControlPath=\"{}\"",
+        socket
+            .replace('%', "%%")
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    );
+    let master_runs = || {
+        d.cmd("ssh")
+            .args(["-o", &option, "-O", "check", "x"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(master_runs());
+    run("unregister-dock", &["hostile"]);
+    assert!(!master_runs(), "the master is still running");
+}
+
+#[test]
+fn generated_ssh_config_reads_back_with_spaces_quotes_and_percent_in_home() {
+    hostile_home_round_trip(false);
+}
+
+#[test]
+fn a_home_too_long_for_shared_sockets_gets_one_per_dock() {
+    hostile_home_round_trip(true);
 }

@@ -247,6 +247,14 @@ fn run_instance(aws: &Aws, launch: &Launch) -> Result<(String, Option<String>)> 
     ))
 }
 
+/// `~/.ssh/<key_name>`: where the private key of the launch's key pair is expected.
+fn home_ssh_key(key_name: &str) -> std::path::PathBuf {
+    dirs::home_dir()
+        .unwrap_or_default()
+        .join(".ssh")
+        .join(key_name)
+}
+
 fn run(args: &Args) -> Result<i32> {
     let cfg = dock_cfg::load(&dock_cfg::path())?;
     for key in &cfg.unknown {
@@ -267,7 +275,10 @@ fn run(args: &Args) -> Result<i32> {
                 existing.destination()
             )));
         }
+        // It becomes an ssh Host and a docker context: checked before anything is launched.
+        crate::ssh_config::check_moniker(moniker)?;
     }
+    crate::ssh_config::check_user(&launch.user)?;
     let aws = Aws::load(&args.aws)?;
     if launch.ami.is_empty() {
         let Some(tag) = &cfg.ami_name else {
@@ -280,14 +291,15 @@ fn run(args: &Args) -> Result<i32> {
         launch.ami = ec2::ami_by_name_tag(&aws, tag)?;
         launch.ami_source = format!("Name tag {tag}");
     }
-    if let Some(key) = &launch.key_name {
-        let home = dirs::home_dir().unwrap_or_default();
-        if !home.join(".ssh").join(key).exists() {
-            eprintln!(
-                "create-dock: warning: no ~/.ssh/{key}: ssh to the dock needs that key pair's \
-                 private key (in ~/.ssh or in ssh-agent)"
-            );
-        }
+    if let Some(key) = launch
+        .key_name
+        .as_ref()
+        .filter(|k| !home_ssh_key(k).exists())
+    {
+        eprintln!(
+            "create-dock: warning: no ~/.ssh/{key}: ssh to the dock needs that key pair's \
+             private key (in ~/.ssh or in ssh-agent)"
+        );
     }
     println!("Dock to create:\n{}", launch.display(&aws.region()));
     if args.dry_run {
@@ -334,12 +346,23 @@ fn run(args: &Args) -> Result<i32> {
         println!("Dock {id} runs at {ip} (not registered: -s)");
         return Ok(0);
     }
+    let mut extra = vec![("DOCK_INSTANCE_ID".into(), id.clone())];
+    // The key pair's private key, where create-dock expects it: every tool's ssh to the
+    // dock (the generated config's IdentityFile) uses it.
+    if let Some(key) = launch
+        .key_name
+        .as_ref()
+        .map(|k| home_ssh_key(k))
+        .filter(|k| k.is_file())
+    {
+        extra.push(("DOCK_IDENTITY".into(), key.to_string_lossy().into_owned()));
+    }
     let dock = Dock {
         user: launch.user.clone(),
         moniker: launch.moniker.clone().unwrap_or_else(|| "none".into()),
         hostname: ip.clone(),
         ip: ip.clone(),
-        extra: vec![("DOCK_INSTANCE_ID".into(), id.clone())],
+        extra,
         dir: dock::registry_dir().join(&ip),
     };
     dock::register(&dock)?;
@@ -351,6 +374,7 @@ fn run(args: &Args) -> Result<i32> {
         dock.name(),
         dock.name()
     );
+    super::ssh_config::after_change("create-dock", Some(&dock));
     Ok(0)
 }
 

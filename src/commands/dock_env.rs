@@ -2,6 +2,11 @@
 //! zsh): DOCKER_HOST/DOCKER_IP, the prompt, the ssh shim on PATH, and the `castoff`,
 //! `sync-up` and `sync-down` functions. `dock-env --castoff` prints the code that undoes it.
 //! Scripts can use it directly: `eval "$(dockerutils dock-env NAME)"`.
+//!
+//! The shim is only needed while ssh does not read the generated ssh config: once
+//! `dockerutils ssh-config --install` is in the ~/.ssh/config ssh reads and the dock has
+//! its block there, the docker CLI's own ssh to `USER@IP` gets the dock's options from
+//! that block, and PATH is left alone.
 
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
@@ -24,16 +29,23 @@ pub struct Args {
     pub castoff: bool,
 }
 
-/// The code for docking to `dock`, with the ssh shim in `shim_dir`.
-pub fn dock_code(dock: &Dock, shim_dir: &str) -> String {
+/// The code for docking to `dock`, with the ssh shim in `shim_dir` first on PATH (none:
+/// ssh gets the dock's options from the generated ssh config).
+pub fn dock_code(dock: &Dock, shim_dir: Option<&str>) -> String {
     let marker = format!("[dock:{}] ", prompt_safe(dock.name()));
+    let shim = match shim_dir {
+        Some(dir) => format!(
+            "export _DOCKERUTILS_SHIM={}\n\
+             case \":$PATH:\" in *\":$_DOCKERUTILS_SHIM:\"*) ;; *) export PATH=\"$_DOCKERUTILS_SHIM:$PATH\" ;; esac\n",
+            quote(dir)
+        ),
+        None => String::new(),
+    };
     format!(
         r#"export DOCKER_HOST={host}
 export DOCKER_IP={ip}
 export _DOCK_MONIKER={marker}
-export _DOCKERUTILS_SHIM={shim}
-case ":$PATH:" in *":$_DOCKERUTILS_SHIM:"*) ;; *) export PATH="$_DOCKERUTILS_SHIM:$PATH" ;; esac
-if [ -z "$DOCKERUTILS_DISABLE_PROMPT" ]; then
+{shim}if [ -z "$DOCKERUTILS_DISABLE_PROMPT" ]; then
   if [ -n "$_OLD_VIRTUAL_PS1" ]; then export _OLD_VIRTUAL_PS1="$_OLD_VIRTUAL_PS1$_DOCK_MONIKER"; fi
   PS1="$PS1$_DOCK_MONIKER"
 fi
@@ -44,7 +56,6 @@ sync-down() {{ dockerutils sync-down "$@"; }}
         host = quote(&format!("ssh://{}", dock.destination())),
         ip = quote(&dock.ip),
         marker = quote(&marker),
-        shim = quote(shim_dir),
     )
 }
 
@@ -91,13 +102,26 @@ fn code(args: &Args) -> Result<String> {
         )));
     }
     let dock = dock::find(args.name.as_deref().unwrap_or_default())?;
-    let shim = crate::ssh::ensure_shim().map_err(|e| Error::io("cannot set up the ssh shim", e))?;
     eprintln!(
         "Docking to {} [moniker: {}]",
         dock.destination(),
         dock.name()
     );
-    Ok(dock_code(&dock, &shim.to_string_lossy()))
+    if crate::ssh_config::active() && crate::ssh_config::hosts_on_disk().contains(&dock.ip) {
+        return Ok(dock_code(&dock, None));
+    }
+    let shim = crate::ssh::ensure_shim().map_err(|e| Error::io("cannot set up the ssh shim", e))?;
+    eprintln!(
+        "(through the ssh shim on PATH: {})",
+        if crate::ssh_config::installed() && crate::ssh_config::ssh_reads_user_config() {
+            "this dock has no block in the generated ssh config yet; \
+             `dockerutils ssh-config --sync` writes it"
+        } else {
+            "`dockerutils ssh-config --install` lets ssh and docker share the dock's \
+             connection without it"
+        }
+    );
+    Ok(dock_code(&dock, Some(&shim.to_string_lossy())))
 }
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {

@@ -1,5 +1,8 @@
 //! `ls-dock`: every registered dock with the state of its EC2 instance, from one
-//! DescribeInstances call for all of them (the original runs one `aws` process per dock).
+//! DescribeInstances call for all of them (the original runs one `aws` process per dock),
+//! and its docker context. It first brings the generated ssh config and the contexts in
+//! step with the registry (`ssh-config --sync`), for docks registered by 2.0.7 or before
+//! this version.
 
 use crate::aws::ec2::{self, InstanceInfo};
 use crate::aws::{Aws, AwsArgs};
@@ -15,7 +18,11 @@ use clap::Parser;
     after_help = "Example:\n  ls-dock\n\n\
 STATE is the instance's (running, stopped…); `unmanaged` for a dock that is no EC2 instance \
 of this region (registered by IP, e.g. an on-premises server), `gone` for a registered \
-instance that no longer exists. `*` marks the dock this shell is docked to."
+instance that no longer exists. `*` marks the dock this shell is docked to. CONTEXT is \
+`current` for the dock that is docker's current context (`docker context use NAME`), `yes` \
+for a dock with its docker context, `-` for one without (the warnings say why).\n\n\
+It first writes the generated ssh config and the docker contexts of docks registered \
+earlier (as `dockerutils ssh-config --sync`)."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -51,17 +58,33 @@ pub fn state_of(dock: &Dock, instances: &[InstanceInfo]) -> (String, String, Str
     }
 }
 
-/// The aligned table.
-pub fn table(docks: &[Dock], rows: &[(String, String, String)], current: Option<&str>) -> String {
+/// A dock's CONTEXT cell: `current`, `yes` or `-`.
+pub fn context_cell(context: Option<&str>, current_context: &str) -> String {
+    match context {
+        Some(name) if name == current_context => "current".into(),
+        Some(_) => "yes".into(),
+        None => "-".into(),
+    }
+}
+
+/// The aligned table; `contexts` holds each dock's CONTEXT cell.
+pub fn table(
+    docks: &[Dock],
+    rows: &[(String, String, String)],
+    contexts: &[String],
+    current: Option<&str>,
+) -> String {
+    const COLUMNS: usize = 7;
     let mut lines = vec![[
         "NAME".to_string(),
         "IP".into(),
         "USER".into(),
         "INSTANCE".into(),
         "TYPE".into(),
+        "CONTEXT".into(),
         "STATE".into(),
     ]];
-    for (dock, (id, kind, state)) in docks.iter().zip(rows) {
+    for ((dock, (id, kind, state)), context) in docks.iter().zip(rows).zip(contexts) {
         let mark = if current == Some(dock.ip.as_str()) {
             "* "
         } else {
@@ -73,11 +96,12 @@ pub fn table(docks: &[Dock], rows: &[(String, String, String)], current: Option<
             dock.user.clone(),
             id.clone(),
             kind.clone(),
+            context.clone(),
             state.clone(),
         ]);
     }
     lines[0][0] = format!("  {}", lines[0][0]);
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..COLUMNS)
         .map(|c| {
             lines
                 .iter()
@@ -90,7 +114,7 @@ pub fn table(docks: &[Dock], rows: &[(String, String, String)], current: Option<
     for line in &lines {
         let mut text = String::new();
         for (c, cell) in line.iter().enumerate() {
-            if c == 5 {
+            if c == COLUMNS - 1 {
                 text.push_str(cell);
             } else {
                 text.push_str(&format!("{cell:<w$}  ", w = widths[c]));
@@ -103,6 +127,14 @@ pub fn table(docks: &[Dock], rows: &[(String, String, String)], current: Option<
 }
 
 fn run(args: &Args) -> Result<i32> {
+    // Problems here are warnings: the listing comes first.
+    let synced = match super::ssh_config::sync("ls-dock") {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("ls-dock: warning: {e}");
+            None
+        }
+    };
     let docks = dock::all();
     if docks.is_empty() {
         println!("No docks registered (register-dock IP MONIKER, or create-dock)");
@@ -120,7 +152,17 @@ fn run(args: &Args) -> Result<i32> {
             })
             .collect(),
     };
-    print!("{}", table(&docks, &rows, current.as_deref()));
+    let contexts: Vec<String> = docks
+        .iter()
+        .map(|d| match &synced {
+            Some(s) => context_cell(
+                s.contexts.get(&d.dir).map(String::as_str),
+                &s.current_context,
+            ),
+            None => "?".into(),
+        })
+        .collect();
+    print!("{}", table(&docks, &rows, &contexts, current.as_deref()));
     match listed {
         Ok(_) => Ok(0),
         Err(e) => Err(e),
@@ -186,10 +228,20 @@ mod tests {
                 "unmanaged"
             ]
         );
-        let text = table(&docks, &rows, Some("10.0.0.2"));
+        let contexts: Vec<String> = ["gpu", "10.0.0.2", "", "lab", "onprem"]
+            .iter()
+            .map(|n| context_cell((!n.is_empty()).then_some(*n), "lab"))
+            .collect();
+        let text = table(&docks, &rows, &contexts, Some("10.0.0.2"));
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("  NAME "), "{text}");
         assert!(lines[2].starts_with("* 10.0.0.2 "), "{text}");
+        let context_col = lines[0].find("CONTEXT").unwrap();
+        let cells: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l[context_col..].split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(cells, ["yes", "yes", "-", "current", "yes"], "{text}");
         let col = lines[0].find("STATE").unwrap();
         assert!(
             lines

@@ -15,6 +15,7 @@ pub mod register_dock;
 pub mod run_image;
 pub mod run_notebook;
 pub mod serve_hooks;
+pub mod ssh_config;
 pub mod ssh_dock;
 pub mod start_dock;
 pub mod stop_dock;
@@ -129,6 +130,11 @@ pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
         "ls-dock",
         "list the registered docks and their instances' states",
         ls_dock::main,
+    ),
+    (
+        "ssh-config",
+        "make docks ssh hosts and docker contexts for every tool (Include in ~/.ssh/config)",
+        ssh_config::main,
     ),
     (
         "init",

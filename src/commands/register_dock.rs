@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
     name = "register-dock",
     version,
     about = "Register a remote Docker host (a dock) by IP or hostname, with an optional moniker",
-    after_help = "Examples:\n  register-dock 10.93.133.6 gpu-box\n  register-dock -u admin build.example.com builder\n  register-dock 10.93.133.6 gpu-box --workspace '~/workspaces'   # in the dock user's home\n  DOCK_USER=ec2-user register-dock 10.0.0.7 --no-check\n\nThen: source dock gpu-box"
+    after_help = "Examples:\n  register-dock 10.93.133.6 gpu-box\n  register-dock -u admin build.example.com builder\n  register-dock 10.93.133.6 gpu-box --workspace '~/workspaces'   # in the dock user's home\n  register-dock -i ~/.ssh/lab-key 10.0.0.8 lab\n  DOCK_USER=ec2-user register-dock 10.0.0.7 --no-check\n\nThen: source dock gpu-box, or (after `dockerutils ssh-config --install`) ssh gpu-box, docker --context gpu-box ps"
 )]
 pub struct Args {
     /// IP address or hostname of the dock
@@ -37,6 +37,9 @@ pub struct Args {
     /// written
     #[arg(long)]
     pub no_check: bool,
+    /// The private key for ssh to the dock (stored as DOCK_IDENTITY) [default: ssh's own]
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub identity: Option<std::path::PathBuf>,
 }
 
 /// What registering did, for the user to read.
@@ -204,6 +207,14 @@ pub fn run(args: &Args) -> Result<Registered> {
     if let Some(ws) = &workspace {
         dock.extra.push(("DOCK_WORKSPACE".to_string(), ws.clone()));
     }
+    if let Some(key) = &args.identity {
+        dock.extra.push((
+            "DOCK_IDENTITY".to_string(),
+            crate::ssh_config::identity(key)?,
+        ));
+    }
+    // A moniker that is already a Host of the user's own ssh config: refused, nothing done.
+    crate::ssh_config::check_new(&dock)?;
     let in_home = workspace.as_deref().is_some_and(|ws| ws.starts_with('~'));
     let local_user = crate::project::user_name();
     let mut warnings = vec![];
@@ -222,7 +233,11 @@ pub fn run(args: &Args) -> Result<Registered> {
                 blocked_by,
             } => {
                 if workspace.is_some() {
-                    dock.extra = vec![("DOCK_WORKSPACE".to_string(), resolved)];
+                    for (key, value) in &mut dock.extra {
+                        if key == "DOCK_WORKSPACE" {
+                            *value = resolved.clone();
+                        }
+                    }
                 }
                 if let Some(blocked) = blocked_by {
                     warnings.push((
@@ -326,6 +341,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
                     eprintln!("register-dock: hint: {hint}");
                 }
             }
+            super::ssh_config::after_change("register-dock", Some(dock));
             0
         }
         Err(e) => super::fail("register-dock", &e),

@@ -1,4 +1,5 @@
-//! `unregister-dock NAME`: remove a dock from the registry.
+//! `unregister-dock NAME`: remove a dock from the registry (and its ssh config block and
+//! docker context).
 
 use crate::dock;
 use clap::Parser;
@@ -24,6 +25,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     match dock::unregister(&dock) {
         Ok(()) => {
             println!("Removed dock {} ({})", dock.name(), dock.dir.display());
+            super::ssh_config::after_change("unregister-dock", None);
             0
         }
         Err(e) => super::fail("unregister-dock", &e),
