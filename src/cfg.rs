@@ -96,17 +96,17 @@ impl Cfg {
                 continue;
             }
             let indent = line.len() - line.trim_start().len();
-            if let (Some(sect), Some(k)) = (current, key_index) {
-                if indent > indent_level {
-                    let section = cfg.section_mut(sect);
-                    let value = &mut section.entries[k].1;
-                    for _ in 0..=pending_blank {
-                        value.push('\n');
-                    }
-                    value.push_str(stripped);
-                    pending_blank = 0;
-                    continue;
+            if let (Some(sect), Some(k)) = (current, key_index)
+                && indent > indent_level
+            {
+                let section = cfg.section_mut(sect);
+                let value = &mut section.entries[k].1;
+                for _ in 0..=pending_blank {
+                    value.push('\n');
                 }
+                value.push_str(stripped);
+                pending_blank = 0;
+                continue;
             }
             pending_blank = 0;
             indent_level = indent;

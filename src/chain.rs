@@ -124,10 +124,10 @@ fn instructions(text: &str) -> Vec<Instruction> {
 
 /// The words of an instruction's arguments: a JSON array, or whitespace-separated.
 fn words(args: &str) -> Vec<String> {
-    if args.starts_with('[') {
-        if let Some(list) = json_array(args) {
-            return list;
-        }
+    if args.starts_with('[')
+        && let Some(list) = json_array(args)
+    {
+        return list;
     }
     args.split_whitespace().map(str::to_string).collect()
 }

@@ -154,10 +154,11 @@ fn parse_tag_specifications(text: &str) -> Vec<(String, String)> {
                 value = Some(unquote(v));
             }
         }
-        if let (Some(k), Some(v)) = (key, value) {
-            if k != "Name" && k != "created_by" {
-                tags.push((k, v));
-            }
+        if let (Some(k), Some(v)) = (key, value)
+            && k != "Name"
+            && k != "created_by"
+        {
+            tags.push((k, v));
         }
     }
     tags

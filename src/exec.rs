@@ -98,10 +98,10 @@ pub fn execute(prog: &str, plan: &Plan) -> i32 {
         }
     }
     for step in &plan.cleanup {
-        if let StepResult::Stop(code) | StepResult::Noted(code) = run_step(prog, step) {
-            if rc == 0 {
-                rc = code;
-            }
+        if let StepResult::Stop(code) | StepResult::Noted(code) = run_step(prog, step)
+            && rc == 0
+        {
+            rc = code;
         }
     }
     rc

@@ -316,11 +316,11 @@ impl Plan {
         let mut out = String::new();
         let mut cwd: Option<&PathBuf> = None;
         for step in self.steps.iter().chain(&self.cleanup) {
-            if let Step::Run(inv) = step {
-                if cwd != Some(&inv.cwd) {
-                    let _ = writeln!(out, "cd {}", quote(&inv.cwd.to_string_lossy()));
-                    cwd = Some(&inv.cwd);
-                }
+            if let Step::Run(inv) = step
+                && cwd != Some(&inv.cwd)
+            {
+                let _ = writeln!(out, "cd {}", quote(&inv.cwd.to_string_lossy()));
+                cwd = Some(&inv.cwd);
             }
             let _ = writeln!(out, "{}", step.display());
         }

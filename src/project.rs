@@ -246,18 +246,18 @@ impl Project {
     pub fn image_ref(&self, image: &str) -> Result<ImageRef> {
         let cfg = &self.cfg;
         let mut name = format!("{}-{}", self.name, image);
-        if cfg.has_section(image) {
-            if let Some(given) = cfg.get(image, keys::NAME)? {
-                let prefixed = !matches!(
-                    cfg.get(image, keys::PREFIX)?.as_deref(),
-                    Some("False" | "false" | "F" | "f")
-                );
-                name = if prefixed {
-                    format!("{}-{}", self.name, given)
-                } else {
-                    given
-                };
-            }
+        if cfg.has_section(image)
+            && let Some(given) = cfg.get(image, keys::NAME)?
+        {
+            let prefixed = !matches!(
+                cfg.get(image, keys::PREFIX)?.as_deref(),
+                Some("False" | "false" | "F" | "f")
+            );
+            name = if prefixed {
+                format!("{}-{}", self.name, given)
+            } else {
+                given
+            };
         }
         let tag = match cfg.has_section(image) {
             true => cfg.get(image, keys::TAG)?,

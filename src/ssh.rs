@@ -206,10 +206,10 @@ pub fn shim_main(argv: Vec<OsString>) -> i32 {
         return 127;
     };
     let mut cmd = std::process::Command::new(&ssh);
-    if let (Some(dest), Some(current)) = (destination(args), dock::current()) {
-        if is_the_docks(&dest, &current) {
-            cmd.args(current.ssh_options());
-        }
+    if let (Some(dest), Some(current)) = (destination(args), dock::current())
+        && is_the_docks(&dest, &current)
+    {
+        cmd.args(current.ssh_options());
     }
     let err = cmd.args(args).exec();
     eprintln!("dockerutils ssh shim: cannot run {}: {err}", ssh.display());

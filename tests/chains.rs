@@ -26,7 +26,7 @@ fn chain_project(label: &str) -> Project {
     )
     .dockerfile(
         "app",
-        &format!("ARG PARENT=nothing\nFROM ${{PARENT}}\nCOPY app.txt /app.txt\n"),
+        "ARG PARENT=nothing\nFROM ${PARENT}\nCOPY app.txt /app.txt\n",
     )
     .file("zbase.txt", "z1\n")
     .file("mid/m.txt", "m1\n")

@@ -83,5 +83,10 @@ if ! [ -x "$moto_venv/bin/moto_server" ]; then
 fi
 export DOCKERUTILS_MOTO_VENV=$moto_venv
 
+# --- habits: formatting and lints (Cargo.toml [lints]), before anything runs -------------
+log "cargo fmt --check; cargo clippy --all-targets -- -D warnings"
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+
 # --- tests -------------------------------------------------------------------------------
 cargo test --no-fail-fast "$@"

@@ -276,7 +276,7 @@ fn synthetic_images_and_default_section() {
     let out = p.cmd("run-image").arg("shell").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "synthetic\n");
-    assert!(text(&out.stderr).contains(&format!("--name tester_shell_")));
+    assert!(text(&out.stderr).contains(&"--name tester_shell_".to_string()));
     assert!(text(&out.stderr).contains(&format!(" {} echo synthetic", p.image("synth"))));
     let out = p.cmd("run-image").arg("other").output().unwrap();
     assert_eq!(text(&out.stdout), "from-default\n", "{}", text(&out.stderr));

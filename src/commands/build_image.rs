@@ -179,13 +179,13 @@ fn images_by_name(project: &Project, dirs: &[String]) -> Result<HashMap<String, 
 /// The docker builds of a plan read this Dockerfile text on stdin (`-f -`).
 fn read_dockerfile_from_stdin(plan: &mut Plan, dockerfile: &str) {
     for step in &mut plan.steps {
-        if let Step::Run(inv) = step {
-            if inv.is_docker && inv.args.first().is_some_and(|a| a.value == "build") {
-                if let Some(i) = inv.args.iter().position(|a| a.value == "-f") {
-                    inv.args[i + 1] = "-".into();
-                    inv.stdin = Some(dockerfile.to_string().into());
-                }
-            }
+        if let Step::Run(inv) = step
+            && inv.is_docker
+            && inv.args.first().is_some_and(|a| a.value == "build")
+            && let Some(i) = inv.args.iter().position(|a| a.value == "-f")
+        {
+            inv.args[i + 1] = "-".into();
+            inv.stdin = Some(dockerfile.to_string().into());
         }
     }
 }
@@ -262,10 +262,11 @@ pub fn project_parents(project: &Project, dirs: &[String]) -> Result<HashMap<Str
         let args = chain::build_arg_values(&section_build_args(project, d)?);
         let mut mine: Vec<String> = vec![];
         for base in chain::parse(&text, &args).bases {
-            if let Some(p) = names.get(chain::reference_name(&base)) {
-                if p != d && !mine.contains(p) {
-                    mine.push(p.clone());
-                }
+            if let Some(p) = names.get(chain::reference_name(&base))
+                && p != d
+                && !mine.contains(p)
+            {
+                mine.push(p.clone());
             }
         }
         parents.insert(d.clone(), mine);
@@ -392,10 +393,10 @@ pub fn parts_in(
             path: path.clone(),
         })?;
         let mut image = project.image_ref(target)?;
-        if target == &args.image {
-            if let Some(name) = &args.image_name {
-                image.name = name.clone();
-            }
+        if target == &args.image
+            && let Some(name) = &args.image_name
+        {
+            image.name = name.clone();
         }
         if let Some(tag) = &args.image_tag {
             image.tag = tag.clone();
@@ -636,13 +637,14 @@ pub fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
 fn labelled(part: &ImagePart, digest: &str) -> Plan {
     let mut plan = part.plan.clone();
     for step in &mut plan.steps {
-        if let Step::Run(inv) = step {
-            if inv.is_docker && inv.args.first().is_some_and(|a| a.value == "build") {
-                let at = inv.args.len().saturating_sub(1);
-                inv.args.insert(at, "--label".into());
-                inv.args
-                    .insert(at + 1, format!("{}={digest}", chain::INPUTS_LABEL).into());
-            }
+        if let Step::Run(inv) = step
+            && inv.is_docker
+            && inv.args.first().is_some_and(|a| a.value == "build")
+        {
+            let at = inv.args.len().saturating_sub(1);
+            inv.args.insert(at, "--label".into());
+            inv.args
+                .insert(at + 1, format!("{}={digest}", chain::INPUTS_LABEL).into());
         }
     }
     plan

@@ -680,15 +680,17 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
         });
     }
     let current = current(name)?;
-    if let Some(cur) = &current {
-        if opts.if_changed && cur.running && cur.image_id == image_id {
-            out.say(&format!(
-                "{name} already runs {} ({}): nothing to do",
-                svc.reference,
-                short(&image_id)
-            ));
-            return Ok(Deployed::Unchanged { image_id });
-        }
+    if let Some(cur) = &current
+        && opts.if_changed
+        && cur.running
+        && cur.image_id == image_id
+    {
+        out.say(&format!(
+            "{name} already runs {} ({}): nothing to do",
+            svc.reference,
+            short(&image_id)
+        ));
+        return Ok(Deployed::Unchanged { image_id });
     }
     if crate::exec::interrupted() {
         return Err(Error::Interrupted(format!(
@@ -804,14 +806,14 @@ fn roll_back(svc: &Service, current: Option<&Current>, out: &Report, remove_new:
     out.say(&format!("Rolling back {name}"));
     if remove_new {
         let rm = svc.docker().args(["rm", "-f", "-v", name]);
-        if let Err(f) = step(out, &rm) {
-            if !f.stderr.contains("No such container") {
-                return format!(
-                    "ROLLBACK FAILED: {}; {previous} is the previous container: `docker rm -f \
+        if let Err(f) = step(out, &rm)
+            && !f.stderr.contains("No such container")
+        {
+            return format!(
+                "ROLLBACK FAILED: {}; {previous} is the previous container: `docker rm -f \
                      {name}; docker rename {previous} {name}; docker start {name}`",
-                    f.describe(&rm)
-                );
-            }
+                f.describe(&rm)
+            );
         }
     }
     let Some(cur) = current else {

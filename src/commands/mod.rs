@@ -32,8 +32,11 @@ pub mod man;
 use crate::error::{self, Result};
 use crate::plan::Plan;
 
+/// A command's entry: its argv (its name first), its exit code.
+pub type Main = fn(Vec<std::ffi::OsString>) -> i32;
+
 /// The user commands, as installed (each name is a link to the one binary).
-pub const COMMANDS: &[(&str, &str, fn(Vec<std::ffi::OsString>) -> i32)] = &[
+pub const COMMANDS: &[(&str, &str, Main)] = &[
     (
         "build-image",
         "build a project image (or all, or clean)",

@@ -238,13 +238,13 @@ fn run(args: &Args) -> Result<i32> {
 
 /// Publishes one image of the project (also called by auto-build --publish).
 pub fn publish(project: &Project, args: &Args, ctx: &Context) -> Result<i32> {
-    let t = target(&project, args)?;
+    let t = target(project, args)?;
     if !docker::image_exists(&t.source)? {
         return Err(Error::NoImage { image: t.source });
     }
     if t.repo != "aws" {
         let tag = expand_tag(&t, "", "", ctx)?;
-        let plan = plan(&project, &t, &tag, None);
+        let plan = plan(project, &t, &tag, None);
         return Ok(super::finish("publish-image", args.dry_run, Ok(plan)));
     }
     let aws = Aws::load(&args.aws)?;
@@ -257,7 +257,7 @@ pub fn publish(project: &Project, args: &Args, ctx: &Context) -> Result<i32> {
     let login = ecr::login(&aws)?;
     check_ecr_host(&args.image, &tag, login.registry())?;
     let repository = split_reference(&tag).1.to_string();
-    let mut plan = plan(&project, &t, &tag, Some(&login));
+    let mut plan = plan(project, &t, &tag, Some(&login));
     if args.dry_run {
         plan.steps.insert(
             0,

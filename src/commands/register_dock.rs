@@ -178,19 +178,18 @@ pub fn run(args: &Args) -> Result<Registered> {
     };
     // A moniker names one dock: another address's is refused (which would `source dock`
     // pick?).
-    if moniker != "none" {
-        if let Some(other) = dock::all()
+    if moniker != "none"
+        && let Some(other) = dock::all()
             .into_iter()
             .find(|d| d.moniker == moniker && d.ip != args.ip)
-        {
-            return Err(Error::Usage(format!(
-                "the moniker `{moniker}` already names the dock at {} ({}): choose another \
+    {
+        return Err(Error::Usage(format!(
+            "the moniker `{moniker}` already names the dock at {} ({}): choose another \
                  moniker, or `unregister-dock {}` first",
-                other.ip,
-                other.destination(),
-                other.ip
-            )));
-        }
+            other.ip,
+            other.destination(),
+            other.ip
+        )));
     }
     let workspace = given_workspace
         .as_deref()

@@ -159,10 +159,10 @@ impl Section<'_> {
             return Ok(None);
         }
         let docked_key = format!("{key}{}", keys::DOCKED_SUFFIX);
-        if self.docked {
-            if let Some(v) = cfg.get(self.name, &docked_key)? {
-                return Ok(Some((docked_key, v)));
-            }
+        if self.docked
+            && let Some(v) = cfg.get(self.name, &docked_key)?
+        {
+            return Ok(Some((docked_key, v)));
         }
         Ok(cfg.get(self.name, key)?.map(|v| (key.to_string(), v)))
     }

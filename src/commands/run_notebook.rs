@@ -370,31 +370,31 @@ pub fn plan(
             .cleanup
             .extend(sync::plan(dock, sync::Direction::Down, ctx).steps);
     }
-    if let Some(inv) = run_inv {
-        if let (Some((ip, port)), Some(container)) = (published_8888(&inv), container_name(&inv)) {
-            let (host, port) = match (docked, ip) {
-                (Some(dock), _) => {
-                    // Never the dock's address: its port is on its loopback only.
-                    let local = args
-                        .port
-                        .unwrap_or_else(|| crate::notebook::free_local_port(DEFAULT_PORT));
-                    out.tunnel = Some(crate::ssh::tunnel(dock, Some(&args.bind), local, port));
-                    let host = if is_wildcard(&args.bind) {
-                        LOOPBACK
-                    } else {
-                        &args.bind
-                    };
-                    (host.to_string(), local)
-                }
-                (None, Some(ip)) if !is_wildcard(&ip) => (ip, port),
-                _ => (LOOPBACK.into(), port),
-            };
-            out.watch = Some(Watch {
-                host,
-                port,
-                container,
-            });
-        }
+    if let Some(inv) = run_inv
+        && let (Some((ip, port)), Some(container)) = (published_8888(&inv), container_name(&inv))
+    {
+        let (host, port) = match (docked, ip) {
+            (Some(dock), _) => {
+                // Never the dock's address: its port is on its loopback only.
+                let local = args
+                    .port
+                    .unwrap_or_else(|| crate::notebook::free_local_port(DEFAULT_PORT));
+                out.tunnel = Some(crate::ssh::tunnel(dock, Some(&args.bind), local, port));
+                let host = if is_wildcard(&args.bind) {
+                    LOOPBACK
+                } else {
+                    &args.bind
+                };
+                (host.to_string(), local)
+            }
+            (None, Some(ip)) if !is_wildcard(&ip) => (ip, port),
+            _ => (LOOPBACK.into(), port),
+        };
+        out.watch = Some(Watch {
+            host,
+            port,
+            container,
+        });
     }
     Ok(out)
 }

@@ -804,7 +804,7 @@ async fn refuse_busy(mut stream: tokio::net::TcpStream, peer: SocketAddr, max: u
     // A flood must not flood the log too: the first refusal, then one line in a hundred.
     static REFUSED: AtomicU64 = AtomicU64::new(0);
     let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
-    if n == 1 || n % 100 == 0 {
+    if n == 1 || n.is_multiple_of(100) {
         log(&format!(
             "{peer} refused: {max} connections open -> 503 ({n} refused so far)"
         ));

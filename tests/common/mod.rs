@@ -10,14 +10,14 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The user every test runs as (images are tagged with it).
-pub const USER: &str = "tester";
+pub(crate) const USER: &str = "tester";
 
 /// A Dockerfile for a tiny image: busybox on scratch (nothing can be pulled here).
-pub const BUSYBOX_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+pub(crate) const BUSYBOX_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
 
 /// Panics unless a Docker engine answers: a missing engine is a failure, never a skip
 /// (`bash tests/run.sh` installs and starts one).
-pub fn require_engine() {
+pub(crate) fn require_engine() {
     static OK: OnceLock<Result<(), String>> = OnceLock::new();
     let ok = OK.get_or_init(|| {
         let out = Command::new("docker")
@@ -37,7 +37,7 @@ pub fn require_engine() {
 }
 
 /// A directory holding the user commands under their own names, as the install makes them.
-pub fn bin_dir() -> &'static Path {
+pub(crate) fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bin");
@@ -71,7 +71,7 @@ pub fn bin_dir() -> &'static Path {
 }
 
 /// A project in a temporary directory, named uniquely so tests can run in parallel.
-pub struct Project {
+pub(crate) struct Project {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
     pub name: String,
@@ -79,14 +79,14 @@ pub struct Project {
 
 impl Project {
     /// `label` becomes part of the project (and so image) name.
-    pub fn new(label: &str) -> Project {
+    pub(crate) fn new(label: &str) -> Project {
         Project::start(label, false)
     }
 
     /// A project for a test that deletes images while it runs (`build-image clean`,
     /// `docker rmi`): it waits until no other test of this binary has a project, and none
     /// starts until it is done (see [`Cleanup`]).
-    pub fn exclusive(label: &str) -> Project {
+    pub(crate) fn exclusive(label: &str) -> Project {
         Project::start(label, true)
     }
 
@@ -117,32 +117,32 @@ impl Project {
         }
     }
 
-    pub fn file(&self, rel: &str, content: &str) -> &Self {
+    pub(crate) fn file(&self, rel: &str, content: &str) -> &Self {
         let path = self.root.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
         self
     }
 
-    pub fn dockerfile(&self, image: &str, content: &str) -> &Self {
+    pub(crate) fn dockerfile(&self, image: &str, content: &str) -> &Self {
         self.file(&format!("docker/{image}/Dockerfile"), content)
     }
 
-    pub fn cfg(&self, text: &str) -> &Self {
+    pub(crate) fn cfg(&self, text: &str) -> &Self {
         self.file("docker/dockerutils.cfg", text)
     }
 
     /// `<project>-<image>:tester`
-    pub fn image(&self, image: &str) -> String {
+    pub(crate) fn image(&self, image: &str) -> String {
         format!("{}-{image}:{USER}", self.name)
     }
 
     /// A user command, run in the project root with a clean, known environment.
-    pub fn cmd(&self, name: &str) -> assert_cmd::Command {
+    pub(crate) fn cmd(&self, name: &str) -> assert_cmd::Command {
         self.cmd_in(name, &self.root)
     }
 
-    pub fn cmd_in(&self, name: &str, dir: &Path) -> assert_cmd::Command {
+    pub(crate) fn cmd_in(&self, name: &str, dir: &Path) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::new(bin_dir().join(name));
         cmd.current_dir(dir);
         clean_env(&mut cmd);
@@ -151,7 +151,7 @@ impl Project {
 }
 
 /// Environment of every command under test: known user, not docked, no AWS credentials.
-pub fn clean_env(cmd: &mut assert_cmd::Command) {
+pub(crate) fn clean_env(cmd: &mut assert_cmd::Command) {
     for var in ["DOCKER_IP", "DOCKER_HOST", "LNAME", "USERNAME"] {
         cmd.env_remove(var);
     }
@@ -188,7 +188,7 @@ impl Drop for Project {
 /// find image sha256:…") when one is deleted under it, so removing a finished test's images
 /// while another test builds breaks that build (seen in CI). A new project waits while a
 /// removal runs; a test that must delete images as it runs takes [`Project::exclusive`].
-pub struct Cleanup {
+pub(crate) struct Cleanup {
     live: usize,
     /// The thread of the test that runs alone, if one does.
     exclusive: Option<std::thread::ThreadId>,
@@ -206,13 +206,13 @@ static CLEANUP: (Mutex<Cleanup>, Condvar) = (
     Condvar::new(),
 );
 
-pub fn cleanup() -> std::sync::MutexGuard<'static, Cleanup> {
+pub(crate) fn cleanup() -> std::sync::MutexGuard<'static, Cleanup> {
     CLEANUP.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Cleanup {
     /// Removes `refs` now if no project is alive, else with the last one.
-    pub fn remove_later(&mut self, refs: impl IntoIterator<Item = String>) {
+    pub(crate) fn remove_later(&mut self, refs: impl IntoIterator<Item = String>) {
         self.refs.extend(refs);
         self.remove_if_idle();
     }
@@ -251,7 +251,7 @@ impl Cleanup {
 }
 
 /// Does the engine have this image?
-pub fn image_exists(image: &str) -> bool {
+pub(crate) fn image_exists(image: &str) -> bool {
     Command::new("docker")
         .args(["image", "inspect", image])
         .output()
@@ -260,7 +260,7 @@ pub fn image_exists(image: &str) -> bool {
 }
 
 /// The image's id (to tell rebuilt images apart).
-pub fn image_id(image: &str) -> String {
+pub(crate) fn image_id(image: &str) -> String {
     let out = Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", image])
         .output()
@@ -269,14 +269,14 @@ pub fn image_id(image: &str) -> String {
 }
 
 /// `line` run by sh in a real terminal (script(1)), in `dir`, with the clean environment.
-pub fn in_terminal(line: &str, dir: &Path) -> Command {
+pub(crate) fn in_terminal(line: &str, dir: &Path) -> Command {
     let mut script = Command::new("script");
     script.args(["-qfec", line, "/dev/null"]).current_dir(dir);
     with_clean_env(&mut script);
     script
 }
 
-pub fn with_clean_env(cmd: &mut Command) -> &mut Command {
+pub(crate) fn with_clean_env(cmd: &mut Command) -> &mut Command {
     for var in [
         "DOCKER_IP",
         "DOCKER_HOST",
@@ -290,10 +290,10 @@ pub fn with_clean_env(cmd: &mut Command) -> &mut Command {
 
 /// What the signal tests' containers print once they run: computed by the container's
 /// shell, so it cannot match the printed command line.
-pub const READY_CMD: &str = "sh -c 'echo READY_$((6*7)); sleep 60'";
+pub(crate) const READY_CMD: &str = "sh -c 'echo READY_$((6*7)); sleep 60'";
 
 /// Waits until the container says READY_42 on the child's stdout.
-pub fn wait_for_ready(child: &mut std::process::Child) {
+pub(crate) fn wait_for_ready(child: &mut std::process::Child) {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -310,7 +310,7 @@ pub fn wait_for_ready(child: &mut std::process::Child) {
 
 /// The child's exit code, or None (after killing it and calling `clean_up`) when it has
 /// not exited within `limit`.
-pub fn wait_exit(
+pub(crate) fn wait_exit(
     child: &mut std::process::Child,
     limit: Duration,
     clean_up: impl FnOnce(),
@@ -336,7 +336,7 @@ pub fn wait_exit(
 }
 
 /// A TCP port free on 127.0.0.1 just now (for a helper server or a published port).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -344,7 +344,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn wait_listening(port: u16, what: &str, child: &mut Child) {
+pub(crate) fn wait_listening(port: u16, what: &str, child: &mut Child) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = child.try_wait().unwrap() {
@@ -359,7 +359,7 @@ pub fn wait_listening(port: u16, what: &str, child: &mut Child) {
 }
 
 /// A helper process, killed when dropped.
-pub struct Helper(pub Child);
+pub(crate) struct Helper(pub Child);
 
 impl Drop for Helper {
     fn drop(&mut self) {
@@ -369,13 +369,13 @@ impl Drop for Helper {
 }
 
 /// A registry (Debian's docker-registry) on 127.0.0.1, stopped when dropped.
-pub struct Registry {
+pub(crate) struct Registry {
     pub port: u16,
     _dir: tempfile::TempDir,
     _proc: Helper,
 }
 
-pub fn registry() -> Registry {
+pub(crate) fn registry() -> Registry {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("config.yml");
@@ -404,7 +404,7 @@ pub fn registry() -> Registry {
 
 impl Registry {
     /// GET a registry API path; the body.
-    pub fn get(&self, path: &str) -> String {
+    pub(crate) fn get(&self, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
         let mut resp = String::new();
@@ -418,7 +418,7 @@ impl Registry {
 /// A project with one busybox image `image`, built with plain docker (for tests about
 /// running it). Each test uses its own image name: container names are
 /// `<user>_<image>_<time>`, unique per image and second.
-pub fn project_with(image: &str, cfg: &str) -> Project {
+pub(crate) fn project_with(image: &str, cfg: &str) -> Project {
     require_engine();
     let p = Project::new(image);
     p.dockerfile(image, BUSYBOX_DOCKERFILE).cfg(cfg);
@@ -439,7 +439,7 @@ pub fn project_with(image: &str, cfg: &str) -> Project {
 
 /// Names of the containers run-image made of this image (`<user>_<image>_<time>`), kept
 /// or stopped.
-pub fn containers(image: &str) -> Vec<String> {
+pub(crate) fn containers(image: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
         .arg(format!("name=^{USER}_{image}_"))
@@ -451,7 +451,7 @@ pub fn containers(image: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn remove_containers(image: &str) {
+pub(crate) fn remove_containers(image: &str) {
     for c in containers(image) {
         let _ = Command::new("docker").args(["rm", "-f", &c]).output();
     }
@@ -461,7 +461,7 @@ pub fn remove_containers(image: &str) {
 /// for the next `seconds` seconds, with created (never started) containers of `reference`:
 /// a run of the image started meanwhile finds its name taken, as when another run started
 /// in the same second. `containers(image)` lists them too; `remove_containers` removes them.
-pub fn take_names(image: &str, reference: &str, seconds: u64) {
+pub(crate) fn take_names(image: &str, reference: &str, seconds: u64) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -502,7 +502,7 @@ pub fn take_names(image: &str, reference: &str, seconds: u64) {
 }
 
 /// Polls `done` every 100 ms until it holds or `limit` has passed; whether it held.
-pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if done() {

@@ -10,13 +10,13 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The Dockerfile of version `version` of the web service; `extra` lines go last (a CMD
 /// there replaces the server).
-pub fn web_dockerfile(version: &str, extra: &str) -> String {
+pub(crate) fn web_dockerfile(version: &str, extra: &str) -> String {
     format!(
         "{BUSYBOX_DOCKERFILE}RUN mkdir /www && echo {version} > /www/index.html\n\
          CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n{extra}\n"
@@ -25,7 +25,7 @@ pub fn web_dockerfile(version: &str, extra: &str) -> String {
 
 /// The service's containers (`NAME`, `NAME-previous`) and the images built for it, all
 /// removed when dropped, and the host port its cfg publishes.
-pub struct Service {
+pub(crate) struct Service {
     pub name: String,
     pub port: u16,
     /// Images (ids or references) to remove at the end.
@@ -33,7 +33,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(p: &Project) -> Service {
+    pub(crate) fn new(p: &Project) -> Service {
         require_engine();
         Service {
             name: format!("{}-svc", p.name),
@@ -45,7 +45,7 @@ impl Service {
     /// Builds `dockerfile` as docker/web/Dockerfile, tagged `tag`; its image id. A label
     /// makes the image the project's own: tests running side by side never share one (a
     /// test removes its images at the end).
-    pub fn build(&self, p: &Project, tag: &str, dockerfile: &str) -> String {
+    pub(crate) fn build(&self, p: &Project, tag: &str, dockerfile: &str) -> String {
         p.dockerfile(
             "web",
             &format!("{dockerfile}\nLABEL dockerutils.test={}\n", p.name),
@@ -62,12 +62,12 @@ impl Service {
     }
 
     /// `ports=` for the cfg: the container's 8080 on 127.0.0.1.
-    pub fn ports(&self) -> String {
+    pub(crate) fn ports(&self) -> String {
         format!("-p 127.0.0.1:{}:8080", self.port)
     }
 
     /// The names of the containers of this service (running or not), sorted.
-    pub fn containers(&self) -> Vec<String> {
+    pub(crate) fn containers(&self) -> Vec<String> {
         let out = Command::new("docker")
             .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
             .arg(format!("name=^{}", self.name))
@@ -79,7 +79,7 @@ impl Service {
     }
 
     /// `docker inspect --format FORMAT NAME`
-    pub fn inspect(&self, format: &str) -> String {
+    pub(crate) fn inspect(&self, format: &str) -> String {
         let out = Command::new("docker")
             .args([
                 "inspect",
@@ -95,7 +95,7 @@ impl Service {
     }
 
     /// The image id of the running service (empty when it does not run).
-    pub fn running_image(&self) -> String {
+    pub(crate) fn running_image(&self) -> String {
         if self.inspect("{{.State.Running}}") != "true" {
             return String::new();
         }
@@ -103,7 +103,7 @@ impl Service {
     }
 
     /// What the service answers on /, waiting up to 10 s for it.
-    pub fn page(&self) -> String {
+    pub(crate) fn page(&self) -> String {
         let start = Instant::now();
         loop {
             if let Some(body) = http_get(self.port, "/") {
@@ -131,14 +131,14 @@ impl Drop for Service {
 
 /// An HTTP response: status and body.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub body: String,
 }
 
 /// One HTTP/1.1 request (Connection: close) to 127.0.0.1:port. A write cut short by the
 /// server (it answers 413 before reading a big body) is not an error: the answer is read.
-pub fn request(
+pub(crate) fn request(
     port: u16,
     method: &str,
     target: &str,
@@ -180,7 +180,7 @@ pub fn request(
 }
 
 /// GET a page; None when nothing answers.
-pub fn http_get(port: u16, path: &str) -> Option<String> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
