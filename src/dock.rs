@@ -97,6 +97,15 @@ impl Dock {
         out
     }
 
+    /// `ssh://user@ip` for DOCKER_HOST and docker contexts, an IPv6 address in brackets.
+    pub fn ssh_url(&self) -> String {
+        if self.ip.contains(':') {
+            format!("ssh://{}@[{}]", self.user, self.ip)
+        } else {
+            format!("ssh://{}", self.destination())
+        }
+    }
+
     /// `user@ip`, as ssh and `DOCKER_HOST=ssh://` take it.
     pub fn destination(&self) -> String {
         format!("{}@{}", self.user, self.ip)
@@ -258,6 +267,13 @@ pub fn all_in(registry: &Path) -> Vec<Dock> {
 /// The dock whose moniker or IP is `name`.
 pub fn find(name: &str) -> Result<Dock> {
     let docks = all();
+    // An address names the dock at that address, whatever another dock's (old, 2.0.7)
+    // moniker says: unregister-dock 10.0.0.5 must not remove another dock.
+    if name.parse::<std::net::IpAddr>().is_ok()
+        && let Some(d) = docks.iter().find(|d| d.ip == name)
+    {
+        return Ok(d.clone());
+    }
     // `none` is how 2.0.7 writes "no moniker": never a name to find a dock by.
     let named: Vec<&Dock> = docks
         .iter()
@@ -340,19 +356,26 @@ pub fn valid_user(user: &str) -> bool {
 pub fn check_moniker(moniker: &str) -> Result<()> {
     let ok = !moniker.is_empty()
         && moniker.len() <= 64
-        && !moniker.starts_with(['-', '.'])
+        && moniker.starts_with(|c: char| c.is_ascii_alphanumeric())
         && moniker
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "`{}` is not a moniker: use letters, digits, `.`, `_` and `-` (up to 64, \
-             not starting with `-` or `.`)",
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
+    if !ok {
+        return Err(Error::Usage(format!(
+            "`{}` is not a moniker: use letters, digits, `_` and `-` (up to 64, starting \
+             with a letter or digit)",
             moniker.escape_debug()
-        )))
+        )));
     }
+    // A moniker becomes an ssh Host and a docker context: never a real host's name (an
+    // address), nor docker's own context.
+    if moniker.parse::<std::net::IpAddr>().is_ok() || moniker.eq_ignore_ascii_case("default") {
+        return Err(Error::Usage(format!(
+            "`{moniker}` is not a moniker: it is an address, or docker's own context name; \
+             choose a name (gpu-box, lab-2)"
+        )));
+    }
+    Ok(())
 }
 
 /// An address: an IP (v4 or v6) or a host name (RFC 1123 labels). It is also the name of
@@ -360,7 +383,10 @@ pub fn check_moniker(moniker: &str) -> Result<()> {
 /// docker's own entries there.
 pub fn check_address(address: &str) -> Result<()> {
     let is_ip = address.parse::<std::net::IpAddr>().is_ok();
-    let is_host = address.len() <= 253
+    // All digits and dots is an IPv4 address or nothing (999.1.1.1 is no host name).
+    let numeric = address.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let is_host = !numeric
+        && address.len() <= 253
         && address.split('.').all(|label| {
             (1..=63).contains(&label.len())
                 && !label.starts_with('-')
@@ -516,7 +542,7 @@ mod tests {
 
     #[test]
     fn monikers_and_addresses_are_checked() {
-        for m in ["gpu-box", "lab_2", "a.b", "X9"] {
+        for m in ["gpu-box", "lab_2", "X9"] {
             assert!(check_moniker(m).is_ok(), "{m}");
         }
         for m in [

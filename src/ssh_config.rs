@@ -43,20 +43,24 @@ pub fn user_config() -> PathBuf {
 /// A moniker that can be a `Host` name (and a docker context name): letters, digits,
 /// `.`, `_`, `-`, starting with a letter or digit (`-x` would be an ssh flag). Anything
 /// else (a space, a quote, `;`, `$(…)`, `*`) could change what the config line means.
+///
+/// Nor may it be a real host's name: an IP address, or any name with a dot
+/// (`github.com` as a moniker would send every `git push` to the dock), nor docker's own
+/// context `default`.
 pub fn valid_moniker(name: &str) -> bool {
     name.len() <= 253
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        && name.parse::<std::net::IpAddr>().is_err()
+        && !name.eq_ignore_ascii_case("default")
 }
 
-/// An address for `HostName` and a `Host` pattern: a host name, an IPv4 or IPv6 address.
+/// An address for `HostName` and a `Host` pattern: the registry's own rule (an IPv4 or
+/// IPv6 address, or a host name).
 pub fn valid_address(addr: &str) -> bool {
-    addr.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && addr
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+    crate::dock::check_address(addr).is_ok()
 }
 
 /// A login name for `User`: no whitespace, quotes, `%` (ssh expands tokens) or `#`.
@@ -274,8 +278,9 @@ fn has_moniker(dock: &Dock) -> bool {
 pub fn unfit(dock: &Dock) -> Option<String> {
     if has_moniker(dock) && !valid_moniker(&dock.moniker) {
         return Some(format!(
-            "its moniker `{}` is not a valid host name (letters, digits, `.`, `_`, `-`, \
-             starting with a letter or digit)",
+            "its moniker `{}` cannot be an ssh Host here (letters, digits, `_`, `-`, starting \
+             with a letter or digit; not an address, no dot, not `default`: it could be a real \
+             host's name)",
             dock.moniker
         ));
     }
@@ -725,8 +730,10 @@ pub fn check_user(user: &str) -> Result<()> {
 pub fn check_moniker(moniker: &str) -> Result<()> {
     if !valid_moniker(moniker) {
         return Err(Error::Usage(format!(
-            "`{moniker}` cannot be a moniker: use letters, digits, `.`, `_` and `-`, starting \
-             with a letter or digit (it becomes an ssh Host and a docker context name)"
+            "`{moniker}` cannot be a moniker: use letters, digits, `_` and `-`, starting \
+             with a letter or digit; not an IP address, no dot, not `default` (it becomes an \
+             ssh Host and a docker context name, and must not be a real host's name, such \
+             as github.com)"
         )));
     }
     if let Some(host) = UserHosts::load()?.clash(moniker) {
@@ -778,7 +785,7 @@ mod tests {
 
     #[test]
     fn monikers_addresses_and_users_that_can_be_written() {
-        for ok in ["gpu-box", "gpu_2", "a.b", "G1", "10.0.0.5"] {
+        for ok in ["gpu-box", "gpu_2", "G1", "lab-10"] {
             assert!(valid_moniker(ok), "{ok}");
         }
         for bad in [
@@ -792,10 +799,16 @@ mod tests {
             "a\nb",
             ".x",
             "é",
+            "a.b",
+            "github.com",
+            "10.0.0.5",
+            "::1",
+            "default",
         ] {
             assert!(!valid_moniker(bad), "{bad:?}");
         }
         assert!(valid_address("fe80::1") && valid_address("build.example.com"));
+        assert!(valid_address("::1") && !valid_address("999.1.1.1"));
         assert!(!valid_address("10.0.0.5 evil") && !valid_address("-x"));
         assert!(valid_user("ec2-user") && valid_user("ann@corp"));
         assert!(!valid_user("a b") && !valid_user("%u") && !valid_user("-l"));

@@ -80,6 +80,8 @@ StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
+# scp (the SFTP protocol by default) to a dock, as a real host allows it.
+Subsystem sftp internal-sftp
 AllowUsers $user nodocker wrapdock
 SetEnv DOCKER_HOST=unix://$sock
 Match User nodocker

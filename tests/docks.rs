@@ -2169,3 +2169,56 @@ fn generated_ssh_config_reads_back_with_spaces_quotes_and_percent_in_home() {
 fn a_home_too_long_for_shared_sockets_gets_one_per_dock() {
     hostile_home_round_trip(true);
 }
+
+/// What the held-out walk of issue 13 found: a moniker that is a real host's name or an
+/// address would take ssh to that host over (github.com!) and is refused, as is docker's
+/// `default`; `::1` is an address and 999.1.1.1 is not; host names are one entry whatever
+/// their case; an address finds the dock at that address; an IPv6 dock's DOCKER_HOST has
+/// brackets.
+#[test]
+fn monikers_never_name_real_hosts_and_addresses_are_what_they_say() {
+    let d = test_dock();
+    let reg = |args: &[&str]| {
+        let out = d
+            .cmd("register-dock")
+            .arg("--no-check")
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    for moniker in ["github.com", "127.0.0.9", "default", "a.b"] {
+        let (code, out) = reg(&["10.9.9.7", moniker]);
+        assert_eq!(code, Some(2), "{moniker}: {out}");
+    }
+    assert_eq!(reg(&["999.1.1.1", "m1"]).0, Some(2));
+    assert_eq!(reg(&["--", "::1", "loop6"]).0, Some(0));
+    assert_eq!(reg(&["--", "2001:db8::1", "six"]).0, Some(0));
+    assert_eq!(reg(&["LocalHost", "lh"]).0, Some(0));
+    assert!(d.home().join(".docker/localhost").is_dir());
+    assert!(!d.home().join(".docker/LocalHost").exists());
+
+    let out = d.cmd("dock-env").arg("six").output().unwrap();
+    let code = text(&out.stdout);
+    assert!(
+        code.contains("DOCKER_HOST='ssh://") && code.contains("@[2001:db8::1]'"),
+        "{code}"
+    );
+
+    // A registry entry of an older tool whose moniker is another dock's address: the
+    // address wins when it is given.
+    let dir = d.home().join(".docker/10.9.9.6");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=u\nDOCK_MONIKER=::1\nDOCK_HOSTNAME=10.9.9.6\nDOCK_IP=10.9.9.6\n",
+    )
+    .unwrap();
+    let out = d.cmd("unregister-dock").arg("::1").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !d.home().join(".docker/::1").exists(),
+        "the dock at ::1 is gone"
+    );
+    assert!(dir.is_dir(), "the other dock was removed");
+}

@@ -53,7 +53,7 @@ castoff() {{ eval "$(dockerutils dock-env --castoff)"; }}
 sync-up() {{ dockerutils sync-up "$@"; }}
 sync-down() {{ dockerutils sync-down "$@"; }}
 "#,
-        host = quote(&format!("ssh://{}", dock.destination())),
+        host = quote(&dock.ssh_url()),
         ip = quote(&dock.ip),
         marker = quote(&marker),
     )

@@ -308,7 +308,9 @@ pub fn run(args: &Args) -> Result<Registered> {
 }
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+    let mut args = Args::parse_from(argv);
+    // Host names are case-insensitive: one registry entry (one directory) per host.
+    args.ip = args.ip.to_ascii_lowercase();
     match run(&args) {
         Ok(done) => {
             let dock = &done.dock;

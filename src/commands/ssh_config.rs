@@ -206,7 +206,15 @@ pub fn after_change(prog: &str, dock: Option<&Dock>) {
          {name}`, over one shared connection: dockerutils ssh-config --install \
          (adds one Include line to ~/.ssh/config; said once)"
     );
-    let _ = std::fs::write(marker, "");
+    let _ = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(marker)
+    };
 }
 
 fn show(change: &Change) -> String {

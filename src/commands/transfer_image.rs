@@ -610,7 +610,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     // this machine's image (run-image's hint says `transfer-image IMAGE DOCK` to a docked
     // shell): the DOCKER_HOST that `source dock` set is not the source.
     if let Some(dock) = dock::current()
-        && std::env::var("DOCKER_HOST").ok() == Some(format!("ssh://{}", dock.destination()))
+        && std::env::var("DOCKER_HOST").ok() == Some(dock.ssh_url())
     {
         eprintln!(
             "transfer-image: docked to {}: the image is read from this machine's engine",
