@@ -64,6 +64,20 @@ impl TestDock {
         cmd.output().unwrap()
     }
 
+    /// Registers the dock as `moniker` with a workspace in a temporary directory that
+    /// the dock user can write (kept as long as the returned value).
+    fn register_with_open_workspace(&self, moniker: &str) -> tempfile::TempDir {
+        let ws = tempfile::tempdir().unwrap();
+        Command::new("chmod")
+            .arg("777")
+            .arg(ws.path())
+            .status()
+            .unwrap();
+        let out = self.register(moniker, Some(ws.path()));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        ws
+    }
+
     fn dock_engine(&self, args: &[&str]) -> String {
         let out = Command::new("docker")
             .env("DOCKER_HOST", &self.engine)
@@ -595,13 +609,7 @@ fn ssh_dock_as_the_registered_user_and_unknown_or_unreachable_docks() {
 fn sync_up_and_down_honour_dockerignore() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();
-    let ws = tempfile::tempdir().unwrap();
-    Command::new("chmod")
-        .arg("777")
-        .arg(ws.path())
-        .status()
-        .unwrap();
-    assert!(d.register("testdock", Some(ws.path())).status.success());
+    let ws = d.register_with_open_workspace("testdock");
     let p = Project::new("sync");
     p.dockerfile("dev", BUSYBOX_DOCKERFILE)
         .file(".dockerignore", "secret.txt\n")
@@ -664,13 +672,7 @@ fn owners_and_modes(root: &Path) -> std::collections::BTreeMap<PathBuf, (u32, u3
 fn sync_down_as_root_keeps_the_owners_and_modes_of_the_local_project() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();
-    let ws = tempfile::tempdir().unwrap();
-    Command::new("chmod")
-        .arg("777")
-        .arg(ws.path())
-        .status()
-        .unwrap();
-    assert!(d.register("testdock", Some(ws.path())).status.success());
+    let ws = d.register_with_open_workspace("testdock");
     // A user's project (not root's, who runs this, as on a server), modes of its own, in a
     // directory whose name a shell would split and choke on.
     let p = Project::new("own it's");
@@ -848,13 +850,7 @@ fn sync_up_says_what_to_do_when_the_dock_user_cannot_write_the_workspace() {
 fn docked_run_image_mounts_the_copy_sync_up_keeps_and_fails_before_starting_without_it() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();
-    let ws = tempfile::tempdir().unwrap();
-    Command::new("chmod")
-        .arg("777")
-        .arg(ws.path())
-        .status()
-        .unwrap();
-    assert!(d.register("testdock", Some(ws.path())).status.success());
+    let ws = d.register_with_open_workspace("testdock");
     // The dev template's cfg (`dockerutils init`), in a project whose directory name has a
     // space and a quote; the image is named in the cfg (the directory's name is no image
     // name docker takes).
@@ -1655,13 +1651,7 @@ fn a_moniker_names_one_dock_and_a_new_registration_keeps_what_it_does_not_change
 fn sync_down_keeps_newer_local_work_and_docked_transfers_read_this_machine() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();
-    let ws = tempfile::tempdir().unwrap();
-    Command::new("chmod")
-        .arg("777")
-        .arg(ws.path())
-        .status()
-        .unwrap();
-    assert!(d.register("testdock", Some(ws.path())).status.success());
+    let _ws = d.register_with_open_workspace("testdock");
     let p = Project::new("syncnewer");
     p.dockerfile("dev", BUSYBOX_DOCKERFILE)
         .file("src/app.py", "v1\n");

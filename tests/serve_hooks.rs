@@ -50,27 +50,7 @@ fn wait_listening(port: u16, child: &mut std::process::Child, log: &std::path::P
 }
 
 fn serve(p: &Project, port: u16, env: &[(&str, &str)]) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("serve-hooks.log");
-    let mut cmd = Command::new(bin_dir().join("serve-hooks"));
-    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--settle", "2"])
-        .current_dir(&p.root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    common::with_clean_env(&mut cmd);
-    cmd.env_remove("DOCKERUTILS_HOOK_KEY");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    wait_listening(port, &mut child, &log);
-    Server {
-        port,
-        log,
-        proc: Helper(child),
-        _dir: dir,
-    }
+    serve_with(p, port, env, &["--settle", "2"])
 }
 
 impl Server {
