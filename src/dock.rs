@@ -342,17 +342,18 @@ const NOT_DOCKS: &[&str] = &[
 ];
 
 /// A dock user: what ssh's `-l` and `user@` take in practice (letters, digits, `.`, `_`,
-/// `-`, not first).
+/// `-`, and `@`, `+` of directory users such as `ann@corp`; `-` not first). One rule for
+/// registering, reading the registry and writing the ssh config.
 pub fn valid_user(user: &str) -> bool {
     !user.is_empty()
         && !user.starts_with('-')
         && user
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c))
 }
 
-/// A moniker: letters, digits, `.`, `_`, `-` (it names the dock in prompts, ssh configs
-/// and docker contexts, and is typed on command lines).
+/// A moniker: letters, digits, `_`, `-`, starting with a letter or digit (it names the
+/// dock in prompts, ssh configs and docker contexts, and is typed on command lines).
 pub fn check_moniker(moniker: &str) -> Result<()> {
     let ok = !moniker.is_empty()
         && moniker.len() <= 64
@@ -530,6 +531,9 @@ mod tests {
         );
         assert_eq!(dock.render(), text);
         assert!(Dock::parse("DOCK_USER=x\n", Path::new("/")).is_none());
+        // A directory user (`ann@corp`) registered by register-dock reads back.
+        let ad = Dock::parse("DOCK_USER=ann@corp\nDOCK_IP=10.0.0.5\n", Path::new("/")).unwrap();
+        assert_eq!(ad.destination(), "ann@corp@10.0.0.5");
         for hostile in [
             "DOCK_USER=-oProxyCommand=touch_F\nDOCK_IP=10.0.0.5\n",
             "DOCK_USER=a b\nDOCK_IP=10.0.0.5\n",

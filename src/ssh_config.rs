@@ -65,11 +65,7 @@ pub fn valid_address(addr: &str) -> bool {
 
 /// A login name for `User`: no whitespace, quotes, `%` (ssh expands tokens) or `#`.
 pub fn valid_user(user: &str) -> bool {
-    !user.is_empty()
-        && !user.starts_with('-')
-        && user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c))
+    crate::dock::valid_user(user)
 }
 
 /// One word of an ssh config line (or of `-o Keyword=value`), as ssh reads it back:
