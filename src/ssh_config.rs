@@ -40,21 +40,12 @@ pub fn user_config() -> PathBuf {
         .join("config")
 }
 
-/// A moniker that can be a `Host` name (and a docker context name): letters, digits,
-/// `.`, `_`, `-`, starting with a letter or digit (`-x` would be an ssh flag). Anything
-/// else (a space, a quote, `;`, `$(…)`, `*`) could change what the config line means.
-///
-/// Nor may it be a real host's name: an IP address, or any name with a dot
-/// (`github.com` as a moniker would send every `git push` to the dock), nor docker's own
-/// context `default`.
+/// A moniker that can be a `Host` name (and a docker context name): the registry's one
+/// rule, [`crate::dock::check_moniker`] (letters, digits, `_`, `-`, starting with a
+/// letter or digit; never an address, a dotted name such as `github.com` that ssh would
+/// then send to the dock, nor docker's `default`).
 pub fn valid_moniker(name: &str) -> bool {
-    name.len() <= 253
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-        && name.parse::<std::net::IpAddr>().is_err()
-        && !name.eq_ignore_ascii_case("default")
+    crate::dock::check_moniker(name).is_ok()
 }
 
 /// An address for `HostName` and a `Host` pattern: the registry's own rule (an IPv4 or
@@ -724,14 +715,7 @@ pub fn check_user(user: &str) -> Result<()> {
 
 /// A moniker for a new dock: a valid `Host` name that is not one of the user's own.
 pub fn check_moniker(moniker: &str) -> Result<()> {
-    if !valid_moniker(moniker) {
-        return Err(Error::Usage(format!(
-            "`{moniker}` cannot be a moniker: use letters, digits, `_` and `-`, starting \
-             with a letter or digit; not an IP address, no dot, not `default` (it becomes an \
-             ssh Host and a docker context name, and must not be a real host's name, such \
-             as github.com)"
-        )));
-    }
+    crate::dock::check_moniker(moniker)?;
     if let Some(host) = UserHosts::load()?.clash(moniker) {
         return Err(Error::Usage(format!(
             "the moniker `{moniker}` is already a Host in your ssh config ({}:{}): a dock by \
