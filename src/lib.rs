@@ -1,7 +1,10 @@
 //! dockerutils: a project-convention tool for Docker.
 //!
-//! Every command turns (project, cfg, flags, context) into a [`plan::Plan`], a plain value
-//! that `--dry-run` prints, tests inspect and [`exec`] runs.
+//! Most commands turn (project, cfg, flags, context) into a [`plan::Plan`], a plain value
+//! that `--dry-run` prints, tests inspect and [`exec`] runs. The ones that must react to
+//! what they see are not yet in that shape: `transfer-image` streams through this
+//! process, `deploy-image` runs its steps one at a time around a watch, `serve-hooks` is
+//! a server (ARCHITECTURE.md, "Where the shape is not yet kept").
 
 pub mod aws;
 pub mod cfg;

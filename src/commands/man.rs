@@ -64,8 +64,8 @@ pub fn page(name: &str) -> Result<(String, Vec<u8>)> {
         }
         roff.control("SH", ["SEE ALSO"]);
         roff.text([roman(
-            "`<command> --help`; README.md of dockerutils for the project conventions and \
-             docker/dockerutils.cfg.",
+            "`<command> --help`; docs/images.md of dockerutils for the project conventions and \
+             docs/cfg.md for docker/dockerutils.cfg.",
         )]);
         roff.to_writer(&mut part).map_err(io)?;
         let preamble = preamble();

@@ -1,5 +1,7 @@
-//! One file per user command. Each has `Args` (clap), `plan(project, args, context)`
-//! and a thin `main`.
+//! One file per user command, each with its `Args` (clap) and a `main`. Most build a
+//! [`crate::plan::Plan`] from the project, the cfg and the flags, then print or run it
+//! (those with a `plan` function expose it to the tests); the AWS commands plan an API
+//! call instead, and the exceptions are listed in ARCHITECTURE.md.
 
 pub mod auto_build;
 pub mod build_image;
