@@ -49,7 +49,7 @@ impl Context {
     }
 
     pub fn expand_env(&self, text: &str) -> Result<String, String> {
-        crate::expand::env_vars_with(text, |name| self.env.get(name).cloned())
+        crate::project::expand::env_vars_with(text, |name| self.env.get(name).cloned())
     }
 }
 

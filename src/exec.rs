@@ -140,7 +140,7 @@ fn run_step(prog: &str, step: &Step) -> StepResult {
             }
         },
         Step::Run(inv) => run_invocation(prog, inv),
-        Step::RequireImage { image, error, hint } => match crate::docker::image_exists(image) {
+        Step::RequireImage { image, error, hint } => match crate::engine::image_exists(image) {
             Ok(true) => StepResult::Ok,
             Ok(false) => {
                 eprintln!("{prog}: error: {error}");
@@ -343,12 +343,12 @@ fn failure_hints(inv: &Invocation, code: i32) -> Vec<String> {
     if !inv.is_docker || interrupted() {
         return vec![];
     }
-    if let Some(hint) = crate::docker::diagnose(code) {
+    if let Some(hint) = crate::engine::diagnose(code) {
         return vec![hint];
     }
     match &inv.image {
         Some(image) if code == DOCKER_FAILED => {
-            crate::docker::missing_image_hint(&image.reference, &image.subdir)
+            crate::engine::missing_image_hint(&image.reference, &image.subdir)
                 .into_iter()
                 .collect()
         }
@@ -438,7 +438,7 @@ impl NameTaken {
 /// unless the run fails. A run before it that ended without its end banner (killed by
 /// SIGKILL, or the machine stopped) is said so first.
 fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
-    use crate::logrotate::{RotatingLog, end_banner, start_banner, unended_note};
+    use crate::service::logrotate::{RotatingLog, end_banner, start_banner, unended_note};
     use std::io::ErrorKind;
     use std::time::{Instant, SystemTime};
 
@@ -467,7 +467,7 @@ fn run_logged(prog: &str, inv: &Invocation, to: &LogTo) -> StepResult {
         announce(&shown);
         eprintln!("output to {} (rotated)", current.display());
     }
-    let id = match crate::docker::inspect_image(&to.image, "{{.Id}}") {
+    let id = match crate::engine::inspect_image(&to.image, "{{.Id}}") {
         Ok(Some(id)) => id,
         Ok(None) => "(not in the local engine: docker run pulls it)".into(),
         Err(e) => format!("(id unknown: {e})"),
@@ -570,7 +570,7 @@ enum Logged {
 fn log_once(
     prog: &str,
     inv: &Invocation,
-    log: &mut crate::logrotate::RotatingLog,
+    log: &mut crate::service::logrotate::RotatingLog,
     dir: &std::path::Path,
     broken: &mut bool,
     last_try: bool,
@@ -596,19 +596,20 @@ fn log_once(
     let mut child = spawned.map_err(|e| crate::error::Error::spawn(&inv.program, e))?;
     CHILD.store(child.id() as i32, Ordering::SeqCst);
     let mut watch = inv.name().map(NameTaken::new);
-    let mut write = |log: &mut crate::logrotate::RotatingLog, stream: usize, data: &[u8]| {
-        if *broken || data.is_empty() {
-            return;
-        }
-        if let Err(e) = log.write_stream(stream, data) {
-            eprintln!(
-                "{prog}: error: cannot write the log in {}: {e}",
-                dir.display()
-            );
-            eprintln!("{prog}: the run goes on; its further output is lost");
-            *broken = true;
-        }
-    };
+    let mut write =
+        |log: &mut crate::service::logrotate::RotatingLog, stream: usize, data: &[u8]| {
+            if *broken || data.is_empty() {
+                return;
+            }
+            if let Err(e) = log.write_stream(stream, data) {
+                eprintln!(
+                    "{prog}: error: cannot write the log in {}: {e}",
+                    dir.display()
+                );
+                eprintln!("{prog}: the run goes on; its further output is lost");
+                *broken = true;
+            }
+        };
     let mut readers = [Some(out_reader), Some(err_reader)];
     let mut buf = vec![0u8; 64 * 1024];
     while readers.iter().any(Option::is_some) {

@@ -99,7 +99,7 @@ pub struct RunsImage {
 pub const NAME_TRIES: usize = 100;
 
 /// Where a run's output goes with `run-image --log`: a directory of size-rotated files
-/// (`crate::logrotate`).
+/// (`crate::service::logrotate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTo {
     pub dir: PathBuf,
@@ -117,7 +117,12 @@ impl LogTo {
     pub fn display(&self) -> String {
         format!(
             ">> {} 2>&1  # rotated in {}: files of {} bytes, {} kept",
-            quote(&self.dir.join(crate::logrotate::CURRENT).to_string_lossy()),
+            quote(
+                &self
+                    .dir
+                    .join(crate::service::logrotate::CURRENT)
+                    .to_string_lossy()
+            ),
             quote(&self.dir.to_string_lossy()),
             self.max_size,
             self.keep

@@ -7,10 +7,10 @@
 use super::build_image::{self, Outcome, Parts};
 use super::publish_image;
 use crate::aws::AwsArgs;
-use crate::cfg::keys;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::project::cfg::keys;
 use clap::Parser;
 use std::collections::HashMap;
 use std::os::unix::io::AsRawFd;
@@ -136,7 +136,7 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
 }
 
 fn now() -> String {
-    let (y, mo, d, h, mi, s) = crate::logrotate::utc_now();
+    let (y, mo, d, h, mi, s) = crate::service::logrotate::utc_now();
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
@@ -169,7 +169,7 @@ fn parts(project: &Project, args: &Args, exports: &Path) -> Result<Parts> {
         Ok(dir)
     };
     // One time for the timestamp tags of the whole run, whatever images it is asked for.
-    let stamp = crate::tags::utc_stamp();
+    let stamp = crate::engine::tags::utc_stamp();
     let mut all = Parts::default();
     for image in chosen {
         let bargs = build_image::Args {

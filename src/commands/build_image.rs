@@ -1,14 +1,14 @@
 //! `build-image IMAGE|all|clean`: build (or remove) the project's images.
 
-use crate::cfg::Cfg;
-use crate::cfg::keys;
-use crate::chain;
 use crate::context::Context;
-use crate::docker;
+use crate::engine;
+use crate::engine::tags;
 use crate::error::{Error, Result};
 use crate::plan::{Invocation, OnFailure, Plan, Step};
+use crate::project::cfg::Cfg;
+use crate::project::cfg::keys;
+use crate::project::chain;
 use crate::project::{ImageRef, Project};
-use crate::tags;
 use clap::Parser;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -405,7 +405,7 @@ pub fn parts_in(
         if timestamped && matches!(action, Action::Clean) {
             // Every timestamp tag of the image goes.
             for tag in tags::local_tags(&image.name)? {
-                let mut rmi = docker::docker(root).args(["rmi", &format!("{}:{tag}", image.name)]);
+                let mut rmi = engine::docker(root).args(["rmi", &format!("{}:{tag}", image.name)]);
                 rmi.on_failure = OnFailure::MissingImageIsFine;
                 plan.run(rmi);
             }
@@ -439,14 +439,14 @@ pub fn parts_in(
             },
         };
         plan.steps.extend(checks);
-        let builder = docker::has_builder_stage(&dockerfile).then(|| ImageRef {
+        let builder = engine::has_builder_stage(&dockerfile).then(|| ImageRef {
             name: format!("{}-builder", image.name),
             tag: image.tag.clone(),
         });
         match action {
             Action::Clean => {
                 for img in std::iter::once(&image).chain(builder.as_ref()) {
-                    let mut rmi = docker::docker(root).args(["rmi", &img.to_string()]);
+                    let mut rmi = engine::docker(root).args(["rmi", &img.to_string()]);
                     rmi.on_failure = OnFailure::MissingImageIsFine;
                     plan.run(rmi);
                 }
@@ -514,7 +514,7 @@ fn build_steps(
     }
     if let Some(builder) = builder {
         let b = builder.to_string();
-        plan.run(docker::build(
+        plan.run(engine::build(
             context,
             &b,
             &dockerfile,
@@ -523,7 +523,7 @@ fn build_steps(
             &build_args,
         ));
     }
-    plan.run(docker::build(
+    plan.run(engine::build(
         context,
         &image.to_string(),
         &dockerfile,
@@ -617,7 +617,7 @@ pub enum Outcome {
 pub fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
     let mut base_ids = vec![];
     for base in &part.bases {
-        let id = docker::inspect_image(base, "{{.Id}}")?.unwrap_or_else(|| "missing".into());
+        let id = engine::inspect_image(base, "{{.Id}}")?.unwrap_or_else(|| "missing".into());
         base_ids.push((base.clone(), id));
     }
     let ignore = chain::Ignore::load(&part.context);
@@ -653,7 +653,7 @@ fn labelled(part: &ImagePart, digest: &str) -> Plan {
 /// Is the image there with this input digest?
 fn up_to_date(part: &ImagePart, digest: &str) -> Result<bool> {
     let format = format!("{{{{index .Config.Labels \"{}\"}}}}", chain::INPUTS_LABEL);
-    Ok(docker::inspect_image(&part.image.to_string(), &format)?.as_deref() == Some(digest))
+    Ok(engine::inspect_image(&part.image.to_string(), &format)?.as_deref() == Some(digest))
 }
 
 fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {

@@ -5,8 +5,8 @@
 
 use crate::aws::ec2::{self, Goal};
 use crate::aws::{Aws, AwsArgs, api_error};
+use crate::dock::cfg::{self as dock_cfg, DockCfg};
 use crate::dock::{self, Dock};
-use crate::dock_cfg::{self, DockCfg};
 use crate::error::{Error, Result};
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, InstanceType,
@@ -276,9 +276,9 @@ fn run(args: &Args) -> Result<i32> {
             )));
         }
         // It becomes an ssh Host and a docker context: checked before anything is launched.
-        crate::ssh_config::check_moniker(moniker)?;
+        crate::dock::ssh_config::check_moniker(moniker)?;
     }
-    crate::ssh_config::check_user(&launch.user)?;
+    crate::dock::ssh_config::check_user(&launch.user)?;
     let aws = Aws::load(&args.aws)?;
     if launch.ami.is_empty() {
         let Some(tag) = &cfg.ami_name else {

@@ -13,12 +13,12 @@
 //! same code for each webhook.
 
 use super::run_image::{self, Lifecycle};
-use crate::cfg::keys;
 use crate::context::Context;
-use crate::docker;
+use crate::engine;
 use crate::error::{Error, Result};
 use crate::plan::{Invocation, Plan, Step};
 use crate::project::Project;
+use crate::project::cfg::keys;
 use clap::Parser;
 use serde_json::Value;
 use std::io::{IsTerminal, Read};
@@ -97,7 +97,7 @@ impl Service {
     }
 
     fn docker(&self) -> Invocation {
-        docker::docker(&self.run.cwd)
+        engine::docker(&self.run.cwd)
     }
 }
 
@@ -146,7 +146,7 @@ pub fn service(project: &Project, image: &str, no_pull: bool, ctx: &Context) -> 
         ));
     }
     // `tag=timestamp`: the newest build here.
-    let reference = crate::tags::newest_here(project.image_ref(image)?)?.to_string();
+    let reference = crate::engine::tags::newest_here(project.image_ref(image)?)?.to_string();
     let no_pull = if no_pull {
         Some("--no-pull".to_string())
     } else if is_project_named(project, image)? {
@@ -194,7 +194,7 @@ pub struct Current {
 }
 
 pub fn current(name: &str) -> Result<Option<Current>> {
-    Ok(docker::inspect_container(name)?.map(|c| {
+    Ok(engine::inspect_container(name)?.map(|c| {
         let state = State::of(&c);
         Current {
             running: state.running,
@@ -353,10 +353,10 @@ impl Failed {
 /// decides what comes next.
 fn bound(inv: &Invocation) -> (Duration, bool) {
     match inv.argv().first().copied() {
-        Some("pull") => (docker::pull_timeout(), true),
+        Some("pull") => (engine::pull_timeout(), true),
         // docker stop waits for the container's own stop timeout (10 s unless set).
-        Some("stop") => (docker::query_timeout() * 2, false),
-        _ => (docker::query_timeout(), false),
+        Some("stop") => (engine::query_timeout() * 2, false),
+        _ => (engine::query_timeout(), false),
     }
 }
 
@@ -376,15 +376,15 @@ fn step(out: &Report, inv: &Invocation) -> std::result::Result<(), Failed> {
         command.stdout(std::process::Stdio::piped());
     }
     let (limit, abandon) = bound(inv);
-    let output = match docker::run_bounded(command, limit, abandon) {
-        Ok(docker::Ended::Exited(o)) => o,
-        Ok(docker::Ended::TimedOut(limit)) => {
+    let output = match engine::run_bounded(command, limit, abandon) {
+        Ok(engine::Ended::Exited(o)) => o,
+        Ok(engine::Ended::TimedOut(limit)) => {
             return Err(Failed {
                 code: None,
-                stderr: docker::hung(&inv.display(), limit),
+                stderr: engine::hung(&inv.display(), limit),
             });
         }
-        Ok(docker::Ended::Interrupted) => {
+        Ok(engine::Ended::Interrupted) => {
             return Err(Failed {
                 code: None,
                 stderr: "interrupted (Ctrl-C)".into(),
@@ -516,7 +516,7 @@ fn watch(name: &str, opts: &Options, out: &Report) -> std::result::Result<String
             ));
         }
         let elapsed = start.elapsed();
-        let state = match docker::inspect_container(name) {
+        let state = match engine::inspect_container(name) {
             Ok(Some(c)) => State::of(&c),
             Ok(None) => return Err("disappeared (was it started with --rm, or removed?)".into()),
             Err(e) => return Err(format!("could not be inspected: {e}")),
@@ -585,8 +585,8 @@ fn first_exit_code(id: &str, since: u64) -> Option<i64> {
         .args(["--format", "{{.Actor.Attributes.exitCode}}"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    let docker::Ended::Exited(out) =
-        docker::run_bounded(command, docker::query_timeout(), false).ok()?
+    let engine::Ended::Exited(out) =
+        engine::run_bounded(command, engine::query_timeout(), false).ok()?
     else {
         return None;
     };
@@ -610,8 +610,8 @@ fn log_tail(name: &str) -> String {
             let _ = reader.read_to_end(&mut text);
             text
         });
-        let limit = docker::query_timeout();
-        if let docker::Ended::TimedOut(_) = docker::run_bounded(command, limit, false)? {
+        let limit = engine::query_timeout();
+        if let engine::Ended::TimedOut(_) = engine::run_bounded(command, limit, false)? {
             return Ok(format!(
                 "(docker logs did not answer within {} s)",
                 limit.as_secs()
@@ -658,7 +658,7 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
             }
         }
     }
-    let Some(image_id) = docker::inspect_image(&svc.reference, "{{.Id}}")? else {
+    let Some(image_id) = engine::inspect_image(&svc.reference, "{{.Id}}")? else {
         return Err(Error::NoImage {
             image: svc.reference.clone(),
         });
@@ -666,7 +666,7 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
 
     // 2. What runs now. A NAME-previous is the trace of a deploy that was killed midway:
     // which of the two should run is for a person to say.
-    if docker::inspect_container(&previous)?.is_some() {
+    if engine::inspect_container(&previous)?.is_some() {
         return Err(Error::Deploy {
             message: format!(
                 "a container {previous} exists: another deploy of {name} is under way, or \
@@ -884,7 +884,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cfg::Cfg;
+    use crate::project::cfg::Cfg;
 
     fn project(cfg: &str) -> (tempfile::TempDir, Project) {
         let dir = tempfile::tempdir().unwrap();

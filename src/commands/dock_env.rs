@@ -107,13 +107,17 @@ fn code(args: &Args) -> Result<String> {
         dock.destination(),
         dock.name()
     );
-    if crate::ssh_config::active() && crate::ssh_config::hosts_on_disk().contains(&dock.ip) {
+    if crate::dock::ssh_config::active()
+        && crate::dock::ssh_config::hosts_on_disk().contains(&dock.ip)
+    {
         return Ok(dock_code(&dock, None));
     }
-    let shim = crate::ssh::ensure_shim().map_err(|e| Error::io("cannot set up the ssh shim", e))?;
+    let shim =
+        crate::dock::ssh::ensure_shim().map_err(|e| Error::io("cannot set up the ssh shim", e))?;
     eprintln!(
         "(through the ssh shim on PATH: {})",
-        if crate::ssh_config::installed() && crate::ssh_config::ssh_reads_user_config() {
+        if crate::dock::ssh_config::installed() && crate::dock::ssh_config::ssh_reads_user_config()
+        {
             "this dock has no block in the generated ssh config yet; \
              `dockerutils ssh-config --sync` writes it"
         } else {

@@ -4,8 +4,8 @@
 //! `docker/dockerutils.cfg`. It never overwrites: an existing file is kept, and a cfg that
 //! exists gets the section appended only when it has no section of that name.
 
-use crate::cfg::Cfg;
 use crate::error::{Error, Result};
+use crate::project::cfg::Cfg;
 use clap::Parser;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -320,10 +320,10 @@ mod tests {
             assert!(cfg.has_section(t.name), "{}", t.name);
             assert!(t.dockerfile.lines().any(|l| l.starts_with("FROM ")));
         }
-        assert!(crate::docker::has_builder_stage(
+        assert!(crate::engine::has_builder_stage(
             template("prod").unwrap().dockerfile
         ));
-        assert!(!crate::docker::has_builder_stage(
+        assert!(!crate::engine::has_builder_stage(
             template("dev").unwrap().dockerfile
         ));
     }

@@ -10,6 +10,7 @@ pub mod deploy_image;
 pub mod destroy_dock;
 pub mod dock_env;
 pub mod genversion;
+pub mod init;
 pub mod ls_dock;
 pub mod nb_dock;
 pub mod publish_image;
@@ -25,138 +26,8 @@ pub mod sync;
 pub mod transfer_image;
 pub mod unregister_dock;
 
-// dockerutils' own subcommands (`dockerutils init`, …) and the clap table behind them.
-pub mod cli;
-pub mod completions;
-pub mod init;
-pub mod man;
-
 use crate::error::{self, Result};
 use crate::plan::Plan;
-
-/// A command's entry: its argv (its name first), its exit code.
-pub type Main = fn(Vec<std::ffi::OsString>) -> i32;
-
-/// The user commands, as installed (each name is a link to the one binary).
-pub const COMMANDS: &[(&str, &str, Main)] = &[
-    (
-        "build-image",
-        "build a project image (or all, or clean)",
-        build_image::main,
-    ),
-    (
-        "run-image",
-        "run a container of a project image",
-        run_image::main,
-    ),
-    (
-        "run-notebook",
-        "run Jupyter Lab on the project (docker/notebook or a default image)",
-        run_notebook::main,
-    ),
-    (
-        "genversion",
-        "write _version.py.bld with versioneer",
-        genversion::main,
-    ),
-    (
-        "register-dock",
-        "register a dock (a remote Docker host) by IP",
-        register_dock::main,
-    ),
-    (
-        "unregister-dock",
-        "remove a dock from the registry",
-        unregister_dock::main,
-    ),
-    (
-        "dock-env",
-        "print the shell code `source dock NAME` evaluates",
-        dock_env::main,
-    ),
-    ("ssh-dock", "open a shell on a dock", ssh_dock::main),
-    (
-        "nb-dock",
-        "Jupyter Lab on a dock through an ssh tunnel",
-        nb_dock::main,
-    ),
-    (
-        "sync-up",
-        "copy the project to the current dock",
-        sync::main_up,
-    ),
-    (
-        "sync-down",
-        "copy the project back from the current dock",
-        sync::main_down,
-    ),
-    (
-        "transfer-image",
-        "send an image to a dock over ssh, only the layers it lacks",
-        transfer_image::main,
-    ),
-    (
-        "auto-build",
-        "rebuild (and publish) the images whose inputs, branch or parent changed",
-        auto_build::main,
-    ),
-    (
-        "publish-image",
-        "push a project image to ECR or a registry (publication_tag)",
-        publish_image::main,
-    ),
-    (
-        "deploy-image",
-        "replace a service's container with the newest image; roll back if it fails",
-        deploy_image::main,
-    ),
-    (
-        "serve-hooks",
-        "redeploy services on Docker Hub webhooks and registry notifications",
-        serve_hooks::main,
-    ),
-    (
-        "create-dock",
-        "launch an EC2 instance as a dock and register it",
-        create_dock::main,
-    ),
-    (
-        "start-dock",
-        "start a dock's EC2 instance and wait for it",
-        start_dock::main,
-    ),
-    ("stop-dock", "stop a dock's EC2 instance", stop_dock::main),
-    (
-        "destroy-dock",
-        "terminate a dock's EC2 instance and unregister it",
-        destroy_dock::main,
-    ),
-    (
-        "ls-dock",
-        "list the registered docks and their instances' states",
-        ls_dock::main,
-    ),
-    (
-        "ssh-config",
-        "make docks ssh hosts and docker contexts for every tool (Include in ~/.ssh/config)",
-        ssh_config::main,
-    ),
-    (
-        "init",
-        "scaffold docker/<template>/Dockerfile, .dockerignore and dockerutils.cfg here",
-        init::main,
-    ),
-    (
-        "completions",
-        "print the shell code for TAB completion (bash, zsh, fish)",
-        completions::main,
-    ),
-    (
-        "man",
-        "print a command's man page, or write them all",
-        man::main,
-    ),
-];
 
 /// A command's exit code: its own, or its error's (reported the usual way).
 pub fn exit_code(prog: &str, result: Result<i32>) -> i32 {

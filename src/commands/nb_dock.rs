@@ -6,8 +6,8 @@
 
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
-use crate::notebook;
 use crate::plan::quote;
+use crate::service::notebook;
 use clap::Parser;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -84,7 +84,7 @@ fn alive(t: &Tunnel) -> bool {
 
 /// A command run on the dock through its shared connection; its stdout.
 fn on_dock(dock: &Dock, script: &str) -> Result<(bool, String, String)> {
-    let inv = crate::ssh::to_dock(dock, false, &[format!("sh -lc {}", quote(script))]);
+    let inv = crate::dock::ssh::to_dock(dock, false, &[format!("sh -lc {}", quote(script))]);
     let out = Command::new(&inv.program)
         .args(inv.argv())
         .stdin(Stdio::null())
@@ -133,11 +133,11 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
     }
     let lp = args.port.unwrap_or_else(|| notebook::free_local_port(8888));
     // In its own process group, so that Ctrl-C here leaves it be.
-    let inv = crate::ssh::tunnel(dock, None, lp, rp);
+    let inv = crate::dock::ssh::tunnel(dock, None, lp, rp);
     // The real ssh, not the shim a docked shell puts first on PATH: through the shim the
     // forward rides the shared connection and outlives `nb-dock --stop` (see
     // ssh::real_ssh_program).
-    let mut tunnel = Command::new(crate::ssh::real_ssh_program());
+    let mut tunnel = Command::new(crate::dock::ssh::real_ssh_program());
     tunnel
         .args(inv.argv())
         .stdin(Stdio::null())

@@ -3,14 +3,14 @@
 //! registry (`image_repo=docker_hub` or `registry`, login left to docker's credential store).
 
 use crate::aws::{Aws, AwsArgs, ecr};
-use crate::cfg::keys;
 use crate::context::Context;
-use crate::docker;
+use crate::engine;
+use crate::engine::tags;
 use crate::error::{Error, Result};
-use crate::expand;
 use crate::plan::{Arg, Plan, Step};
 use crate::project::Project;
-use crate::tags;
+use crate::project::cfg::keys;
+use crate::project::expand;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -216,7 +216,7 @@ pub fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>
     if let Some(login) = login {
         // Only ever to ECR's own registry: `publish` refuses a tag on another host.
         let server = login.registry().to_string();
-        let mut inv = docker::docker(&project.root)
+        let mut inv = engine::docker(&project.root)
             .args(["login", "--username", &login.user, "--password-stdin"])
             .arg(server);
         inv.stdin = Some(Arg {
@@ -225,8 +225,8 @@ pub fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>
         });
         plan.run(inv);
     }
-    plan.run(docker::docker(&project.root).args(["tag", &t.source, tag]));
-    plan.run(docker::docker(&project.root).args(["push", tag]));
+    plan.run(engine::docker(&project.root).args(["tag", &t.source, tag]));
+    plan.run(engine::docker(&project.root).args(["push", tag]));
     plan
 }
 
@@ -239,7 +239,7 @@ fn run(args: &Args) -> Result<i32> {
 /// Publishes one image of the project (also called by auto-build --publish).
 pub fn publish(project: &Project, args: &Args, ctx: &Context) -> Result<i32> {
     let t = target(project, args)?;
-    if !docker::image_exists(&t.source)? {
+    if !engine::image_exists(&t.source)? {
         return Err(Error::NoImage { image: t.source });
     }
     if t.repo != "aws" {

@@ -209,11 +209,11 @@ pub fn run(args: &Args) -> Result<Registered> {
     if let Some(key) = &args.identity {
         dock.extra.push((
             "DOCK_IDENTITY".to_string(),
-            crate::ssh_config::identity(key)?,
+            crate::dock::ssh_config::identity(key)?,
         ));
     }
     // A moniker that is already a Host of the user's own ssh config: refused, nothing done.
-    crate::ssh_config::check_new(&dock)?;
+    crate::dock::ssh_config::check_new(&dock)?;
     let in_home = workspace.as_deref().is_some_and(|ws| ws.starts_with('~'));
     let local_user = crate::project::user_name();
     let mut warnings = vec![];

@@ -1,16 +1,16 @@
 //! `run-image IMAGE`: start a container of a project image with its cfg section's options.
 
-use crate::cfg::keys;
 use crate::context::Context;
 use crate::dock::{self, Dock};
-use crate::docker;
+use crate::engine;
 use crate::error::{Error, Result};
-use crate::expand;
-use crate::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, MIN_KEEP};
 use crate::plan::{
     Arg, EnvVar, Explanation, Invocation, LogTo, OnFailure, Plan, RunsImage, Step, quote,
 };
 use crate::project::Project;
+use crate::project::cfg::keys;
+use crate::project::expand;
+use crate::service::logrotate::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, MIN_KEEP};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -66,7 +66,7 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-/// `--log [DIR]` and its sizes: the run's output to size-rotated files (`crate::logrotate`).
+/// `--log [DIR]` and its sizes: the run's output to size-rotated files (`crate::service::logrotate`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct LogArgs {
     /// Run without a terminal and wait, writing the output (stdout and stderr) to size-rotated files in DIR, framed by banners (default DIR: the cfg's log_dir, else <project_root>/logs/<IMAGE>)
@@ -179,7 +179,7 @@ impl Section<'_> {
             .iter()
             .map(|(n, why)| (*n, why.as_str()))
             .collect();
-        for word in crate::cfg::split_words(&value).map_err(err)? {
+        for word in crate::project::cfg::split_words(&value).map_err(err)? {
             let word = match vars {
                 Some(vars) => expand::format_vars_or(&word, vars, &unavailable).map_err(err)?,
                 None => word,
@@ -237,7 +237,7 @@ fn with_secrets_in_env(mut inv: Invocation, words: Vec<String>) -> Invocation {
 }
 
 fn cli_words(flag: &str, value: &str) -> Result<Vec<String>> {
-    crate::cfg::split_words(value).map_err(|m| Error::Usage(format!("{flag}: {m}")))
+    crate::project::cfg::split_words(value).map_err(|m| Error::Usage(format!("{flag}: {m}")))
 }
 
 /// How the container lives.
@@ -289,10 +289,10 @@ fn latest_steps(
     inv: &mut Invocation,
 ) -> Result<()> {
     let image = project.image_ref(&args.image)?;
-    if image.tag != crate::tags::TIMESTAMP {
+    if image.tag != crate::engine::tags::TIMESTAMP {
         return Ok(());
     }
-    let here = crate::tags::newest_here(image.clone())?;
+    let here = crate::engine::tags::newest_here(image.clone())?;
     let pull_latest = project.cfg.has_section(&args.image)
         && project
             .cfg
@@ -307,15 +307,15 @@ fn latest_steps(
             &crate::aws::AwsArgs::default(),
         )?;
         if let Some((tag, pull)) = published {
-            let newer = here.tag == crate::tags::TIMESTAMP || here.tag < tag;
+            let newer = here.tag == crate::engine::tags::TIMESTAMP || here.tag < tag;
             if newer {
                 chosen.tag = tag;
-                plan.run(docker::docker(&project.root).args(["pull", &pull]));
-                plan.run(docker::docker(&project.root).args(["tag", &pull, &chosen.to_string()]));
+                plan.run(engine::docker(&project.root).args(["pull", &pull]));
+                plan.run(engine::docker(&project.root).args(["tag", &pull, &chosen.to_string()]));
             }
         }
     }
-    if chosen.tag == crate::tags::TIMESTAMP {
+    if chosen.tag == crate::engine::tags::TIMESTAMP {
         return Err(Error::Usage(format!(
             "no build of {} here ([{}] tag=timestamp): build-image {}, or run-image {} \
              --latest to pull the newest from the registry",
@@ -363,7 +363,7 @@ impl DockedMounts {
              done; [ -z \"$m\" ] || exit 3",
             list.join(" ")
         );
-        let mut inv = crate::ssh::to_dock(dock, false, &[script]);
+        let mut inv = crate::dock::ssh::to_dock(dock, false, &[script]);
         inv.cwd = project.root.clone();
         let copy = dock.code_dir(&ctx.user, &project.root);
         let inside = |s: &String| s == &copy || s.starts_with(&format!("{copy}/"));
@@ -493,18 +493,18 @@ fn docker_run_and_mounts(
         section.unavailable.push(("dock_project_root", why.clone()));
     }
     // `tag=timestamp`: the newest build here (run-image's plan handles --latest).
-    let image = crate::tags::newest_here(project.image_ref(&args.image)?)?;
+    let image = crate::engine::tags::newest_here(project.image_ref(&args.image)?)?;
 
     let mut inv = match lifecycle {
         // 2.0.7's name, by the second: another run started in the same second has it, so
         // exec tries NAME_2, NAME_3, … when docker refuses it (no docker call to check it
         // first, and no race between two that check).
         Lifecycle::Run => {
-            let mut inv = docker::docker(&project.root).args(["run", "--init", "--name"]);
+            let mut inv = engine::docker(&project.root).args(["run", "--init", "--name"]);
             inv.unique_name = Some(inv.args.len());
             inv.arg(format!("{}_{}_{}", ctx.user, args.image, ctx.timestamp()))
         }
-        Lifecycle::Service { name } => docker::docker(&project.root)
+        Lifecycle::Service { name } => engine::docker(&project.root)
             .args(["run", "-d", "--name", name])
             .args(["--restart", "unless-stopped", "--init"]),
     };

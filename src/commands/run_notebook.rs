@@ -13,13 +13,13 @@
 //! which is a step of the plan and is closed when the notebook ends.
 
 use super::{build_image, run_image, sync};
-use crate::cfg::keys;
 use crate::context::Context;
 use crate::dock::{self, Dock};
-use crate::docker;
+use crate::engine;
 use crate::error::Result;
 use crate::plan::{Invocation, Plan, Step};
 use crate::project::Project;
+use crate::project::cfg::keys;
 use clap::Parser;
 use std::path::Path;
 
@@ -113,7 +113,7 @@ impl NotebookPlan {
         if let Some(w) = &self.watch {
             out.push_str(&format!(
                 "# once it answers: {} (token from the output of {})\n",
-                crate::notebook::lab_url(&w.host, w.port, Some("…")),
+                crate::service::notebook::lab_url(&w.host, w.port, Some("…")),
                 w.container
             ));
         }
@@ -299,9 +299,9 @@ pub fn plan(
     } else {
         let image = default_image(project, ctx, args.gpu)?;
         if ctx.var("DOCKER_DS_DONT_PULL").is_none_or(|v| v == "pull") {
-            out.prepare.run(docker::docker(here).args(["pull", &image]));
+            out.prepare.run(engine::docker(here).args(["pull", &image]));
         }
-        let mut inv = docker::docker(here).arg("run");
+        let mut inv = engine::docker(here).arg("run");
         if args.gpu {
             inv = inv.args(run_image::GPU_ARGS);
         }
@@ -378,8 +378,13 @@ pub fn plan(
                 // Never the dock's address: its port is on its loopback only.
                 let local = args
                     .port
-                    .unwrap_or_else(|| crate::notebook::free_local_port(DEFAULT_PORT));
-                out.tunnel = Some(crate::ssh::tunnel(dock, Some(&args.bind), local, port));
+                    .unwrap_or_else(|| crate::service::notebook::free_local_port(DEFAULT_PORT));
+                out.tunnel = Some(crate::dock::ssh::tunnel(
+                    dock,
+                    Some(&args.bind),
+                    local,
+                    port,
+                ));
                 let host = if is_wildcard(&args.bind) {
                     LOOPBACK
                 } else {
@@ -408,7 +413,7 @@ fn watch(w: Watch, open: bool, tunnel_ended: Option<Box<dyn Fn() -> bool + Send>
             let ended = tunnel_ended.as_ref().is_some_and(|ended| ended());
             ended.then(|| "the SSH tunnel ended: the notebook is not reachable from here".into())
         };
-        match crate::notebook::wait_until_answers(&w.host, w.port, limit, gone) {
+        match crate::service::notebook::wait_until_answers(&w.host, w.port, limit, gone) {
             Ok(_) => {}
             Err(e @ crate::error::Error::Remote(_)) => {
                 crate::error::report("run-notebook", &e);
@@ -425,14 +430,14 @@ fn watch(w: Watch, open: bool, tunnel_ended: Option<Box<dyn Fn() -> bool + Send>
                 text
             })
             .unwrap_or_default();
-        let url = crate::notebook::lab_url(
+        let url = crate::service::notebook::lab_url(
             &w.host,
             w.port,
-            crate::notebook::find_token(&logs).as_deref(),
+            crate::service::notebook::find_token(&logs).as_deref(),
         );
         eprintln!("\nrun-notebook: Jupyter is ready: {url}\n");
         if open {
-            crate::notebook::open_in_browser(&url);
+            crate::service::notebook::open_in_browser(&url);
         }
     });
 }
@@ -465,7 +470,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         None => None,
         Some(inv) => {
             eprintln!("{}  # tunnel", inv.display());
-            match crate::notebook::Tunnel::open("run-notebook", inv) {
+            match crate::service::notebook::Tunnel::open("run-notebook", inv) {
                 Ok(t) => Some(t),
                 Err(e) => return super::fail("run-notebook", &e),
             }

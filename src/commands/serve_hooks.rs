@@ -14,10 +14,10 @@
 
 use super::deploy_image::{self, Options, Report};
 use super::publish_image::split_reference;
-use crate::cfg::keys;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::project::cfg::keys;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};

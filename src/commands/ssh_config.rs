@@ -1,14 +1,14 @@
 //! `dockerutils ssh-config [--install | --uninstall | --sync]`: docks as hosts for every
 //! ssh and docker tool. Shows (or adds, or removes) the one `Include` line in
-//! `~/.ssh/config` that reads the generated config (`crate::ssh_config`), and keeps that
-//! config and the docks' docker contexts (`crate::docker_context`) in step with the
+//! `~/.ssh/config` that reads the generated config (`crate::dock::ssh_config`), and keeps that
+//! config and the docks' docker contexts (`crate::dock::context`) in step with the
 //! registry. [`sync`] is also what register-dock, unregister-dock, create-dock,
 //! destroy-dock, start-dock and ls-dock call after they change (or read) the registry.
 
+use crate::dock::context::{self as dock_context, Wanted};
+use crate::dock::ssh_config::{self as cfg, Change, Generated};
 use crate::dock::{self, Dock};
-use crate::docker_context::{self, Wanted};
 use crate::error::{self, Error, Result};
-use crate::ssh_config::{self as cfg, Change, Generated};
 use clap::Parser;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -85,7 +85,7 @@ pub fn wanted_contexts(
     for entry in &generated.entries {
         let d = &entry.dock;
         let name = entry.name();
-        if !docker_context::valid_name(name) {
+        if !dock_context::valid_name(name) {
             warnings.push(format!(
                 "dock {name}: no docker context, docker takes names of 2 or more letters, \
                  digits, `_`, `.`, `+`, `-`"
@@ -102,7 +102,7 @@ pub fn wanted_contexts(
             Wanted {
                 name: name.to_string(),
                 host,
-                description: format!("{} {}", docker_context::MARK, d.destination()),
+                description: format!("{} {}", dock_context::MARK, d.destination()),
             },
         ));
     }
@@ -130,7 +130,7 @@ pub fn sync(prog: &str) -> Result<Synced> {
     }
     let (wanted, mut warnings) = wanted_contexts(&generated, cfg::active());
     let plain: Vec<Wanted> = wanted.iter().map(|(_, w)| w.clone()).collect();
-    let (steps, taken) = docker_context::plan(&plain, &docker_context::existing());
+    let (steps, taken) = dock_context::plan(&plain, &dock_context::existing());
     warnings.extend(taken);
     let mut failed: Vec<String> = vec![];
     for inv in &steps {
@@ -164,7 +164,7 @@ pub fn sync(prog: &str) -> Result<Synced> {
     for w in &warnings {
         warn(prog, w);
     }
-    let names: std::collections::HashSet<String> = docker_context::existing()
+    let names: std::collections::HashSet<String> = dock_context::existing()
         .into_iter()
         .filter(|c| c.ours())
         .map(|c| c.name)
@@ -177,7 +177,7 @@ pub fn sync(prog: &str) -> Result<Synced> {
     Ok(Synced {
         generated,
         contexts,
-        current_context: docker_context::current(),
+        current_context: dock_context::current(),
     })
 }
 

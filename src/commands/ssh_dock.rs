@@ -27,7 +27,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let planned = dock::named_or_current(args.name.as_deref()).map(|dock| {
         let tty = args.command.is_empty() && std::io::stdin().is_terminal();
         let mut plan = crate::plan::Plan::default();
-        let mut inv = crate::ssh::to_dock(&dock, tty, &args.command);
+        let mut inv = crate::dock::ssh::to_dock(&dock, tty, &args.command);
         inv.note = Some(format!(
             "Opening ssh connection to {} ({})",
             dock.name(),

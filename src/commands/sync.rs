@@ -79,7 +79,7 @@ pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     match direction {
         Direction::Up => {
             // The path is one word for the dock's shell, whatever it holds.
-            let mut mkdir = crate::ssh::to_dock(
+            let mut mkdir = crate::dock::ssh::to_dock(
                 dock,
                 false,
                 &["mkdir".into(), "-p".into(), "--".into(), quote(&remote)],

@@ -4,7 +4,7 @@
 //! The image archive is streamed through this process into zstd (gzip when the remote has
 //! no zstd) and over ssh into `docker load` on the remote. Where this process can read the
 //! local engine's storage (root, overlay2), the archive is put together from it directly
-//! ([`crate::engine_store`]): byte for byte what `docker save` gives, without the daemon
+//! ([`crate::engine::store`]): byte for byte what `docker save` gives, without the daemon
 //! first writing the whole archive to a temporary directory; elsewhere, or with
 //! `--docker-save`, it is `docker save IMAGE`. Before that, the remote's images are listed
 //! (their layer chains, by diff id): the layers of IMAGE whose chain the remote already
@@ -13,13 +13,13 @@
 //! `docker save` is sent whole. Nothing is written to disk on either side but what
 //! `docker load` itself keeps; an interrupted transfer leaves the remote as it was.
 
-use crate::compress::AdaptiveZstd;
+use crate::dock::compress::AdaptiveZstd;
 use crate::dock::{self, Dock};
-use crate::engine_store::{self, StoredImage};
+use crate::engine::store::{self, StoredImage};
+use crate::engine::tags;
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use crate::project::Project;
-use crate::tags;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -159,7 +159,7 @@ struct Local {
 
 fn local_image(image: &str, docker_save: bool) -> Result<Local> {
     let text =
-        crate::docker::inspect_image(image, "{{json .}}")?.ok_or_else(|| Error::NoImage {
+        crate::engine::inspect_image(image, "{{json .}}")?.ok_or_else(|| Error::NoImage {
             image: image.into(),
         })?;
     let inspect: serde_json::Value = serde_json::from_str(&text)
@@ -176,7 +176,7 @@ fn local_image(image: &str, docker_save: bool) -> Result<Local> {
         store: if docker_save {
             None
         } else {
-            engine_store::open(&inspect, image)
+            store::open(&inspect, image)
         },
     })
 }

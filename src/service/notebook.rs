@@ -129,7 +129,7 @@ impl Tunnel {
         use std::process::{Command, Stdio};
         use std::sync::atomic::{AtomicBool, Ordering};
         let program = match inv.program.as_str() {
-            "ssh" => crate::ssh::real_ssh_program(),
+            "ssh" => crate::dock::ssh::real_ssh_program(),
             other => other.into(),
         };
         let mut cmd = Command::new(program);

@@ -2,7 +2,7 @@
 //! definitions as `--help`: one per command (`build-image.1`, …), `dockerutils-init.1` and
 //! the like for the commands that are only `dockerutils <command>`, and `dockerutils.1`.
 
-use super::{COMMANDS, cli};
+use super::{COMMANDS, definitions as cli};
 use crate::error::{Error, Result};
 use clap::Parser;
 use clap_mangen::Man;
@@ -133,7 +133,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             }
             0
         }
-        Err(e) => super::fail("man", &e),
+        Err(e) => crate::commands::fail("man", &e),
     }
 }
 

@@ -2,9 +2,13 @@
 //! `docker/dockerutils.cfg`; image names `<project>-<image>:<user>` unless the cfg says
 //! otherwise.
 
-use crate::cfg::Cfg;
-use crate::cfg::keys;
+pub mod cfg;
+pub mod chain;
+pub mod expand;
+
 use crate::error::{Error, Result};
+use crate::project::cfg::Cfg;
+use crate::project::cfg::keys;
 use std::path::{Path, PathBuf};
 
 pub struct Project {
@@ -128,7 +132,10 @@ impl Project {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             if self.cfg.sections().next().is_none()
-                && self.cfg.own_keys(crate::cfg::DEFAULT_SECTION).is_empty()
+                && self
+                    .cfg
+                    .own_keys(crate::project::cfg::DEFAULT_SECTION)
+                    .is_empty()
             {
                 return;
             }

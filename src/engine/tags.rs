@@ -19,7 +19,7 @@ pub fn is_stamp(tag: &str) -> bool {
 
 /// The current UTC time as a tag.
 pub fn utc_stamp() -> String {
-    let (y, mo, d, h, mi, s) = crate::logrotate::utc_now();
+    let (y, mo, d, h, mi, s) = crate::service::logrotate::utc_now();
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 

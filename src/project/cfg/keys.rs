@@ -224,7 +224,7 @@ fn abbreviates(short: &str, long: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cfg::Cfg;
+    use crate::project::cfg::Cfg;
     use std::path::Path;
 
     fn check(text: &str, images: &[&str]) -> Vec<String> {

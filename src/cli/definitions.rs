@@ -5,13 +5,14 @@
 //! The commands' own files stay as they are: the completers are attached here, to the
 //! argument of each command that takes an image or a dock.
 
-use super::{
-    COMMANDS, auto_build, build_image, completions, create_dock, destroy_dock, dock_env,
-    genversion, init, ls_dock, man, nb_dock, publish_image, register_dock, run_image, run_notebook,
-    ssh_config, ssh_dock, start_dock, stop_dock, sync, transfer_image, unregister_dock,
+use super::{COMMANDS, completions, man};
+use crate::commands::{
+    auto_build, build_image, create_dock, destroy_dock, dock_env, genversion, init, ls_dock,
+    nb_dock, publish_image, register_dock, run_image, run_notebook, ssh_config, ssh_dock,
+    start_dock, stop_dock, sync, transfer_image, unregister_dock,
 };
-use crate::cfg::keys;
 use crate::project::Project;
+use crate::project::cfg::keys;
 use clap::{Arg, Command, CommandFactory};
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 use std::ffi::OsStr;
@@ -53,8 +54,12 @@ pub fn command(name: &str) -> Option<Command> {
         "publish-image" => with_images(publish_image::Args::command(), "image", Images::Dirs),
         "auto-build" => with_images(auto_build::Args::command(), "images", Images::Dirs),
         "transfer-image" => with_docks(transfer_image::Args::command(), "dest"),
-        "deploy-image" => with_images(super::deploy_image::Args::command(), "image", Images::Run),
-        "serve-hooks" => super::serve_hooks::Args::command(),
+        "deploy-image" => with_images(
+            crate::commands::deploy_image::Args::command(),
+            "image",
+            Images::Run,
+        ),
+        "serve-hooks" => crate::commands::serve_hooks::Args::command(),
         "register-dock" => register_dock::Args::command(),
         "unregister-dock" => with_docks(unregister_dock::Args::command(), "name"),
         "dock-env" => with_docks(dock_env::Args::command(), "name"),
@@ -210,7 +215,7 @@ mod tests {
     fn every_command_has_its_clap_definition_and_completers_attach() {
         for (name, _, _) in COMMANDS {
             let mut cmd = command(name).unwrap_or_else(|| {
-                panic!("{name}: add it to commands::cli::command (completions, man page)")
+                panic!("{name}: add it to cli::definitions::command (completions, man page)")
             });
             cmd.build();
             assert_eq!(cmd.get_name(), *name);

@@ -1,6 +1,9 @@
 //! The boundary with the Docker engine: the docker CLI invocations dockerutils makes, and
 //! what to tell the user when the engine does not answer.
 
+pub mod store;
+pub mod tags;
+
 use crate::plan::Invocation;
 use std::path::Path;
 use std::time::Duration;

@@ -12,7 +12,13 @@
 //! when present.) Our files are 0600 and the directories 0700; the directory also holds
 //! the dock's own `known_hosts`. The SSH control sockets of all docks are in
 //! `~/.docker/.dockerutils/cm/`, named by ssh's `%C`, so that the shim, `ssh-dock` and
-//! the generated ssh config (`crate::ssh_config`) all reuse the same connection.
+//! the generated ssh config (`crate::dock::ssh_config`) all reuse the same connection.
+
+pub mod cfg;
+pub mod compress;
+pub mod context;
+pub mod ssh;
+pub mod ssh_config;
 
 use crate::error::{Error, Result};
 use crate::plan::quote;
@@ -159,7 +165,7 @@ impl Dock {
                 .create(dir);
         }
         let file = path.file_name().unwrap_or_default().to_string_lossy();
-        let spelled = crate::ssh_config::path_word(dir, &format!("/{file}"))
+        let spelled = crate::dock::ssh_config::path_word(dir, &format!("/{file}"))
             .unwrap_or_else(|| path.display().to_string());
         vec![
             ("ControlMaster", "auto".to_string()),
@@ -174,7 +180,8 @@ impl Dock {
     /// doubled, quoted when they hold spaces).
     pub fn ssh_options(&self) -> Vec<String> {
         let spell = |path: &Path| {
-            crate::ssh_config::path_word(path, "").unwrap_or_else(|| path.display().to_string())
+            crate::dock::ssh_config::path_word(path, "")
+                .unwrap_or_else(|| path.display().to_string())
         };
         let mut opts: Vec<String> = self
             .control_options()

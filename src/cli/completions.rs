@@ -7,7 +7,7 @@
 //! expected, registered docks where a dock is, flags and file names elsewhere. So they
 //! follow the project and the registry as they change, and never go stale.
 
-use super::cli;
+use super::definitions as cli;
 use clap::{Parser, ValueEnum};
 use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
 use std::ffi::OsString;
@@ -77,7 +77,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             print!("{text}");
             0
         }
-        Err(e) => super::fail(
+        Err(e) => crate::commands::fail(
             "completions",
             &crate::error::Error::io("cannot write the script", e),
         ),

@@ -1,0 +1,6 @@
+//! What runs for good rather than once: a service's container replaced by deploys
+//! (`deploy-image`, `serve-hooks`), the size-rotated logs of pipelines (`run-image --log`),
+//! and the Jupyter servers of `run-notebook` and `nb-dock`.
+
+pub mod logrotate;
+pub mod notebook;
