@@ -202,3 +202,22 @@ pub fn report(prog: &str, err: &Error) {
         eprintln!("{prog}: hint: {hint}");
     }
 }
+
+/// Reports an error the usual way and returns its exit code.
+pub fn fail(prog: &str, err: &Error) -> i32 {
+    report(prog, err);
+    err.exit_code()
+}
+
+/// Prints a warning the way errors are printed (`prog: warning: …`, then the hint).
+pub fn warn(prog: &str, text: &str) {
+    eprintln!("{prog}: warning: {text}");
+}
+
+/// A warning of an error that does not stop the command, with its hint.
+pub fn warn_error(prog: &str, e: &Error) {
+    warn(prog, &e.to_string());
+    if let Some(hint) = e.hint() {
+        eprintln!("{prog}: hint: {hint}");
+    }
+}

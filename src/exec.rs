@@ -672,6 +672,18 @@ fn log_once(
     Ok(Logged::Exited(code))
 }
 
+/// Prints the plan (`--dry-run`) or runs it; reports a planning error. Returns the exit code.
+pub fn finish(prog: &str, dry_run: bool, planned: crate::error::Result<Plan>) -> i32 {
+    match planned {
+        Err(e) => crate::error::fail(prog, &e),
+        Ok(plan) if dry_run => {
+            print!("{}", plan.script());
+            0
+        }
+        Ok(plan) => execute(prog, &plan),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

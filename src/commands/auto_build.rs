@@ -4,13 +4,13 @@
 //! pushed. A lock keeps overlapping runs apart; one log line per image says what became
 //! of it and why.
 
-use super::build_image::{self, Outcome, Parts};
-use super::publish_image;
 use crate::aws::AwsArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::project::build::{self, Outcome, Parts};
 use crate::project::cfg::keys;
+use crate::project::publish;
 use clap::Parser;
 use std::collections::HashMap;
 use std::os::unix::io::AsRawFd;
@@ -172,7 +172,7 @@ fn parts(project: &Project, args: &Args, exports: &Path) -> Result<Parts> {
     let stamp = crate::engine::tags::utc_stamp();
     let mut all = Parts::default();
     for image in chosen {
-        let bargs = build_image::Args {
+        let bargs = build::Request {
             image: image.clone(),
             force_build_base: false,
             image_name: None,
@@ -181,9 +181,8 @@ fn parts(project: &Project, args: &Args, exports: &Path) -> Result<Parts> {
             with_deps: image != "all",
             if_changed: true,
             jobs: args.jobs,
-            dry_run: false,
         };
-        let p = build_image::parts_in(project, &bargs, &stamp, &mut context_of)?;
+        let p = build::parts_in(project, &bargs, &stamp, &mut context_of)?;
         if all.before.is_empty() {
             all.before = p.before;
             all.cleanup = p.cleanup;
@@ -237,7 +236,7 @@ fn run(args: &Args) -> Result<i32> {
         names.len(),
         if names.len() == 1 { "" } else { "s" }
     );
-    let (mut rc, outcomes) = build_image::schedule(&project, parts, args.jobs, true);
+    let (mut rc, outcomes) = build::schedule(&project, parts, args.jobs, true);
     for ((target, image, branch), outcome) in names.iter().zip(&outcomes) {
         let from = branch
             .as_ref()
@@ -263,13 +262,13 @@ fn run(args: &Args) -> Result<i32> {
                 now()
             );
         } else if args.publish && outcome == &Some(Outcome::Built) {
-            let pargs = publish_image::Args {
+            let pargs = publish::Request {
                 image: target.clone(),
                 image_name: None,
                 dry_run: false,
                 aws: args.aws.clone(),
             };
-            let published = publish_image::publish(&project, &pargs, &ctx)
+            let published = publish::publish(&project, &pargs, &ctx)
                 .unwrap_or_else(|e| super::fail("auto-build", &e));
             let said = if published == 0 {
                 "published".to_string()

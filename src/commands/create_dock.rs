@@ -374,7 +374,7 @@ fn run(args: &Args) -> Result<i32> {
         dock.name(),
         dock.name()
     );
-    super::ssh_config::after_change("create-dock", Some(&dock));
+    crate::dock::hosts::after_change("create-dock", Some(&dock));
     Ok(0)
 }
 

@@ -84,7 +84,7 @@ fn finish(
         );
         dock::unregister(&dock)?;
         println!("Removed dock {}", dock.name());
-        super::ssh_config::after_change("destroy-dock", None);
+        crate::dock::hosts::after_change("destroy-dock", None);
         return Ok(0);
     };
     if !super::confirm(
@@ -106,7 +106,7 @@ fn finish(
     if let Some(dock) = dock {
         dock::unregister(&dock)?;
         println!("Destroyed dock {} ({})", dock.name(), instance.id);
-        super::ssh_config::after_change("destroy-dock", None);
+        crate::dock::hosts::after_change("destroy-dock", None);
     } else {
         println!("Terminated instance {}", instance.id);
     }

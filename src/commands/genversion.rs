@@ -28,7 +28,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let ctx = Context::from_process();
     let planned = Project::discover_here(&ctx.user).and_then(|project| {
         let mut plan = Plan::default();
-        super::build_image::version_file_step(&project, &mut plan)?;
+        crate::project::build::version_file_step(&project, &mut plan)?;
         Ok((project, plan))
     });
     match planned {

@@ -128,7 +128,7 @@ pub fn table(
 
 fn run(args: &Args) -> Result<i32> {
     // Problems here are warnings: the listing comes first.
-    let synced = match super::ssh_config::sync("ls-dock") {
+    let synced = match crate::dock::hosts::sync("ls-dock") {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("ls-dock: warning: {e}");

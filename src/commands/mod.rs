@@ -27,7 +27,6 @@ pub mod transfer_image;
 pub mod unregister_dock;
 
 use crate::error::{self, Result};
-use crate::plan::Plan;
 
 /// A command's exit code: its own, or its error's (reported the usual way).
 pub fn exit_code(prog: &str, result: Result<i32>) -> i32 {
@@ -37,26 +36,8 @@ pub fn exit_code(prog: &str, result: Result<i32>) -> i32 {
     }
 }
 
-/// Reports an error the usual way and returns its exit code.
-pub fn fail(prog: &str, err: &error::Error) -> i32 {
-    error::report(prog, err);
-    err.exit_code()
-}
-
-/// Prints the plan (`--dry-run`) or runs it; reports a planning error. Returns the exit code.
-pub fn finish(prog: &str, dry_run: bool, planned: Result<Plan>) -> i32 {
-    match planned {
-        Err(e) => {
-            error::report(prog, &e);
-            e.exit_code()
-        }
-        Ok(plan) if dry_run => {
-            print!("{}", plan.script());
-            0
-        }
-        Ok(plan) => crate::exec::execute(prog, &plan),
-    }
-}
+pub use crate::error::fail;
+pub use crate::exec::finish;
 
 /// Asks before something that costs or destroys: yes with `-y`; at a terminal, the
 /// user's answer; without a terminal and without `-y`, an error saying so.

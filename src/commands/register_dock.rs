@@ -342,7 +342,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
                     eprintln!("register-dock: hint: {hint}");
                 }
             }
-            super::ssh_config::after_change("register-dock", Some(dock));
+            crate::dock::hosts::after_change("register-dock", Some(dock));
             0
         }
         Err(e) => super::fail("register-dock", &e),

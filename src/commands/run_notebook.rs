@@ -12,14 +12,16 @@
 //! 127.0.0.1 only and reached through an SSH tunnel from a local port (as nb-dock does),
 //! which is a step of the plan and is closed when the notebook ends.
 
-use super::{build_image, run_image, sync};
 use crate::context::Context;
+use crate::dock::sync;
 use crate::dock::{self, Dock};
 use crate::engine;
 use crate::error::Result;
 use crate::plan::{Invocation, Plan, Step};
 use crate::project::Project;
+use crate::project::build;
 use crate::project::cfg::keys;
+use crate::project::run;
 use clap::Parser;
 use std::path::Path;
 
@@ -243,7 +245,7 @@ pub fn plan(
     let mut out = NotebookPlan::default();
     let own = project.filter(|p| p.docker_dir().join("notebook").is_dir());
     let run_inv = if let Some(project) = own {
-        let build = build_image::Args {
+        let build = build::Request {
             image: "notebook".into(),
             force_build_base: true,
             image_name: None,
@@ -252,12 +254,11 @@ pub fn plan(
             with_deps: false,
             if_changed: false,
             jobs: 1,
-            dry_run: args.dry_run,
         };
-        let built = build_image::plan(project, &build, ctx)?;
+        let built = build::plan(project, &build, ctx)?;
         out.prepare.steps.extend(built.steps);
         out.prepare.cleanup.extend(built.cleanup);
-        let run = run_image::Args {
+        let run = run::Request {
             image: "notebook".into(),
             args: None,
             keep: false,
@@ -267,9 +268,8 @@ pub fn plan(
             env: vec![],
             latest: false,
             logging: Default::default(),
-            dry_run: args.dry_run,
         };
-        let ran = run_image::plan(project, &run, ctx)?;
+        let ran = run::plan(project, &run, ctx)?;
         // The cfg's ports (the `notebook` template says `-p 8888:8888`) are published on
         // the address run-notebook binds; docked, on the dock's loopback whatever they
         // say, since the notebook is reached through the tunnel.
@@ -303,7 +303,7 @@ pub fn plan(
         }
         let mut inv = engine::docker(here).arg("run");
         if args.gpu {
-            inv = inv.args(run_image::GPU_ARGS);
+            inv = inv.args(run::GPU_ARGS);
         }
         inv = inv.args(["--init", "--name"]).arg(format!(
             "{}_notebook_{}",
@@ -315,14 +315,14 @@ pub fn plan(
         }
         inv = inv.args(["-e", "NOTEBOOK_MODE=lab"]);
         if docked.is_none() {
-            for name in run_image::AWS_ENV {
+            for name in run::AWS_ENV {
                 if ctx.var(name).is_some() {
                     inv = inv.args(["-e", name]);
                 }
             }
         }
         inv = inv.arg("--rm");
-        inv = inv.args(run_image::tty_rule(vec!["-it".into()], ctx.stdin_is_tty));
+        inv = inv.args(run::tty_rule(vec!["-it".into()], ctx.stdin_is_tty));
         let mount = |source: &str, target: &str| {
             vec![
                 "--mount".to_string(),

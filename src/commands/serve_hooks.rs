@@ -12,12 +12,12 @@
 //!   image anyway). `GET /status` tells how the deploys went.
 //! - SIGINT/SIGTERM: no new hooks; a running deploy finishes (queued ones are dropped).
 
-use super::deploy_image::{self, Options, Report};
-use super::publish_image::split_reference;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::project::cfg::keys;
+use crate::project::publish::split_reference;
+use crate::service::deploy::{self, Options, Report};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
@@ -163,7 +163,7 @@ impl Config {
         }
         let mut targets: Vec<Target> = vec![];
         for image in images {
-            let svc = deploy_image::service(project, &image, false, ctx)?;
+            let svc = deploy::service(project, &image, false, ctx)?;
             let reference = svc.reference.clone();
             let (_, repository) = split_reference(&reference);
             let tag = reference
@@ -465,7 +465,7 @@ impl Server {
         loop {
             log(&format!("deploy {image}: start"));
             let report = Report::log(format!("serve-hooks: [{image}] "));
-            let outcome = deploy_image::deploy_at(&self.config.root, image, &self.opts, &report);
+            let outcome = deploy::deploy_at(&self.config.root, image, &self.opts, &report);
             let last = match &outcome {
                 Ok(done) => {
                     log(&format!("deploy {image}: done: {done}"));

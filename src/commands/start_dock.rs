@@ -56,7 +56,7 @@ fn run(args: &Args) -> Result<()> {
         None => dock,
     };
     println!("Dock {} is up: source dock {}", dock.name(), dock.name());
-    super::ssh_config::after_change("start-dock", None);
+    crate::dock::hosts::after_change("start-dock", None);
     Ok(())
 }
 

@@ -25,7 +25,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     match dock::unregister(&dock) {
         Ok(()) => {
             println!("Removed dock {} ({})", dock.name(), dock.dir.display());
-            super::ssh_config::after_change("unregister-dock", None);
+            crate::dock::hosts::after_change("unregister-dock", None);
             0
         }
         Err(e) => super::fail("unregister-dock", &e),

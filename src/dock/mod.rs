@@ -17,8 +17,10 @@
 pub mod cfg;
 pub mod compress;
 pub mod context;
+pub mod hosts;
 pub mod ssh;
 pub mod ssh_config;
+pub mod sync;
 
 use crate::error::{Error, Result};
 use crate::plan::quote;

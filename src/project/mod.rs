@@ -2,9 +2,12 @@
 //! `docker/dockerutils.cfg`; image names `<project>-<image>:<user>` unless the cfg says
 //! otherwise.
 
+pub mod build;
 pub mod cfg;
 pub mod chain;
 pub mod expand;
+pub mod publish;
+pub mod run;
 
 use crate::error::{Error, Result};
 use crate::project::cfg::Cfg;
