@@ -54,19 +54,9 @@ impl Context {
 }
 
 fn local_timestamp() -> String {
-    // SAFETY: time(2) and localtime_r(3) with valid pointers to locals.
-    unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&now, &mut tm);
-        format!(
-            "{:02}-{:02}-{:02}_{:02}.{:02}.{:02}",
-            tm.tm_year % 100,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec
-        )
-    }
+    let (y, mo, d, h, mi, s) = crate::time::local_now();
+    format!(
+        "{:02}-{mo:02}-{d:02}_{h:02}.{mi:02}.{s:02}",
+        y.rem_euclid(100)
+    )
 }

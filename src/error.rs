@@ -73,9 +73,19 @@ pub enum Error {
     #[error("interrupted: {0}")]
     Interrupted(String),
 
-    /// Something on the remote side (a dock or an ssh host).
+    /// Something on the remote side: a dock, an ssh host, a registry, a notebook server.
     #[error("{0}")]
     Remote(String),
+
+    /// The Docker engine (through its CLI) failed or did not answer a query: the local
+    /// engine, or the one DOCKER_HOST names.
+    #[error("{0}")]
+    Engine(String),
+
+    /// A program the command runs for itself (git, …) failed; its own words are in the
+    /// message.
+    #[error("{0}")]
+    Tool(String),
 
     /// A deploy that failed (and what was done about it: rolled back, or nothing changed).
     #[error("{message}")]

@@ -6,57 +6,18 @@
 //! - Ctrl-C at a terminal reaches docker directly (same process group); we survive it,
 //!   let docker finish, and run the cleanup. A signal sent to us alone (`kill`, cron, a
 //!   supervisor) is passed on to the running step. When we are killed outright, the kernel
-//!   sends the step SIGTERM (`die_with_us`).
+//!   sends the step SIGTERM. (Both are `crate::process`'s rules, as for every child.)
 //! - A container name that another run took (run-image's, by the second) is retried with a
 //!   suffix when docker refuses it (`Invocation::unique_name`, `NameTaken`).
 
 use crate::plan::{Invocation, LogTo, NAME_TRIES, OnFailure, Plan, Step};
 use std::io::IsTerminal;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Exit code for a plan interrupted between steps.
 pub const INTERRUPTED: i32 = 130;
 
-/// pid of the running step, 0 when none.
-static CHILD: AtomicI32 = AtomicI32::new(0);
-static INTERRUPTED_FLAG: AtomicBool = AtomicBool::new(false);
-
-/// si_code of signals the kernel sends on a terminal's behalf (Ctrl-C, Ctrl-\, hangup).
-const SI_KERNEL: i32 = 0x80;
-
-/// Handlers registered so far (one per signal, whatever the number of calls).
-static HANDLERS: AtomicI32 = AtomicI32::new(0);
-
-/// Handlers (no thread: they only set a flag and call kill(2), both async-signal-safe)
-/// for SIGINT, SIGTERM, SIGHUP and SIGQUIT. A terminal's signal already reached the
-/// child (same process group); one sent to us alone is passed on to it. Installed once
-/// per process: signal_hook_registry adds an action per call, and every plan, build and
-/// EC2 wait poll calls this, so a second install would send one signal several times.
-pub fn install_signal_handlers() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(register_handlers);
-}
-
-fn register_handlers() {
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-        HANDLERS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the action only touches atomics and calls kill(2).
-        let _ = unsafe {
-            signal_hook_registry::register_sigaction(signal, move |info: &libc::siginfo_t| {
-                INTERRUPTED_FLAG.store(true, Ordering::SeqCst);
-                let pid = CHILD.load(Ordering::SeqCst);
-                if pid > 0 && info.si_code != SI_KERNEL {
-                    libc::kill(pid, signal);
-                }
-            })
-        };
-    }
-}
-
-pub fn interrupted() -> bool {
-    INTERRUPTED_FLAG.load(Ordering::SeqCst)
-}
+use crate::process::{install_signal_handlers, interrupted};
 
 fn exit_code(status: &ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
@@ -157,56 +118,6 @@ fn run_step(prog: &str, step: &Step) -> StepResult {
     }
 }
 
-/// The program with its arguments, directory and environment, and the parent-death signal.
-fn command_for(inv: &Invocation) -> std::process::Command {
-    // std spawns with posix_spawn (vfork) unless a directory is set or a `pre_exec` is
-    // given (then it forks): set the directory only when it differs.
-    let mut command = std::process::Command::new(&inv.program);
-    command.args(inv.argv());
-    if std::env::current_dir().ok().as_deref() != Some(inv.cwd.as_path()) {
-        command.current_dir(&inv.cwd);
-    }
-    for var in &inv.env {
-        command.env(&var.name, &var.value);
-    }
-    die_with_us(&mut command);
-    command
-}
-
-/// The child gets SIGTERM when this process dies, whatever kills it (`kill -9` included):
-/// no docker CLI outlives the command that started it. For `docker run`, docker's signal
-/// proxy passes the SIGTERM to the container, which then stops (`--rm` removes it) instead
-/// of running to its end with its output going nowhere.
-///
-/// Every child of a plan gets it, not only logged runs: a `docker build`, `rsync` or
-/// `pre_build_script` whose command was killed has no one to report to either, and Ctrl-C
-/// or a `kill` of ours already ends them. The price is a `fork` instead of std's
-/// `posix_spawn` (a `pre_exec` forces it): about 40 more page faults per start, lost in
-/// the noise of `perf stat -r 200 -e task-clock run-image …` against a fake docker here
-/// (8 alternating runs each way, debug build: 2.2–4.1 ms forked, 2.5–3.3 ms spawned).
-///
-/// Linux sends the signal when the *thread* that forked the child ends: exec always waits
-/// for its child on the thread that started it (`build-image -j` runs each build's plan on
-/// its own thread, start to end), so that thread outlives the child.
-fn die_with_us(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec the closure only makes async-signal-safe calls
-    // (prctl, getppid, _exit) and allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // We died between the fork and the prctl: the signal will never come.
-            if libc::getppid() != parent {
-                libc::_exit(128 + libc::SIGTERM);
-            }
-            Ok(())
-        });
-    }
-}
-
 fn run_invocation(prog: &str, inv: &Invocation) -> StepResult {
     if let Some(note) = &inv.note {
         eprintln!("{note}");
@@ -251,7 +162,7 @@ fn name_taken_note(prog: &str, refused: &Invocation, next: usize) -> String {
 /// says there is no other name to try.
 fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
     use std::io::{Read, Write};
-    let mut command = command_for(inv);
+    let mut command = crate::process::command(inv);
     if inv.stdin.is_some() {
         command.stdin(std::process::Stdio::piped());
     }
@@ -260,7 +171,7 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
     if capture || watch.is_some() {
         command.stderr(std::process::Stdio::piped());
     }
-    let child = match command.spawn() {
+    let child = match crate::process::spawn(&mut command) {
         Ok(child) => child,
         Err(e) => {
             let err = crate::error::Error::spawn(&inv.program, e);
@@ -274,7 +185,6 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
         // reading it is reported by its exit code, not by this write.
         let _ = pipe.write_all(input.value.as_bytes());
     }
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
     if let Some(watch) = watch.as_mut()
         && let Some(mut pipe) = child.stderr.take()
     {
@@ -295,7 +205,6 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
     let waited = child
         .wait_with_output()
         .map(|out| (exit_code(&out.status), out.stderr));
-    CHILD.store(0, Ordering::SeqCst);
     let (code, stderr) = match waited {
         Ok(r) => r,
         Err(e) => {
@@ -585,16 +494,15 @@ fn log_once(
     let pipes = std::io::pipe().and_then(|out| Ok((out, std::io::pipe()?)));
     let ((out_reader, out), (err_reader, err)) =
         pipes.map_err(|e| crate::error::Error::io("cannot make a pipe", e))?;
-    let mut command = command_for(inv);
+    let mut command = crate::process::command(inv);
     command
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err);
-    let spawned = command.spawn();
+    let spawned = crate::process::spawn(&mut command);
     // Our copies of the pipes' writing ends: the reading below ends when docker's close.
     drop(command);
     let mut child = spawned.map_err(|e| crate::error::Error::spawn(&inv.program, e))?;
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
     let mut watch = inv.name().map(NameTaken::new);
     let mut write =
         |log: &mut crate::service::logrotate::RotatingLog, stream: usize, data: &[u8]| {
@@ -654,7 +562,6 @@ fn log_once(
     }
     drop(readers);
     let waited = child.wait();
-    CHILD.store(0, Ordering::SeqCst);
     let code = match waited {
         Ok(status) => exit_code(&status),
         Err(e) => {
@@ -750,13 +657,5 @@ mod tests {
                 "Error response from daemon: ".to_string()
             )
         );
-    }
-
-    #[test]
-    fn signal_handlers_are_installed_once() {
-        for _ in 0..5 {
-            install_signal_handlers();
-        }
-        assert_eq!(HANDLERS.load(Ordering::SeqCst), 4);
     }
 }

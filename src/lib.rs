@@ -15,7 +15,9 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod plan;
+pub mod process;
 pub mod project;
 pub mod service;
+pub mod time;
 
 pub use cli::main;

@@ -288,3 +288,19 @@ fn a_source_branch_that_looks_like_an_option_is_refused() {
     assert!(out.contains("cannot start with `-`"), "{out}");
     assert!(!target.exists(), "git took the branch for an option");
 }
+
+/// A source_branch git cannot archive is git's failure, reported in git's words, not a
+/// usage error (exit 1, not 2).
+#[test]
+fn a_source_branch_git_cannot_archive_fails_with_gits_words() {
+    common::require_engine();
+    let p = Project::new("autonobranch");
+    p.dockerfile("app", BUSYBOX_DOCKERFILE)
+        .cfg("[app]\nsource_branch=no-such-branch\n");
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["add", "."]);
+    git(&p, &["commit", "-qm", "one"]);
+    let (rc, out) = auto_build(&p, &[]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("git archive no-such-branch"), "{out}");
+}

@@ -177,10 +177,10 @@ pub fn require_instance(aws: &Aws, dock: &Dock) -> Result<InstanceInfo> {
 
 /// Runs a future, giving up when the user presses Ctrl-C (or SIGTERM arrives).
 pub async fn interruptible<F: std::future::Future>(fut: F) -> Result<F::Output> {
-    crate::exec::install_signal_handlers();
+    crate::process::install_signal_handlers();
     let watch = async {
         loop {
-            if crate::exec::interrupted() {
+            if crate::process::interrupted() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

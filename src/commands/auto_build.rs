@@ -111,13 +111,14 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
             "source_branch={branch}: a branch name cannot start with `-`"
         )));
     }
-    let mut git = std::process::Command::new("git")
-        .args(["archive", "--format=tar", "--end-of-options", branch])
-        .current_dir(root)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::spawn("git", e))?;
+    let mut git = crate::process::spawn(
+        std::process::Command::new("git")
+            .args(["archive", "--format=tar", "--end-of-options", branch])
+            .current_dir(root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .map_err(|e| Error::spawn("git", e))?;
     let mut archive = tar::Archive::new(git.stdout.take().unwrap());
     let unpacked = archive.unpack(into);
     // tar stops reading at the end-of-archive blocks; git may still be writing its padding,
@@ -127,7 +128,7 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
         .wait_with_output()
         .map_err(|e| Error::io("waiting for git", e))?;
     if !out.status.success() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Tool(format!(
             "source_branch={branch}: `git archive {branch}` failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
@@ -136,7 +137,7 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
 }
 
 fn now() -> String {
-    let (y, mo, d, h, mi, s) = crate::service::logrotate::utc_now();
+    let (y, mo, d, h, mi, s) = crate::time::utc_now();
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 

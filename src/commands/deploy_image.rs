@@ -59,7 +59,7 @@ fn run(args: &Args) -> Result<i32> {
         print!("{}", plan(&svc, now.as_ref(), &opts).script());
         return Ok(0);
     }
-    crate::exec::install_signal_handlers();
+    crate::process::install_signal_handlers();
     let deployed = deploy(&svc, &opts, &Report::terminal())?;
     eprintln!("Deployed {} as {}: {deployed}", svc.reference, svc.name);
     Ok(0)

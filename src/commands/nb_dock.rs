@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::plan::quote;
 use crate::service::notebook;
 use clap::Parser;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,11 +84,8 @@ fn alive(t: &Tunnel) -> bool {
 /// A command run on the dock through its shared connection; its stdout.
 fn on_dock(dock: &Dock, script: &str) -> Result<(bool, String, String)> {
     let inv = crate::dock::ssh::to_dock(dock, false, &[format!("sh -lc {}", quote(script))]);
-    let out = Command::new(&inv.program)
-        .args(inv.argv())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("cannot run ssh", e))?;
+    let out = crate::process::output(&mut crate::process::command(&inv))
+        .map_err(|e| Error::spawn("ssh", e))?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -142,10 +138,8 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
         .args(inv.argv())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = tunnel
-        .spawn()
+        .stderr(Stdio::piped());
+    let mut child = crate::process::spawn_detached(&mut tunnel)
         .map_err(|e| Error::io("cannot start the ssh tunnel", e))?;
     let record = Tunnel {
         pid: child.id(),

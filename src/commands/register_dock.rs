@@ -12,7 +12,7 @@ use crate::dock::{self, DEFAULT_WORKSPACE, Dock};
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use clap::Parser;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,28 +83,26 @@ fn probe(dock: &Dock, workspace: &str, user: &str) -> Result<Probe> {
     // Its own connection, not the shared one (which would outlive this command), and no
     // host key learned: registering forgets the address's old key, and the first real
     // connection learns the new one into the dock's known_hosts.
-    let out = Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "ControlMaster=no",
-            "-o",
-            "ControlPath=none",
-            "-o",
-            "StrictHostKeyChecking=accept-new",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=error",
-        ])
-        .arg(dock.destination())
-        .arg(probe_script(workspace, user))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::spawn("ssh", e))?;
+    let mut ssh = Command::new("ssh");
+    ssh.args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=error",
+    ])
+    .arg(dock.destination())
+    .arg(probe_script(workspace, user));
+    let out = crate::process::output(&mut ssh).map_err(|e| Error::spawn("ssh", e))?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut lines = stdout.lines();

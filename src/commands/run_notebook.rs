@@ -421,15 +421,15 @@ fn watch(w: Watch, open: bool, tunnel_ended: Option<Box<dyn Fn() -> bool + Send>
             }
             Err(_) => return,
         }
-        let logs = std::process::Command::new("docker")
-            .args(["logs", &w.container])
-            .output()
-            .map(|o| {
-                let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&o.stderr));
-                text
-            })
-            .unwrap_or_default();
+        let logs = crate::process::output(
+            std::process::Command::new("docker").args(["logs", &w.container]),
+        )
+        .map(|o| {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            text
+        })
+        .unwrap_or_default();
         let url = crate::service::notebook::lab_url(
             &w.host,
             w.port,

@@ -386,7 +386,7 @@ impl Drop for RunningGuard<'_> {
             d.last = Some(json!({
                 "ok": false,
                 "message": "the deploy stopped with an internal error (see the server's log)",
-                "finished": unix_time(),
+                "finished": crate::time::unix_secs(),
             }));
         }
     }
@@ -405,28 +405,8 @@ fn log(text: &str) {
 }
 
 fn now() -> String {
-    // SAFETY: time(2) and localtime_r(3) with valid pointers to locals.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec
-        )
-    }
-}
-
-fn unix_time() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    let (y, mo, d, h, mi, s) = crate::time::local_now();
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -469,7 +449,7 @@ impl Server {
             let last = match &outcome {
                 Ok(done) => {
                     log(&format!("deploy {image}: done: {done}"));
-                    json!({"ok": true, "message": done.to_string(), "finished": unix_time()})
+                    json!({"ok": true, "message": done.to_string(), "finished": crate::time::unix_secs()})
                 }
                 Err(e) => {
                     let mut text = e.to_string();
@@ -482,7 +462,7 @@ impl Server {
                             _ => log(&format!("deploy {image}: {line}")),
                         }
                     }
-                    json!({"ok": false, "message": text, "finished": unix_time()})
+                    json!({"ok": false, "message": text, "finished": crate::time::unix_secs()})
                 }
             };
             // The lock is held only to update the state: a log line can block (stderr

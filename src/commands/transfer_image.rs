@@ -163,7 +163,7 @@ fn local_image(image: &str, docker_save: bool) -> Result<Local> {
             image: image.into(),
         })?;
     let inspect: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Remote(format!("docker image inspect {image}: {e}")))?;
+        .map_err(|e| Error::Engine(format!("docker image inspect {image}: {e}")))?;
     let layers = inspect["RootFS"]["Layers"]
         .as_array()
         .into_iter()

@@ -97,11 +97,12 @@ pub fn sync(prog: &str) -> Result<Synced> {
     let mut failed: Vec<String> = vec![];
     for inv in &steps {
         eprintln!("{}", inv.display());
-        let out = std::process::Command::new(&inv.program)
-            .args(inv.argv())
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .output();
+        let out = crate::process::output(
+            std::process::Command::new(&inv.program)
+                .args(inv.argv())
+                .env_remove("DOCKER_HOST")
+                .env_remove("DOCKER_CONTEXT"),
+        );
         match out {
             Ok(o) if o.status.success() => {}
             Ok(o) => {

@@ -515,12 +515,13 @@ pub fn close_connection(dock: &Dock) {
         paths.push(format!("ControlPath={}", dock.dir.join("cm").display()));
     }
     for path in paths {
-        let _ = std::process::Command::new("ssh")
-            .args(["-o", &path, "-O", "exit"])
-            .arg(dock.destination())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+        let _ = crate::process::run(
+            std::process::Command::new("ssh")
+                .args(["-o", &path, "-O", "exit"])
+                .arg(dock.destination())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        );
     }
 }
 

@@ -11,7 +11,6 @@
 use crate::dock::{self, Dock};
 use crate::plan::Invocation;
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// Where the shim lives: `~/.docker/.dockerutils/bin/ssh`.
@@ -211,7 +210,7 @@ pub fn shim_main(argv: Vec<OsString>) -> i32 {
     {
         cmd.args(current.ssh_options());
     }
-    let err = cmd.args(args).exec();
+    let err = crate::process::replace(cmd.args(args));
     eprintln!("dockerutils ssh shim: cannot run {}: {err}", ssh.display());
     126
 }

@@ -5,6 +5,7 @@ pub mod store;
 pub mod tags;
 
 use crate::plan::Invocation;
+use crate::process::Ended;
 use std::path::Path;
 use std::time::Duration;
 
@@ -57,16 +58,14 @@ pub fn diagnose(code: i32) -> Option<String> {
     if code != 1 && code != 125 {
         return None;
     }
-    let probe = duct::cmd!("docker", "version", "--format", "{{.Server.Version}}")
-        .stdout_null()
-        .stderr_capture()
-        .unchecked()
-        .start()
-        .ok()?;
-    let output = match probe.wait_timeout(PROBE_TIMEOUT) {
-        Ok(Some(out)) => out.clone(),
-        _ => {
-            let _ = probe.kill();
+    let mut probe = std::process::Command::new("docker");
+    probe
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let output = match crate::process::bounded(probe, PROBE_TIMEOUT, false).ok()? {
+        Ended::Exited(out) => out,
+        Ended::TimedOut(_) | Ended::Interrupted => {
             return Some(format!(
                 "the Docker daemon did not answer within {}s{}",
                 PROBE_TIMEOUT.as_secs(),
@@ -130,21 +129,6 @@ fn where_hint() -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builder_stage_is_found_in_any_case() {
-        assert!(has_builder_stage("FROM scratch AS builder\nFROM scratch\n"));
-        assert!(has_builder_stage(
-            "from --platform=linux/amd64 alpine as Builder\n"
-        ));
-        assert!(!has_builder_stage("FROM scratch\n# as builder\n"));
-        assert!(!has_builder_stage("FROM scratch AS builder2\n"));
-    }
-}
-
 /// How long a docker query (inspect, rename, rm, start, `run -d`) may take before docker
 /// is deemed hung: `DOCKERUTILS_DOCKER_TIMEOUT` seconds, else 60.
 pub fn query_timeout() -> Duration {
@@ -158,85 +142,6 @@ pub fn query_timeout() -> Duration {
 /// How long a `docker pull` may take: 20 times a query's bound (20 minutes by default).
 pub fn pull_timeout() -> Duration {
     query_timeout() * 20
-}
-
-/// How a bounded docker call ended.
-#[derive(Debug)]
-pub enum Ended {
-    /// It exited: its status and what it wrote to the pipes it was given.
-    Exited(std::process::Output),
-    /// It did not end within the bound: it was killed (with its process group).
-    TimedOut(Duration),
-    /// Ctrl-C (or a signal to us) arrived and the caller asked to abandon it: killed.
-    Interrupted,
-}
-
-/// Runs `command` (docker, or anything that talks to it) in a process group of its own,
-/// stdin closed, and waits at most `limit`; then it is killed, its whole group (a hung
-/// docker CLI, an ssh it started for `DOCKER_HOST=ssh://`), so that a hung engine cannot
-/// wedge the caller. Its own group: a Ctrl-C at the terminal reaches us, not it, and the
-/// caller decides what it means; with `abandon_on_interrupt` the call is killed then.
-/// Piped stdout/stderr are read while it runs.
-pub fn run_bounded(
-    mut command: std::process::Command,
-    limit: Duration,
-    abandon_on_interrupt: bool,
-) -> std::io::Result<Ended> {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
-    command.process_group(0).stdin(std::process::Stdio::null());
-    let mut child = command.spawn()?;
-    // Our copies of any pipe's writing end go with the Command.
-    drop(command);
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        pipe.map(|mut p| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = p.read_to_end(&mut buf);
-                buf
-            })
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let start = std::time::Instant::now();
-    let kill = |child: &mut std::process::Child| {
-        // SAFETY: kill(2) of the process group of our child, not yet reaped.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-        let _ = child.wait();
-    };
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() >= limit {
-            kill(&mut child);
-            return Ok(Ended::TimedOut(limit));
-        }
-        if abandon_on_interrupt && crate::exec::interrupted() {
-            kill(&mut child);
-            return Ok(Ended::Interrupted);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let collect = |t: Option<std::thread::JoinHandle<Vec<u8>>>| {
-        t.and_then(|t| t.join().ok()).unwrap_or_default()
-    };
-    Ok(Ended::Exited(std::process::Output {
-        status,
-        stdout: collect(out),
-        stderr: collect(err),
-    }))
 }
 
 /// What to say when docker did not answer a command within its bound.
@@ -259,7 +164,7 @@ fn query(args: &[&str]) -> crate::error::Result<std::process::Output> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let limit = query_timeout();
-    match run_bounded(command, limit, false).map_err(|e| Error::spawn("docker", e))? {
+    match crate::process::bounded(command, limit, false).map_err(|e| Error::spawn("docker", e))? {
         Ended::Exited(out) => Ok(out),
         Ended::TimedOut(_) | Ended::Interrupted => {
             let shown = std::iter::once("docker")
@@ -267,7 +172,7 @@ fn query(args: &[&str]) -> crate::error::Result<std::process::Output> {
                 .map(crate::plan::quote)
                 .collect::<Vec<_>>()
                 .join(" ");
-            Err(Error::Remote(hung(&shown, limit)))
+            Err(Error::Engine(hung(&shown, limit)))
         }
     }
 }
@@ -288,7 +193,7 @@ pub fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<S
         return Ok(None);
     }
     let code = out.status.code().unwrap_or(1);
-    Err(Error::Remote(format!(
+    Err(Error::Engine(format!(
         "docker image inspect {image} failed: {}{}",
         stderr.trim(),
         diagnose(code)
@@ -314,7 +219,7 @@ pub fn inspect_container(name: &str) -> crate::error::Result<Option<serde_json::
             return Ok(None);
         }
         let code = out.status.code().unwrap_or(1);
-        return Err(Error::Remote(format!(
+        return Err(Error::Engine(format!(
             "docker container inspect {name} failed: {}{}",
             stderr.trim(),
             diagnose(code)
@@ -323,9 +228,24 @@ pub fn inspect_container(name: &str) -> crate::error::Result<Option<serde_json::
         )));
     }
     let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        Error::Remote(format!(
+        Error::Engine(format!(
             "docker container inspect {name}: unreadable output: {e}"
         ))
     })?;
     Ok(parsed.as_array().and_then(|a| a.first()).cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_stage_is_found_in_any_case() {
+        assert!(has_builder_stage("FROM scratch AS builder\nFROM scratch\n"));
+        assert!(has_builder_stage(
+            "from --platform=linux/amd64 alpine as Builder\n"
+        ));
+        assert!(!has_builder_stage("FROM scratch\n# as builder\n"));
+        assert!(!has_builder_stage("FROM scratch AS builder2\n"));
+    }
 }

@@ -19,7 +19,7 @@ pub fn is_stamp(tag: &str) -> bool {
 
 /// The current UTC time as a tag.
 pub fn utc_stamp() -> String {
-    let (y, mo, d, h, mi, s) = crate::service::logrotate::utc_now();
+    let (y, mo, d, h, mi, s) = crate::time::utc_now();
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
@@ -33,12 +33,12 @@ pub fn newest<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<String> {
 
 /// The timestamp tags of `name` in the local engine.
 pub fn local_tags(name: &str) -> Result<Vec<String>> {
-    let out = std::process::Command::new("docker")
-        .args(["images", "--format", "{{.Tag}}", name])
-        .output()
-        .map_err(|e| Error::spawn("docker", e))?;
+    let out = crate::process::output(
+        std::process::Command::new("docker").args(["images", "--format", "{{.Tag}}", name]),
+    )
+    .map_err(|e| Error::spawn("docker", e))?;
     if !out.status.success() {
-        return Err(Error::Remote(format!(
+        return Err(Error::Engine(format!(
             "docker images {name}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));

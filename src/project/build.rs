@@ -715,7 +715,7 @@ pub fn schedule(
                     continue;
                 }
                 let part = &images[i];
-                if crate::exec::interrupted() {
+                if crate::process::interrupted() {
                     started[i] = true;
                     outcome[i] = Some(Outcome::Interrupted);
                     continue;

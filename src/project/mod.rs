@@ -169,16 +169,16 @@ impl Project {
     }
 
     fn git_describe(&self) -> String {
-        std::process::Command::new("git")
-            .args(["describe", "--tags", "--always", "--dirty"])
-            .current_dir(&self.root)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "unknown".into())
+        crate::process::output(
+            std::process::Command::new("git")
+                .args(["describe", "--tags", "--always", "--dirty"])
+                .current_dir(&self.root),
+        )
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into())
     }
 
     /// The subdirectories of `docker/`, sorted, `base` first (others are usually built on it).

@@ -16,6 +16,7 @@ use crate::context::Context;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::plan::{Invocation, Plan, Step};
+use crate::process::Ended;
 use crate::project::Project;
 use crate::project::cfg::keys;
 use crate::project::run::{self, Lifecycle};
@@ -328,25 +329,21 @@ fn bound(inv: &Invocation) -> (Duration, bool) {
 /// nor serve-hooks' queue for the image).
 fn step(out: &Report, inv: &Invocation) -> std::result::Result<(), Failed> {
     out.command(inv);
-    let mut command = std::process::Command::new(&inv.program);
-    command.args(inv.argv()).current_dir(&inv.cwd);
-    for var in &inv.env {
-        command.env(&var.name, &var.value);
-    }
+    let mut command = crate::process::command(inv);
     command.stderr(std::process::Stdio::piped());
     if !out.inherit {
         command.stdout(std::process::Stdio::piped());
     }
     let (limit, abandon) = bound(inv);
-    let output = match engine::run_bounded(command, limit, abandon) {
-        Ok(engine::Ended::Exited(o)) => o,
-        Ok(engine::Ended::TimedOut(limit)) => {
+    let output = match crate::process::bounded(command, limit, abandon) {
+        Ok(Ended::Exited(o)) => o,
+        Ok(Ended::TimedOut(limit)) => {
             return Err(Failed {
                 code: None,
                 stderr: engine::hung(&inv.display(), limit),
             });
         }
-        Ok(engine::Ended::Interrupted) => {
+        Ok(Ended::Interrupted) => {
             return Err(Failed {
                 code: None,
                 stderr: "interrupted (Ctrl-C)".into(),
@@ -462,14 +459,14 @@ impl State {
 /// Watches the new container: `Ok(what was confirmed)` or `Err(what went wrong)`.
 fn watch(name: &str, opts: &Options, out: &Report) -> std::result::Result<String, String> {
     let start = Instant::now();
-    let since = unix_time().saturating_sub(2);
+    let since = crate::time::unix_secs().saturating_sub(2);
     let settle = opts.settle;
     let health_deadline = opts.health_timeout.max(settle);
     let mut announced = false;
     loop {
         // Ctrl-C before the new container is confirmed: roll back (the inspects run in
         // their own process group, so the signal never fails one of them).
-        if crate::exec::interrupted() {
+        if crate::process::interrupted() {
             return Err(format!(
                 "was not yet confirmed when the deploy was interrupted (Ctrl-C during the \
                  watch, after {:.1}s of {}s)",
@@ -524,20 +521,13 @@ fn watch(name: &str, opts: &Options, out: &Report) -> std::result::Result<String
     }
 }
 
-fn unix_time() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The exit code of the container's first death since `since` (unix seconds), from the
 /// engine's events.
 fn first_exit_code(id: &str, since: u64) -> Option<i64> {
     let mut command = std::process::Command::new("docker");
     command
         .args(["events", "--since", &since.to_string()])
-        .args(["--until", &(unix_time() + 1).to_string()])
+        .args(["--until", &(crate::time::unix_secs() + 1).to_string()])
         .args([
             "--filter",
             &format!("container={id}"),
@@ -547,8 +537,8 @@ fn first_exit_code(id: &str, since: u64) -> Option<i64> {
         .args(["--format", "{{.Actor.Attributes.exitCode}}"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    let engine::Ended::Exited(out) =
-        engine::run_bounded(command, engine::query_timeout(), false).ok()?
+    let Ended::Exited(out) =
+        crate::process::bounded(command, engine::query_timeout(), false).ok()?
     else {
         return None;
     };
@@ -573,7 +563,7 @@ fn log_tail(name: &str) -> String {
             text
         });
         let limit = engine::query_timeout();
-        if let engine::Ended::TimedOut(_) = engine::run_bounded(command, limit, false)? {
+        if let Ended::TimedOut(_) = crate::process::bounded(command, limit, false)? {
             return Ok(format!(
                 "(docker logs did not answer within {} s)",
                 limit.as_secs()
@@ -586,7 +576,7 @@ fn log_tail(name: &str) -> String {
 }
 
 fn deploy_error(message: String, hint: String) -> Error {
-    if crate::exec::interrupted() {
+    if crate::process::interrupted() {
         return Error::Interrupted(message);
     }
     Error::Deploy {
@@ -654,7 +644,7 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
         ));
         return Ok(Deployed::Unchanged { image_id });
     }
-    if crate::exec::interrupted() {
+    if crate::process::interrupted() {
         return Err(Error::Interrupted(format!(
             "deploy of {}: {}",
             svc.image,
@@ -688,7 +678,7 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
     }
 
     // A Ctrl-C while the old one stepped aside: it comes back, nothing new is started.
-    if crate::exec::interrupted() {
+    if crate::process::interrupted() {
         let back = roll_back(svc, current.as_ref(), out, false);
         return Err(Error::Interrupted(format!(
             "deploy of {} interrupted before the new container was started; {back}",

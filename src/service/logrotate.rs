@@ -18,11 +18,12 @@
 //! - A run appends to the `current` of the runs before it. One run at a time: the directory
 //!   is locked (`flock` on DIR/lock) while a run writes to it.
 
+use crate::time::{civil, days_from_civil, duration_text, micros_since_epoch, utc_text};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// multilog's `s1000000`: 1 MB files.
 pub const DEFAULT_MAX_SIZE: u64 = 1_000_000;
@@ -310,12 +311,6 @@ pub fn rotated_files(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-fn micros_since_epoch(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_micros() as u64
-}
-
 /// `20240501T030000.123456Z.log`
 pub fn name_for_micros(micros: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(micros / 1_000_000);
@@ -360,61 +355,6 @@ pub fn micros_of_name(name: &str) -> Option<u64> {
     Some(secs * 1_000_000 + us)
 }
 
-/// (year, month, day, hour, minute, second) in UTC of seconds since the epoch
-/// (Howard Hinnant's civil_from_days).
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The UTC calendar time now: (year, month, day, hour, minute, second).
-pub fn utc_now() -> (i64, u32, u32, u32, u32, u32) {
-    civil(micros_since_epoch(SystemTime::now()) / 1_000_000)
-}
-
-/// `2024-05-01 03:00:00 UTC`
-pub fn utc_text(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = civil(micros_since_epoch(t) / 1_000_000);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
-}
-
-/// `0.512s`, `4m07s`, `2h03m09s`
-pub fn duration_text(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0..60 => format!("{secs}.{:03}s", d.subsec_millis()),
-        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
-        _ => format!("{}h{:02}m{:02}s", secs / 3600, secs % 3600 / 60, secs % 60),
-    }
-}
-
 /// The lines that open a run in its log: when, which image (and its id), which command
 /// (as printed, secrets masked).
 pub fn start_banner(
@@ -455,6 +395,7 @@ pub fn end_banner(prog: &str, outcome: &str, at: SystemTime, took: Duration) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     /// Every file of the log, oldest first, `current` last.
     fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {

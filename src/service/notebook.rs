@@ -36,14 +36,14 @@ pub fn wait_until_answers(
     limit: Duration,
     mut gone: impl FnMut() -> Option<String>,
 ) -> Result<Duration> {
-    crate::exec::install_signal_handlers();
+    crate::process::install_signal_handlers();
     let start = Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
         if answers(host, port) {
             return Ok(start.elapsed());
         }
-        if crate::exec::interrupted() {
+        if crate::process::interrupted() {
             return Err(Error::Interrupted(format!(
                 "stopped waiting for the notebook server on {host}:{port}"
             )));
@@ -92,13 +92,15 @@ pub fn open_in_browser(url: &str) -> bool {
     } else {
         return false;
     };
-    std::process::Command::new(opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
+    // Not waited for: a browser may run for as long as the user keeps it.
+    crate::process::spawn_detached(
+        std::process::Command::new(opener)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .is_ok()
 }
 
 /// A free TCP port on 127.0.0.1 (for a tunnel's local end).
@@ -117,7 +119,7 @@ pub fn free_local_port(preferred: u16) -> u16 {
 /// leaves it to us (it is closed once the notebook has ended, not while the container is
 /// still stopping), and on Linux it is told to end if we die without closing it.
 pub struct Tunnel {
-    child: std::process::Child,
+    child: crate::process::Running,
     ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -125,7 +127,6 @@ impl Tunnel {
     /// Starts the tunnel; `prog` prefixes what ssh says on stderr.
     pub fn open(prog: &str, inv: &crate::plan::Invocation) -> Result<Tunnel> {
         use std::io::BufRead;
-        use std::os::unix::process::CommandExt;
         use std::process::{Command, Stdio};
         use std::sync::atomic::{AtomicBool, Ordering};
         let program = match inv.program.as_str() {
@@ -136,18 +137,8 @@ impl Tunnel {
         cmd.args(inv.argv())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
+            .stderr(Stdio::piped());
+        let mut child = crate::process::spawn_in_own_group(&mut cmd)
             .map_err(|e| Error::io("cannot start the ssh tunnel", e))?;
         let ended = std::sync::Arc::new(AtomicBool::new(false));
         let stderr = child.stderr.take().expect("piped");
