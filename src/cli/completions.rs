@@ -103,8 +103,8 @@ pub fn try_complete(argv: &[OsString]) -> Option<i32> {
         .and_then(|w| std::path::Path::new(w).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut cmd = match cli::command(&name) {
-        Some(cmd) if !cli::SUBCOMMANDS_ONLY.contains(&name.as_str()) => cmd,
+    let mut cmd = match super::entry(&name) {
+        Some(e) if !e.subcommand_only => e.command(),
         _ => cli::dockerutils(),
     };
     cmd.build();

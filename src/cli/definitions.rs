@@ -1,37 +1,27 @@
-//! The clap definition of every command, for shell completions and man pages, with the
-//! completers that find argument values when the shell asks: image names from the
-//! project's `docker/` tree (and its cfg's synthetic images), dock names from the registry.
-//!
-//! The commands' own files stay as they are: the completers are attached here, to the
-//! argument of each command that takes an image or a dock.
+//! The clap side of the command table (`super::COMMANDS`): `dockerutils` with every
+//! command as a subcommand, and the completers that find argument values when the shell
+//! asks: image names from the project's `docker/` tree (and its cfg's synthetic images),
+//! dock names from the registry. The commands' own files stay as they are: the table
+//! attaches these to the argument of each command that takes an image or a dock.
 
-use super::{COMMANDS, completions, man};
-use crate::commands::{
-    auto_build, build_image, create_dock, destroy_dock, dock_env, genversion, init, ls_dock,
-    nb_dock, publish_image, register_dock, run_image, run_notebook, ssh_config, ssh_dock,
-    start_dock, stop_dock, sync, transfer_image, unregister_dock,
-};
+use super::COMMANDS;
 use crate::project::Project;
 use crate::project::cfg::keys;
-use clap::{Arg, Command, CommandFactory};
+use clap::Command;
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 use std::ffi::OsStr;
-
-/// Commands that are only `dockerutils <name>`: not linked under their own name (a
-/// command called `init`, `man` or `ssh-config` on PATH would be a trap).
-pub const SUBCOMMANDS_ONLY: &[&str] = &["init", "completions", "man", "ssh-config"];
 
 /// The names install.sh links to the binary.
 pub fn linked_names() -> impl Iterator<Item = &'static str> {
     COMMANDS
         .iter()
-        .map(|(name, _, _)| *name)
-        .filter(|n| !SUBCOMMANDS_ONLY.contains(n))
+        .filter(|e| !e.subcommand_only)
+        .map(|e| e.name)
 }
 
 /// Which images an argument takes.
 #[derive(Clone, Copy)]
-enum Images {
+pub(super) enum Images {
     /// build-image: the docker/ subdirectories, `all`, `clean`
     Build,
     /// run-image: the subdirectories and the cfg's synthetic images
@@ -40,62 +30,13 @@ enum Images {
     Dirs,
 }
 
-/// The clap command of `name` with its completers, or None for a command this table
-/// does not know (it still gets a man page and file-name completion from
-/// [`command_or_plain`]).
-pub fn command(name: &str) -> Option<Command> {
-    let (name, _, _) = COMMANDS.iter().find(|(n, _, _)| *n == name)?;
-    let cmd = match *name {
-        "build-image" => with_images(build_image::Args::command(), "image", Images::Build),
-        "run-image" => with_images(run_image::Args::command(), "image", Images::Run),
-        "run-notebook" => run_notebook::Args::command(),
-        "genversion" => genversion::Args::command(),
-        "nb-dock" => with_docks(nb_dock::Args::command(), "name"),
-        "publish-image" => with_images(publish_image::Args::command(), "image", Images::Dirs),
-        "auto-build" => with_images(auto_build::Args::command(), "images", Images::Dirs),
-        "transfer-image" => with_docks(transfer_image::Args::command(), "dest"),
-        "deploy-image" => with_images(
-            crate::commands::deploy_image::Args::command(),
-            "image",
-            Images::Run,
-        ),
-        "serve-hooks" => crate::commands::serve_hooks::Args::command(),
-        "register-dock" => register_dock::Args::command(),
-        "unregister-dock" => with_docks(unregister_dock::Args::command(), "name"),
-        "dock-env" => with_docks(dock_env::Args::command(), "name"),
-        // clap numbers the `last` COMMAND argument before NAME, and the completion engine
-        // takes positionals by number: NAME is made the first explicitly.
-        "ssh-dock" => with_docks(ssh_dock::Args::command(), "name")
-            .mut_arg("name", |a| a.index(1))
-            .mut_arg("command", |a| a.index(2)),
-        "sync-up" | "sync-down" => with_docks(sync::Args::command(), "dock"),
-        "create-dock" => create_dock::Args::command(),
-        "start-dock" => with_docks(start_dock::Args::command(), "name"),
-        "stop-dock" => with_docks(stop_dock::Args::command(), "name"),
-        "destroy-dock" => with_docks(destroy_dock::Args::command(), "name"),
-        "ls-dock" => ls_dock::Args::command(),
-        "ssh-config" => ssh_config::Args::command(),
-        "init" => init::Args::command(),
-        "completions" => completions::Args::command(),
-        "man" => man::Args::command().mut_arg("command", |a| {
-            a.add(ArgValueCompleter::new(|current: &OsStr| {
-                let names = COMMANDS.iter().map(|(n, about, _)| (n.to_string(), *about));
-                candidates(current, names.chain([("dockerutils".into(), "the tool")]))
-            }))
-        }),
-        _ => return None,
-    };
-    Some(cmd.name(*name))
-}
-
-/// [`command`], else a command that takes any arguments (completed as file names).
-pub fn command_or_plain(name: &'static str, about: &'static str) -> Command {
-    command(name).unwrap_or_else(|| {
-        Command::new(name).about(about).arg(
-            Arg::new("args")
-                .num_args(0..)
-                .trailing_var_arg(true)
-                .allow_hyphen_values(true),
+/// The completer of `dockerutils man COMMAND`: every page's name.
+pub(super) fn man_page_completer() -> ArgValueCompleter {
+    ArgValueCompleter::new(|current: &OsStr| {
+        let names = COMMANDS.iter().map(|e| (e.name.to_string(), e.about()));
+        candidates(
+            current,
+            names.chain([("dockerutils".to_string(), "the tool".to_string())]),
         )
     })
 }
@@ -114,14 +55,10 @@ pub fn dockerutils() -> Command {
         )
         .subcommand_required(true)
         .subcommand_value_name("COMMAND")
-        .subcommands(
-            COMMANDS
-                .iter()
-                .map(|(name, about, _)| command_or_plain(name, about)),
-        )
+        .subcommands(COMMANDS.iter().map(|e| e.command()))
 }
 
-fn with_images(cmd: Command, arg: &str, which: Images) -> Command {
+pub(super) fn with_images(cmd: Command, arg: &str, which: Images) -> Command {
     cmd.mut_arg(arg, |a| {
         a.add(ArgValueCompleter::new(move |current: &OsStr| {
             candidates(current, image_names(which))
@@ -129,7 +66,7 @@ fn with_images(cmd: Command, arg: &str, which: Images) -> Command {
     })
 }
 
-fn with_docks(cmd: Command, arg: &str) -> Command {
+pub(super) fn with_docks(cmd: Command, arg: &str) -> Command {
     cmd.mut_arg(arg, |a| {
         a.add(ArgValueCompleter::new(|current: &OsStr| {
             candidates(current, dock_names())
@@ -213,12 +150,11 @@ mod tests {
 
     #[test]
     fn every_command_has_its_clap_definition_and_completers_attach() {
-        for (name, _, _) in COMMANDS {
-            let mut cmd = command(name).unwrap_or_else(|| {
-                panic!("{name}: add it to cli::definitions::command (completions, man page)")
-            });
+        for e in COMMANDS {
+            let mut cmd = e.command();
             cmd.build();
-            assert_eq!(cmd.get_name(), *name);
+            assert_eq!(cmd.get_name(), e.name);
+            assert!(!e.about().is_empty(), "{}: no about", e.name);
         }
         dockerutils().debug_assert();
     }
@@ -227,9 +163,9 @@ mod tests {
     fn only_the_tools_own_subcommands_are_not_linked() {
         let linked: Vec<&str> = linked_names().collect();
         assert!(linked.contains(&"build-image") && linked.contains(&"ssh-dock"));
-        for name in SUBCOMMANDS_ONLY {
-            assert!(!linked.contains(name));
-            assert!(COMMANDS.iter().any(|(n, _, _)| n == name), "{name}");
+        for name in ["init", "completions", "man", "ssh-config"] {
+            assert!(!linked.contains(&name));
+            assert!(super::super::entry(name).is_some(), "{name}");
         }
     }
 

@@ -33,7 +33,7 @@ pub struct Args {
 /// Every page's command name: the tool, then its commands.
 pub fn page_names() -> Vec<&'static str> {
     std::iter::once("dockerutils")
-        .chain(COMMANDS.iter().map(|(n, _, _)| *n))
+        .chain(COMMANDS.iter().map(|e| e.name))
         .collect()
 }
 
@@ -57,10 +57,10 @@ pub fn page(name: &str) -> Result<(String, Vec<u8>)> {
         // pages are under their own names.
         let mut roff = Roff::default();
         roff.control("SH", ["COMMANDS"]);
-        for (cmd, about, _) in COMMANDS {
+        for e in COMMANDS {
             roff.control("TP", []);
-            roff.text([bold(page_title(cmd)), roman("(1)")]);
-            roff.text([roman(*about)]);
+            roff.text([bold(page_title(e.name)), roman("(1)")]);
+            roff.text([roman(e.about())]);
         }
         roff.control("SH", ["SEE ALSO"]);
         roff.text([roman(
@@ -73,13 +73,13 @@ pub fn page(name: &str) -> Result<(String, Vec<u8>)> {
         out.extend_from_slice(part.as_bytes());
         return Ok(("dockerutils.1".into(), out));
     }
-    let Some((name, about, _)) = COMMANDS.iter().find(|(n, _, _)| *n == name) else {
+    let Some(entry) = super::entry(name) else {
         return Err(Error::Usage(format!(
             "no man page `{name}`; pages: {}",
             page_names().join(", ")
         )));
     };
-    let cmd = cli::command_or_plain(name, about).display_name(page_title(name));
+    let cmd = entry.command().display_name(page_title(name));
     let man = Man::new(cmd).source(source).manual("dockerutils");
     man.render(&mut out).map_err(io)?;
     Ok((man.get_filename(), out))
@@ -94,7 +94,7 @@ fn preamble() -> String {
 
 /// `build-image`, but `dockerutils-init` for a command that is only `dockerutils init`.
 fn page_title(name: &str) -> String {
-    if cli::SUBCOMMANDS_ONLY.contains(&name) {
+    if super::entry(name).is_some_and(|e| e.subcommand_only) {
         format!("dockerutils-{name}")
     } else {
         name.to_string()

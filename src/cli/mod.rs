@@ -1,4 +1,5 @@
-//! The command line: the one table of commands (name, about, entry) from which dispatch,
+//! The command line: the one table of commands (name, entry point, clap definition) from
+//! which dispatch,
 //! `--list-commands`, usage, the clap definitions of completions and man pages are made,
 //! and the multi-call entry that picks a command by the name the binary was invoked as.
 
@@ -6,138 +7,159 @@ pub mod completions;
 pub mod definitions;
 pub mod man;
 
-use crate::commands;
+use crate::commands::{
+    self, auto_build, build_image, create_dock, deploy_image, destroy_dock, dock_env, genversion,
+    init, ls_dock, nb_dock, publish_image, register_dock, run_image, run_notebook, serve_hooks,
+    ssh_config, ssh_dock, start_dock, stop_dock, sync, transfer_image, unregister_dock,
+};
+use clap::CommandFactory;
+use definitions::{Images, man_page_completer, with_docks, with_images};
 
-/// A command's entry: its argv (its name first), its exit code.
+/// A command's entry point: its argv (its name first), its exit code.
 pub type Main = fn(Vec<std::ffi::OsString>) -> i32;
 
-/// The user commands, as installed (each name is a link to the one binary).
-pub const COMMANDS: &[(&str, &str, Main)] = &[
-    (
-        "build-image",
-        "build a project image (or all, or clean)",
-        commands::build_image::main,
-    ),
-    (
-        "run-image",
-        "run a container of a project image",
-        commands::run_image::main,
-    ),
-    (
+/// One command: everything the tool knows of it.
+pub struct Entry {
+    pub name: &'static str,
+    pub main: Main,
+    /// Its clap definition (which `--help`, completions and man pages read), with the
+    /// completers of its image and dock arguments.
+    define: fn() -> clap::Command,
+    /// Only `dockerutils <name>`, never linked under its own name (a command called
+    /// `init`, `man` or `ssh-config` on PATH would be a trap).
+    pub subcommand_only: bool,
+}
+
+impl Entry {
+    /// The clap command, named as installed.
+    pub fn command(&self) -> clap::Command {
+        (self.define)().name(self.name)
+    }
+
+    /// Its one-line description: the clap definition's `about`.
+    pub fn about(&self) -> String {
+        self.command()
+            .get_about()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The entry of the command `name`.
+pub fn entry(name: &str) -> Option<&'static Entry> {
+    COMMANDS.iter().find(|e| e.name == name)
+}
+
+const fn linked(name: &'static str, main: Main, define: fn() -> clap::Command) -> Entry {
+    Entry {
+        name,
+        main,
+        define,
+        subcommand_only: false,
+    }
+}
+
+const fn only_as_subcommand(
+    name: &'static str,
+    main: Main,
+    define: fn() -> clap::Command,
+) -> Entry {
+    Entry {
+        name,
+        main,
+        define,
+        subcommand_only: true,
+    }
+}
+
+/// Every command, in the order usage and the man page list them: the one list from
+/// which dispatch, `--list-commands`, usage, completions and man pages are made.
+pub const COMMANDS: &[Entry] = &[
+    linked("build-image", commands::build_image::main, || {
+        with_images(build_image::Args::command(), "image", Images::Build)
+    }),
+    linked("run-image", commands::run_image::main, || {
+        with_images(run_image::Args::command(), "image", Images::Run)
+    }),
+    linked(
         "run-notebook",
-        "run Jupyter Lab on the project (docker/notebook or a default image)",
         commands::run_notebook::main,
+        run_notebook::Args::command,
     ),
-    (
+    linked(
         "genversion",
-        "write _version.py.bld with versioneer",
         commands::genversion::main,
+        genversion::Args::command,
     ),
-    (
+    linked(
         "register-dock",
-        "register a dock (a remote Docker host) by IP",
         commands::register_dock::main,
+        register_dock::Args::command,
     ),
-    (
-        "unregister-dock",
-        "remove a dock from the registry",
-        commands::unregister_dock::main,
-    ),
-    (
-        "dock-env",
-        "print the shell code `source dock NAME` evaluates",
-        commands::dock_env::main,
-    ),
-    (
-        "ssh-dock",
-        "open a shell on a dock",
-        commands::ssh_dock::main,
-    ),
-    (
-        "nb-dock",
-        "Jupyter Lab on a dock through an ssh tunnel",
-        commands::nb_dock::main,
-    ),
-    (
-        "sync-up",
-        "copy the project to the current dock",
-        commands::sync::main_up,
-    ),
-    (
-        "sync-down",
-        "copy the project back from the current dock",
-        commands::sync::main_down,
-    ),
-    (
-        "transfer-image",
-        "send an image to a dock over ssh, only the layers it lacks",
-        commands::transfer_image::main,
-    ),
-    (
-        "auto-build",
-        "rebuild (and publish) the images whose inputs, branch or parent changed",
-        commands::auto_build::main,
-    ),
-    (
-        "publish-image",
-        "push a project image to ECR or a registry (publication_tag)",
-        commands::publish_image::main,
-    ),
-    (
-        "deploy-image",
-        "replace a service's container with the newest image; roll back if it fails",
-        commands::deploy_image::main,
-    ),
-    (
+    linked("unregister-dock", commands::unregister_dock::main, || {
+        with_docks(unregister_dock::Args::command(), "name")
+    }),
+    linked("dock-env", commands::dock_env::main, || {
+        with_docks(dock_env::Args::command(), "name")
+    }),
+    // clap numbers the `last` COMMAND argument before NAME, and the completion engine
+    // takes positionals by number: NAME is made the first explicitly.
+    linked("ssh-dock", commands::ssh_dock::main, || {
+        with_docks(ssh_dock::Args::command(), "name")
+            .mut_arg("name", |a| a.index(1))
+            .mut_arg("command", |a| a.index(2))
+    }),
+    linked("nb-dock", commands::nb_dock::main, || {
+        with_docks(nb_dock::Args::command(), "name")
+    }),
+    linked("sync-up", commands::sync::main_up, || {
+        with_docks(sync::Args::command(), "dock")
+    }),
+    linked("sync-down", commands::sync::main_down, || {
+        with_docks(sync::Args::command(), "dock")
+    }),
+    linked("transfer-image", commands::transfer_image::main, || {
+        with_docks(transfer_image::Args::command(), "dest")
+    }),
+    linked("auto-build", commands::auto_build::main, || {
+        with_images(auto_build::Args::command(), "images", Images::Dirs)
+    }),
+    linked("publish-image", commands::publish_image::main, || {
+        with_images(publish_image::Args::command(), "image", Images::Dirs)
+    }),
+    linked("deploy-image", commands::deploy_image::main, || {
+        with_images(deploy_image::Args::command(), "image", Images::Run)
+    }),
+    linked(
         "serve-hooks",
-        "redeploy services on Docker Hub webhooks and registry notifications",
         commands::serve_hooks::main,
+        serve_hooks::Args::command,
     ),
-    (
+    linked(
         "create-dock",
-        "launch an EC2 instance as a dock and register it",
         commands::create_dock::main,
+        create_dock::Args::command,
     ),
-    (
-        "start-dock",
-        "start a dock's EC2 instance and wait for it",
-        commands::start_dock::main,
-    ),
-    (
-        "stop-dock",
-        "stop a dock's EC2 instance",
-        commands::stop_dock::main,
-    ),
-    (
-        "destroy-dock",
-        "terminate a dock's EC2 instance and unregister it",
-        commands::destroy_dock::main,
-    ),
-    (
-        "ls-dock",
-        "list the registered docks and their instances' states",
-        commands::ls_dock::main,
-    ),
-    (
+    linked("start-dock", commands::start_dock::main, || {
+        with_docks(start_dock::Args::command(), "name")
+    }),
+    linked("stop-dock", commands::stop_dock::main, || {
+        with_docks(stop_dock::Args::command(), "name")
+    }),
+    linked("destroy-dock", commands::destroy_dock::main, || {
+        with_docks(destroy_dock::Args::command(), "name")
+    }),
+    linked("ls-dock", commands::ls_dock::main, ls_dock::Args::command),
+    only_as_subcommand(
         "ssh-config",
-        "make docks ssh hosts and docker contexts for every tool (Include in ~/.ssh/config)",
         commands::ssh_config::main,
+        ssh_config::Args::command,
     ),
-    (
-        "init",
-        "scaffold docker/<template>/Dockerfile, .dockerignore and dockerutils.cfg here",
-        commands::init::main,
-    ),
-    (
-        "completions",
-        "print the shell code for TAB completion (bash, zsh, fish)",
-        completions::main,
-    ),
-    (
-        "man",
-        "print a command's man page, or write them all",
-        man::main,
-    ),
+    only_as_subcommand("init", commands::init::main, init::Args::command),
+    only_as_subcommand("completions", completions::main, completions::Args::command),
+    only_as_subcommand("man", man::main, || {
+        man::Args::command().mut_arg("command", |a| a.add(man_page_completer()))
+    }),
 ];
 
 use std::ffi::OsString;
@@ -155,13 +177,9 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     if let Some(code) = completions::try_complete(&argv) {
         return code;
     }
-    // `init`, `completions`, `man`: only as `dockerutils <command>`.
-    let linked = |name: &&str| !definitions::SUBCOMMANDS_ONLY.contains(name);
-    if let Some((_, _, run)) = COMMANDS
-        .iter()
-        .find(|(name, _, _)| *name == invoked && linked(name))
-    {
-        return run(argv);
+    // `init`, `completions`, `man`, `ssh-config`: only as `dockerutils <command>`.
+    if let Some(e) = entry(&invoked).filter(|e| !e.subcommand_only) {
+        return (e.main)(argv);
     }
     // The ssh shim that `source dock` puts first on PATH.
     if invoked == "ssh" {
@@ -188,8 +206,8 @@ pub fn main(argv: Vec<OsString>) -> i32 {
                 0
             }
         }
-        Some(name) => match COMMANDS.iter().find(|(n, _, _)| *n == name) {
-            Some((_, _, run)) => run(argv[1..].to_vec()),
+        Some(name) => match entry(name) {
+            Some(e) => (e.main)(argv[1..].to_vec()),
             None => {
                 eprintln!(
                     "dockerutils: error: unknown command `{name}`\n\n{}",
@@ -206,8 +224,8 @@ fn usage() -> String {
         "dockerutils {}: project-convention tool for Docker\n\nUsage: dockerutils <COMMAND> [ARGS]...  (or each command by its own name)\n\nCommands:\n",
         env!("CARGO_PKG_VERSION")
     );
-    for (name, about, _) in COMMANDS {
-        out.push_str(&format!("  {name:<16}{about}\n"));
+    for e in COMMANDS {
+        out.push_str(&format!("  {:<16}{}\n", e.name, e.about()));
     }
     out.push_str("\n`<COMMAND> --help` tells more about each.\n");
     out
