@@ -203,31 +203,81 @@ pub fn short(id: &str) -> String {
 }
 
 /// The plan `--dry-run` prints: the steps of a deploy, given the container found now.
+/// The docker commands of one deploy, decided from what runs now before any of them
+/// runs: [`plan`] prints them (`--dry-run`), [`deploy`] runs them, so the two cannot
+/// drift apart. Which of them run depends on what the watch sees: confirmed, the
+/// previous container is removed; failed, the roll-back runs.
+struct Steps {
+    /// `docker pull REFERENCE`, unless the image is not pulled.
+    pull: Option<Invocation>,
+    /// `docker rename NAME NAME-previous`, then `docker stop NAME-previous` when it ran.
+    step_aside: Vec<Invocation>,
+    /// `docker run -d --name NAME …`
+    run: Invocation,
+    /// `docker rm -v NAME-previous`, once the new one is confirmed.
+    confirm: Option<Invocation>,
+    /// `docker rm -f -v NAME` (the new one), then `docker rename NAME-previous NAME` and
+    /// `docker start NAME` as the previous one was.
+    remove_new: Invocation,
+    restore: Vec<Invocation>,
+}
+
+/// `docker pull REFERENCE`, unless the image is not pulled (the first step, before what
+/// runs now is looked at).
+fn pull(svc: &Service) -> Option<Invocation> {
+    svc.no_pull
+        .is_none()
+        .then(|| svc.docker().args(["pull", &svc.reference]))
+}
+
+fn steps(svc: &Service, current: Option<&Current>) -> Steps {
+    let name = &svc.name;
+    let previous = svc.previous();
+    let mut step_aside = vec![];
+    let mut restore = vec![];
+    if let Some(cur) = current {
+        step_aside.push(svc.docker().args(["rename", name, &previous]));
+        restore.push(svc.docker().args(["rename", &previous, name]));
+        if cur.running {
+            step_aside.push(svc.docker().args(["stop", &previous]));
+            restore.push(svc.docker().args(["start", name]));
+        }
+    }
+    Steps {
+        pull: pull(svc),
+        step_aside,
+        run: svc.run.clone(),
+        confirm: current.map(|_| svc.docker().args(["rm", "-v", &previous])),
+        remove_new: svc.docker().args(["rm", "-f", "-v", name]),
+        restore,
+    }
+}
+
 pub fn plan(svc: &Service, current: Option<&Current>, opts: &Options) -> Plan {
     let mut plan = Plan::default();
     let name = &svc.name;
-    let previous = svc.previous();
-    match &svc.no_pull {
-        None => plan.run(svc.docker().args(["pull", &svc.reference])),
-        Some(why) => plan.steps.push(Step::Say(format!("not pulled: {why}"))),
+    let steps = steps(svc, current);
+    match (&steps.pull, &svc.no_pull) {
+        (Some(pull), _) => plan.run(pull.clone()),
+        (None, why) => plan.steps.push(Step::Say(format!(
+            "not pulled: {}",
+            why.as_deref().unwrap_or_default()
+        ))),
     }
     if opts.if_changed {
         plan.steps.push(Step::Say(format!(
             "--if-changed: nothing more when {name} already runs this image"
         )));
     }
-    match current {
-        Some(cur) => {
-            plan.run(svc.docker().args(["rename", name, &previous]));
-            if cur.running {
-                plan.run(svc.docker().args(["stop", &previous]));
-            }
-        }
-        None => plan.steps.push(Step::Say(format!(
+    if current.is_none() {
+        plan.steps.push(Step::Say(format!(
             "no container {name} yet: the service is started"
-        ))),
+        )));
     }
-    plan.run(svc.run.clone());
+    for inv in &steps.step_aside {
+        plan.run(inv.clone());
+    }
+    plan.run(steps.run.clone());
     let mut check = format!(
         "{name} must keep running for {}s without a restart",
         opts.settle.as_secs()
@@ -237,16 +287,16 @@ pub fn plan(svc: &Service, current: Option<&Current>, opts: &Options) -> Plan {
         opts.health_timeout.as_secs().max(opts.settle.as_secs())
     ));
     plan.steps.push(Step::Say(check));
-    let mut back = format!("  docker logs --tail {LOG_LINES} {name}; docker rm -f -v {name}");
-    if let Some(cur) = current {
-        back.push_str(&format!("; docker rename {previous} {name}"));
-        if cur.running {
-            back.push_str(&format!("; docker start {name}"));
-        }
-    }
-    plan.steps.push(Step::Say(back));
-    if current.is_some() {
-        plan.run(svc.docker().args(["rm", "-v", &previous]));
+    let back: Vec<String> = std::iter::once(format!("docker logs --tail {LOG_LINES} {name}"))
+        .chain(
+            std::iter::once(&steps.remove_new)
+                .chain(&steps.restore)
+                .map(|i| i.display()),
+        )
+        .collect();
+    plan.steps.push(Step::Say(format!("  {}", back.join("; "))));
+    if let Some(confirm) = steps.confirm {
+        plan.run(confirm);
     }
     plan
 }
@@ -592,10 +642,12 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
     let unchanged_hint = || "nothing was changed: the service runs as it did".to_string();
 
     // 1. The image.
-    match &svc.no_pull {
-        Some(why) => out.say(&format!("Not pulling: {why}")),
-        None => {
-            let pull = svc.docker().args(["pull", &svc.reference]);
+    match pull(svc) {
+        None => out.say(&format!(
+            "Not pulling: {}",
+            svc.no_pull.as_deref().unwrap_or_default()
+        )),
+        Some(pull) => {
             if let Err(f) = step(out, &pull) {
                 return Err(deploy_error(
                     format!(
@@ -652,34 +704,26 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
         )));
     }
 
-    // 3. The old container steps aside (kept until the new one is confirmed).
-    if let Some(cur) = &current {
-        let rename = svc.docker().args(["rename", name, &previous]);
-        if let Err(f) = step(out, &rename) {
+    // 3. The old container steps aside (kept until the new one is confirmed): renamed,
+    // then stopped if it ran.
+    let steps = steps(svc, current.as_ref());
+    for (i, inv) in steps.step_aside.iter().enumerate() {
+        if let Err(f) = step(out, inv) {
+            let back = if i == 0 {
+                "nothing was changed".to_string()
+            } else {
+                roll_back(&steps, svc, current.as_ref(), out, false)
+            };
             return Err(deploy_error(
-                format!(
-                    "deploy of {}: {}; nothing was changed",
-                    svc.image,
-                    f.describe(&rename)
-                ),
+                format!("deploy of {}: {}; {back}", svc.image, f.describe(inv)),
                 unchanged_hint(),
             ));
-        }
-        if cur.running {
-            let stop = svc.docker().args(["stop", &previous]);
-            if let Err(f) = step(out, &stop) {
-                let back = roll_back(svc, current.as_ref(), out, false);
-                return Err(deploy_error(
-                    format!("deploy of {}: {}; {back}", svc.image, f.describe(&stop)),
-                    unchanged_hint(),
-                ));
-            }
         }
     }
 
     // A Ctrl-C while the old one stepped aside: it comes back, nothing new is started.
     if crate::process::interrupted() {
-        let back = roll_back(svc, current.as_ref(), out, false);
+        let back = roll_back(&steps, svc, current.as_ref(), out, false);
         return Err(Error::Interrupted(format!(
             "deploy of {} interrupted before the new container was started; {back}",
             svc.image
@@ -687,8 +731,8 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
     }
 
     // 4. The new one, watched.
-    let verdict = match step(out, &svc.run) {
-        Err(f) => Err((f.describe(&svc.run), false)),
+    let verdict = match step(out, &steps.run) {
+        Err(f) => Err((f.describe(&steps.run), false)),
         Ok(()) => watch(name, opts, out).map_err(|why| {
             (
                 format!(
@@ -703,16 +747,15 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
     match verdict {
         Ok(confirmed) => {
             out.say(&format!("{name} {confirmed}"));
-            let Some(cur) = current else {
+            let (Some(cur), Some(rm)) = (current, &steps.confirm) else {
                 return Ok(Deployed::Started { image_id });
             };
-            let rm = svc.docker().args(["rm", "-v", &previous]);
-            if let Err(f) = step(out, &rm) {
+            if let Err(f) = step(out, rm) {
                 return Err(Error::Deploy {
                     message: format!(
                         "{name} is deployed ({}), but {}",
                         short(&image_id),
-                        f.describe(&rm)
+                        f.describe(rm)
                     ),
                     hint: Some(format!(
                         "remove it (`docker rm {previous}`): the next deploy refuses to run \
@@ -731,7 +774,7 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
             } else {
                 String::new()
             };
-            let back = roll_back(svc, current.as_ref(), out, true);
+            let back = roll_back(&steps, svc, current.as_ref(), out, true);
             let mut message = format!("deploy of {} failed: {why}; {back}", svc.image);
             if !logs.trim().is_empty() {
                 message.push_str(&format!("\nthe last lines of {name}'s log:"));
@@ -751,47 +794,53 @@ pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
 }
 
 /// Removes the new container (when `remove_new`) and brings the previous one back under
-/// its name, started when it ran before. Says what it did, or what is left to do.
-fn roll_back(svc: &Service, current: Option<&Current>, out: &Report, remove_new: bool) -> String {
+/// its name, started when it ran before: the roll-back of `steps`. Says what it did, or
+/// what is left to do.
+fn roll_back(
+    steps: &Steps,
+    svc: &Service,
+    current: Option<&Current>,
+    out: &Report,
+    remove_new: bool,
+) -> String {
     let name = &svc.name;
     let previous = svc.previous();
     out.say(&format!("Rolling back {name}"));
-    if remove_new {
-        let rm = svc.docker().args(["rm", "-f", "-v", name]);
-        if let Err(f) = step(out, &rm)
-            && !f.stderr.contains("No such container")
-        {
-            return format!(
-                "ROLLBACK FAILED: {}; {previous} is the previous container: `docker rm -f \
-                     {name}; docker rename {previous} {name}; docker start {name}`",
-                f.describe(&rm)
-            );
-        }
+    if remove_new
+        && let Err(f) = step(out, &steps.remove_new)
+        && !f.stderr.contains("No such container")
+    {
+        return format!(
+            "ROLLBACK FAILED: {}; {previous} is the previous container: `docker rm -f \
+                 {name}; docker rename {previous} {name}; docker start {name}`",
+            f.describe(&steps.remove_new)
+        );
     }
     let Some(cur) = current else {
         return format!(
             "the new container was removed; {name} did not exist before, so nothing else runs"
         );
     };
-    let rename = svc.docker().args(["rename", &previous, name]);
-    if let Err(f) = step(out, &rename) {
+    let mut restore = steps.restore.iter();
+    if let Some(rename) = restore.next()
+        && let Err(f) = step(out, rename)
+    {
         return format!(
             "ROLLBACK FAILED: {}; the previous container is {previous}: `docker rename \
              {previous} {name}; docker start {name}`",
-            f.describe(&rename)
+            f.describe(rename)
         );
     }
-    if !cur.running {
+    let Some(start) = restore.next() else {
         return format!(
             "rolled back: the previous container {name} (image {}) is back, stopped as it was",
             short(&cur.image_id)
         );
-    }
-    let start = svc.docker().args(["start", name]);
-    if let Err(f) = step(out, &start) {
+    };
+    if let Err(f) = step(out, start) {
         return format!(
             "ROLLBACK FAILED: the previous container is back as {name} but {}",
-            f.describe(&start)
+            f.describe(start)
         );
     }
     format!(
