@@ -6,7 +6,6 @@
 
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
-use crate::plan::quote;
 use crate::service::notebook;
 use clap::Parser;
 use std::process::{Command, Stdio};
@@ -81,16 +80,11 @@ fn alive(t: &Tunnel) -> bool {
         .unwrap_or(false)
 }
 
-/// A command run on the dock through its shared connection; its stdout.
+/// A script run by the dock user's login shell over the dock's shared connection: did it
+/// succeed, its stdout, its stderr.
 fn on_dock(dock: &Dock, script: &str) -> Result<(bool, String, String)> {
-    let inv = crate::dock::ssh::to_dock(dock, false, &[format!("sh -lc {}", quote(script))]);
-    let out = crate::process::output(&mut crate::process::command(&inv))
-        .map_err(|e| Error::spawn("ssh", e))?;
-    Ok((
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    ))
+    let ran = crate::dock::session::Session::shared(dock)?.script(script)?;
+    Ok((ran.success(), ran.stdout, ran.stderr))
 }
 
 const STATE_DIR: &str = "$HOME/.dockerutils";

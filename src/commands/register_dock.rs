@@ -8,11 +8,11 @@
 //! it runs). The same call resolves a workspace in the dock user's home (`~/…`) to its
 //! path there. `--no-check` skips it.
 
+use crate::dock::session::Session;
 use crate::dock::{self, DEFAULT_WORKSPACE, Dock};
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use clap::Parser;
-use std::process::Command;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,46 +68,29 @@ enum Probe {
     Failed(String),
 }
 
-/// The check, run by the dock user's login shell with builtins only (a dock user's PATH
-/// may hold nothing): resolve `~`, then walk up from `<workspace>/<user>` to the first
-/// directory that exists, which must be one the user can write. Nothing is created.
-fn probe_script(workspace: &str, user: &str) -> String {
-    format!(
-        r#"ws={ws}; case $ws in "~") ws=$HOME ;; "~/"*) ws=$HOME/${{ws#"~/"}} ;; esac; d=$ws/{user}; while [ ! -e "$d" ]; do d=${{d%/*}}; [ -n "$d" ] || d=/; done; printf '%s\n' "$ws"; if [ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ]; then echo ok; else printf 'blocked %s\n' "$d"; fi"#,
-        ws = quote(workspace),
-        user = quote(user),
-    )
-}
+/// The check, run by `sh -c` as the dock user with builtins only (a dock user's PATH may
+/// hold nothing), the workspace and the user its arguments `$1` and `$2`: resolve `~`,
+/// then walk up from `<workspace>/<user>` to the first directory that exists, which must
+/// be one the user can write. Nothing is created.
+const PROBE: &str = r#"ws=$1; case $ws in "~") ws=$HOME ;; "~/"*) ws=$HOME/${ws#"~/"} ;; esac; d=$ws/$2; while [ ! -e "$d" ]; do d=${d%/*}; [ -n "$d" ] || d=/; done; printf '%s\n' "$ws"; if [ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ]; then echo ok; else printf 'blocked %s\n' "$d"; fi"#;
 
 fn probe(dock: &Dock, workspace: &str, user: &str) -> Result<Probe> {
     // Its own connection, not the shared one (which would outlive this command), and no
     // host key learned: registering forgets the address's old key, and the first real
     // connection learns the new one into the dock's known_hosts.
-    let mut ssh = Command::new("ssh");
-    ssh.args([
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "ConnectTimeout=5",
-        "-o",
-        "ControlMaster=no",
-        "-o",
-        "ControlPath=none",
-        "-o",
-        "StrictHostKeyChecking=accept-new",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=error",
-    ])
-    .arg(dock.destination())
-    .arg(probe_script(workspace, user));
-    let out = crate::process::output(&mut ssh).map_err(|e| Error::spawn("ssh", e))?;
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut lines = stdout.lines();
-    Ok(match (out.status.code(), lines.next(), lines.next()) {
-        (Some(255), _, _) => Probe::NoAnswer(stderr),
+    let session = match Session::fresh(dock, std::time::Duration::from_secs(5)) {
+        Ok(session) => session,
+        Err(e) => return Ok(Probe::NoAnswer(e.to_string())),
+    };
+    let ran = session.run("sh", &["-c", PROBE, "probe", workspace, user]);
+    session.close();
+    let ran = match ran {
+        Ok(ran) => ran,
+        Err(e) => return Ok(Probe::NoAnswer(e.to_string())),
+    };
+    let mut lines = ran.stdout.lines();
+    Ok(match (ran.code, lines.next(), lines.next()) {
+        (None, _, _) => Probe::NoAnswer(ran.stderr),
         (Some(0), Some(ws), Some("ok")) => Probe::Answered {
             workspace: ws.to_string(),
             blocked_by: None,
@@ -116,8 +99,8 @@ fn probe(dock: &Dock, workspace: &str, user: &str) -> Result<Probe> {
             workspace: ws.to_string(),
             blocked_by: Some(blocked["blocked ".len()..].to_string()),
         },
-        _ if stderr.is_empty() => Probe::Failed(format!("it printed: {}", stdout.trim())),
-        _ => Probe::Failed(stderr),
+        _ if ran.stderr.is_empty() => Probe::Failed(format!("it printed: {}", ran.stdout.trim())),
+        _ => Probe::Failed(ran.stderr),
     })
 }
 
@@ -350,6 +333,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn a_workspace_is_absolute_or_in_the_dock_users_home() {
@@ -369,8 +353,7 @@ mod tests {
         std::fs::create_dir_all(home.join("ws")).unwrap();
         let run = |ws: &str| {
             let out = Command::new("sh")
-                .arg("-c")
-                .arg(probe_script(ws, "ann b"))
+                .args(["-c", PROBE, "probe", ws, "ann b"])
                 .env("HOME", &home)
                 .output()
                 .unwrap();
