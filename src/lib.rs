@@ -27,6 +27,7 @@ pub mod project;
 pub mod ssh;
 pub mod ssh_config;
 pub mod tags;
+pub mod transfer;
 
 use std::ffi::OsString;
 use std::path::Path;
