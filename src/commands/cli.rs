@@ -52,7 +52,7 @@ pub fn command(name: &str) -> Option<Command> {
         "nb-dock" => with_docks(nb_dock::Args::command(), "name"),
         "publish-image" => with_images(publish_image::Args::command(), "image", Images::Dirs),
         "auto-build" => with_images(auto_build::Args::command(), "images", Images::Dirs),
-        "transfer-image" => with_docks(transfer_image::Args::command(), "dest"),
+        "transfer-image" => with_docks(with_docks(transfer_image::Args::command(), "dest"), "from"),
         "deploy-image" => with_images(super::deploy_image::Args::command(), "image", Images::Run),
         "serve-hooks" => super::serve_hooks::Args::command(),
         "register-dock" => register_dock::Args::command(),

@@ -92,7 +92,7 @@ pub const COMMANDS: &[(&str, &str, Main)] = &[
     ),
     (
         "transfer-image",
-        "send an image to a dock over ssh, only the layers it lacks",
+        "send an image to docks over ssh, or bring one back, only the layers each lacks",
         transfer_image::main,
     ),
     (

@@ -1,52 +1,57 @@
-//! `transfer-image IMAGE DEST`: send a local image to a dock (or any `[user@]host[:port]`
-//! that runs docker) over SSH, sending only the layers the remote does not have.
+//! `transfer-image IMAGE DEST…`, `transfer-image DOCK:IMAGE [DEST…]`: move an image
+//! between this machine's engine and docks (or any `[user@]host[:port]` that runs docker)
+//! over SSH, each destination receiving only the layers it does not have.
 //!
-//! The image archive is streamed through this process into zstd (gzip when the remote has
-//! no zstd) and over ssh into `docker load` on the remote. Where this process can read the
-//! local engine's storage (root, overlay2), the archive is put together from it directly
-//! ([`crate::engine_store`]): byte for byte what `docker save` gives, without the daemon
-//! first writing the whole archive to a temporary directory; elsewhere, or with
-//! `--docker-save`, it is `docker save IMAGE`. Before that, the remote's images are listed
-//! (their layer chains, by diff id): the layers of IMAGE whose chain the remote already
-//! holds are left out of the archive, which the classic `docker load` accepts (it only
-//! opens the file of a layer it does not have). If the remote refuses that archive,
-//! `docker save` is sent whole. Nothing is written to disk on either side but what
-//! `docker load` itself keeps; an interrupted transfer leaves the remote as it was. The
-//! work itself is in [`crate::transfer`].
+//! This file is the command: its arguments, the names checked before anything runs,
+//! `--dry-run`, and the summary and exit code. The work is in [`crate::transfer`]: the
+//! image is read once (from the engine's storage where this process can read it, else
+//! `docker save`; on a dock, `docker save` there with the layers every destination holds
+//! left out by GNU tar), and handed to each destination in parallel, into `docker load`
+//! there (compressed over ssh), without the layers that destination holds.
+//!
+//! Exit code: 0 when every destination loaded the image; 1 when any did not (one line
+//! per destination says which, and with several, a last line lists the failed ones);
+//! 130 on Ctrl-C; 2 for a name that is refused before anything runs.
 
 use crate::dock;
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::tags;
-use crate::transfer::load;
-use crate::transfer::remote::Remote;
-use crate::transfer::source::local_image;
+use crate::transfer::load::Target;
+use crate::transfer::progress::mib;
+use crate::transfer::remote::{Codec, Engine, HERE, Remote};
+use crate::transfer::source::{self, Image, Origin};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "transfer-image",
     version,
-    about = "Send a local image to a dock or an ssh host running docker, only the layers it lacks",
-    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer"
+    about = "Send an image to docks or ssh hosts running docker, or bring one back from a dock, only the layers each lacks",
+    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer\n  transfer-image myproj-base:ann gpu-box cpu-box  # to both at once\n  transfer-image gpu-box:myproj-base:ann          # bring it back from gpu-box\n  transfer-image gpu-box:myproj-base:ann cpu-box  # from one dock to another, through here\n  transfer-image --from admin@10.0.0.7:2222 myproj-base:ann\n\nExit code: 0 when every destination loaded the image, 1 when any did not (the last\nlines say which), 130 on Ctrl-C."
 )]
 pub struct Args {
     /// The image: inside a project, one of its images (a docker/ subdirectory or a
-    /// synthetic image of the cfg); else NAME[:TAG] or an image id
+    /// synthetic image of the cfg); else NAME[:TAG] or an image id. DOCK:IMAGE (a
+    /// registered dock, or user@host) takes it from that dock's engine
     pub image: String,
-    /// A registered dock (moniker or IP), or [user@]host[:port]
-    pub dest: String,
-    /// Run docker on the remote with `sudo -n`
+    /// Where to: one or more registered docks (moniker or IP) or [user@]host[:port];
+    /// none when the image comes from a dock: this machine
+    pub dest: Vec<String>,
+    /// Take the image from this dock (or [user@]host[:port]) instead of this machine
+    #[arg(long, value_name = "DOCK")]
+    pub from: Option<String>,
+    /// Run docker on the remotes with `sudo -n`
     #[arg(long)]
     pub sudo: bool,
-    /// Send every layer, even those the remote has
+    /// Send every layer, even those a destination has
     #[arg(long)]
     pub full: bool,
-    /// Read the image with `docker save`, even where this process can read the engine's
-    /// storage (by default the layers are read from it directly: faster)
+    /// Read a local image with `docker save`, even where this process can read the
+    /// engine's storage (by default the layers are read from it directly: faster)
     #[arg(long)]
     pub docker_save: bool,
-    /// Print what would run, run nothing
+    /// Print what would run for each destination, run nothing
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -54,8 +59,9 @@ pub struct Args {
 /// IMAGE as every other command takes it: inside a project, the name of one of its
 /// images (a `docker/` subdirectory or a synthetic image of the cfg) means that image,
 /// `name:tag` as its section designates it, the newest build for `tag=timestamp`;
-/// anything else (or outside a project) is a docker reference.
-fn resolve_image(given: &str, user: &str) -> Result<String> {
+/// anything else (or outside a project) is a docker reference. `on`: the dock the image
+/// is taken from (whose builds this machine cannot list).
+fn resolve_image(given: &str, user: &str, on: Option<&str>) -> Result<String> {
     let project = match Project::discover_here(user) {
         Ok(project) => project,
         Err(Error::NoProject { .. }) => return Ok(given.to_string()),
@@ -64,7 +70,18 @@ fn resolve_image(given: &str, user: &str) -> Result<String> {
     if !project.image_names()?.iter().any(|n| n == given) {
         return Ok(given.to_string());
     }
-    let image = tags::newest_here(project.image_ref(given)?)?;
+    let image = project.image_ref(given)?;
+    if let Some(dock) = on {
+        if image.tag == tags::TIMESTAMP {
+            return Err(Error::Usage(format!(
+                "[{given}] tag=timestamp: name the build to take from {dock}, \
+                 `transfer-image {dock}:{}:TAG` (`docker images {}` there lists them)",
+                image.name, image.name
+            )));
+        }
+        return Ok(image.to_string());
+    }
+    let image = tags::newest_here(image)?;
     if image.tag == tags::TIMESTAMP {
         return Err(Error::Usage(format!(
             "no build of {} here ([{given}] tag=timestamp): build-image {given}",
@@ -74,41 +91,187 @@ fn resolve_image(given: &str, user: &str) -> Result<String> {
     Ok(image.to_string())
 }
 
+/// `DOCK:IMAGE` → the dock and the image; anything else is a local image. DOCK is a
+/// registered dock or `user@host`: `app:1` is the local image `app:1` unless a dock is
+/// named `app`, and when both exist the command refuses to guess.
+fn split_source(image: &str, from: Option<&str>) -> Result<(Option<String>, String)> {
+    if let Some(from) = from {
+        return Ok((Some(from.to_string()), image.to_string()));
+    }
+    let local = || Ok((None, image.to_string()));
+    let Some((dock, rest)) = image.split_once(':') else {
+        return local();
+    };
+    if dock.is_empty() || rest.is_empty() {
+        return local();
+    }
+    if dock.contains('@') {
+        return Ok((Some(dock.to_string()), rest.to_string()));
+    }
+    match dock::find(dock) {
+        Ok(_) => {}
+        Err(Error::UnknownDock { .. }) => return local(),
+        Err(e) => return Err(e),
+    }
+    if matches!(crate::docker::image_exists(image), Ok(true)) {
+        return Err(Error::Usage(format!(
+            "`{image}` is both an image here and `{rest}` on the dock `{dock}`: \
+             `transfer-image --from {dock} {rest}` takes it from the dock; an image id \
+             (`docker images`) names the local one"
+        )));
+    }
+    Ok((Some(dock.to_string()), rest.to_string()))
+}
+
+/// A docker image reference or id, and nothing a shell or ssh could take for more:
+/// letters, digits and `._-/:@`, starting with a letter or digit. (docker checks the
+/// rest of its grammar; this is what may reach a remote command line, quoted anyway.)
+fn check_reference(image: &str) -> Result<()> {
+    let ok = image.len() <= 512
+        && image.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "`{}` is not an image: NAME[:TAG], NAME@DIGEST or an image id (letters, digits \
+             and `._-/:@`)",
+            image.escape_debug()
+        )))
+    }
+}
+
 fn run(args: &Args) -> Result<i32> {
-    let image = resolve_image(&args.image, &crate::project::user_name())?;
-    let remote = Remote::for_dest(&args.dest, args.sudo)?;
-    let local = local_image(&image, args.docker_save)?;
+    // Every name is checked before anything runs.
+    let (from, given) = split_source(&args.image, args.from.as_deref())?;
+    let image = resolve_image(&given, &crate::project::user_name(), from.as_deref())?;
+    check_reference(&image)?;
+    let source = from.map(|f| Remote::for_dest(&f, args.sudo)).transpose()?;
+    let mut dests: Vec<Remote> = Vec::new();
+    for name in &args.dest {
+        let remote = Remote::for_dest(name, args.sudo)?;
+        if let Some(src) = &source
+            && remote.same_as(src)
+        {
+            return Err(Error::Usage(format!(
+                "{name} is where the image comes from: name other destinations"
+            )));
+        }
+        if let Some(twice) = dests.iter().find(|d| d.same_as(&remote)) {
+            return Err(Error::Usage(format!(
+                "{name} and {} are the same destination: name it once",
+                twice.name
+            )));
+        }
+        dests.push(remote);
+    }
+    let mut dests: Vec<Engine> = dests.into_iter().map(Engine::Remote).collect();
+    if dests.is_empty() {
+        if source.is_none() {
+            return Err(Error::Usage(
+                "name where to send it: `transfer-image IMAGE DOCK…`, or `transfer-image \
+                 DOCK:IMAGE` to bring an image here from a dock"
+                    .into(),
+            ));
+        }
+        dests.push(Engine::Local);
+    }
+    let image = match source {
+        None => source::local_image(&image, args.docker_save)?,
+        // Nothing runs for a dry run: what the dock has is assumed (zstd, GNU tar).
+        Some(remote) if args.dry_run => Image {
+            reference: image,
+            layers: vec![],
+            size: 0,
+            origin: Origin::Dock {
+                remote,
+                codec: Codec::ZstdAdapt,
+                gnu_tar: true,
+            },
+        },
+        Some(remote) => source::dock_image(remote, &image)?,
+    };
     if args.dry_run {
-        println!("{}", load::shown(&local, &remote, true));
+        for engine in dests {
+            let target = Target {
+                engine,
+                codec: Codec::Zstd,
+                present: 0,
+            };
+            println!("{} | {}", image.shown(), target.shown());
+        }
         return Ok(0);
     }
-    let outcome = load::to_destination(&local, &remote, args.full)?;
-    if !outcome.loaded {
+    let several = dests.len() > 1;
+    let report = crate::transfer::run(&image, dests, args.full);
+    if let Some(bytes) = report.received {
         eprintln!(
-            "transfer-image: error: {} did not load the image (see the messages above)",
-            remote.name
+            "transfer-image: received {} ({bytes} bytes) from {} in {:.1}s",
+            mib(bytes),
+            image.origin_name(),
+            report.elapsed.as_secs_f64()
         );
-        return Ok(1);
     }
-    eprintln!(
-        "transfer-image: sent {} ({} bytes) to {} in {:.1}s{}",
-        load::mib(outcome.sent),
-        outcome.sent,
-        remote.name,
-        outcome.elapsed.as_secs_f64(),
-        match outcome.level {
-            Some(level) => format!(" (zstd level {level} at the end)"),
-            None => " (gzip)".to_string(),
+    if report.interrupted {
+        eprintln!(
+            "transfer-image: interrupted: every transfer still running was cut off before the \
+             image's end (its `docker load` takes nothing)"
+        );
+    }
+    for o in &report.outcomes {
+        match (o.loaded, o.sent) {
+            (true, Some(sent)) => eprintln!(
+                "transfer-image: sent {} ({sent} bytes) to {} in {:.1}s{}",
+                mib(sent),
+                o.name,
+                o.elapsed.as_secs_f64(),
+                match o.level {
+                    Some(level) => format!(" (zstd level {level} at the end)"),
+                    None => " (gzip)".to_string(),
+                }
+            ),
+            (true, None) => eprintln!(
+                "transfer-image: loaded {} into {HERE}'s engine in {:.1}s",
+                image.reference,
+                o.elapsed.as_secs_f64()
+            ),
+            // Its error was said when it happened.
+            (false, _) if o.error.is_some() => {}
+            (false, _) if report.interrupted => {}
+            (false, _) => eprintln!(
+                "transfer-image: error: {} did not load the image (see the messages above)",
+                o.name
+            ),
         }
-    );
-    Ok(0)
+    }
+    if report.interrupted {
+        return Ok(crate::exec::INTERRUPTED);
+    }
+    let failed: Vec<&str> = report
+        .outcomes
+        .iter()
+        .filter(|o| !o.loaded)
+        .map(|o| o.name.as_str())
+        .collect();
+    if several && !failed.is_empty() {
+        eprintln!(
+            "transfer-image: error: {} of {} destinations failed: {}",
+            failed.len(),
+            report.outcomes.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    // In a docked shell DOCKER_HOST points at the dock, but what transfer-image sends is
-    // this machine's image (run-image's hint says `transfer-image IMAGE DOCK` to a docked
-    // shell): the DOCKER_HOST that `source dock` set is not the source.
+    // In a docked shell DOCKER_HOST points at the dock, but this machine's engine is
+    // this machine's (run-image's hint says `transfer-image IMAGE DOCK` to a docked
+    // shell): the DOCKER_HOST that `source dock` set is not where images are read or
+    // brought back to.
     if let Some(dock) = dock::current()
         && std::env::var("DOCKER_HOST").ok() == Some(dock.ssh_url())
     {
@@ -120,4 +283,52 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         unsafe { std::env::remove_var("DOCKER_HOST") };
     }
     super::exit_code("transfer-image", run(&args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_are_plain() {
+        for good in [
+            "app",
+            "app:1",
+            "127.0.0.1:5000/team/app:v1.2-rc_3",
+            "app@sha256:0123abcd",
+            "9e179e0bc948",
+        ] {
+            assert!(check_reference(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            "app;touch F",
+            "app$(touch F)",
+            "app name",
+            "app'",
+            "app\"",
+            "app\n",
+            "app`id`",
+            ":tag",
+        ] {
+            assert!(check_reference(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_user_at_host_prefix_is_a_source_and_a_plain_name_an_image() {
+        assert_eq!(
+            split_source("ann@10.0.0.7:app:1", None).unwrap(),
+            (Some("ann@10.0.0.7".to_string()), "app:1".to_string())
+        );
+        assert_eq!(
+            split_source("app:1", Some("gpu")).unwrap(),
+            (Some("gpu".to_string()), "app:1".to_string())
+        );
+        assert_eq!(
+            split_source("app", None).unwrap(),
+            (None, "app".to_string())
+        );
+    }
 }

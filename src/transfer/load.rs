@@ -1,114 +1,244 @@
-//! The work for one destination: the image's archive, without the layers the destination
-//! holds, compressed (adaptive zstd, or gzip where the remote has no zstd) into `docker
-//! load` there over ssh; and what came of it.
+//! The work for one destination: the pieces of the archive it lacks, as the fan-out
+//! hands them over, into `docker load` there: over ssh, compressed (adaptive zstd, or
+//! gzip where the remote has no zstd), or straight into this machine's engine; and what
+//! came of it.
+//!
+//! Only a stream that reached the archive's end is closed normally. Any other ending
+//! (the source failed, Ctrl-C, the other side went away) kills `docker load` (or the ssh
+//! that feeds it) first: an engine whose `docker load` is cut off loads nothing, where a
+//! stream closed early at an entry boundary would read as a shorter archive.
 
-use super::remote::{self, Remote};
-use super::source::{LocalImage, docker_save, layer_paths};
+use super::Children;
+use super::progress::Line;
+use super::remote::{Codec, Engine};
 use crate::compress::AdaptiveZstd;
-use crate::engine_store::StoredImage;
-use crate::error::{Error, Result};
-use crate::plan::quote;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::HashSet;
-use std::io::{IsTerminal, Read, Write};
-use std::process::Stdio;
+use std::io::{self, Write};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// A destination, and what it holds.
+pub struct Target {
+    pub engine: Engine,
+    /// How it decompresses (a remote engine).
+    pub codec: Codec,
+    /// How many bottom layers of the image it holds (left out of what it is sent).
+    pub present: usize,
+}
+
+impl Target {
+    pub fn name(&self) -> &str {
+        self.engine.name()
+    }
+
+    /// The receiving half of the pipeline, as the user could type it.
+    pub fn shown(&self) -> String {
+        match &self.engine {
+            Engine::Local => "docker load".to_string(),
+            Engine::Remote(r) => format!(
+                "{} | {}",
+                if self.codec.is_zstd() { "zstd" } else { "gzip" },
+                r.shown(&self.script())
+            ),
+        }
+    }
+
+    fn script(&self) -> String {
+        format!(
+            "{} | {} load",
+            self.codec.decompress(),
+            self.engine.docker()
+        )
+    }
+}
+
+/// What the fan-out hands each destination.
+pub enum Msg {
+    /// Archive bytes to send.
+    Bytes(Arc<Vec<u8>>),
+    /// Archive bytes this destination does without (it holds the layer): progress only.
+    Skip(u64),
+    /// The archive is complete (the source ended well).
+    End,
+}
 
 /// What came of one destination.
+#[derive(Debug)]
 pub struct Outcome {
-    /// Whether the destination's `docker load` took the image.
+    pub name: String,
+    /// Whether its `docker load` took the image.
     pub loaded: bool,
-    /// Compressed bytes sent over the link.
-    pub sent: u64,
-    /// The zstd level the stream ended at (None: gzip).
+    /// Compressed bytes sent to it over ssh (None: this machine's engine).
+    pub sent: Option<u64>,
+    /// The zstd level its stream ended at.
     pub level: Option<i32>,
-    pub elapsed: std::time::Duration,
+    pub elapsed: Duration,
+    /// The stream to it was cut (the source failed, or Ctrl-C): nothing was loaded, and
+    /// sending again would not help.
+    pub cut: bool,
+    /// Why it failed, when no message of docker's or ssh's said it already.
+    pub error: Option<String>,
 }
 
-/// The pipeline as the user would type it: how the archive is read, compressed, and
-/// loaded on `remote`.
-pub fn shown(image: &LocalImage, remote: &Remote, zstd: bool) -> String {
-    format!(
-        "{} | {} | {} '{} | {} load'",
-        match &image.store {
-            Some(_) => format!(
-                "(the layers of {} from the engine's storage)",
-                image.reference
-            ),
-            None => format!("docker save {}", quote(&image.reference)),
-        },
-        if zstd { "zstd" } else { "gzip" },
-        remote
-            .ssh
-            .iter()
-            .map(|w| quote(w))
-            .collect::<Vec<_>>()
-            .join(" "),
-        if zstd { "zstd -dc" } else { "gzip -dc" },
-        remote.docker
-    )
+impl Outcome {
+    pub fn failed(name: &str, error: String) -> Outcome {
+        Outcome {
+            name: name.to_string(),
+            loaded: false,
+            sent: None,
+            level: None,
+            elapsed: Duration::ZERO,
+            cut: false,
+            error: Some(error),
+        }
+    }
 }
 
-/// Sends `image` to `remote`: asks what it holds, sends the rest, and, if it refuses an
-/// archive without the layers it holds (or the engine's storage could not be read),
-/// `docker save` whole.
-pub fn to_destination(image: &LocalImage, remote: &Remote, full: bool) -> Result<Outcome> {
-    let layers = &image.layers;
-    let state = remote::probe(remote)?;
-    let present = if full {
-        0
-    } else {
-        remote::layers_present(layers, &state.chains)
+/// Two zero blocks: the end of a tar archive (the source's own are not forwarded).
+const END_OF_ARCHIVE: [u8; 1024] = [0; 1024];
+
+/// Sends what `feed` hands over into `docker load` on `target`.
+pub fn send(target: &Target, feed: Receiver<Msg>, mut line: Line, children: &Children) -> Outcome {
+    let started = Instant::now();
+    let name = target.name().to_string();
+    let mut cmd = match &target.engine {
+        Engine::Local => {
+            let mut cmd = Command::new("docker");
+            cmd.arg("load");
+            cmd
+        }
+        Engine::Remote(r) => r.command(&target.script()),
     };
-    let source = match &image.store {
-        Some(stored) => Source::Store {
-            image: stored,
-            skip: present,
-        },
-        None if present > 0 => {
-            let ids: HashSet<String> = layers[..present].iter().cloned().collect();
-            Source::Save {
-                omit: layer_paths(&image.reference, &ids)?,
+    let mut child = match cmd.stdin(Stdio::piped()).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return Outcome::failed(&name, format!("cannot run {:?}: {e}", cmd.get_program()));
+        }
+    };
+    children.add(child.id());
+    let wire = Arc::new(AtomicU64::new(0));
+    let stdin = child.stdin.take().unwrap();
+    let sink = match &target.engine {
+        Engine::Local => Ok(Sink::Plain(stdin)),
+        Engine::Remote(_) => {
+            line.watch(wire.clone(), "sent");
+            let counting = Counting {
+                inner: stdin,
+                count: wire.clone(),
+            };
+            if target.codec.is_zstd() {
+                AdaptiveZstd::new(counting).map(Sink::Zstd)
+            } else {
+                Ok(Sink::Gzip(flate2::write::GzEncoder::new(
+                    counting,
+                    flate2::Compression::fast(),
+                )))
             }
         }
-        None => Source::Save {
-            omit: HashSet::new(),
-        },
     };
-    eprintln!("{}", shown(image, remote, state.zstd));
-    let what = match layers.len() - present {
-        0 => "the image's configuration only".to_string(),
-        missing => format!("{missing} of {} layers", layers.len()),
+    let mut sink = match sink {
+        Ok(sink) => sink,
+        Err(e) => {
+            cut_off(&mut child);
+            children.remove(child.id());
+            let _ = child.wait();
+            return Outcome::failed(&name, format!("cannot start the compressor: {e}"));
+        }
     };
-    eprintln!(
-        "{present} of {} layers already on {}: sending {what}",
-        layers.len(),
-        remote.name
-    );
-    let started = std::time::Instant::now();
-    let (mut sent, mut loaded, mut level) =
-        send(&image.reference, remote, state.zstd, &source, image.size)?;
-    let whole = matches!(&source, Source::Save { omit } if omit.is_empty());
-    if !loaded && !whole {
-        eprintln!(
-            "transfer-image: {} did not take the archive; sending `docker save {}` whole",
-            remote.name, image.reference
-        );
-        let full = Source::Save {
-            omit: HashSet::new(),
-        };
-        let (more, ok, last) = send(&image.reference, remote, state.zstd, &full, image.size)?;
-        sent += more;
-        loaded = ok;
-        level = last;
+    // The archive's end came (`ended`); the other side went away first (`gone`).
+    let (mut ended, mut gone) = (false, false);
+    loop {
+        match feed.recv() {
+            Ok(Msg::Bytes(bytes)) => {
+                if sink.write_all(&bytes).is_err() {
+                    gone = true;
+                    break;
+                }
+                line.add(bytes.len() as u64);
+            }
+            Ok(Msg::Skip(n)) => line.add(n),
+            Ok(Msg::End) => {
+                ended = true;
+                break;
+            }
+            Err(_) => break,
+        }
     }
-    Ok(Outcome {
-        loaded,
-        sent,
+    // Given up on or done: the fan-out stops handing this destination anything.
+    drop(feed);
+    let mut level = None;
+    if ended {
+        match sink.write_all(&END_OF_ARCHIVE).and_then(|()| sink.finish()) {
+            Ok(l) => level = l,
+            // The other side ended (it refused the archive): its messages say why.
+            Err(_) => gone = true,
+        }
+    } else if gone {
+        // The other side ended before the archive did: what it said is the reason.
+        drop(sink);
+    } else {
+        cut_off(&mut child);
+        drop(sink);
+    }
+    line.finish();
+    children.remove(child.id());
+    let status_ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    Outcome {
+        loaded: ended && !gone && status_ok,
+        sent: matches!(target.engine, Engine::Remote(_)).then(|| wire.load(Ordering::Relaxed)),
         level,
         elapsed: started.elapsed(),
-    })
+        cut: !ended && !gone,
+        error: None,
+        name,
+    }
+}
+
+/// Kills `docker load` (or the ssh in front of it) before its input is closed: cut off,
+/// it loads nothing.
+fn cut_off(child: &mut std::process::Child) {
+    let _ = child.kill();
+}
+
+/// Where the bytes go: straight into `docker load`, or through a compressor into ssh.
+enum Sink {
+    Plain(ChildStdin),
+    Zstd(AdaptiveZstd<Counting<ChildStdin>>),
+    Gzip(flate2::write::GzEncoder<Counting<ChildStdin>>),
+}
+
+impl Sink {
+    /// Ends the stream (closing the input); the zstd level it ended at.
+    fn finish(self) -> io::Result<Option<i32>> {
+        match self {
+            Sink::Plain(mut w) => w.flush().map(|()| None),
+            Sink::Zstd(z) => {
+                let level = z.level();
+                z.finish()?;
+                Ok(Some(level))
+            }
+            Sink::Gzip(g) => g.finish().map(|_| None),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write(buf),
+            Sink::Zstd(z) => z.write(buf),
+            Sink::Gzip(g) => g.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Zstd(z) => z.flush(),
+            Sink::Gzip(g) => g.flush(),
+        }
+    }
 }
 
 /// Counts the bytes written through it.
@@ -118,209 +248,12 @@ struct Counting<W> {
 }
 
 impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
-    fn flush(&mut self) -> std::io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// Reports progress: a bar on a terminal, a line per tenth otherwise.
-struct Progress {
-    bar: ProgressBar,
-    total: u64,
-    read: u64,
-    tenth: u64,
-    wire: Arc<AtomicU64>,
-}
-
-impl Progress {
-    fn new(total: u64, wire: Arc<AtomicU64>) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if std::io::stderr().is_terminal() {
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
-                )
-                .unwrap(),
-            );
-        } else {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        Progress {
-            bar,
-            total: total.max(1),
-            read: 0,
-            tenth: 0,
-            wire,
-        }
-    }
-
-    fn add(&mut self, n: u64) {
-        self.read += n;
-        let sent = self.wire.load(Ordering::Relaxed);
-        self.bar.set_position(self.read);
-        self.bar.set_message(format!("({} on the wire)", mib(sent)));
-        let tenth = (self.read * 10 / self.total).min(10);
-        if self.bar.is_hidden() && tenth > self.tenth {
-            self.tenth = tenth;
-            eprintln!(
-                "transfer-image: {}0% ({} read, {} sent)",
-                tenth,
-                mib(self.read),
-                mib(sent)
-            );
-        }
-    }
-}
-
-pub fn mib(n: u64) -> String {
-    format!("{:.1} MiB", n as f64 / 1048576.0)
-}
-
-/// Where the archive comes from.
-enum Source<'a> {
-    /// `docker save`, leaving out these layer files.
-    Save { omit: HashSet<String> },
-    /// The engine's storage, leaving out the files of this many bottom layers.
-    Store { image: &'a StoredImage, skip: usize },
-}
-
-/// Streams the archive compressed into `docker load` on the remote. Returns the bytes
-/// sent, whether the remote loaded it, and the zstd level the stream ended at.
-fn send(
-    image: &str,
-    remote: &Remote,
-    zstd: bool,
-    source: &Source,
-    total: u64,
-) -> Result<(u64, bool, Option<i32>)> {
-    let decompress = if zstd { "zstd -dc" } else { "gzip -dc" };
-    let mut ssh = remote
-        .command(&format!("{decompress} | {} load", remote.docker))
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io("cannot run ssh", e))?;
-    let wire = Arc::new(AtomicU64::new(0));
-    let counting = Counting {
-        inner: ssh.stdin.take().unwrap(),
-        count: wire.clone(),
-    };
-    let mut progress = Progress::new(total, wire.clone());
-    let streamed = (|| -> std::io::Result<Option<i32>> {
-        let out = if zstd {
-            Compressor::Zstd(AdaptiveZstd::new(counting)?)
-        } else {
-            Compressor::Gzip(flate2::write::GzEncoder::new(
-                counting,
-                flate2::Compression::fast(),
-            ))
-        };
-        let out = match source {
-            Source::Store { image, skip } => {
-                image.write_archive(*skip, out, &mut |n| progress.add(n))?
-            }
-            Source::Save { omit } => rewrite_saved(image, omit, out, &mut progress)?,
-        };
-        out.finish()
-    })();
-    let loaded = ssh.wait().map(|s| s.success()).unwrap_or(false);
-    progress.bar.finish_and_clear();
-    let sent = wire.load(Ordering::Relaxed);
-    match streamed {
-        Ok(level) => Ok((sent, loaded, level)),
-        // A broken pipe means the remote side ended: ssh's own message says why.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok((sent, false, None)),
-        // The stream stopped before the archive's manifest (written last): the remote
-        // loads nothing, and the caller sends `docker save` instead.
-        Err(e) if matches!(source, Source::Store { .. }) => {
-            eprintln!("transfer-image: reading {image} from the engine's storage failed: {e}");
-            Ok((sent, false, None))
-        }
-        Err(e) => Err(Error::io("streaming the image", e)),
-    }
-}
-
-/// `docker save IMAGE` copied into `out`, without the files in `omit`.
-fn rewrite_saved<W: Write>(
-    image: &str,
-    omit: &HashSet<String>,
-    out: W,
-    progress: &mut Progress,
-) -> std::io::Result<W> {
-    let mut save = docker_save(image)?;
-    let copied = (|| {
-        let mut builder = tar::Builder::new(out);
-        let mut archive = tar::Archive::new(save.stdout.take().unwrap());
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = entry.path()?.to_string_lossy().into_owned();
-            let size = entry.header().size()?;
-            if omit.contains(&path) {
-                progress.add(size);
-                continue;
-            }
-            let header = entry.header().clone();
-            let mut reader = ProgressReader {
-                inner: &mut entry,
-                progress: &mut *progress,
-            };
-            builder.append(&header, &mut reader)?;
-        }
-        builder.into_inner()
-    })();
-    // The pipe is closed by now (the archive is gone): docker save cannot block on it.
-    let _ = save.wait();
-    copied
-}
-
-/// The compressor in front of the link: adaptive zstd, or gzip for a remote without zstd.
-enum Compressor<W: Write + Send + 'static> {
-    Zstd(AdaptiveZstd<W>),
-    Gzip(flate2::write::GzEncoder<W>),
-}
-
-impl<W: Write + Send + 'static> Compressor<W> {
-    /// Ends the stream; the zstd level it ended at.
-    fn finish(self) -> std::io::Result<Option<i32>> {
-        match self {
-            Compressor::Zstd(z) => {
-                let level = z.level();
-                z.finish()?;
-                Ok(Some(level))
-            }
-            Compressor::Gzip(g) => g.finish().map(|_| None),
-        }
-    }
-}
-
-impl<W: Write + Send + 'static> Write for Compressor<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Compressor::Zstd(z) => z.write(buf),
-            Compressor::Gzip(g) => g.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Compressor::Zstd(z) => z.flush(),
-            Compressor::Gzip(g) => g.flush(),
-        }
-    }
-}
-
-struct ProgressReader<'a, R> {
-    inner: R,
-    progress: &'a mut Progress,
-}
-
-impl<R: Read> Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.add(n as u64);
-        Ok(n)
     }
 }
