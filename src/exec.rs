@@ -188,7 +188,7 @@ fn command_for(inv: &Invocation) -> std::process::Command {
 /// Linux sends the signal when the *thread* that forked the child ends: exec always waits
 /// for its child on the thread that started it (`build-image -j` runs each build's plan on
 /// its own thread, start to end), so that thread outlives the child.
-fn die_with_us(command: &mut std::process::Command) {
+pub fn die_with_us(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: between fork and exec the closure only makes async-signal-safe calls

@@ -111,6 +111,8 @@ pub fn send(target: &Target, feed: Receiver<Msg>, mut line: Line, children: &Chi
         }
         Engine::Remote(r) => r.command(&target.script()),
     };
+    // Killed outright, we take it with us (this thread waits for it, so outlives it).
+    crate::exec::die_with_us(&mut cmd);
     let mut child = match cmd.stdin(Stdio::piped()).spawn() {
         Ok(child) => child,
         Err(e) => {
