@@ -2202,6 +2202,30 @@ fn sync_down_keeps_newer_local_work_and_docked_transfers_read_this_machine() {
         .env("DOCKER_HOST", &d.engine)
         .args(["rmi", "-f", &image])
         .output();
+    // Without a destination, a docked shell's image goes to its dock.
+    let out = d
+        .cmd("bash")
+        .args([
+            "-c",
+            &format!("source dock testdock >/dev/null && transfer-image {image}"),
+        ])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("sending to testdock, the dock of this shell"),
+        "{err}"
+    );
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        common::image_id(&image)
+    );
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
 }
 
 /// The user's own ssh config of the tests below: other hosts, a wildcard block, an

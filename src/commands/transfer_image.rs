@@ -36,7 +36,8 @@ pub struct Args {
     /// registered dock, or user@host) takes it from that dock's engine
     pub image: String,
     /// Where to: one or more registered docks (moniker or IP) or [user@]host[:port];
-    /// none when the image comes from a dock: this machine
+    /// none when the image comes from a dock: this machine; none in a docked shell: its
+    /// dock
     pub dest: Vec<String>,
     /// Take the image from this dock (or [user@]host[:port]) instead of this machine
     #[arg(long, value_name = "DOCK")]
@@ -168,6 +169,17 @@ fn run(args: &Args) -> Result<i32> {
         dests.push(remote);
     }
     let mut dests: Vec<Engine> = dests.into_iter().map(Engine::Remote).collect();
+    // In a docked shell, an image from here goes to that dock by default.
+    if dests.is_empty()
+        && source.is_none()
+        && let Some(docked) = dock::current()
+    {
+        eprintln!(
+            "transfer-image: no destination named: sending to {}, the dock of this shell",
+            docked.name()
+        );
+        dests.push(Engine::Remote(Remote::for_dest(&docked.ip, args.sudo)?));
+    }
     if dests.is_empty() {
         if source.is_none() {
             return Err(Error::Usage(
