@@ -401,34 +401,34 @@ fn register_dock_says_which_dock_it_replaces_and_warns_when_one_does_not_answer(
         .unwrap();
     assert!(text(&out.stderr).contains("no dock `first` is registered"));
 
-    // Nothing listens on 127.0.0.3:22: registered all the same, with a warning that says so.
+    // Nothing listens on 127.0.0.9:22: registered all the same, with a warning that says so.
     let out = d
         .cmd("register-dock")
-        .args(["127.0.0.3", "deaddock", "-u", "x"])
+        .args(["127.0.0.9", "deaddock", "-u", "x"])
         .output()
         .unwrap();
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("register-dock: warning: x@127.0.0.3 cannot be reached over ssh (")
+        err.contains("register-dock: warning: x@127.0.0.9 cannot be reached over ssh (")
             && err.contains("Connection refused")
             && err.contains("registered all the same"),
         "{err}"
     );
     assert!(
         d.home()
-            .join(".docker/127.0.0.3/connection_config.txt")
+            .join(".docker/127.0.0.9/connection_config.txt")
             .is_file()
     );
     // --no-check asks nothing.
     let out = d
         .cmd("register-dock")
-        .args(["127.0.0.3", "deaddock", "-u", "x", "--no-check"])
+        .args(["127.0.0.9", "deaddock", "-u", "x", "--no-check"])
         .output()
         .unwrap();
     assert!(out.status.success());
     assert_eq!(text(&out.stderr), "");
-    assert!(text(&out.stdout).contains("Replaced dock deaddock (x@127.0.0.3)"));
+    assert!(text(&out.stdout).contains("Replaced dock deaddock (x@127.0.0.9)"));
 
     // A workspace in the home of a dock that does not answer cannot be resolved: an error,
     // and nothing registered.
@@ -567,10 +567,10 @@ fn ssh_dock_as_the_registered_user_and_unknown_or_unreachable_docks() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not docked: name a dock"));
 
-    // Nothing listens on 127.0.0.3:22: ssh fails at once with its message and code.
+    // Nothing listens on 127.0.0.9:22: ssh fails at once with its message and code.
     let out = d
         .cmd("register-dock")
-        .args(["127.0.0.3", "deaddock", "-u", "x"])
+        .args(["127.0.0.9", "deaddock", "-u", "x"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -582,7 +582,7 @@ fn ssh_dock_as_the_registered_user_and_unknown_or_unreachable_docks() {
         .unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(
-        text(&out.stderr).contains("127.0.0.3"),
+        text(&out.stderr).contains("127.0.0.9"),
         "{}",
         text(&out.stderr)
     );
