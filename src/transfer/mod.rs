@@ -187,13 +187,16 @@ fn transfer(
         }
     }
     let interrupted = crate::exec::interrupted();
+    for (i, target) in &targets {
+        if outcomes[*i].is_none() {
+            outcomes[*i] = Some(Outcome::failed(
+                target.name(),
+                "interrupted before it started".into(),
+            ));
+        }
+    }
     Report {
-        outcomes: outcomes
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| Outcome::failed("?", "interrupted before it started".into()))
-            })
-            .collect(),
+        outcomes: outcomes.into_iter().flatten().collect(),
         received,
         elapsed: started.elapsed(),
         interrupted,
@@ -278,7 +281,11 @@ fn pass(
                         }
                     }
                     if senders.iter().all(Option::is_none) {
-                        break Err(std::io::Error::other("no destination is taking it"));
+                        // Each said why it stopped: there is nothing to read for.
+                        break Err(std::io::Error::new(
+                            std::io::ErrorKind::BrokenPipe,
+                            "no destination is taking the image",
+                        ));
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -302,9 +309,8 @@ fn pass(
                     let _ = tx.send(Msg::End);
                 }
             }
-            Err(e) if crate::exec::interrupted() => {
-                let _ = e;
-            }
+            // Said already: by the signal, or by each destination that stopped.
+            Err(e) if crate::exec::interrupted() || e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => eprintln!(
                 "transfer-image: reading {} from {} failed: {e}",
                 image.reference,
