@@ -19,5 +19,6 @@ pub mod process;
 pub mod project;
 pub mod service;
 pub mod time;
+pub mod transfer;
 
 pub use cli::main;

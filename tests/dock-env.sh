@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The test dock: a second, distinct Docker engine reachable only over SSH.
+# The test docks: two more Docker engines, distinct from the machine's and from each
+# other, each reachable only over SSH.
 #   eval "$(bash tests/dock-env.sh start)"   # prints the exports the tests read
 #   bash tests/dock-env.sh stop
+#   eval "$(bash tests/dock-env.sh start-second)"   # only the second dock, next to a running
+#                                                   # first (its state dir, agent and key)
+#   bash tests/dock-env.sh stop-second
 # - dockerd with its own data-root, exec-root, pidfile, unix socket and bridge (dock0,
 #   never --bridge=none, which would delete the first engine's docker0);
 # - Debian's sshd on 127.0.0.2:22 for the user `dockuser`, whose sessions get
@@ -13,17 +17,38 @@
 #   `dockerutils ssh-config` (plain `ssh MONIKER`, rsync, docker --context) run as that
 #   user, never touching root's ~/.ssh/config; its key's fingerprint in sshd.log counts
 #   its connections apart from everyone else's.
-# State (keys, data) in target/dock-env; sockets in /run/dockerutils-test-dock.
+# - a second dock like the first (transfer-image between docks, fan-out): its own
+#   dockerd (data-root, exec-root, socket, bridge dock1) and sshd on 127.0.0.3, for the
+#   same `dockuser` with the same key (DOCKERUTILS_TEST_DOCK2_*).
+# State (keys, data) in target/dock-env (DOCKERUTILS_DOCK_ENV_STATE to use another, e.g.
+# the running first dock's); sockets in /run/dockerutils-test-dock and …-dock2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-state=$PWD/target/dock-env
+state=${DOCKERUTILS_DOCK_ENV_STATE:-$PWD/target/dock-env}
 run=/run/dockerutils-test-dock
 sock=$run/docker.sock
 ip=127.0.0.2
 user=dockuser
+# The second dock.
+run2=/run/dockerutils-test-dock2
+sock2=$run2/docker.sock
+ip2=127.0.0.3
 log() { printf '[dock-env] %s\n' "$*" >&2; }
 
+stop_second() {
+  for pidfile in "$state/sshd2.pid" "$run2/dockerd.pid"; do
+    if [ -f "$pidfile" ]; then
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      rm -f "$pidfile"
+    fi
+  done
+  ip link del dock1 2>/dev/null || true
+}
+
 stop() {
+  stop_second
   for pidfile in "$state/sshd.pid" "$run/dockerd.pid" "$state/agent.pid"; do
     if [ -f "$pidfile" ]; then
       pid=$(cat "$pidfile")
@@ -101,10 +126,49 @@ CFG
   echo "export DOCKERUTILS_TEST_DOCK_SSHD_LOG=$state/sshd.log"
   echo "export DOCKERUTILS_TEST_DOCK_CLIENT=duclient"
   log "dock up: $user@$ip, engine unix://$sock"
+  start_second
+}
+
+# The second dock, beside a running first: the same users, key and host key (from
+# $state), its own engine, bridge and sshd. Prints its exports.
+start_second() {
+  stop_second
+  [ -f "$state/authorized_keys" ] || { log "no $state/authorized_keys: start the first dock first"; exit 1; }
+  mkdir -p "$run2"
+  if ! ip link show dock1 >/dev/null 2>&1; then
+    ip link add dock1 type bridge
+    ip addr add 172.29.254.1/24 dev dock1
+    ip link set dock1 up
+  fi
+  dockerd --data-root "$state/data2" --exec-root "$run2/exec" --pidfile "$run2/dockerd.pid" \
+    -H "unix://$sock2" --group docker --bridge=dock1 --iptables=false \
+    >"$state/dockerd2.log" 2>&1 &
+  for _ in $(seq 1 60); do DOCKER_HOST=unix://$sock2 docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  DOCKER_HOST=unix://$sock2 docker info >/dev/null 2>&1 || { log "the second dock's dockerd did not start:"; tail -20 "$state/dockerd2.log" >&2; exit 1; }
+  cat >"$state/sshd2_config" <<CFG
+ListenAddress $ip2
+Port 22
+HostKey $state/ssh_host_ed25519_key
+PidFile $state/sshd2.pid
+AuthorizedKeysFile $state/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers $user
+SetEnv DOCKER_HOST=unix://$sock2
+CFG
+  /usr/sbin/sshd -f "$state/sshd2_config" -E "$state/sshd2.log"
+  echo "export DOCKERUTILS_TEST_DOCK2_IP=$ip2"
+  echo "export DOCKERUTILS_TEST_DOCK2_ENGINE=unix://$sock2"
+  echo "export DOCKERUTILS_TEST_DOCK2_SSHD_LOG=$state/sshd2.log"
+  log "second dock up: $user@$ip2, engine unix://$sock2"
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  start-second) start_second ;;
+  stop-second) stop_second ;;
+  *) echo "usage: $0 start|stop|start-second|stop-second" >&2; exit 2 ;;
 esac

@@ -401,8 +401,7 @@ fn register_dock_says_which_dock_it_replaces_and_warns_when_one_does_not_answer(
         .unwrap();
     assert!(text(&out.stderr).contains("no dock `first` is registered"));
 
-    // Nothing listens on 127.0.0.9:22 (127.0.0.3 is the second test dock): registered all
-    // the same, with a warning that says so.
+    // Nothing listens on 127.0.0.9:22: registered all the same, with a warning that says so.
     let out = d
         .cmd("register-dock")
         .args(["127.0.0.9", "deaddock", "-u", "x"])
@@ -1481,6 +1480,508 @@ fn transfer_image_never_passes_a_destination_as_an_ssh_option() {
     assert!(!marker.exists(), "ssh ran the ProxyCommand");
 }
 
+/// The second test dock of tests/dock-env.sh (127.0.0.3), registered as `testdock2` in
+/// `d`'s home: None (the test is skipped, saying so) when it is not running, except
+/// under CI, where a missing dock is a failure like the first.
+fn second_dock(d: &TestDock) -> Option<String> {
+    let (Ok(ip), Ok(engine)) = (
+        std::env::var("DOCKERUTILS_TEST_DOCK2_IP"),
+        std::env::var("DOCKERUTILS_TEST_DOCK2_ENGINE"),
+    ) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "DOCKERUTILS_TEST_DOCK2_IP/_ENGINE are not set: tests/dock-env.sh start starts \
+             the second dock"
+        );
+        eprintln!("skipped: no second test dock (`bash tests/dock-env.sh start-second`)");
+        return None;
+    };
+    let out = d
+        .cmd("register-dock")
+        .args([&ip, "testdock2", "-u", &d.user])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    Some(engine)
+}
+
+/// `docker ARGS` against `engine`; stdout.
+fn on_engine(engine: &str, args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", engine)
+        .args(args)
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().to_string()
+}
+
+/// The image's id on `engine` ("" when it is not there).
+fn id_on(engine: &str, image: &str) -> String {
+    on_engine(engine, &["image", "inspect", "--format", "{{.Id}}", image])
+}
+
+/// A build context with busybox and `files` of random (incompressible) bytes, in MB.
+fn random_context(files: &[(&str, usize)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
+    for (name, mb) in files {
+        let mut random = vec![0u8; mb * 1_000_000];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").unwrap(),
+            &mut random,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(name), random).unwrap();
+    }
+    dir
+}
+
+/// Builds `tag` from `dockerfile` in `ctx` on `engine` (a dock's, or "" for this machine's).
+fn build_on(engine: &str, ctx: &Path, tag: &str, dockerfile: &str) {
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    let mut cmd = Command::new("docker");
+    if engine.is_empty() {
+        cmd.env_remove("DOCKER_HOST");
+    } else {
+        cmd.env("DOCKER_HOST", engine);
+    }
+    let out = cmd
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "build {tag}: {}", text(&out.stderr));
+}
+
+/// The byte count of "transfer-image: received X MiB (N bytes) from …".
+fn bytes_received(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("transfer-image: received "))
+        .unwrap_or_else(|| panic!("no `received` line in: {stderr}"));
+    line[line.find('(').unwrap() + 1..line.find(" bytes)").unwrap()]
+        .parse()
+        .unwrap()
+}
+
+/// The byte count of "transfer-image: sent X MiB (N bytes) to DEST in …".
+fn bytes_sent_to(stderr: &str, dest: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("transfer-image: sent ") && l.contains(&format!(" to {dest} in ")))
+        .unwrap_or_else(|| panic!("no `sent … to {dest}` line in: {stderr}"));
+    line[line.find('(').unwrap() + 1..line.find(" bytes)").unwrap()]
+        .parse()
+        .unwrap()
+}
+
+/// Pull back: an image built on the dock comes here whole the first time; after a
+/// one-layer change there, only that layer crosses the wire (the dock's GNU tar leaves
+/// the others out of its `docker save`), and the local engine's `docker load` takes it.
+#[test]
+fn pull_back_brings_only_the_layers_this_machine_lacks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let ctx = random_context(&[("big.bin", 8)]);
+    let name = format!("du-pull-{}", std::process::id());
+    let (v1, v2) = (format!("{name}:1"), format!("{name}:2"));
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &v1,
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\nRUN echo one > /top\n"),
+    );
+    let first = d
+        .cmd("transfer-image")
+        .arg(format!("testdock:{v1}"))
+        .output()
+        .unwrap();
+    let err = text(&first.stderr);
+    assert!(first.status.success(), "{err}");
+    let full = bytes_received(&err);
+    assert!(
+        full > 7_000_000,
+        "the 8 MB layer must travel: {full}\n{err}"
+    );
+    assert_eq!(common::image_id(&v1), id_on(&d.engine, &v1));
+
+    // One small layer more, on the dock.
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &v2,
+        &format!("FROM {v1}\nRUN echo two > /top\n"),
+    );
+    let second = d
+        .cmd("transfer-image")
+        .arg(format!("testdock:{v2}"))
+        .output()
+        .unwrap();
+    let err = text(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        err.contains("4 of 5 layers already on this machine"),
+        "{err}"
+    );
+    assert!(err.contains("tar --delete -f -"), "{err}");
+    let delta = bytes_received(&err);
+    assert!(
+        delta * 10 < full,
+        "{delta} bytes after a one-layer change, {full} the first time"
+    );
+    assert_eq!(common::image_id(&v2), id_on(&d.engine, &v2));
+    let top = Command::new("docker")
+        .args(["run", "--rm", "--pull=never", &v2, "cat", "/top"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&top.stdout), "two\n", "{}", text(&top.stderr));
+    on_engine(&d.engine, &["rmi", "-f", &v2, &v1]);
+    common::cleanup().remove_later([v2, v1]);
+}
+
+/// Fan-out: one reading of the image, and each dock gets the layers it lacks: the first
+/// holds the bottom three, the second the bottom four.
+#[test]
+fn fan_out_sends_each_dock_the_layers_it_lacks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let Some(engine2) = second_dock(&d) else {
+        return;
+    };
+    let ctx = random_context(&[("a.bin", 4), ("b.bin", 4)]);
+    let name = format!("du-fanout-{}", std::process::id());
+    let (l1, l2, l3) = (
+        format!("{name}:1"),
+        format!("{name}:2"),
+        format!("{name}:3"),
+    );
+    build_on(
+        "",
+        ctx.path(),
+        &l1,
+        &format!("{BUSYBOX_DOCKERFILE}COPY a.bin /a.bin\n"),
+    );
+    build_on(
+        "",
+        ctx.path(),
+        &l2,
+        &format!("FROM {l1}\nCOPY b.bin /b.bin\n"),
+    );
+    build_on(
+        "",
+        ctx.path(),
+        &l3,
+        &format!("FROM {l2}\nRUN echo top > /top\n"),
+    );
+    for (image, dock) in [(&l1, "testdock"), (&l2, "testdock2")] {
+        let out = d
+            .cmd("transfer-image")
+            .args([image, dock])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = d
+        .cmd("transfer-image")
+        .args([&l3, "testdock", "testdock2"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("3 of 5 layers already on testdock:"), "{err}");
+    assert!(err.contains("4 of 5 layers already on testdock2:"), "{err}");
+    // Progress lines name their destination.
+    assert!(err.contains("transfer-image: testdock2: 100%"), "{err}");
+    let (to1, to2) = (
+        bytes_sent_to(&err, "testdock"),
+        bytes_sent_to(&err, "testdock2"),
+    );
+    assert!(
+        (3_500_000..7_000_000).contains(&to1),
+        "testdock lacks b.bin only: {to1}\n{err}"
+    );
+    assert!(
+        to2 < 100_000,
+        "testdock2 lacks the top layer only: {to2}\n{err}"
+    );
+    let id = common::image_id(&l3);
+    assert_eq!(id_on(&d.engine, &l3), id);
+    assert_eq!(id_on(&engine2, &l3), id);
+    on_engine(&d.engine, &["rmi", "-f", &l3, &l1]);
+    on_engine(&engine2, &["rmi", "-f", &l3, &l2]);
+    common::cleanup().remove_later([l3, l2, l1]);
+}
+
+/// Dock to dock, through this machine: the whole image the first time, then after a
+/// one-layer change on the first dock only that layer, both ways of the relay; nothing
+/// is loaded here.
+#[test]
+fn dock_to_dock_is_relayed_with_only_the_layers_the_destination_lacks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let Some(engine2) = second_dock(&d) else {
+        return;
+    };
+    let ctx = random_context(&[("big.bin", 6)]);
+    let name = format!("du-relay-{}", std::process::id());
+    let (v1, v2) = (format!("{name}:1"), format!("{name}:2"));
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &v1,
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
+    );
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &v2,
+        &format!("FROM {v1}\nRUN echo two > /top\n"),
+    );
+    let out = d
+        .cmd("transfer-image")
+        .args([&format!("testdock:{v1}"), "testdock2"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(bytes_sent_to(&err, "testdock2") > 5_000_000, "{err}");
+    assert_eq!(id_on(&engine2, &v1), id_on(&d.engine, &v1));
+
+    let out = d
+        .cmd("transfer-image")
+        .args([&format!("testdock:{v2}"), "testdock2"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("3 of 4 layers already on testdock2"), "{err}");
+    assert!(bytes_received(&err) < 100_000, "{err}");
+    assert!(bytes_sent_to(&err, "testdock2") < 100_000, "{err}");
+    assert_eq!(id_on(&engine2, &v2), id_on(&d.engine, &v2));
+    let top = on_engine(
+        &engine2,
+        &["run", "--rm", "--pull=never", &v2, "cat", "/top"],
+    );
+    assert_eq!(top, "two");
+    assert!(!common::image_exists(&v1) && !common::image_exists(&v2));
+    on_engine(&d.engine, &["rmi", "-f", &v2, &v1]);
+    on_engine(&engine2, &["rmi", "-f", &v2, &v1]);
+}
+
+/// A destination with nothing listening among two that are up: the others load the
+/// image, the exit code is 1, and the last line names the one that failed.
+#[test]
+fn a_destination_that_is_down_does_not_stop_the_others() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let Some(engine2) = second_dock(&d) else {
+        return;
+    };
+    let p = Project::new("xferdown");
+    p.dockerfile("small", BUSYBOX_DOCKERFILE);
+    let image = build(&p, "small");
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock", "dockuser@127.0.0.9", "testdock2"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("transfer-image: error: cannot reach dockuser@127.0.0.9 over ssh"),
+        "{err}"
+    );
+    assert!(
+        err.trim_end()
+            .ends_with("transfer-image: error: 1 of 3 destinations failed: dockuser@127.0.0.9"),
+        "{err}"
+    );
+    let id = common::image_id(&image);
+    assert_eq!(id_on(&d.engine, &image), id);
+    assert_eq!(id_on(&engine2, &image), id);
+    assert!(bytes_sent_to(&err, "testdock") > 0 && bytes_sent_to(&err, "testdock2") > 0);
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    on_engine(&engine2, &["rmi", "-f", &image]);
+}
+
+/// Runs transfer-image with `args`, sends it SIGINT once a line of its stderr contains
+/// `at`, and returns its exit code and what it said.
+fn interrupt_at(d: &TestDock, args: &[&str], at: &str) -> (Option<i32>, String) {
+    let mut child = d
+        .cmd("transfer-image")
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut said = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains(at) {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for line in lines {
+        said.push_str(&line.unwrap());
+        said.push('\n');
+    }
+    (child.wait().unwrap().code(), said)
+}
+
+/// No process of this test's transfers is left (within a few seconds: a `docker save`
+/// on a dock notices its ssh is gone when it next writes): no ssh of this test's home
+/// but the shared master (its `[mux]` process), no `docker save` of the image.
+fn nothing_left_running(d: &TestDock, image: &str) {
+    let home = d.home().display().to_string();
+    let left = || {
+        let ps = text(
+            &Command::new("ps")
+                .args(["-eo", "args"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        ps.lines()
+            .filter(|l| {
+                (l.contains(&home) && !l.contains("[mux]")) || l.contains(&format!("save {image}"))
+            })
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let gone = common::wait_until(std::time::Duration::from_secs(15), || left().is_empty());
+    assert!(gone, "still running: {:?}", left());
+}
+
+/// Ctrl-C midway, in a pull back and in a fan-out: exit code 130, and no engine has the
+/// image (no half image, no tag), nothing is left running but the shared ssh master.
+#[test]
+fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let ctx = random_context(&[("big.bin", 100)]);
+    let name = format!("du-xferint-{}", std::process::id());
+    let pulled = format!("{name}:pull");
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &pulled,
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
+    );
+    let id = id_on(&d.engine, &pulled);
+    let (code, said) = interrupt_at(&d, &[&format!("testdock:{pulled}")], "10%");
+    assert_eq!(code, Some(130), "{said}");
+    assert!(said.contains("transfer-image: interrupted"), "{said}");
+    nothing_left_running(&d, &pulled);
+    assert!(
+        !common::image_exists(&pulled) && !common::image_exists(&id),
+        "{said}"
+    );
+    on_engine(&d.engine, &["rmi", "-f", &pulled]);
+
+    // Fan-out to both docks (or the one there is) of a local image.
+    let engine2 = second_dock(&d);
+    let sent = format!("{name}:fan");
+    build_on(
+        "",
+        ctx.path(),
+        &sent,
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
+    );
+    let id = common::image_id(&sent);
+    let mut args = vec![sent.as_str(), "testdock"];
+    if engine2.is_some() {
+        args.push("testdock2");
+    }
+    let (code, said) = interrupt_at(&d, &args, "10%");
+    assert_eq!(code, Some(130), "{said}");
+    nothing_left_running(&d, &sent);
+    for engine in std::iter::once(&d.engine).chain(engine2.as_ref()) {
+        assert_eq!(id_on(engine, &sent), "", "{said}");
+        assert_eq!(id_on(engine, &id), "", "{said}");
+    }
+    common::cleanup().remove_later([sent]);
+}
+
+/// Names that a shell or ssh could take for more are refused before anything runs (no
+/// connection is opened: no control socket appears); `--dry-run` shows each
+/// destination's pipeline and the pull back's, and opens none either.
+#[test]
+fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let marker = d.home().join("F");
+    let touch = format!("$(touch {})", marker.display());
+    for args in [
+        vec![format!("testdock:x{touch}")],
+        vec![format!("a;touch {}@127.0.0.2:app", marker.display())],
+        vec!["app:1".into(), format!("{touch}@127.0.0.2")],
+        vec![
+            "--from".into(),
+            format!("-oProxyCommand=touch {}", marker.display()),
+            "app".into(),
+        ],
+        vec![
+            "--from".into(),
+            "testdock".into(),
+            format!("app'; touch {} '", marker.display()),
+        ],
+        vec![format!("testdock:app"), "testdock".into()],
+    ] {
+        let out = d.cmd("transfer-image").args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!marker.exists());
+    let sockets = d.home().join(".docker/.dockerutils/cm");
+    let opened = || std::fs::read_dir(&sockets).map_or(0, |r| r.count());
+    assert_eq!(opened(), 0);
+
+    // A dry run still reads the local image (to say how it would be read).
+    let p = Project::new("xferdry");
+    p.dockerfile("small", BUSYBOX_DOCKERFILE);
+    let image = build(&p, "small");
+    let out = d
+        .cmd("transfer-image")
+        .args(["--dry-run", &image, "testdock", "dockuser@127.0.0.9"])
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(lines[0].ends_with(&format!("-- {}@{} 'zstd -dc | docker load'", d.user, d.ip)));
+    assert!(lines[1].ends_with("-- dockuser@127.0.0.9 'zstd -dc | docker load'"));
+    let out = d
+        .cmd("transfer-image")
+        .args(["--dry-run", "testdock:app:1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .ends_with(" 'docker save app:1 | zstd -q -c --adapt' | zstd -dc | docker load\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(opened(), 0, "a dry run connects to nothing");
+}
+
 /// Monikers and addresses are checked before anything is written or asked: a moniker
 /// that a prompt would run, an address that climbs out of ~/.docker or names docker's
 /// own directory. And what reaches PS1 is plain even when a registry file (written by
@@ -1696,6 +2197,30 @@ fn sync_down_keeps_newer_local_work_and_docked_transfers_read_this_machine() {
     assert_ne!(
         d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
         ""
+    );
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &d.engine)
+        .args(["rmi", "-f", &image])
+        .output();
+    // Without a destination, a docked shell's image goes to its dock.
+    let out = d
+        .cmd("bash")
+        .args([
+            "-c",
+            &format!("source dock testdock >/dev/null && transfer-image {image}"),
+        ])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("sending to testdock, the dock of this shell"),
+        "{err}"
+    );
+    assert_eq!(
+        d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
+        common::image_id(&image)
     );
     let _ = Command::new("docker")
         .env("DOCKER_HOST", &d.engine)

@@ -61,7 +61,7 @@ if ! docker info >/dev/null 2>&1; then
   fi
 fi
 
-# --- the test dock: a second engine behind sshd on 127.0.0.2 -----------------------------
+# --- the test docks: engines behind sshd on 127.0.0.2 and 127.0.0.3 ----------------------
 dock_started=1
 eval "$(bash "$root/tests/dock-env.sh" start)"
 

@@ -119,7 +119,7 @@ pub const COMMANDS: &[Entry] = &[
         with_docks(sync::Args::command(), "dock")
     }),
     linked("transfer-image", commands::transfer_image::main, || {
-        with_docks(transfer_image::Args::command(), "dest")
+        with_docks(with_docks(transfer_image::Args::command(), "dest"), "from")
     }),
     linked("auto-build", commands::auto_build::main, || {
         with_images(auto_build::Args::command(), "images", Images::Dirs)

@@ -1,490 +1,68 @@
-//! `transfer-image IMAGE DEST`: send a local image to a dock (or any `[user@]host[:port]`
-//! that runs docker) over SSH, sending only the layers the remote does not have.
+//! `transfer-image IMAGE DEST…`, `transfer-image DOCK:IMAGE [DEST…]`: move an image
+//! between this machine's engine and docks (or any `[user@]host[:port]` that runs docker)
+//! over SSH, each destination receiving only the layers it does not have.
 //!
-//! The image archive is streamed through this process into zstd (gzip when the remote has
-//! no zstd) and over ssh into `docker load` on the remote. Where this process can read the
-//! local engine's storage (root, overlay2), the archive is put together from it directly
-//! ([`crate::engine::store`]): byte for byte what `docker save` gives, without the daemon
-//! first writing the whole archive to a temporary directory; elsewhere, or with
-//! `--docker-save`, it is `docker save IMAGE`. Before that, the remote's images are listed
-//! (their layer chains, by diff id): the layers of IMAGE whose chain the remote already
-//! holds are left out of the archive, which the classic `docker load` accepts (it only
-//! opens the file of a layer it does not have). If the remote refuses that archive,
-//! `docker save` is sent whole. Nothing is written to disk on either side but what
-//! `docker load` itself keeps; an interrupted transfer leaves the remote as it was.
+//! This file is the command: its arguments, the names checked before anything runs,
+//! `--dry-run`, and the summary and exit code. The work is in [`crate::transfer`]: the
+//! image is read once (from the engine's storage where this process can read it, else
+//! `docker save`; on a dock, `docker save` there with the layers every destination holds
+//! left out by GNU tar), and handed to each destination in parallel, into `docker load`
+//! there (compressed over ssh), without the layers that destination holds.
+//!
+//! Exit code: 0 when every destination loaded the image; 1 when any did not (one line
+//! per destination says which, and with several, a last line lists the failed ones);
+//! 130 on Ctrl-C; 2 for a name that is refused before anything runs.
 
-use crate::dock::compress::AdaptiveZstd;
-use crate::dock::{self, Dock};
-use crate::engine::store::{self, StoredImage};
+use crate::dock;
 use crate::engine::tags;
 use crate::error::{Error, Result};
-use crate::plan::quote;
 use crate::project::Project;
+use crate::transfer::load::Target;
+use crate::transfer::progress::mib;
+use crate::transfer::remote::{Codec, Engine, HERE, Remote};
+use crate::transfer::source::{self, Image, Origin};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest, Sha256};
-use std::collections::HashSet;
-use std::io::{IsTerminal, Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "transfer-image",
     version,
-    about = "Send a local image to a dock or an ssh host running docker, only the layers it lacks",
-    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer"
+    about = "Send an image to docks or ssh hosts running docker, or bring one back from a dock, only the layers each lacks",
+    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer\n  transfer-image myproj-base:ann gpu-box cpu-box  # to both at once\n  transfer-image gpu-box:myproj-base:ann          # bring it back from gpu-box\n  transfer-image gpu-box:myproj-base:ann cpu-box  # from one dock to another, through here\n  transfer-image --from admin@10.0.0.7:2222 myproj-base:ann\n\nExit code: 0 when every destination loaded the image, 1 when any did not (the last\nlines say which), 130 on Ctrl-C."
 )]
 pub struct Args {
     /// The image: inside a project, one of its images (a docker/ subdirectory or a
-    /// synthetic image of the cfg); else NAME[:TAG] or an image id
+    /// synthetic image of the cfg); else NAME[:TAG] or an image id. DOCK:IMAGE (a
+    /// registered dock, or user@host) takes it from that dock's engine
     pub image: String,
-    /// A registered dock (moniker or IP), or [user@]host[:port]
-    pub dest: String,
-    /// Run docker on the remote with `sudo -n`
+    /// Where to: one or more registered docks (moniker or IP) or [user@]host[:port];
+    /// none when the image comes from a dock: this machine; none in a docked shell: its
+    /// dock
+    pub dest: Vec<String>,
+    /// Take the image from this dock (or [user@]host[:port]) instead of this machine
+    #[arg(long, value_name = "DOCK")]
+    pub from: Option<String>,
+    /// Run docker on the remotes with `sudo -n`
     #[arg(long)]
     pub sudo: bool,
-    /// Send every layer, even those the remote has
+    /// Send every layer, even those a destination has
     #[arg(long)]
     pub full: bool,
-    /// Read the image with `docker save`, even where this process can read the engine's
-    /// storage (by default the layers are read from it directly: faster)
+    /// Read a local image with `docker save`, even where this process can read the
+    /// engine's storage (by default the layers are read from it directly: faster)
     #[arg(long)]
     pub docker_save: bool,
-    /// Print what would run, run nothing
+    /// Print what would run for each destination, run nothing
     #[arg(long)]
     pub dry_run: bool,
-}
-
-/// How to reach the remote: the ssh command line up to and including the destination.
-pub struct Remote {
-    pub ssh: Vec<String>,
-    pub docker: String,
-    pub name: String,
-}
-
-impl Remote {
-    pub fn for_dest(dest: &str, sudo: bool) -> Result<Remote> {
-        let docker = if sudo { "sudo -n docker" } else { "docker" }.to_string();
-        // A destination is a host, never an ssh option (`-oProxyCommand=…` would run a
-        // local command); ssh also gets `--` before it below.
-        if dest.starts_with('-') {
-            return Err(Error::Usage(format!(
-                "`{dest}` is not a destination: name a dock, or [user@]host[:port]"
-            )));
-        }
-        match dock::find(dest) {
-            Ok(d) => Ok(Remote::for_dock(&d, docker)),
-            Err(e) if !looks_like_host(dest) => Err(e),
-            Err(_) => {
-                let (login, port) = match dest.rsplit_once(':') {
-                    Some((l, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
-                        (l, Some(p))
-                    }
-                    _ => (dest, None),
-                };
-                let own = dock::registry_dir()
-                    .join(".dockerutils")
-                    .join("known_hosts");
-                let users = dirs::home_dir()
-                    .unwrap_or_default()
-                    .join(".ssh")
-                    .join("known_hosts");
-                let mut ssh: Vec<String> = [
-                    "ssh",
-                    "-o",
-                    "StrictHostKeyChecking=accept-new",
-                    "-o",
-                    "ConnectTimeout=10",
-                    "-o",
-                    "LogLevel=error",
-                ]
-                .map(String::from)
-                .to_vec();
-                ssh.push("-o".into());
-                ssh.push(format!(
-                    "UserKnownHostsFile={} {}",
-                    own.display(),
-                    users.display()
-                ));
-                if let Some(port) = port {
-                    ssh.extend(["-p".to_string(), port.to_string()]);
-                }
-                ssh.extend(["--".to_string(), login.to_string()]);
-                let _ = std::fs::create_dir_all(dock::registry_dir().join(".dockerutils"));
-                Ok(Remote {
-                    ssh,
-                    docker,
-                    name: dest.to_string(),
-                })
-            }
-        }
-    }
-
-    fn for_dock(d: &Dock, docker: String) -> Remote {
-        let mut ssh = vec!["ssh".to_string()];
-        ssh.extend(d.ssh_options());
-        ssh.extend([
-            "-o".to_string(),
-            "LogLevel=error".to_string(),
-            "--".to_string(),
-            d.destination(),
-        ]);
-        Remote {
-            ssh,
-            docker,
-            name: d.name().to_string(),
-        }
-    }
-
-    fn command(&self, remote_script: &str) -> Command {
-        let mut cmd = Command::new(&self.ssh[0]);
-        cmd.args(&self.ssh[1..]).arg(remote_script);
-        cmd
-    }
-}
-
-fn looks_like_host(dest: &str) -> bool {
-    dest.contains(['.', '@', ':']) || dest == "localhost"
-}
-
-/// The local image: its layers (diff ids, in order), its size, and, when this process can
-/// read the engine's storage, the image there (sent without `docker save`).
-struct Local {
-    layers: Vec<String>,
-    size: u64,
-    store: Option<StoredImage>,
-}
-
-fn local_image(image: &str, docker_save: bool) -> Result<Local> {
-    let text =
-        crate::engine::inspect_image(image, "{{json .}}")?.ok_or_else(|| Error::NoImage {
-            image: image.into(),
-        })?;
-    let inspect: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Engine(format!("docker image inspect {image}: {e}")))?;
-    let layers = inspect["RootFS"]["Layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
-    Ok(Local {
-        layers,
-        size: inspect["Size"].as_u64().unwrap_or(0),
-        store: if docker_save {
-            None
-        } else {
-            store::open(&inspect, image)
-        },
-    })
-}
-
-/// What the remote has: its compressor and the layer chains of its images.
-struct RemoteState {
-    zstd: bool,
-    chains: HashSet<Vec<String>>,
-}
-
-/// One ssh: is docker there, is zstd, and every image's layer chain.
-fn probe(remote: &Remote) -> Result<RemoteState> {
-    let script = format!(
-        "command -v docker >/dev/null 2>&1 || {{ echo 'docker: command not found' >&2; exit 3; }}; \
-         if command -v zstd >/dev/null 2>&1; then echo zstd; else echo gzip; fi; \
-         {d} image ls -q --no-trunc | sort -u | xargs -r {d} image inspect --format '{{{{range .RootFS.Layers}}}}{{{{.}}}} {{{{end}}}}'",
-        d = remote.docker
-    );
-    let out = remote
-        .command(&script)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("cannot run ssh", e))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let what = match out.status.code() {
-            Some(3) => format!("{} has no docker on its PATH", remote.name),
-            Some(255) => format!("cannot reach {} over ssh: {stderr}", remote.name),
-            _ => format!("listing the images on {} failed: {stderr}", remote.name),
-        };
-        return Err(Error::Remote(what));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let zstd = lines.next() == Some("zstd");
-    let mut chains = HashSet::new();
-    for line in lines {
-        let layers: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        for n in 1..=layers.len() {
-            chains.insert(layers[..n].to_vec());
-        }
-    }
-    Ok(RemoteState { zstd, chains })
-}
-
-/// How many bottom layers of `layers` the remote already holds (by chain).
-fn layers_present(layers: &[String], chains: &HashSet<Vec<String>>) -> usize {
-    (1..=layers.len())
-        .take_while(|&n| chains.contains(&layers[..n].to_vec()))
-        .last()
-        .unwrap_or(0)
-}
-
-fn docker_save(image: &str) -> std::io::Result<std::process::Child> {
-    Command::new("docker")
-        .args(["save", image])
-        .stdout(Stdio::piped())
-        .spawn()
-}
-
-/// The archive paths of the layer files whose content is one of `diff_ids`: a pass over
-/// `docker save` that hashes every layer file (an archive names layers by its own ids).
-fn layer_paths(image: &str, diff_ids: &HashSet<String>) -> Result<HashSet<String>> {
-    let mut save = docker_save(image).map_err(|e| Error::spawn("docker", e))?;
-    let mut archive = tar::Archive::new(save.stdout.take().unwrap());
-    let mut paths = HashSet::new();
-    let io = |e| Error::io("reading docker save", e);
-    for entry in archive.entries().map_err(io)? {
-        let mut entry = entry.map_err(io)?;
-        let path = entry.path().map_err(io)?.to_string_lossy().into_owned();
-        if !is_layer_file(&path) {
-            continue;
-        }
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut entry, &mut hasher).map_err(io)?;
-        let digest = format!("sha256:{:x}", hasher.finalize());
-        if diff_ids.contains(&digest) {
-            paths.insert(path);
-        }
-    }
-    let _ = save.wait();
-    Ok(paths)
-}
-
-/// `<id>/layer.tar` (classic archives) or `blobs/sha256/<hex>` (OCI archives).
-fn is_layer_file(path: &str) -> bool {
-    path.ends_with("/layer.tar") || path.starts_with("blobs/")
-}
-
-/// Counts the bytes written through it.
-struct Counting<W> {
-    inner: W,
-    count: Arc<AtomicU64>,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Reports progress: a bar on a terminal, a line per tenth otherwise.
-struct Progress {
-    bar: ProgressBar,
-    total: u64,
-    read: u64,
-    tenth: u64,
-    wire: Arc<AtomicU64>,
-}
-
-impl Progress {
-    fn new(total: u64, wire: Arc<AtomicU64>) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if std::io::stderr().is_terminal() {
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
-                )
-                .unwrap(),
-            );
-        } else {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        Progress {
-            bar,
-            total: total.max(1),
-            read: 0,
-            tenth: 0,
-            wire,
-        }
-    }
-
-    fn add(&mut self, n: u64) {
-        self.read += n;
-        let sent = self.wire.load(Ordering::Relaxed);
-        self.bar.set_position(self.read);
-        self.bar.set_message(format!("({} on the wire)", mib(sent)));
-        let tenth = (self.read * 10 / self.total).min(10);
-        if self.bar.is_hidden() && tenth > self.tenth {
-            self.tenth = tenth;
-            eprintln!(
-                "transfer-image: {}0% ({} read, {} sent)",
-                tenth,
-                mib(self.read),
-                mib(sent)
-            );
-        }
-    }
-}
-
-fn mib(n: u64) -> String {
-    format!("{:.1} MiB", n as f64 / 1048576.0)
-}
-
-/// Where the archive comes from.
-enum Source<'a> {
-    /// `docker save`, leaving out these layer files.
-    Save { omit: HashSet<String> },
-    /// The engine's storage, leaving out the files of this many bottom layers.
-    Store { image: &'a StoredImage, skip: usize },
-}
-
-/// Streams the archive compressed into `docker load` on the remote. Returns the bytes
-/// sent, whether the remote loaded it, and the zstd level the stream ended at.
-fn send(
-    image: &str,
-    remote: &Remote,
-    zstd: bool,
-    source: &Source,
-    total: u64,
-) -> Result<(u64, bool, Option<i32>)> {
-    let decompress = if zstd { "zstd -dc" } else { "gzip -dc" };
-    let mut ssh = remote
-        .command(&format!("{decompress} | {} load", remote.docker))
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io("cannot run ssh", e))?;
-    let wire = Arc::new(AtomicU64::new(0));
-    let counting = Counting {
-        inner: ssh.stdin.take().unwrap(),
-        count: wire.clone(),
-    };
-    let mut progress = Progress::new(total, wire.clone());
-    let streamed = (|| -> std::io::Result<Option<i32>> {
-        let out = if zstd {
-            Compressor::Zstd(AdaptiveZstd::new(counting)?)
-        } else {
-            Compressor::Gzip(flate2::write::GzEncoder::new(
-                counting,
-                flate2::Compression::fast(),
-            ))
-        };
-        let out = match source {
-            Source::Store { image, skip } => {
-                image.write_archive(*skip, out, &mut |n| progress.add(n))?
-            }
-            Source::Save { omit } => rewrite_saved(image, omit, out, &mut progress)?,
-        };
-        out.finish()
-    })();
-    let loaded = ssh.wait().map(|s| s.success()).unwrap_or(false);
-    progress.bar.finish_and_clear();
-    let sent = wire.load(Ordering::Relaxed);
-    match streamed {
-        Ok(level) => Ok((sent, loaded, level)),
-        // A broken pipe means the remote side ended: ssh's own message says why.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok((sent, false, None)),
-        // The stream stopped before the archive's manifest (written last): the remote
-        // loads nothing, and the caller sends `docker save` instead.
-        Err(e) if matches!(source, Source::Store { .. }) => {
-            eprintln!("transfer-image: reading {image} from the engine's storage failed: {e}");
-            Ok((sent, false, None))
-        }
-        Err(e) => Err(Error::io("streaming the image", e)),
-    }
-}
-
-/// `docker save IMAGE` copied into `out`, without the files in `omit`.
-fn rewrite_saved<W: Write>(
-    image: &str,
-    omit: &HashSet<String>,
-    out: W,
-    progress: &mut Progress,
-) -> std::io::Result<W> {
-    let mut save = docker_save(image)?;
-    let copied = (|| {
-        let mut builder = tar::Builder::new(out);
-        let mut archive = tar::Archive::new(save.stdout.take().unwrap());
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = entry.path()?.to_string_lossy().into_owned();
-            let size = entry.header().size()?;
-            if omit.contains(&path) {
-                progress.add(size);
-                continue;
-            }
-            let header = entry.header().clone();
-            let mut reader = ProgressReader {
-                inner: &mut entry,
-                progress: &mut *progress,
-            };
-            builder.append(&header, &mut reader)?;
-        }
-        builder.into_inner()
-    })();
-    // The pipe is closed by now (the archive is gone): docker save cannot block on it.
-    let _ = save.wait();
-    copied
-}
-
-/// The compressor in front of the link: adaptive zstd, or gzip for a remote without zstd.
-enum Compressor<W: Write + Send + 'static> {
-    Zstd(AdaptiveZstd<W>),
-    Gzip(flate2::write::GzEncoder<W>),
-}
-
-impl<W: Write + Send + 'static> Compressor<W> {
-    /// Ends the stream; the zstd level it ended at.
-    fn finish(self) -> std::io::Result<Option<i32>> {
-        match self {
-            Compressor::Zstd(z) => {
-                let level = z.level();
-                z.finish()?;
-                Ok(Some(level))
-            }
-            Compressor::Gzip(g) => g.finish().map(|_| None),
-        }
-    }
-}
-
-impl<W: Write + Send + 'static> Write for Compressor<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Compressor::Zstd(z) => z.write(buf),
-            Compressor::Gzip(g) => g.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Compressor::Zstd(z) => z.flush(),
-            Compressor::Gzip(g) => g.flush(),
-        }
-    }
-}
-
-struct ProgressReader<'a, R> {
-    inner: R,
-    progress: &'a mut Progress,
-}
-
-impl<R: Read> Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.add(n as u64);
-        Ok(n)
-    }
 }
 
 /// IMAGE as every other command takes it: inside a project, the name of one of its
 /// images (a `docker/` subdirectory or a synthetic image of the cfg) means that image,
 /// `name:tag` as its section designates it, the newest build for `tag=timestamp`;
-/// anything else (or outside a project) is a docker reference.
-fn resolve_image(given: &str, user: &str) -> Result<String> {
+/// anything else (or outside a project) is a docker reference. `on`: the dock the image
+/// is taken from (whose builds this machine cannot list).
+fn resolve_image(given: &str, user: &str, on: Option<&str>) -> Result<String> {
     let project = match Project::discover_here(user) {
         Ok(project) => project,
         Err(Error::NoProject { .. }) => return Ok(given.to_string()),
@@ -493,7 +71,18 @@ fn resolve_image(given: &str, user: &str) -> Result<String> {
     if !project.image_names()?.iter().any(|n| n == given) {
         return Ok(given.to_string());
     }
-    let image = tags::newest_here(project.image_ref(given)?)?;
+    let image = project.image_ref(given)?;
+    if let Some(dock) = on {
+        if image.tag == tags::TIMESTAMP {
+            return Err(Error::Usage(format!(
+                "[{given}] tag=timestamp: name the build to take from {dock}, \
+                 `transfer-image {dock}:{}:TAG` (`docker images {}` there lists them)",
+                image.name, image.name
+            )));
+        }
+        return Ok(image.to_string());
+    }
+    let image = tags::newest_here(image)?;
     if image.tag == tags::TIMESTAMP {
         return Err(Error::Usage(format!(
             "no build of {} here ([{given}] tag=timestamp): build-image {given}",
@@ -503,112 +92,198 @@ fn resolve_image(given: &str, user: &str) -> Result<String> {
     Ok(image.to_string())
 }
 
-fn run(args: &Args) -> Result<i32> {
-    let image = resolve_image(&args.image, &crate::project::user_name())?;
-    let args = &Args {
-        image,
-        dest: args.dest.clone(),
-        ..*args
+/// `DOCK:IMAGE` → the dock and the image; anything else is a local image. DOCK is a
+/// registered dock or `user@host`: `app:1` is the local image `app:1` unless a dock is
+/// named `app`, and when both exist the command refuses to guess.
+fn split_source(image: &str, from: Option<&str>) -> Result<(Option<String>, String)> {
+    if let Some(from) = from {
+        return Ok((Some(from.to_string()), image.to_string()));
+    }
+    let local = || Ok((None, image.to_string()));
+    let Some((dock, rest)) = image.split_once(':') else {
+        return local();
     };
-    let remote = Remote::for_dest(&args.dest, args.sudo)?;
-    let local = local_image(&args.image, args.docker_save)?;
-    let layers = &local.layers;
-    let shown = |zstd: bool| {
-        format!(
-            "{} | {} | {} '{} | {} load'",
-            match &local.store {
-                Some(_) => format!("(the layers of {} from the engine's storage)", args.image),
-                None => format!("docker save {}", quote(&args.image)),
+    if dock.is_empty() || rest.is_empty() {
+        return local();
+    }
+    if dock.contains('@') {
+        return Ok((Some(dock.to_string()), rest.to_string()));
+    }
+    match dock::find(dock) {
+        Ok(_) => {}
+        Err(Error::UnknownDock { .. }) => return local(),
+        Err(e) => return Err(e),
+    }
+    if matches!(crate::engine::image_exists(image), Ok(true)) {
+        return Err(Error::Usage(format!(
+            "`{image}` is both an image here and `{rest}` on the dock `{dock}`: \
+             `transfer-image --from {dock} {rest}` takes it from the dock; an image id \
+             (`docker images`) names the local one"
+        )));
+    }
+    Ok((Some(dock.to_string()), rest.to_string()))
+}
+
+/// A docker image reference or id, and nothing a shell or ssh could take for more:
+/// letters, digits and `._-/:@`, starting with a letter or digit. (docker checks the
+/// rest of its grammar; this is what may reach a remote command line, quoted anyway.)
+fn check_reference(image: &str) -> Result<()> {
+    let ok = image.len() <= 512
+        && image.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "`{}` is not an image: NAME[:TAG], NAME@DIGEST or an image id (letters, digits \
+             and `._-/:@`)",
+            image.escape_debug()
+        )))
+    }
+}
+
+fn run(args: &Args) -> Result<i32> {
+    // Every name is checked before anything runs.
+    let (from, given) = split_source(&args.image, args.from.as_deref())?;
+    let image = resolve_image(&given, &crate::project::user_name(), from.as_deref())?;
+    check_reference(&image)?;
+    let source = from.map(|f| Remote::for_dest(&f, args.sudo)).transpose()?;
+    let mut dests: Vec<Remote> = Vec::new();
+    for name in &args.dest {
+        let remote = Remote::for_dest(name, args.sudo)?;
+        if let Some(src) = &source
+            && remote.same_as(src)
+        {
+            return Err(Error::Usage(format!(
+                "{name} is where the image comes from: name other destinations"
+            )));
+        }
+        if let Some(twice) = dests.iter().find(|d| d.same_as(&remote)) {
+            return Err(Error::Usage(format!(
+                "{name} and {} are the same destination: name it once",
+                twice.name
+            )));
+        }
+        dests.push(remote);
+    }
+    let mut dests: Vec<Engine> = dests.into_iter().map(Engine::Remote).collect();
+    // In a docked shell, an image from here goes to that dock by default.
+    if dests.is_empty()
+        && source.is_none()
+        && let Some(docked) = dock::current()
+    {
+        eprintln!(
+            "transfer-image: no destination named: sending to {}, the dock of this shell",
+            docked.name()
+        );
+        dests.push(Engine::Remote(Remote::for_dest(&docked.ip, args.sudo)?));
+    }
+    if dests.is_empty() {
+        if source.is_none() {
+            return Err(Error::Usage(
+                "name where to send it: `transfer-image IMAGE DOCK…`, or `transfer-image \
+                 DOCK:IMAGE` to bring an image here from a dock"
+                    .into(),
+            ));
+        }
+        dests.push(Engine::Local);
+    }
+    let image = match source {
+        None => source::local_image(&image, args.docker_save)?,
+        // Nothing runs for a dry run: what the dock has is assumed (zstd, GNU tar).
+        Some(remote) if args.dry_run => Image {
+            reference: image,
+            layers: vec![],
+            size: 0,
+            origin: Origin::Dock {
+                remote,
+                codec: Codec::ZstdAdapt,
+                gnu_tar: true,
             },
-            if zstd { "zstd" } else { "gzip" },
-            remote
-                .ssh
-                .iter()
-                .map(|w| quote(w))
-                .collect::<Vec<_>>()
-                .join(" "),
-            if zstd { "zstd -dc" } else { "gzip -dc" },
-            remote.docker
-        )
+        },
+        Some(remote) => source::dock_image(remote, &image)?,
     };
     if args.dry_run {
-        println!("{}", shown(true));
+        for engine in dests {
+            let target = Target {
+                engine,
+                codec: Codec::Zstd,
+                present: 0,
+            };
+            println!("{} | {}", image.shown(), target.shown());
+        }
         return Ok(0);
     }
-    let state = probe(&remote)?;
-    let present = if args.full {
-        0
-    } else {
-        layers_present(layers, &state.chains)
-    };
-    let source = match &local.store {
-        Some(image) => Source::Store {
-            image,
-            skip: present,
-        },
-        None if present > 0 => {
-            let ids: HashSet<String> = layers[..present].iter().cloned().collect();
-            Source::Save {
-                omit: layer_paths(&args.image, &ids)?,
-            }
-        }
-        None => Source::Save {
-            omit: HashSet::new(),
-        },
-    };
-    eprintln!("{}", shown(state.zstd));
-    let what = match layers.len() - present {
-        0 => "the image's configuration only".to_string(),
-        missing => format!("{missing} of {} layers", layers.len()),
-    };
-    eprintln!(
-        "{present} of {} layers already on {}: sending {what}",
-        layers.len(),
-        remote.name
-    );
-    let started = std::time::Instant::now();
-    let (mut sent, mut loaded, mut level) =
-        send(&args.image, &remote, state.zstd, &source, local.size)?;
-    let whole = matches!(&source, Source::Save { omit } if omit.is_empty());
-    if !loaded && !whole {
+    let several = dests.len() > 1;
+    let report = crate::transfer::run(&image, dests, args.full);
+    if let Some(bytes) = report.received {
         eprintln!(
-            "transfer-image: {} did not take the archive; sending `docker save {}` whole",
-            remote.name, args.image
+            "transfer-image: received {} ({bytes} bytes) from {} in {:.1}s",
+            mib(bytes),
+            image.origin_name(),
+            report.elapsed.as_secs_f64()
         );
-        let full = Source::Save {
-            omit: HashSet::new(),
-        };
-        let (more, ok, last) = send(&args.image, &remote, state.zstd, &full, local.size)?;
-        sent += more;
-        loaded = ok;
-        level = last;
     }
-    if !loaded {
+    if report.interrupted {
         eprintln!(
-            "transfer-image: error: {} did not load the image (see the messages above)",
-            remote.name
+            "transfer-image: interrupted: every transfer still running was cut off before the \
+             image's end (its `docker load` takes nothing)"
         );
-        return Ok(1);
     }
-    eprintln!(
-        "transfer-image: sent {} ({} bytes) to {} in {:.1}s{}",
-        mib(sent),
-        sent,
-        remote.name,
-        started.elapsed().as_secs_f64(),
-        match level {
-            Some(level) => format!(" (zstd level {level} at the end)"),
-            None => " (gzip)".to_string(),
+    for o in &report.outcomes {
+        match (o.loaded, o.sent) {
+            (true, Some(sent)) => eprintln!(
+                "transfer-image: sent {} ({sent} bytes) to {} in {:.1}s{}",
+                mib(sent),
+                o.name,
+                o.elapsed.as_secs_f64(),
+                match o.level {
+                    Some(level) => format!(" (zstd level {level} at the end)"),
+                    None => " (gzip)".to_string(),
+                }
+            ),
+            (true, None) => eprintln!(
+                "transfer-image: loaded {} into {HERE}'s engine in {:.1}s",
+                image.reference,
+                o.elapsed.as_secs_f64()
+            ),
+            // Its error was said when it happened.
+            (false, _) if o.error.is_some() => {}
+            (false, _) if report.interrupted => {}
+            (false, _) => eprintln!(
+                "transfer-image: error: {} did not load the image (see the messages above)",
+                o.name
+            ),
         }
-    );
-    Ok(0)
+    }
+    if report.interrupted {
+        return Ok(crate::exec::INTERRUPTED);
+    }
+    let failed: Vec<&str> = report
+        .outcomes
+        .iter()
+        .filter(|o| !o.loaded)
+        .map(|o| o.name.as_str())
+        .collect();
+    if several && !failed.is_empty() {
+        eprintln!(
+            "transfer-image: error: {} of {} destinations failed: {}",
+            failed.len(),
+            report.outcomes.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
-    // In a docked shell DOCKER_HOST points at the dock, but what transfer-image sends is
-    // this machine's image (run-image's hint says `transfer-image IMAGE DOCK` to a docked
-    // shell): the DOCKER_HOST that `source dock` set is not the source.
+    // In a docked shell DOCKER_HOST points at the dock, but this machine's engine is
+    // this machine's (run-image's hint says `transfer-image IMAGE DOCK` to a docked
+    // shell): the DOCKER_HOST that `source dock` set is not where images are read or
+    // brought back to.
     if let Some(dock) = dock::current()
         && std::env::var("DOCKER_HOST").ok() == Some(dock.ssh_url())
     {
@@ -627,19 +302,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_the_bottom_layers_the_remote_holds() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let mut chains = HashSet::new();
-        for n in 1..=2 {
-            chains.insert(l(&["a", "b", "x"])[..n].to_vec());
+    fn image_references_are_plain() {
+        for good in [
+            "app",
+            "app:1",
+            "127.0.0.1:5000/team/app:v1.2-rc_3",
+            "app@sha256:0123abcd",
+            "9e179e0bc948",
+        ] {
+            assert!(check_reference(good).is_ok(), "{good}");
         }
-        assert_eq!(layers_present(&l(&["a", "b", "c"]), &chains), 2);
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            "app;touch F",
+            "app$(touch F)",
+            "app name",
+            "app'",
+            "app\"",
+            "app\n",
+            "app`id`",
+            ":tag",
+        ] {
+            assert!(check_reference(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_user_at_host_prefix_is_a_source_and_a_plain_name_an_image() {
         assert_eq!(
-            layers_present(&l(&["b", "c"]), &chains),
-            0,
-            "same layer, other chain"
+            split_source("ann@10.0.0.7:app:1", None).unwrap(),
+            (Some("ann@10.0.0.7".to_string()), "app:1".to_string())
         );
-        assert_eq!(layers_present(&l(&["a"]), &chains), 1);
-        assert!(looks_like_host("admin@10.0.0.7:2222") && !looks_like_host("gpu-box"));
+        assert_eq!(
+            split_source("app:1", Some("gpu")).unwrap(),
+            (Some("gpu".to_string()), "app:1".to_string())
+        );
+        assert_eq!(
+            split_source("app", None).unwrap(),
+            (None, "app".to_string())
+        );
     }
 }

@@ -127,6 +127,15 @@ fn tagged(reference: &str) -> String {
 }
 
 impl StoredImage {
+    /// Each layer's file in the archive [`StoredImage::write_archive`] writes, bottom
+    /// first, with the size of its content.
+    pub fn layer_files(&self) -> Vec<(String, u64)> {
+        self.layers
+            .iter()
+            .map(|l| (format!("{}/layer.tar", l.chain_hex), l.size))
+            .collect()
+    }
+
     /// Writes a `docker load` archive of the image, without the files of its `skip` bottom
     /// layers (which the receiving engine holds; their tar-split is not even read).
     /// `progress` is told the layer bytes as they are written, and the size of a skipped

@@ -1,0 +1,112 @@
+//! One progress line per destination. On a terminal, a bar each, redrawn in place one
+//! under the other (indicatif's MultiProgress); otherwise (a log, a pipe, CI) a line
+//! each time a destination passes a tenth, naming the destination when there are
+//! several: lines of several destinations interleave, so each says whose it is.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct Lines {
+    multi: MultiProgress,
+    terminal: bool,
+    several: bool,
+}
+
+impl Lines {
+    pub fn new(several: bool) -> Lines {
+        let terminal = std::io::stderr().is_terminal();
+        Lines {
+            multi: MultiProgress::with_draw_target(if terminal {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            }),
+            terminal,
+            several,
+        }
+    }
+
+    /// The line of destination `name`, `total` bytes to go through it.
+    pub fn line(&self, name: &str, total: u64) -> Line {
+        let bar = if self.terminal {
+            let bar = self.multi.add(ProgressBar::new(total));
+            let template = if self.several {
+                "{prefix} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
+            } else {
+                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
+            };
+            bar.set_style(ProgressStyle::with_template(template).unwrap());
+            bar.set_prefix(name.to_string());
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Line {
+            bar,
+            prefix: if self.several {
+                format!("{name}: ")
+            } else {
+                String::new()
+            },
+            total: total.max(1),
+            read: 0,
+            tenth: 0,
+            wire: None,
+        }
+    }
+}
+
+pub struct Line {
+    bar: ProgressBar,
+    prefix: String,
+    total: u64,
+    read: u64,
+    tenth: u64,
+    /// The bytes on the wire for this destination, and what they are ("sent", "received").
+    wire: Option<(Arc<AtomicU64>, &'static str)>,
+}
+
+impl Line {
+    pub fn watch(&mut self, wire: Arc<AtomicU64>, verb: &'static str) {
+        self.wire = Some((wire, verb));
+    }
+
+    /// `n` more bytes of the archive went through (sent or left out).
+    pub fn add(&mut self, n: u64) {
+        self.read += n;
+        let wire = self
+            .wire
+            .as_ref()
+            .map(|(w, verb)| (w.load(Ordering::Relaxed), *verb));
+        if !self.bar.is_hidden() {
+            self.bar.set_position(self.read.min(self.total));
+            if let Some((bytes, verb)) = wire {
+                self.bar
+                    .set_message(format!("({} {verb} on the wire)", mib(bytes)));
+            }
+            return;
+        }
+        let tenth = (self.read * 10 / self.total).min(10);
+        if tenth > self.tenth {
+            self.tenth = tenth;
+            let wire = wire
+                .map(|(bytes, verb)| format!(", {} {verb}", mib(bytes)))
+                .unwrap_or_default();
+            eprintln!(
+                "transfer-image: {}{tenth}0% ({} read{wire})",
+                self.prefix,
+                mib(self.read)
+            );
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+pub fn mib(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / 1048576.0)
+}

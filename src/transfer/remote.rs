@@ -1,0 +1,386 @@
+//! The engines an image moves between: this machine's, or a remote one reached over ssh
+//! (a registered dock, or any `[user@]host[:port]` running docker); and what an engine
+//! holds (its layer chains) and has (zstd, GNU tar), asked in one command.
+
+use crate::dock::{self, Dock};
+use crate::error::{Error, Result};
+use crate::plan::quote;
+use std::collections::HashSet;
+use std::process::Command;
+
+/// How to reach the remote: the ssh command line up to and including the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub ssh: Vec<String>,
+    pub docker: String,
+    pub name: String,
+}
+
+impl Remote {
+    /// A registered dock (moniker or address), else `[user@]host[:port]`. Checked here,
+    /// before anything runs: never an ssh option, and a host form only of a user name,
+    /// an address or host name, and a port.
+    pub fn for_dest(dest: &str, sudo: bool) -> Result<Remote> {
+        let docker = if sudo { "sudo -n docker" } else { "docker" }.to_string();
+        // A destination is a host, never an ssh option (`-oProxyCommand=…` would run a
+        // local command); ssh also gets `--` before it below.
+        if dest.starts_with('-') {
+            return Err(Error::Usage(format!(
+                "`{dest}` is not a destination: name a dock, or [user@]host[:port]"
+            )));
+        }
+        match dock::find(dest) {
+            Ok(d) => Ok(Remote::for_dock(&d, docker)),
+            Err(e) if !looks_like_host(dest) => Err(e),
+            Err(_) => {
+                let (login, port) = split_host(dest)?;
+                let own = dock::registry_dir()
+                    .join(".dockerutils")
+                    .join("known_hosts");
+                let users = dirs::home_dir()
+                    .unwrap_or_default()
+                    .join(".ssh")
+                    .join("known_hosts");
+                let mut ssh: Vec<String> = [
+                    "ssh",
+                    "-o",
+                    "StrictHostKeyChecking=accept-new",
+                    "-o",
+                    "ConnectTimeout=10",
+                    "-o",
+                    "LogLevel=error",
+                ]
+                .map(String::from)
+                .to_vec();
+                ssh.push("-o".into());
+                ssh.push(format!(
+                    "UserKnownHostsFile={} {}",
+                    own.display(),
+                    users.display()
+                ));
+                if let Some(port) = port {
+                    ssh.extend(["-p".to_string(), port.to_string()]);
+                }
+                ssh.extend(["--".to_string(), login.to_string()]);
+                let _ = std::fs::create_dir_all(dock::registry_dir().join(".dockerutils"));
+                Ok(Remote {
+                    ssh,
+                    docker,
+                    name: dest.to_string(),
+                })
+            }
+        }
+    }
+
+    fn for_dock(d: &Dock, docker: String) -> Remote {
+        let mut ssh = vec!["ssh".to_string()];
+        ssh.extend(d.ssh_options());
+        ssh.extend([
+            "-o".to_string(),
+            "LogLevel=error".to_string(),
+            "--".to_string(),
+            d.destination(),
+        ]);
+        Remote {
+            ssh,
+            docker,
+            name: d.name().to_string(),
+        }
+    }
+
+    pub fn command(&self, remote_script: &str) -> Command {
+        let mut cmd = Command::new(&self.ssh[0]);
+        cmd.args(&self.ssh[1..]).arg(remote_script);
+        cmd
+    }
+
+    /// `ssh … 'SCRIPT'` as it can be pasted into a shell.
+    pub fn shown(&self, remote_script: &str) -> String {
+        let mut words: Vec<String> = self.ssh.iter().map(|w| quote(w)).collect();
+        words.push(quote(remote_script));
+        words.join(" ")
+    }
+
+    /// The login and port it reaches (two names of one dock reach the same).
+    fn reaches(&self) -> (&str, Option<&str>) {
+        let port = self
+            .ssh
+            .iter()
+            .position(|w| w == "-p")
+            .and_then(|i| self.ssh.get(i + 1))
+            .map(String::as_str);
+        (self.ssh.last().map_or("", String::as_str), port)
+    }
+
+    /// Whether `self` and `other` are the same engine (the same login on the same host).
+    pub fn same_as(&self, other: &Remote) -> bool {
+        self.reaches() == other.reaches()
+    }
+}
+
+fn looks_like_host(dest: &str) -> bool {
+    dest.contains(['.', '@', ':']) || dest == "localhost"
+}
+
+/// `[user@]host[:port]`, each part checked: ssh is given nothing else.
+fn split_host(dest: &str) -> Result<(&str, Option<&str>)> {
+    let wrong = || {
+        Error::Usage(format!(
+            "`{}` is not a destination: name a dock, or [user@]host[:port] (a user name, an \
+             address or host name, a port number)",
+            dest.escape_debug()
+        ))
+    };
+    let (login, port) = match dest.rsplit_once(':') {
+        Some((l, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => (l, Some(p)),
+        _ => (dest, None),
+    };
+    if port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..))) {
+        return Err(wrong());
+    }
+    let host = match login.rsplit_once('@') {
+        Some((user, host)) => {
+            if !dock::valid_user(user) {
+                return Err(wrong());
+            }
+            host
+        }
+        None => login,
+    };
+    if dock::check_address(host).is_err() && host != "localhost" {
+        return Err(wrong());
+    }
+    Ok((login, port))
+}
+
+/// An engine: this machine's, or a remote one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    Local,
+    Remote(Remote),
+}
+
+/// What this machine's engine is called in messages.
+pub const HERE: &str = "this machine";
+
+impl Engine {
+    pub fn name(&self) -> &str {
+        match self {
+            Engine::Local => HERE,
+            Engine::Remote(r) => &r.name,
+        }
+    }
+
+    pub fn docker(&self) -> &str {
+        match self {
+            Engine::Local => "docker",
+            Engine::Remote(r) => &r.docker,
+        }
+    }
+
+    /// `script` run by a POSIX shell there.
+    pub fn command(&self, script: &str) -> Command {
+        match self {
+            Engine::Local => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(script);
+                cmd
+            }
+            Engine::Remote(r) => r.command(script),
+        }
+    }
+
+    /// The command as the user could type it.
+    pub fn shown(&self, script: &str) -> String {
+        match self {
+            Engine::Local => script.to_string(),
+            Engine::Remote(r) => r.shown(script),
+        }
+    }
+}
+
+/// How the engine's side compresses and decompresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// zstd with `--adapt` (1.3.6 and later): the level follows the link.
+    ZstdAdapt,
+    Zstd,
+    Gzip,
+}
+
+impl Codec {
+    pub fn is_zstd(self) -> bool {
+        self != Codec::Gzip
+    }
+
+    /// The command that decompresses on that side.
+    pub fn decompress(self) -> &'static str {
+        if self.is_zstd() {
+            "zstd -dc"
+        } else {
+            "gzip -dc"
+        }
+    }
+
+    /// The command that compresses on that side (a dock sending an image).
+    pub fn compress(self) -> &'static str {
+        match self {
+            Codec::ZstdAdapt => "zstd -q -c --adapt",
+            Codec::Zstd => "zstd -q -c",
+            Codec::Gzip => "gzip -1 -c",
+        }
+    }
+}
+
+/// What an engine has and holds.
+pub struct EngineState {
+    pub codec: Codec,
+    /// GNU tar is there (`tar --delete` can leave layers out of a stream).
+    pub gnu_tar: bool,
+    /// The layer chains of its images (when asked).
+    pub chains: HashSet<Vec<String>>,
+    /// `docker image inspect`'s JSON of the image asked about.
+    pub image: Option<serde_json::Value>,
+}
+
+/// What the probe asks.
+pub enum Ask<'a> {
+    /// The layer chains of every image (a destination).
+    Chains,
+    /// One image's inspect (a source).
+    Image(&'a str),
+}
+
+/// One command there: is docker there, zstd, GNU tar; and the chains or the image.
+pub fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
+    let d = engine.docker();
+    let what = match ask {
+        // An image removed between the listing and its inspection (another user of the
+        // engine) is no error: what is listed is what is there.
+        Ask::Chains => format!(
+            "ids=$({d} image ls -q --no-trunc) || exit 5; printf '%s\\n' \"$ids\" | sort -u | \
+             xargs -r {d} image inspect --format '{{{{range .RootFS.Layers}}}}{{{{.}}}} {{{{end}}}}' 2>/dev/null; true"
+        ),
+        Ask::Image(image) => format!(
+            "printf 'image '; {d} image inspect --format '{{{{json .}}}}' {} || exit 4",
+            quote(image)
+        ),
+    };
+    let script = format!(
+        "command -v docker >/dev/null 2>&1 || {{ echo 'docker: command not found' >&2; exit 3; }}; \
+         if zstd -q --adapt -c </dev/null >/dev/null 2>&1; then echo zstd-adapt; \
+         elif command -v zstd >/dev/null 2>&1; then echo zstd; else echo gzip; fi; \
+         if tar --version 2>/dev/null | grep -q 'GNU tar'; then echo gnutar; else echo tar; fi; \
+         {what}"
+    );
+    let out = crate::process::output(&mut engine.command(&script)).map_err(|e| {
+        Error::io(
+            format!(
+                "cannot run {}",
+                engine.command(&script).get_program().display()
+            ),
+            e,
+        )
+    })?;
+    let name = engine.name();
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let what = match (out.status.code(), &ask) {
+            (Some(3), _) => format!("{name} has no docker on its PATH"),
+            (Some(255), _) if matches!(engine, Engine::Remote(_)) => {
+                format!("cannot reach {name} over ssh: {stderr}")
+            }
+            (Some(4), Ask::Image(image)) => {
+                format!("image `{image}` is not on {name} ({stderr})")
+            }
+            _ => format!("listing the images on {name} failed: {stderr}"),
+        };
+        return Err(Error::Remote(what));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let codec = match lines.next() {
+        Some("zstd-adapt") => Codec::ZstdAdapt,
+        Some("zstd") => Codec::Zstd,
+        _ => Codec::Gzip,
+    };
+    let gnu_tar = lines.next() == Some("gnutar");
+    let mut chains = HashSet::new();
+    let mut image = None;
+    for line in lines {
+        if let Some(json) = line.strip_prefix("image ") {
+            image = Some(
+                serde_json::from_str(json)
+                    .map_err(|e| Error::Remote(format!("docker image inspect on {name}: {e}")))?,
+            );
+            continue;
+        }
+        let layers: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        for n in 1..=layers.len() {
+            chains.insert(layers[..n].to_vec());
+        }
+    }
+    Ok(EngineState {
+        codec,
+        gnu_tar,
+        chains,
+        image,
+    })
+}
+
+/// How many bottom layers of `layers` the engine already holds (by chain).
+pub fn layers_present(layers: &[String], chains: &HashSet<Vec<String>>) -> usize {
+    (1..=layers.len())
+        .take_while(|&n| chains.contains(&layers[..n].to_vec()))
+        .last()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_the_bottom_layers_the_remote_holds() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut chains = HashSet::new();
+        for n in 1..=2 {
+            chains.insert(l(&["a", "b", "x"])[..n].to_vec());
+        }
+        assert_eq!(layers_present(&l(&["a", "b", "c"]), &chains), 2);
+        assert_eq!(
+            layers_present(&l(&["b", "c"]), &chains),
+            0,
+            "same layer, other chain"
+        );
+        assert_eq!(layers_present(&l(&["a"]), &chains), 1);
+        assert!(looks_like_host("admin@10.0.0.7:2222") && !looks_like_host("gpu-box"));
+    }
+
+    #[test]
+    fn a_host_destination_is_a_user_a_host_and_a_port_only() {
+        assert_eq!(
+            split_host("admin@10.0.0.7:2222").unwrap(),
+            ("admin@10.0.0.7", Some("2222"))
+        );
+        assert_eq!(
+            split_host("gpu.example.com").unwrap(),
+            ("gpu.example.com", None)
+        );
+        assert_eq!(
+            split_host("ann@corp@gpu.example.com").unwrap(),
+            ("ann@corp@gpu.example.com", None)
+        );
+        for bad in [
+            "x;touch /tmp/F@10.0.0.7",
+            "$(touch F)@10.0.0.7",
+            "u@host name",
+            "u@10.0.0.7:0",
+            "u@10.0.0.7:99999",
+            "'u'@10.0.0.7",
+            "u@../etc",
+        ] {
+            assert!(split_host(bad).is_err(), "{bad}");
+        }
+    }
+}
