@@ -1345,7 +1345,17 @@ fn an_interrupted_transfer_leaves_the_dock_as_it_was() {
         .env("DOCKER_HOST", &d.engine)
         .args(["rmi", "-f", &image])
         .output();
-    let images_before = d.dock_engine(&["image", "ls", "-q", "--no-trunc"]);
+    // Sorted: `image ls` orders images made in the same second either way.
+    let images = || {
+        let mut ids: Vec<String> = d
+            .dock_engine(&["image", "ls", "-q", "--no-trunc"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let images_before = images();
 
     let mut child = d
         .cmd("transfer-image")
@@ -1372,10 +1382,7 @@ fn an_interrupted_transfer_leaves_the_dock_as_it_was() {
         d.dock_engine(&["image", "inspect", "--format", "{{.Id}}", &image]),
         ""
     );
-    assert_eq!(
-        d.dock_engine(&["image", "ls", "-q", "--no-trunc"]),
-        images_before
-    );
+    assert_eq!(images(), images_before);
 }
 
 /// transfer-image reads layer files from the engine's storage without following links:
