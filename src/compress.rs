@@ -1,10 +1,10 @@
-//! zstd whose level follows the link: for `transfer-image`, the same code must suit a
-//! loopback or a LAN (where compressing harder only slows the transfer down) and a slow
+//! Compression whose level follows the link: for `transfer-image`, the same code must suit
+//! a loopback or a LAN (where compressing harder only slows the transfer down) and a slow
 //! uplink to a cloud dock (where every byte saved is time saved).
 //!
-//! The input is cut into chunks, each compressed as an independent zstd frame (`zstd -dc`
-//! reads concatenated frames as one stream) and handed to a writer thread that feeds the
-//! link. After each chunk the level moves one step: up when this side had to wait for the
+//! The input is cut into chunks, each compressed as an independent frame of its [`Codec`]
+//! (zstd: `zstd -dc` reads concatenated frames as one stream) and handed to a writer thread
+//! that feeds the link. After each chunk the level moves one step: up when this side had to wait for the
 //! link (the link is the bottleneck: spend more CPU to send fewer bytes), down when the link
 //! sat idle waiting for data (compression is the bottleneck). The zstd command's `--adapt`
 //! works the same way.
@@ -16,18 +16,51 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The levels it moves between: the fast (negative) levels for links faster than
+/// zstd's levels it moves between: the fast (negative) levels for links faster than
 /// compression, up to what still compresses at tens of MB/s on a small machine.
 pub const MIN_LEVEL: i32 = -5;
 pub const MAX_LEVEL: i32 = 9;
 pub const START_LEVEL: i32 = 3;
 const CHUNK: usize = 4 << 20;
 
-pub struct AdaptiveZstd<W: Write + Send + 'static> {
+/// A compression format whose independent frames, concatenated, decompress as one stream.
+pub trait Codec: Sized {
+    /// The levels it moves between, and the first.
+    const MIN_LEVEL: i32;
+    const MAX_LEVEL: i32;
+    const START_LEVEL: i32;
+    fn new(level: i32) -> io::Result<Self>;
+    fn set_level(&mut self, level: i32) -> io::Result<()>;
+    /// `data` as one frame.
+    fn frame(&mut self, data: &[u8]) -> io::Result<Vec<u8>>;
+}
+
+/// zstd frames.
+pub struct Zstd(zstd::bulk::Compressor<'static>);
+
+impl Codec for Zstd {
+    const MIN_LEVEL: i32 = MIN_LEVEL;
+    const MAX_LEVEL: i32 = MAX_LEVEL;
+    const START_LEVEL: i32 = START_LEVEL;
+    fn new(level: i32) -> io::Result<Self> {
+        Ok(Zstd(zstd::bulk::Compressor::new(level)?))
+    }
+    fn set_level(&mut self, level: i32) -> io::Result<()> {
+        self.0.set_compression_level(level)
+    }
+    fn frame(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        self.0.compress(data)
+    }
+}
+
+/// zstd whose level follows the link.
+pub type AdaptiveZstd<W> = Adaptive<W, Zstd>;
+
+pub struct Adaptive<W: Write + Send + 'static, C: Codec> {
     buf: Vec<u8>,
     chunk: usize,
     level: i32,
-    compressor: zstd::bulk::Compressor<'static>,
+    compressor: C,
     /// Microseconds the writer has spent waiting for frames, and the count at the last chunk.
     idle: Arc<AtomicU64>,
     idle_seen: u64,
@@ -35,7 +68,7 @@ pub struct AdaptiveZstd<W: Write + Send + 'static> {
     writer: Option<JoinHandle<io::Result<W>>>,
 }
 
-impl<W: Write + Send + 'static> AdaptiveZstd<W> {
+impl<W: Write + Send + 'static, C: Codec> Adaptive<W, C> {
     pub fn new(out: W) -> io::Result<Self> {
         Self::with_chunk(out, CHUNK)
     }
@@ -54,11 +87,11 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
             out.flush()?;
             Ok(out)
         });
-        Ok(AdaptiveZstd {
+        Ok(Adaptive {
             buf: Vec::with_capacity(chunk),
             chunk,
-            level: START_LEVEL,
-            compressor: zstd::bulk::Compressor::new(START_LEVEL)?,
+            level: C::START_LEVEL,
+            compressor: C::new(C::START_LEVEL)?,
             idle,
             idle_seen: 0,
             tx: Some(tx),
@@ -77,7 +110,7 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
             return Ok(());
         }
         let started = Instant::now();
-        let frame = self.compressor.compress(&self.buf)?;
+        let frame = self.compressor.frame(&self.buf)?;
         let compressing = started.elapsed();
         self.buf.clear();
         let tx = self.tx.as_ref().expect("send after finish");
@@ -104,10 +137,10 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
         } else {
             self.level
         }
-        .clamp(MIN_LEVEL, MAX_LEVEL);
+        .clamp(C::MIN_LEVEL, C::MAX_LEVEL);
         if next != self.level {
             self.level = next;
-            self.compressor.set_compression_level(next)?;
+            self.compressor.set_level(next)?;
         }
         Ok(())
     }
@@ -132,7 +165,7 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
     }
 }
 
-impl<W: Write + Send + 'static> Write for AdaptiveZstd<W> {
+impl<W: Write + Send + 'static, C: Codec> Write for Adaptive<W, C> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(self.chunk - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
