@@ -56,6 +56,57 @@ impl Codec for Zstd {
 /// zstd whose level follows the link.
 pub type AdaptiveZstd<W> = Adaptive<W, Zstd>;
 
+/// gzip members (a gzip file may be several, one after the other, and is read as one
+/// stream: gzip(1), Go's `gzip.Reader`, flate2's `MultiGzDecoder`). Level 0 stores the
+/// data (deflate's stored blocks, written here: a copy and a CRC, at memory speed: the
+/// level for a link faster than deflate); 1 to 6 are deflate's.
+pub struct Gzip(i32);
+
+impl Codec for Gzip {
+    const MIN_LEVEL: i32 = 0;
+    const MAX_LEVEL: i32 = 6;
+    const START_LEVEL: i32 = 1;
+    fn new(level: i32) -> io::Result<Self> {
+        Ok(Gzip(level))
+    }
+    fn set_level(&mut self, level: i32) -> io::Result<()> {
+        self.0 = level;
+        Ok(())
+    }
+    fn frame(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        if self.0 > 0 {
+            let level = flate2::Compression::new(self.0 as u32);
+            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2), level);
+            gz.write_all(data)?;
+            return gz.finish();
+        }
+        // RFC 1952 header (deflate, no flags, no time, unknown OS), then RFC 1951 stored
+        // blocks of at most 65535 bytes (a byte with BFINAL, BTYPE 00; LEN; NLEN; the bytes),
+        // then the CRC-32 and the length modulo 2^32.
+        let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 32);
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        let mut blocks = data.chunks(65535).peekable();
+        if blocks.peek().is_none() {
+            out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+        }
+        while let Some(block) = blocks.next() {
+            let len = block.len() as u16;
+            out.push(u8::from(blocks.peek().is_none()));
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(block);
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        Ok(out)
+    }
+}
+
+/// gzip whose level follows the link.
+pub type AdaptiveGzip<W> = Adaptive<W, Gzip>;
+
 pub struct Adaptive<W: Write + Send + 'static, C: Codec> {
     buf: Vec<u8>,
     chunk: usize,
@@ -257,6 +308,51 @@ mod tests {
         );
         assert!(slow.len() < fast.len(), "{} vs {}", slow.len(), fast.len());
         assert_eq!(zstd::stream::decode_all(&slow[..]).unwrap(), input);
+    }
+
+    #[test]
+    fn gzip_members_decompress_to_the_input_as_one_stream_at_every_level() {
+        let input = data(300_000);
+        for level in Gzip::MIN_LEVEL..=Gzip::MAX_LEVEL {
+            let mut gzip = Gzip::new(level).unwrap();
+            // Several members, one of them empty; blocks of 65535 bytes and a short one.
+            let mut stream = Vec::new();
+            for part in [&input[..100_000], &[][..], &input[100_000..]] {
+                stream.extend(gzip.frame(part).unwrap());
+            }
+            let mut out = Vec::new();
+            io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&stream[..]),
+                &mut out,
+            )
+            .unwrap();
+            assert_eq!(out, input, "level {level}");
+            // Stored: a few bytes more than the input; deflate: fewer.
+            if level == 0 {
+                assert!(stream.len() < input.len() + 100, "{}", stream.len());
+            } else {
+                assert!(
+                    stream.len() < input.len() / 2,
+                    "level {level}: {}",
+                    stream.len()
+                );
+            }
+        }
+        // The adaptive stream: stored on an idle link, decompressed the same.
+        let link = Link {
+            got: Arc::default(),
+            delay: Duration::ZERO,
+        };
+        let mut z = AdaptiveGzip::with_chunk(link.clone(), 64 << 10).unwrap();
+        for piece in data(1_000_000).chunks(10_000) {
+            z.write_all(piece).unwrap();
+        }
+        assert_eq!(z.level(), 0, "an idle link wants stored blocks");
+        z.finish().unwrap();
+        let got = link.got.lock().unwrap().clone();
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&got[..]), &mut out).unwrap();
+        assert_eq!(out, data(1_000_000));
     }
 
     #[test]
