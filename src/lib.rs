@@ -24,6 +24,7 @@ pub mod logrotate;
 pub mod notebook;
 pub mod plan;
 pub mod project;
+pub mod registry_serve;
 pub mod saved_image;
 pub mod ssh;
 pub mod ssh_config;
