@@ -23,6 +23,7 @@ pub mod start_dock;
 pub mod stop_dock;
 pub mod sync;
 pub mod transfer_image;
+pub mod transfer_registry;
 pub mod unregister_dock;
 
 // dockerutils' own subcommands (`dockerutils init`, …) and the clap table behind them.

@@ -52,6 +52,10 @@ pub struct Args {
     /// storage (by default the layers are read from it directly: faster)
     #[arg(long)]
     pub docker_save: bool,
+    /// Send the image through a temporary read-only registry that the remote's engine
+    /// pulls from (what an engine with the containerd image store gets by default)
+    #[arg(long, conflicts_with = "full")]
+    pub via_registry: bool,
     /// Print what would run, run nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -512,6 +516,18 @@ fn run(args: &Args) -> Result<i32> {
     };
     let remote = Remote::for_dest(&args.dest, args.sudo)?;
     let local = local_image(&args.image, args.docker_save)?;
+    // Engines whose `docker load` takes only whole images (the containerd store) pull the
+    // image from a registry instead (src/commands/transfer_registry.rs).
+    if let Some(code) = super::transfer_registry::maybe_send(
+        &args.image,
+        &remote,
+        local.store.as_ref(),
+        args.via_registry,
+        !args.full,
+        args.dry_run,
+    )? {
+        return Ok(code);
+    }
     let layers = &local.layers;
     let shown = |zstd: bool| {
         format!(
