@@ -593,7 +593,7 @@ fn the_registry_path_dry_run_and_what_it_refuses() {
     let dest = format!("-- {}@{}", d.user, d.ip);
     assert!(
         lines[1].ends_with(&format!(
-            "-O forward -R 0:127.0.0.1:LOCALPORT {dest}   # prints PORT, the forward's end on testdock"
+            "-O forward -R 127.0.0.1:0:127.0.0.1:LOCALPORT {dest}   # prints PORT, the forward's end on testdock"
         )),
         "{}",
         lines[1]
@@ -609,7 +609,9 @@ fn the_registry_path_dry_run_and_what_it_refuses() {
         "{script:?}"
     );
     assert!(
-        lines[3].ends_with(&format!("-O cancel -R 0:127.0.0.1:LOCALPORT {dest}")),
+        lines[3].ends_with(&format!(
+            "-O cancel -R 127.0.0.1:0:127.0.0.1:LOCALPORT {dest}"
+        )),
         "{}",
         lines[3]
     );

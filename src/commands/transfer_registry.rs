@@ -8,7 +8,7 @@
 //!
 //! The steps, each a command of its own (`--dry-run` prints them):
 //! 1. the registry listens on this machine's 127.0.0.1, on a port the system picks;
-//! 2. `ssh -O forward -R 0:127.0.0.1:PORT` adds a forward from the dock's 127.0.0.1 (a
+//! 2. `ssh -O forward -R 127.0.0.1:0:127.0.0.1:PORT` adds a forward from the dock's 127.0.0.1 (a
 //!    port sshd picks there) to it, on the dock's shared connection (a plain
 //!    `[user@]host` gets a connection of its own for the transfer). A loopback registry
 //!    needs no TLS for docker;
@@ -275,10 +275,11 @@ impl Link {
         Ok(())
     }
 
-    /// `-R 0:127.0.0.1:LOCAL`: a port sshd picks on the remote's loopback (`-O forward`
-    /// prints it), forwarded to LOCAL here.
+    /// `-R 127.0.0.1:0:127.0.0.1:LOCAL`: a port sshd picks on the remote's loopback
+    /// (`-O forward` prints it), forwarded to LOCAL here. The bind address is said, so an
+    /// sshd with `GatewayPorts clientspecified` does not open it to the network.
     fn spec(local: &str) -> String {
-        format!("0:127.0.0.1:{local}")
+        format!("127.0.0.1:0:127.0.0.1:{local}")
     }
 
     /// Adds the forward from a port on the dock's loopback to `local`: that port.
