@@ -531,6 +531,14 @@ fn send(
     }
     let sent = stats.sent.load(Ordering::Relaxed);
     let ok = status.as_ref().is_some_and(|s| s.success());
+    if status.is_none() {
+        return Err(Failed(Error::Interrupted(format!(
+            "{} did not say within {} s that its pull stopped; the forward is cancelled, but \
+             look there for `{TEMP_REPO_PREFIX}` images (`docker images`)",
+            remote.name,
+            STOP_LIMIT.as_secs()
+        ))));
+    }
     if !ok && crate::exec::interrupted() {
         return Err(Failed(Error::Interrupted(format!(
             "{} was left as it was (the pull stopped, the temporary references removed, the \
