@@ -24,6 +24,10 @@ cleanup() {
   remote rmi -f "$image" >/dev/null 2>&1 || true
   remote image prune -f >/dev/null 2>&1 || true
   docker rmi -f "$image" $first_id >/dev/null 2>&1 || true
+  # The dock's shared connections (a running test dock outlives this script).
+  for socket in "$work"/home/.docker/.dockerutils/cm/* "$work"/home/.docker/*/cm-*; do
+    [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit x >/dev/null 2>&1 || true
+  done
   [ -z "$started_env" ] || bash "$repo/tests/dock-env.sh" stop
   rm -rf "$work"
 }
