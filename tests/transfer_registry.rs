@@ -121,6 +121,13 @@ impl Dock {
     }
 }
 
+impl Drop for Dock {
+    /// The shared connection would otherwise stay 10 minutes after the test.
+    fn drop(&mut self) {
+        self.close_connection();
+    }
+}
+
 /// The processes pulling from the dock's end of a forward (the dock is this machine: its
 /// processes are ours to see).
 fn pulls_from(port: u16) -> Vec<String> {
