@@ -21,6 +21,7 @@ use crate::transfer::load::Target;
 use crate::transfer::progress::mib;
 use crate::transfer::remote::{Codec, Engine, HERE, Remote};
 use crate::transfer::source::{self, Image, Origin};
+use crate::transfer::via_registry;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -52,6 +53,10 @@ pub struct Args {
     /// engine's storage (by default the layers are read from it directly: faster)
     #[arg(long)]
     pub docker_save: bool,
+    /// Send the image through a temporary read-only registry that the remote's engine
+    /// pulls from (what an engine with the containerd image store gets by default)
+    #[arg(long, conflicts_with = "full")]
+    pub via_registry: bool,
     /// Print what would run for each destination, run nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -205,6 +210,47 @@ fn run(args: &Args) -> Result<i32> {
         },
         Some(remote) => source::dock_image(remote, &image)?,
     };
+    // Engines whose `docker load` takes only whole images (the containerd store) pull an
+    // image from here out of a registry instead (crate::transfer::via_registry), each
+    // destination that needs it on its own; the others share one reading below.
+    let mut failed_by_registry: Vec<String> = vec![];
+    let several = dests.len() > 1;
+    if let Origin::Local { store } = &image.origin {
+        let mut rest = vec![];
+        for engine in dests {
+            let Engine::Remote(remote) = &engine else {
+                rest.push(engine);
+                continue;
+            };
+            match via_registry::maybe_send(
+                &image.reference,
+                remote,
+                store.as_deref(),
+                args.via_registry,
+                !args.full,
+                args.dry_run,
+            ) {
+                Ok(None) => rest.push(engine),
+                Ok(Some(0)) => {}
+                Ok(Some(crate::exec::INTERRUPTED)) => return Ok(crate::exec::INTERRUPTED),
+                Ok(Some(_)) => failed_by_registry.push(remote.name.clone()),
+                Err(e) => {
+                    crate::error::report("transfer-image", &e);
+                    failed_by_registry.push(remote.name.clone());
+                }
+            }
+        }
+        dests = rest;
+    } else if args.via_registry {
+        return Err(Error::Usage(
+            "--via-registry sends an image from this machine; a dock's image comes back \
+             with `docker save`"
+                .into(),
+        ));
+    }
+    if dests.is_empty() {
+        return Ok(if failed_by_registry.is_empty() { 0 } else { 1 });
+    }
     if args.dry_run {
         for engine in dests {
             let target = Target {
@@ -216,7 +262,6 @@ fn run(args: &Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    let several = dests.len() > 1;
     let report = crate::transfer::run(&image, dests, args.full);
     if let Some(bytes) = report.received {
         eprintln!(
@@ -261,17 +306,22 @@ fn run(args: &Args) -> Result<i32> {
     if report.interrupted {
         return Ok(crate::exec::INTERRUPTED);
     }
-    let failed: Vec<&str> = report
-        .outcomes
+    let failed: Vec<&str> = failed_by_registry
         .iter()
-        .filter(|o| !o.loaded)
-        .map(|o| o.name.as_str())
+        .map(String::as_str)
+        .chain(
+            report
+                .outcomes
+                .iter()
+                .filter(|o| !o.loaded)
+                .map(|o| o.name.as_str()),
+        )
         .collect();
     if several && !failed.is_empty() {
         eprintln!(
             "transfer-image: error: {} of {} destinations failed: {}",
             failed.len(),
-            report.outcomes.len(),
+            report.outcomes.len() + failed_by_registry.len(),
             failed.join(", ")
         );
     }

@@ -1,10 +1,10 @@
-//! zstd whose level follows the link: for `transfer-image`, the same code must suit a
-//! loopback or a LAN (where compressing harder only slows the transfer down) and a slow
+//! Compression whose level follows the link: for `transfer-image`, the same code must suit
+//! a loopback or a LAN (where compressing harder only slows the transfer down) and a slow
 //! uplink to a cloud dock (where every byte saved is time saved).
 //!
-//! The input is cut into chunks, each compressed as an independent zstd frame (`zstd -dc`
-//! reads concatenated frames as one stream) and handed to a writer thread that feeds the
-//! link. After each chunk the level moves one step: up when this side had to wait for the
+//! The input is cut into chunks, each compressed as an independent frame of its [`Codec`]
+//! (zstd: `zstd -dc` reads concatenated frames as one stream) and handed to a writer thread
+//! that feeds the link. After each chunk the level moves one step: up when this side had to wait for the
 //! link (the link is the bottleneck: spend more CPU to send fewer bytes), down when the link
 //! sat idle waiting for data (compression is the bottleneck). The zstd command's `--adapt`
 //! works the same way.
@@ -16,18 +16,102 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The levels it moves between: the fast (negative) levels for links faster than
+/// zstd's levels it moves between: the fast (negative) levels for links faster than
 /// compression, up to what still compresses at tens of MB/s on a small machine.
 pub const MIN_LEVEL: i32 = -5;
 pub const MAX_LEVEL: i32 = 9;
 pub const START_LEVEL: i32 = 3;
 const CHUNK: usize = 4 << 20;
 
-pub struct AdaptiveZstd<W: Write + Send + 'static> {
+/// A compression format whose independent frames, concatenated, decompress as one stream.
+pub trait Codec: Sized {
+    /// The levels it moves between, and the first.
+    const MIN_LEVEL: i32;
+    const MAX_LEVEL: i32;
+    const START_LEVEL: i32;
+    fn new(level: i32) -> io::Result<Self>;
+    fn set_level(&mut self, level: i32) -> io::Result<()>;
+    /// `data` as one frame.
+    fn frame(&mut self, data: &[u8]) -> io::Result<Vec<u8>>;
+}
+
+/// zstd frames.
+pub struct Zstd(zstd::bulk::Compressor<'static>);
+
+impl Codec for Zstd {
+    const MIN_LEVEL: i32 = MIN_LEVEL;
+    const MAX_LEVEL: i32 = MAX_LEVEL;
+    const START_LEVEL: i32 = START_LEVEL;
+    fn new(level: i32) -> io::Result<Self> {
+        Ok(Zstd(zstd::bulk::Compressor::new(level)?))
+    }
+    fn set_level(&mut self, level: i32) -> io::Result<()> {
+        self.0.set_compression_level(level)
+    }
+    fn frame(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        self.0.compress(data)
+    }
+}
+
+/// zstd whose level follows the link.
+pub type AdaptiveZstd<W> = Adaptive<W, Zstd>;
+
+/// gzip members (a gzip file may be several, one after the other, and is read as one
+/// stream: gzip(1), Go's `gzip.Reader`, flate2's `MultiGzDecoder`). Level 0 stores the
+/// data (deflate's stored blocks, written here: a copy and a CRC, at memory speed: the
+/// level for a link faster than deflate); 1 to 6 are deflate's.
+pub struct Gzip(i32);
+
+impl Codec for Gzip {
+    const MIN_LEVEL: i32 = 0;
+    const MAX_LEVEL: i32 = 6;
+    const START_LEVEL: i32 = 1;
+    fn new(level: i32) -> io::Result<Self> {
+        Ok(Gzip(level))
+    }
+    fn set_level(&mut self, level: i32) -> io::Result<()> {
+        self.0 = level;
+        Ok(())
+    }
+    fn frame(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        if self.0 > 0 {
+            let level = flate2::Compression::new(self.0 as u32);
+            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2), level);
+            gz.write_all(data)?;
+            return gz.finish();
+        }
+        // RFC 1952 header (deflate, no flags, no time, unknown OS), then RFC 1951 stored
+        // blocks of at most 65535 bytes (a byte with BFINAL, BTYPE 00; LEN; NLEN; the bytes),
+        // then the CRC-32 and the length modulo 2^32.
+        let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 32);
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        let mut blocks = data.chunks(65535).peekable();
+        if blocks.peek().is_none() {
+            out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+        }
+        while let Some(block) = blocks.next() {
+            let len = block.len() as u16;
+            out.push(u8::from(blocks.peek().is_none()));
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(block);
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        Ok(out)
+    }
+}
+
+/// gzip whose level follows the link.
+pub type AdaptiveGzip<W> = Adaptive<W, Gzip>;
+
+pub struct Adaptive<W: Write + Send + 'static, C: Codec> {
     buf: Vec<u8>,
     chunk: usize,
     level: i32,
-    compressor: zstd::bulk::Compressor<'static>,
+    compressor: C,
     /// Microseconds the writer has spent waiting for frames, and the count at the last chunk.
     idle: Arc<AtomicU64>,
     idle_seen: u64,
@@ -35,7 +119,7 @@ pub struct AdaptiveZstd<W: Write + Send + 'static> {
     writer: Option<JoinHandle<io::Result<W>>>,
 }
 
-impl<W: Write + Send + 'static> AdaptiveZstd<W> {
+impl<W: Write + Send + 'static, C: Codec> Adaptive<W, C> {
     pub fn new(out: W) -> io::Result<Self> {
         Self::with_chunk(out, CHUNK)
     }
@@ -54,11 +138,11 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
             out.flush()?;
             Ok(out)
         });
-        Ok(AdaptiveZstd {
+        Ok(Adaptive {
             buf: Vec::with_capacity(chunk),
             chunk,
-            level: START_LEVEL,
-            compressor: zstd::bulk::Compressor::new(START_LEVEL)?,
+            level: C::START_LEVEL,
+            compressor: C::new(C::START_LEVEL)?,
             idle,
             idle_seen: 0,
             tx: Some(tx),
@@ -77,7 +161,7 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
             return Ok(());
         }
         let started = Instant::now();
-        let frame = self.compressor.compress(&self.buf)?;
+        let frame = self.compressor.frame(&self.buf)?;
         let compressing = started.elapsed();
         self.buf.clear();
         let tx = self.tx.as_ref().expect("send after finish");
@@ -104,10 +188,10 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
         } else {
             self.level
         }
-        .clamp(MIN_LEVEL, MAX_LEVEL);
+        .clamp(C::MIN_LEVEL, C::MAX_LEVEL);
         if next != self.level {
             self.level = next;
-            self.compressor.set_compression_level(next)?;
+            self.compressor.set_level(next)?;
         }
         Ok(())
     }
@@ -132,7 +216,7 @@ impl<W: Write + Send + 'static> AdaptiveZstd<W> {
     }
 }
 
-impl<W: Write + Send + 'static> Write for AdaptiveZstd<W> {
+impl<W: Write + Send + 'static, C: Codec> Write for Adaptive<W, C> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(self.chunk - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
@@ -224,6 +308,51 @@ mod tests {
         );
         assert!(slow.len() < fast.len(), "{} vs {}", slow.len(), fast.len());
         assert_eq!(zstd::stream::decode_all(&slow[..]).unwrap(), input);
+    }
+
+    #[test]
+    fn gzip_members_decompress_to_the_input_as_one_stream_at_every_level() {
+        let input = data(300_000);
+        for level in Gzip::MIN_LEVEL..=Gzip::MAX_LEVEL {
+            let mut gzip = Gzip::new(level).unwrap();
+            // Several members, one of them empty; blocks of 65535 bytes and a short one.
+            let mut stream = Vec::new();
+            for part in [&input[..100_000], &[][..], &input[100_000..]] {
+                stream.extend(gzip.frame(part).unwrap());
+            }
+            let mut out = Vec::new();
+            io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&stream[..]),
+                &mut out,
+            )
+            .unwrap();
+            assert_eq!(out, input, "level {level}");
+            // Stored: a few bytes more than the input; deflate: fewer.
+            if level == 0 {
+                assert!(stream.len() < input.len() + 100, "{}", stream.len());
+            } else {
+                assert!(
+                    stream.len() < input.len() / 2,
+                    "level {level}: {}",
+                    stream.len()
+                );
+            }
+        }
+        // The adaptive stream: stored on an idle link, decompressed the same.
+        let link = Link {
+            got: Arc::default(),
+            delay: Duration::ZERO,
+        };
+        let mut z = AdaptiveGzip::with_chunk(link.clone(), 64 << 10).unwrap();
+        for piece in data(1_000_000).chunks(10_000) {
+            z.write_all(piece).unwrap();
+        }
+        assert_eq!(z.level(), 0, "an idle link wants stored blocks");
+        z.finish().unwrap();
+        let got = link.got.lock().unwrap().clone();
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&got[..]), &mut out).unwrap();
+        assert_eq!(out, data(1_000_000));
     }
 
     #[test]

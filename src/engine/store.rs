@@ -18,7 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// An image found in the local engine's storage.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredImage {
     /// The configuration's bytes (the image id is their digest).
     config: Vec<u8>,
@@ -28,7 +28,7 @@ pub struct StoredImage {
     layers: Vec<StoredLayer>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct StoredLayer {
     chain_hex: String,
     /// The bytes of its files (layerdb's `size`; what the image's size adds up).
@@ -116,8 +116,8 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     })
 }
 
-/// `name` → `name:latest`; `name:tag` as is.
-fn tagged(reference: &str) -> String {
+/// `name` → `name:latest`; `name:tag` (or `name@digest`) as is.
+pub fn tagged(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
     if last.contains(':') || reference.contains('@') {
         reference.to_owned()
@@ -134,6 +134,38 @@ impl StoredImage {
             .iter()
             .map(|l| (format!("{}/layer.tar", l.chain_hex), l.size))
             .collect()
+    }
+
+    /// The image configuration's bytes (their sha256 is the image id).
+    pub fn config(&self) -> &[u8] {
+        &self.config
+    }
+
+    /// The number of layers, bottom first.
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The size of layer `i`'s tar, as its tar-split file adds it up (headers, padding and
+    /// file contents): the layer as `docker save` gives it, whose sha256 is its diff id.
+    pub fn layer_tar_size(&self, i: usize) -> io::Result<u64> {
+        Ok(tar_size(&read_tar_split(&self.layers[i].tar_split)?))
+    }
+
+    /// Layer `i`'s tar, byte for byte as `docker save` gives it; `progress` is told the
+    /// bytes as they are read.
+    pub fn layer_tar<P: FnMut(u64)>(
+        &self,
+        i: usize,
+        progress: P,
+    ) -> io::Result<impl Read + use<P>> {
+        let layer = &self.layers[i];
+        Ok(LayerReader {
+            pieces: read_tar_split(&layer.tar_split)?.into_iter(),
+            diff: layer.diff.clone(),
+            current: None,
+            progress,
+        })
     }
 
     /// Writes a `docker load` archive of the image, without the files of its `skip` bottom
@@ -158,15 +190,8 @@ impl StoredImage {
                 continue;
             }
             let pieces = read_tar_split(&layer.tar_split)?;
-            let size: u64 = pieces
-                .iter()
-                .map(|p| match p {
-                    Piece::Bytes(b) => b.len() as u64,
-                    Piece::File { size, .. } => *size,
-                })
-                .sum();
             let mut header = tar::Header::new_gnu();
-            header.set_size(size);
+            header.set_size(tar_size(&pieces));
             header.set_mode(0o644);
             header.set_entry_type(tar::EntryType::Regular);
             let reader = LayerReader {
@@ -187,6 +212,17 @@ impl StoredImage {
         append_bytes(&mut tar, "manifest.json", manifest.to_string().as_bytes())?;
         tar.into_inner()
     }
+}
+
+/// The bytes a layer tar made of these pieces has.
+fn tar_size(pieces: &[Piece]) -> u64 {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::File { size, .. } => *size,
+        })
+        .sum()
 }
 
 fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -249,15 +285,15 @@ fn read_tar_split(path: &Path) -> io::Result<Vec<Piece>> {
 }
 
 /// Reads the pieces one after the other: a layer tar as `docker save` gives it.
-struct LayerReader<'a, I> {
+struct LayerReader<I, P> {
     pieces: I,
     /// The layer's diff directory: every file is opened beneath it.
     diff: PathBuf,
     current: Option<Box<dyn Read>>,
-    progress: &'a mut dyn FnMut(u64),
+    progress: P,
 }
 
-impl<I: Iterator<Item = Piece>> Read for LayerReader<'_, I> {
+impl<I: Iterator<Item = Piece>, P: FnMut(u64)> Read for LayerReader<I, P> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if let Some(r) = &mut self.current {

@@ -7,7 +7,11 @@
 //!   `docker save`), or from a dock (`docker save` there, GNU tar leaving layers out);
 //! - [`split`]: that archive cut into pieces labelled by layer;
 //! - [`load`]: the work for one destination: the pieces it lacks into its `docker load`;
-//! - [`progress`]: a progress line per destination.
+//! - [`progress`]: a progress line per destination;
+//! - [`via_registry`]: the other path, for engines whose `docker load` takes only whole
+//!   images (the containerd store): this process serves the image as a read-only
+//!   [`registry`] (its layers from the engine's storage or from [`saved`], `docker save`
+//!   read in either layout) through an `ssh -R` forward, and the dock pulls from it.
 //!
 //! [`run`] is the fan-out: every destination is asked what it holds (in parallel), the
 //! source is opened once without the layers all of them hold, and each piece is handed
@@ -18,9 +22,12 @@
 
 pub mod load;
 pub mod progress;
+pub mod registry;
 pub mod remote;
+pub mod saved;
 pub mod source;
 pub mod split;
+pub mod via_registry;
 
 use load::{Msg, Outcome, Target};
 use remote::{Ask, Engine};
