@@ -234,6 +234,10 @@ fn run(args: &Args) -> Result<i32> {
                 Ok(Some(0)) => {}
                 Ok(Some(crate::exec::INTERRUPTED)) => return Ok(crate::exec::INTERRUPTED),
                 Ok(Some(_)) => failed_by_registry.push(remote.name.clone()),
+                // A name refused, Ctrl-C, or the only destination: the command's error.
+                Err(e) if !several || matches!(e, Error::Usage(_) | Error::Interrupted(_)) => {
+                    return Err(e);
+                }
                 Err(e) => {
                     crate::error::report("transfer-image", &e);
                     failed_by_registry.push(remote.name.clone());
