@@ -20,6 +20,7 @@ pub mod engine_store;
 pub mod error;
 pub mod exec;
 pub mod expand;
+pub mod idle;
 pub mod logrotate;
 pub mod notebook;
 pub mod plan;

@@ -1,0 +1,488 @@
+//! The idle watcher of EC2 docks (templates/dockerutils-idle), installed the way docks get
+//! it and run for real on the test dock of tests/dock-env.sh, over ssh as the dock's user.
+//! No systemd there: the tests run its `check` themselves, with the time they choose
+//! (`DOCKERUTILS_IDLE_NOW`), and a `poweroff` of their own first on PATH that records the
+//! call. The test dock is shared (other tests log in as the same user and run containers
+//! on the same engine), so each test counts only what it made: the sessions of an sshd
+//! of its own (`DOCKERUTILS_IDLE_SSHD`) and containers with a label of its own
+//! (`DOCKERUTILS_IDLE_DOCKER_FILTER`).
+
+mod common;
+
+use common::{BUSYBOX_DOCKERFILE, Helper, Project, require_engine};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A word for the dock user's shell, quoted.
+fn q(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with `bash tests/run.sh`, which starts the test dock"
+        )
+    })
+}
+
+/// The dock user's uid and gid.
+fn ids(user: &str) -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, user]).output().unwrap();
+        assert!(out.status.success(), "no user {user} (tests/dock-env.sh)");
+        text(&out.stdout).trim().parse().unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// The watcher installed under a directory of the test dock, with an sshd of its own.
+struct Watcher {
+    ip: String,
+    user: String,
+    engine: String,
+    /// `DOCKERUTILS_IDLE_ROOT`: a name with a space, a quote and `$(…)` in it.
+    root: PathBuf,
+    /// Holds `poweroff`, which appends its arguments to `<root>/poweroff.calls`.
+    fakebin: PathBuf,
+    /// Only containers with this label count.
+    label: String,
+    sshd: Helper,
+    sshd_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Watcher {
+    fn new(limit: &str) -> Watcher {
+        require_engine();
+        let (ip, user, engine) = (
+            var("DOCKERUTILS_TEST_DOCK_IP"),
+            var("DOCKERUTILS_TEST_DOCK_USER"),
+            var("DOCKERUTILS_TEST_DOCK_ENGINE"),
+        );
+        let (uid, gid) = ids(&user);
+        let dir = tempfile::tempdir().unwrap();
+        let chown = |path: &Path| {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+        };
+        chown(dir.path());
+        let root = dir.path().join("idle root; it's $(touch pwned)");
+        std::fs::create_dir(&root).unwrap();
+        chown(&root);
+        let fakebin = dir.path().join("fakebin");
+        std::fs::create_dir(&fakebin).unwrap();
+        let poweroff = fakebin.join("poweroff");
+        std::fs::write(
+            &poweroff,
+            format!(
+                "#!/bin/sh\necho \"poweroff $*\" >> {}\n",
+                q(&root.join("poweroff.calls").to_string_lossy())
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &poweroff,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+
+        // The test's own sshd, as the dock user, for the same keys as the dock's.
+        let keys = Path::new(&var("DOCKERUTILS_TEST_DOCK_SSHD_LOG"))
+            .parent()
+            .unwrap()
+            .join("authorized_keys");
+        let host_key = dir.path().join("host_key");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        chown(&host_key);
+        let listener = std::net::TcpListener::bind((ip.as_str(), 0)).unwrap();
+        let sshd_port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let mut sshd = Command::new("/usr/sbin/sshd");
+        sshd.args(["-D", "-e", "-f", "/dev/null"])
+            .args(["-o", &format!("ListenAddress={ip}")])
+            .args(["-o", &format!("Port={sshd_port}")])
+            .args(["-o", &format!("HostKey={}", host_key.display())])
+            .args(["-o", &format!("AuthorizedKeysFile={}", keys.display())])
+            .args([
+                "-o",
+                "PidFile=none",
+                "-o",
+                "UsePAM=no",
+                "-o",
+                "StrictModes=no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("sshd.log")).unwrap())
+            .uid(uid)
+            .gid(gid);
+        let mut sshd = sshd.spawn().expect("/usr/sbin/sshd");
+        let start = Instant::now();
+        while std::net::TcpStream::connect((ip.as_str(), sshd_port)).is_err() {
+            assert!(
+                sshd.try_wait().unwrap().is_none(),
+                "the test's sshd exited: {}",
+                std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sshd never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let w = Watcher {
+            label: format!("dutest-idle={}-{}", std::process::id(), sshd_port),
+            ip,
+            user,
+            engine,
+            root,
+            fakebin,
+            sshd: Helper(sshd),
+            sshd_port,
+            _dir: dir,
+        };
+        w.install(limit);
+        w
+    }
+
+    /// ssh to the test dock as its user (the shared sshd), running `line` there.
+    fn ssh(&self, line: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=error"])
+            .args(["-o", "ControlPath=none"])
+            .arg(format!("{}@{}", self.user, self.ip))
+            .arg(line);
+        cmd
+    }
+
+    /// What `create-dock` puts in the user data and `idle-stop --set` sends: the installer,
+    /// run by sh with its text on stdin.
+    fn install(&self, limit: &str) {
+        let limit = dockerutils::idle::Limit::parse(limit).unwrap();
+        let script = dockerutils::idle::installer(limit);
+        let mut child = self
+            .ssh(&format!(
+                "DOCKERUTILS_IDLE_ROOT={} sh -s",
+                q(&self.root.to_string_lossy())
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains(&format!("dockerutils-idle: limit {limit}")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+
+    /// `dockerutils-idle ARGS` on the dock, at time `now` (the clock when None).
+    fn run(&self, args: &str, now: Option<u64>) -> Output {
+        let root = self.root.to_string_lossy();
+        let mut line = format!(
+            "env PATH={}:\"$PATH\" DOCKERUTILS_IDLE_ROOT={} DOCKERUTILS_IDLE_SSHD={} \
+             DOCKERUTILS_IDLE_DOCKER_FILTER={}",
+            q(&self.fakebin.to_string_lossy()),
+            q(&root),
+            self.sshd.0.id(),
+            q(&format!("label={}", self.label)),
+        );
+        if let Some(now) = now {
+            line.push_str(&format!(" DOCKERUTILS_IDLE_NOW={now}"));
+        }
+        line.push_str(&format!(
+            " {}/usr/local/sbin/dockerutils-idle {args}",
+            q(&root)
+        ));
+        let out = self.ssh(&line).output().unwrap();
+        assert!(
+            out.status.success(),
+            "dockerutils-idle {args}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    fn check(&self, now: Option<u64>) -> String {
+        text(&self.run("check", now).stdout)
+    }
+
+    fn state(&self) -> HashMap<String, String> {
+        let path = self.root.join("var/lib/dockerutils-idle/state");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn last_active(&self) -> u64 {
+        self.state()["last_active"].parse().unwrap()
+    }
+
+    /// What the stand-in `poweroff` recorded.
+    fn poweroffs(&self) -> String {
+        std::fs::read_to_string(self.root.join("poweroff.calls")).unwrap_or_default()
+    }
+
+    /// A first check: it starts the idle time (a boot it had not seen); its time.
+    fn first_check(&self) -> u64 {
+        self.check(None);
+        assert_eq!(self.state()["active"], "boot");
+        self.last_active()
+    }
+
+    /// docker on the dock's engine, directly.
+    fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", &self.engine)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout).trim().to_string()
+    }
+}
+
+#[test]
+fn idle_past_the_limit_it_powers_off_and_says_why() {
+    let w = Watcher::new("1h");
+    assert!(
+        !w.root.parent().unwrap().join("pwned").exists() && !Path::new("pwned").exists(),
+        "the directory's name is never run"
+    );
+    let units = w.root.join("etc/systemd/system");
+    let timer = std::fs::read_to_string(units.join("dockerutils-idle.timer")).unwrap();
+    assert!(timer.contains("OnUnitActiveSec=1min"), "{timer}");
+    let service = std::fs::read_to_string(units.join("dockerutils-idle.service")).unwrap();
+    assert!(service.contains("dockerutils-idle check"), "{service}");
+
+    let t = w.first_check();
+    w.check(Some(t + 3599));
+    assert_eq!(w.poweroffs(), "", "not yet: idle for 3599 s of 3600");
+    assert_eq!(w.state()["idle"], "3599");
+    let out = w.check(Some(t + 3600));
+    assert_eq!(w.poweroffs(), "poweroff \n");
+    assert!(
+        out.contains("stopping this machine: idle for 1h00m (limit 1h00m): no ssh session"),
+        "what the journal gets: {out}"
+    );
+    let state = w.state();
+    assert_eq!(state["stopped_at"], (t + 3600).to_string());
+    assert!(
+        state["stop_reason"].starts_with("idle for 1h00m"),
+        "{state:?}"
+    );
+
+    // After a new boot (start-dock) the idle time starts afresh.
+    let path = w.root.join("var/lib/dockerutils-idle/state");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let old = format!("boot_id={}", state["boot_id"]);
+    std::fs::write(&path, before.replace(&old, "boot_id=an-earlier-boot")).unwrap();
+    w.check(Some(t + 7200));
+    assert_eq!(w.state()["active"], "boot");
+    assert_eq!(w.last_active(), t + 7200);
+    assert_eq!(w.poweroffs(), "poweroff \n", "no second poweroff");
+
+    // off: it keeps recording, and never stops the dock.
+    let out = w.run("set off", None);
+    assert!(text(&out.stdout).contains("limit off"));
+    let t = w.last_active();
+    w.check(Some(t + 86_400 * 3));
+    assert_eq!(w.poweroffs(), "poweroff \n");
+    assert_eq!(w.state()["limit"], "off");
+    assert_eq!(w.state()["idle"], (86_400 * 3).to_string());
+    // A limit it cannot read is refused, and the one it has is kept.
+    let out = w
+        .ssh(&format!(
+            "DOCKERUTILS_IDLE_ROOT={} {}/usr/local/sbin/dockerutils-idle set '1h; reboot'",
+            q(&w.root.to_string_lossy()),
+            q(&w.root.to_string_lossy())
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(w.state()["limit"], "off");
+}
+
+#[test]
+fn an_ssh_session_keeps_the_dock_awake() {
+    let w = Watcher::new("30m");
+    let t = w.first_check();
+    // A session on the test's own sshd: a command that runs until it is killed.
+    let mut session = Command::new("ssh");
+    session
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=error"])
+        .args(["-o", "ControlPath=none", "-p", &w.sshd_port.to_string()])
+        .arg(format!("{}@{}", w.user, w.ip))
+        .arg("echo started; exec sleep 300")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut session = Helper(session.spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(session.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+
+    w.check(Some(t + 3600));
+    assert_eq!(w.poweroffs(), "", "a session is open");
+    assert_eq!(w.state()["active"], "ssh:1");
+    assert_eq!(w.last_active(), t + 3600);
+
+    // Closed: idle from the last check that saw it.
+    drop(session);
+    let start = Instant::now();
+    while children(w.sshd.0.id()) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the session never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.check(Some(t + 3600 + 1800));
+    assert_eq!(w.state()["active"], "none");
+    assert_eq!(w.poweroffs(), "poweroff \n");
+}
+
+#[test]
+fn running_containers_and_docker_events_keep_the_dock_awake_unless_keep_awake_false() {
+    let w = Watcher::new("30m");
+    let project = Project::new("idle");
+    project.dockerfile("idle", BUSYBOX_DOCKERFILE);
+    let image = format!("{}-idle:tester", project.name);
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", &w.engine)
+        .current_dir(&project.root)
+        .args([
+            "build",
+            "-q",
+            "-t",
+            &image,
+            "-f",
+            "docker/idle/Dockerfile",
+            ".",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    struct Cleanup<'a>(&'a Watcher, Vec<String>, String);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            for c in &self.1 {
+                let _ = Command::new("docker")
+                    .env("DOCKER_HOST", &self.0.engine)
+                    .args(["rm", "-f", c])
+                    .output();
+            }
+            let _ = Command::new("docker")
+                .env("DOCKER_HOST", &self.0.engine)
+                .args(["rmi", &self.2])
+                .output();
+        }
+    }
+    let service = format!("du-idle-service-{}", w.sshd_port);
+    let job = format!("du-idle-job-{}", w.sshd_port);
+    let _cleanup = Cleanup(&w, vec![service.clone(), job.clone()], image.clone());
+    // A service meant to run for good says it does not keep the dock awake.
+    w.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &service,
+        "--label",
+        &w.label,
+        "--label",
+        "dockerutils.keep-awake=false",
+        &image,
+        "sleep",
+        "600",
+    ]);
+    let t = w.first_check();
+    w.docker(&[
+        "run", "-d", "--name", &job, "--label", &w.label, &image, "sleep", "600",
+    ]);
+    w.check(Some(t + 3600));
+    assert_eq!(w.poweroffs(), "", "a job runs");
+    let state = w.state();
+    assert!(
+        state["active"].starts_with("containers:1"),
+        "the job only: {state:?}"
+    );
+
+    // The job is over: docker's events since the last check (kill, die, destroy) are
+    // activity too, once; then only the service runs, and the dock stops.
+    w.docker(&["rm", "-f", &job]);
+    let t = w.last_active();
+    let_a_second_pass();
+    w.check(Some(t + 60));
+    let active = w.state()["active"].clone();
+    assert!(active.starts_with("docker-events:"), "{active}");
+    // What the service does (its health checks, restarts, execs) is not activity either.
+    w.docker(&["pause", &service]);
+    w.docker(&["unpause", &service]);
+    w.docker(&["exec", &service, "true"]);
+    let_a_second_pass();
+    w.check(Some(t + 60 + 1800));
+    assert_eq!(w.state()["active"], "none");
+    assert_eq!(w.poweroffs(), "poweroff \n", "{:?}", w.state());
+}
+
+/// The processes whose parent is `pid` (the test's sshd: one per session).
+fn children(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid …: comm may hold spaces and parentheses.
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            after.split_whitespace().nth(1) == Some(&pid.to_string())
+        })
+        .count()
+}
+
+/// Lets the wall clock pass the next whole second: a check reads docker's events up to the
+/// second before its own.
+fn let_a_second_pass() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let target = now() + 2;
+    while now() < target {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
