@@ -857,3 +857,183 @@ fn a_dock_ip_shared_by_two_instances_is_never_guessed() {
         "still registered"
     );
 }
+
+/// The user data of a RunInstances request, decoded.
+fn user_data(request: &Value) -> String {
+    use base64::Engine;
+    let encoded = request["UserData"].as_str().expect("UserData");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The registered instance id of the dock `moniker` (in its connection_config.txt).
+fn registered_id(aws: &common::moto::Moto, moniker: &str) -> String {
+    std::fs::read_dir(aws.home().join(".docker"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("connection_config.txt")).ok())
+        .find(|reg| reg.contains(&format!("DOCK_MONIKER={moniker}\n")))
+        .map(|reg| value_of(&reg, "DOCK_INSTANCE_ID"))
+        .unwrap_or_else(|| panic!("no dock {moniker} registered"))
+}
+
+#[test]
+fn create_dock_launches_a_spot_dock_that_stops_and_carries_the_idle_watcher() {
+    let aws = moto();
+    let ami = aws.ami_named("cheap-ami");
+    std::fs::create_dir_all(aws.home().join(".docker")).unwrap();
+    std::fs::write(
+        aws.home().join(".docker/dock.cfg"),
+        "spot=yes\nidle_stop=\"2h\"\n",
+    )
+    .unwrap();
+    let watcher = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/dockerutils-idle"
+    ))
+    .unwrap();
+
+    // A limit that is no duration is refused before AWS is asked anything.
+    let out = aws
+        .cmd("create-dock")
+        .args(["-m", "cheap", "-a", &ami, "--idle-stop", "1h; reboot", "-y"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(aws.actions().is_empty());
+
+    let shown = ok(aws
+        .cmd("create-dock")
+        .args(["-m", "cheap", "-a", &ami, "--idle-stop", "90m", "--dry-run"])
+        .output()
+        .unwrap());
+    let words = shown.split_whitespace().collect::<Vec<_>>().join(" ");
+    for row in [
+        "Market spot (a persistent request: an interruption stops the dock",
+        "Shut down from inside stop (never terminate)",
+        "Idle stop after 1h30m with no ssh session",
+        "Termination protection off (EC2 has none for spot instances)",
+    ] {
+        assert!(words.contains(row), "{row}\n{shown}");
+    }
+    assert!(!aws.actions().contains(&"RunInstances".to_string()));
+
+    // dock.cfg's spot, the flag's limit.
+    ok(aws
+        .cmd("create-dock")
+        .args(["-m", "cheap", "-a", &ami, "--idle-stop", "90m", "-y"])
+        .output()
+        .unwrap());
+    let asked = aws.requests("RunInstances");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let r = &asked[0];
+    assert_eq!(r["InstanceMarketOptions.MarketType"], "spot");
+    assert_eq!(
+        r["InstanceMarketOptions.SpotOptions.SpotInstanceType"],
+        "persistent"
+    );
+    assert_eq!(
+        r["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"],
+        "stop"
+    );
+    assert_eq!(r["InstanceInitiatedShutdownBehavior"], "stop");
+    assert_eq!(r["DisableApiTermination"], "false", "{r}");
+    let data = user_data(r);
+    assert!(data.starts_with("#!/bin/sh\n"), "{data}");
+    assert!(data.contains(&watcher), "the watcher, whole");
+    assert!(data.ends_with("install 5400\n"), "{data}");
+    let id = registered_id(&aws, "cheap");
+    let inst = aws.instance(&id);
+    assert_eq!(inst["InstanceLifecycle"], "spot");
+    assert_eq!(inst["Protected"], false);
+    assert!(
+        !aws.actions()
+            .contains(&"ModifyInstanceAttribute".to_string()),
+        "no termination protection asked for a spot instance"
+    );
+    let stored = aws.boto(&format!(
+        "import base64\nv = ec2.describe_instance_attribute(InstanceId='{id}', Attribute='userData')['UserData']['Value']\nout = base64.b64decode(v).decode()"
+    ));
+    assert_eq!(stored.as_str(), Some(data.as_str()));
+
+    // On-demand despite dock.cfg, and never stopped by the watcher.
+    ok(aws
+        .cmd("create-dock")
+        .args([
+            "-m",
+            "steady",
+            "-a",
+            &ami,
+            "--on-demand",
+            "--idle-stop",
+            "off",
+            "-y",
+        ])
+        .output()
+        .unwrap());
+    let asked = aws.requests("RunInstances");
+    let r = &asked[1];
+    assert!(
+        r.as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("InstanceMarketOptions")),
+        "{r}"
+    );
+    assert_eq!(r["InstanceInitiatedShutdownBehavior"], "stop");
+    assert_eq!(r["DisableApiTermination"], "true");
+    assert!(user_data(r).ends_with("install off\n"));
+    let inst = aws.instance(&registered_id(&aws, "steady"));
+    assert_eq!(inst["Protected"], true);
+    assert!(inst.get("InstanceLifecycle").is_none(), "{inst}");
+}
+
+#[test]
+fn destroying_a_spot_dock_cancels_its_persistent_request_first() {
+    let aws = moto();
+    let spot = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         r = ec2.request_spot_instances(SpotPrice='0.5', InstanceCount=1, Type='persistent', LaunchSpecification={'ImageId': img, 'InstanceType': 't3.micro'})['SpotInstanceRequests'][0]\n\
+         req = ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[r['SpotInstanceRequestId']])['SpotInstanceRequests'][0]\n\
+         i = ec2.describe_instances(InstanceIds=[req['InstanceId']])['Reservations'][0]['Instances'][0]\n\
+         out = [req['SpotInstanceRequestId'], i['InstanceId'], i['PrivateIpAddress']]",
+    );
+    let (request, id, ip) = (
+        spot[0].as_str().unwrap(),
+        spot[1].as_str().unwrap(),
+        spot[2].as_str().unwrap(),
+    );
+    let dir = aws.home().join(".docker").join(ip);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        format!("DOCK_USER=ubuntu\nDOCK_MONIKER=spotty\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\nDOCK_INSTANCE_ID={id}\n"),
+    )
+    .unwrap();
+    let out = ok(aws
+        .cmd("destroy-dock")
+        .args(["spotty", "-y"])
+        .output()
+        .unwrap());
+    assert!(
+        out.contains(&format!("Cancelled spot request {request}")),
+        "{out}"
+    );
+    let actions = aws.actions();
+    let at = |a: &str| actions.iter().position(|x| x == a);
+    assert!(
+        at("CancelSpotInstanceRequests").unwrap() < at("TerminateInstances").unwrap(),
+        "{actions:?}"
+    );
+    assert_eq!(at("ModifyInstanceAttribute"), None, "{actions:?}");
+    // moto forgets a cancelled request (AWS lists it as cancelled): none may be left open.
+    let left = aws.boto(&format!(
+        "out = [r['State'] for r in ec2.describe_spot_instance_requests()['SpotInstanceRequests'] if r['SpotInstanceRequestId'] == '{request}' and r['State'] != 'cancelled']"
+    ));
+    assert_eq!(left, serde_json::json!([]));
+    assert_eq!(aws.instance(id)["State"]["Name"], "terminated");
+    assert!(!dir.exists());
+}

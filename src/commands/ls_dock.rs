@@ -199,6 +199,7 @@ mod tests {
             private_ip: Some(ip.into()),
             public_ip: None,
             name: None,
+            ..InstanceInfo::default()
         }
     }
 

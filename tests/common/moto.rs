@@ -45,7 +45,8 @@ pub(crate) fn moto() -> Moto {
         .arg(dir.path().join("delay"))
         .arg("--ecr-registry-file")
         .arg(dir.path().join("ecr-registry"))
-
+        .arg("--bodies")
+        .arg(dir.path().join("bodies.jsonl"))
         .spawn()
         .expect("aws-proxy.py");
     wait_listening(proxy_port, "aws-proxy.py", &mut proxy);
@@ -131,6 +132,24 @@ impl Moto {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
         text.lines().map(str::to_string).collect()
+    }
+
+    /// The parameters of every `action` request made through the proxy so far, in order
+    /// (EC2's query parameters as one flat object: `{"InstanceType": "t3.micro", …}`).
+    pub(crate) fn requests(&self, action: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("bodies.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["action"] == action)
+            .map(|v| {
+                if v["params"].is_object() {
+                    v["params"].clone()
+                } else {
+                    v["json"].clone()
+                }
+            })
+            .collect()
     }
 
     /// ECR's registry, as GetAuthorizationToken answers it, is this host from now on
