@@ -8,7 +8,10 @@ action is listed in the file named by --delay-file (one action per line, re-read
 request) are held for --delay seconds first: a slow AWS, to interrupt a command while
 it waits. With --bodies FILE, each request's parameters are appended to FILE too, one JSON
 object a line (`{"action": …, "params": {…}}` for the query protocol of EC2,
-`{"action": …, "json": {…}}` for JSON APIs): what the AWS side was asked, in full.
+`{"action": …, "json": {…}}` for JSON APIs): what the AWS side was asked, in full. With
+--answers DIR, an action for which DIR/<action>.json exists is answered with that file
+(status 200, JSON 1.1) instead of moto: an API that moto lacks (the Price List's
+GetProducts), answered as AWS documents it.
 
     aws-proxy.py --listen PORT --upstream http://127.0.0.1:MOTO --log FILE --delay-file FILE
 """
@@ -33,6 +36,7 @@ def main():
     # if it were the account's ECR registry.
     p.add_argument("--ecr-registry-file")
     p.add_argument("--bodies")
+    p.add_argument("--answers")
     args = p.parse_args()
     upstream = urllib.parse.urlparse(args.upstream)
 
@@ -71,6 +75,19 @@ def main():
                 delayed = set()
             if action in delayed:
                 time.sleep(args.delay)
+            if args.answers:
+                try:
+                    with open(f"{args.answers}/{action}.json", "rb") as f:
+                        canned = f.read()
+                except (FileNotFoundError, ValueError):
+                    canned = None
+                if canned is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(canned)))
+                    self.end_headers()
+                    self.wfile.write(canned)
+                    return
             conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
             conn.request(self.command, self.path, body=body, headers=headers)

@@ -307,15 +307,18 @@ fn ls_dock_asks_aws_once_for_all_docks() {
     let listing = ok(aws.cmd("ls-dock").output().unwrap());
     assert_eq!(
         aws.actions(),
-        ["DescribeInstances"],
-        "one call for 44 docks"
+        ["DescribeInstances", "GetProducts"],
+        "one EC2 call for 44 docks, and the price of their one instance type"
     );
     let state = |name: &str| {
         let row = listing
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("{name} in\n{listing}"));
-        row.split_whitespace().skip(6).collect::<Vec<_>>().join(" ")
+        row.split_whitespace()
+            .skip(11)
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     assert_eq!(state("by-id"), "running");
     assert_eq!(state("by-ip"), "stopped");
@@ -1036,4 +1039,146 @@ fn destroying_a_spot_dock_cancels_its_persistent_request_first() {
     assert_eq!(left, serde_json::json!([]));
     assert_eq!(aws.instance(id)["State"]["Name"], "terminated");
     assert!(!dir.exists());
+}
+
+/// A cell of an ls-dock listing: the row whose NAME is `name`, the column `column`.
+fn cell(listing: &str, name: &str, column: &str) -> String {
+    let header = listing.lines().next().unwrap();
+    let at = header
+        .find(column)
+        .unwrap_or_else(|| panic!("{column} in {header}"));
+    let row = listing
+        .lines()
+        .find(|l| l.get(2..).and_then(|l| l.split_whitespace().next()) == Some(name))
+        .unwrap_or_else(|| panic!("{name} in\n{listing}"));
+    row.chars()
+        .skip(header[..at].chars().count())
+        .collect::<String>()
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn ls_dock_shows_lifecycle_uptime_and_what_a_dock_costs() {
+    let aws = moto();
+    let ids = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         od = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, InstanceType='t3.micro')['Instances'][0]['InstanceId']\n\
+         spot = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, InstanceType='c5.large', InstanceMarketOptions={'MarketType': 'spot', 'SpotOptions': {'SpotInstanceType': 'persistent', 'InstanceInterruptionBehavior': 'stop'}})['Instances'][0]['InstanceId']\n\
+         off = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, InstanceType='t3.micro')['Instances'][0]['InstanceId']\n\
+         ec2.stop_instances(InstanceIds=[off])\n\
+         out = [od, spot, off]",
+    );
+    let id = |n: usize| ids[n].as_str().unwrap().to_string();
+    for (n, (ip, moniker)) in [
+        ("10.20.0.1", "ondemand"),
+        ("10.20.0.2", "spotty"),
+        ("10.20.0.3", "parked"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = aws.home().join(".docker").join(ip);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("connection_config.txt"),
+            format!(
+                "DOCK_USER=ubuntu\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\nDOCK_INSTANCE_ID={}\n",
+                id(n)
+            ),
+        )
+        .unwrap();
+    }
+    let ls = || {
+        let out = aws
+            .cmd("ls-dock")
+            .args(["--timeout", "0.5"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+
+    // The Price List cannot be reached (moto has none): a warning, no price, no failure.
+    aws.actions();
+    let (listing, err) = ls();
+    assert!(err.contains("no price from AWS's Price List"), "{err}");
+    assert_eq!(cell(&listing, "ondemand", "$/H"), "-", "{listing}");
+    assert_eq!(cell(&listing, "ondemand", "LIFECYCLE"), "on-demand");
+    assert_eq!(cell(&listing, "spotty", "LIFECYCLE"), "spot");
+    assert_eq!(cell(&listing, "parked", "STATE"), "stopped");
+    assert_eq!(cell(&listing, "parked", "UPTIME"), "-");
+    let uptime = cell(&listing, "ondemand", "UPTIME");
+    assert!(uptime.ends_with('s') || uptime.ends_with('m'), "{listing}");
+    // The moto instances' addresses do not answer ssh: `?`, after --timeout.
+    assert_eq!(cell(&listing, "ondemand", "IDLE"), "?", "{listing}");
+    assert_eq!(
+        cell(&listing, "parked", "IDLE"),
+        "-",
+        "a stopped dock is not asked"
+    );
+    let actions = aws.actions();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "DescribeInstances").count(),
+        1,
+        "{actions:?}"
+    );
+
+    // The Price List answers: each type is asked once, in the region, then cached a day.
+    std::fs::remove_file(aws.home().join(".cache/dockerutils/prices.json")).unwrap();
+    aws.price_list_answers("0.0104000000");
+    let before = aws.requests("GetProducts").len();
+    let (listing, err) = ls();
+    assert!(!err.contains("warning"), "{err}");
+    assert_eq!(cell(&listing, "ondemand", "$/H"), "0.0104", "{listing}");
+    assert_eq!(cell(&listing, "ondemand", "COST"), "0.00", "{listing}");
+    assert_eq!(
+        cell(&listing, "spotty", "$/H"),
+        "≤0.0104",
+        "on-demand's price is a spot dock's most"
+    );
+    assert_eq!(cell(&listing, "parked", "COST"), "-");
+    let mut asked: Vec<String> = aws.requests("GetProducts")[before..]
+        .iter()
+        .map(|r| {
+            let filters = r["Filters"].as_array().unwrap();
+            let field = |f: &str| {
+                filters
+                    .iter()
+                    .find(|x| x["Field"] == f)
+                    .map(|x| x["Value"].as_str().unwrap().to_string())
+                    .unwrap()
+            };
+            assert_eq!(field("regionCode"), "us-east-1");
+            assert_eq!(field("operatingSystem"), "Linux");
+            field("instanceType")
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(asked, ["c5.large", "t3.micro"]);
+    aws.actions();
+    ls();
+    assert_eq!(
+        aws.actions(),
+        ["DescribeInstances"],
+        "prices come from the cache"
+    );
+
+    // dock.cfg's price is the price, asked of nobody.
+    std::fs::write(
+        aws.home().join(".docker/dock.cfg"),
+        "price_per_hour=\"c5.large=0.25\"\n",
+    )
+    .unwrap();
+    std::fs::remove_file(aws.home().join(".cache/dockerutils/prices.json")).unwrap();
+    let (listing, _) = ls();
+    assert_eq!(cell(&listing, "spotty", "$/H"), "0.25", "{listing}");
+    let actions = aws.actions();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "GetProducts").count(),
+        1,
+        "t3.micro only: {actions:?}"
+    );
 }

@@ -5,10 +5,12 @@
 //! call. The test dock is shared (other tests log in as the same user and run containers
 //! on the same engine), so each test counts only what it made: the sessions of an sshd
 //! of its own (`DOCKERUTILS_IDLE_SSHD`) and containers with a label of its own
-//! (`DOCKERUTILS_IDLE_DOCKER_FILTER`).
+//! (`DOCKERUTILS_IDLE_DOCKER_FILTER`). What our commands read of it (ls-dock, idle-stop)
+//! is tested here too, with moto (tests/common/moto.rs) for the dock's EC2 side.
 
 mod common;
 
+use common::moto::{Moto, moto};
 use common::{BUSYBOX_DOCKERFILE, Helper, Project, require_engine};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -485,4 +487,93 @@ fn let_a_second_pass() {
     while now() < target {
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A listener on port 22 of a loopback address of its own that accepts connections and
+/// never says a word: a dock that does not answer (a hung machine, a dropped network).
+fn silent_dock() -> (std::net::TcpListener, String) {
+    let start = 100 + (std::process::id() % 100) as u8;
+    for n in 0..100u8 {
+        let ip = format!("127.0.{}.{}", 100 + n % 50, start.wrapping_add(n) % 250 + 3);
+        if let Ok(l) = std::net::TcpListener::bind((ip.as_str(), 22)) {
+            return (l, ip);
+        }
+    }
+    panic!("no free loopback address for a silent dock (binding port 22 needs root)");
+}
+
+/// Registers a dock in the moto home, as create-dock would (with its instance id).
+fn register(aws: &Moto, ip: &str, moniker: &str, user: &str, instance: &str) {
+    let dir = aws.home().join(".docker").join(ip);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        format!(
+            "DOCK_USER={user}\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\nDOCK_INSTANCE_ID={instance}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Closes the shared connection our commands left to the test dock (kept 10 minutes).
+fn close_shared_connection(aws: &Moto, w: &Watcher) {
+    let _ = Command::new("ssh")
+        .arg("-o")
+        .arg(format!(
+            "ControlPath={}/.docker/.dockerutils/cm/%C",
+            aws.home().display()
+        ))
+        .args(["-O", "exit"])
+        .arg(format!("{}@{}", w.user, w.ip))
+        .stderr(Stdio::null())
+        .output();
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn ls_dock_shows_the_idle_time_the_watcher_records_and_a_question_mark_for_a_silent_dock() {
+    let w = Watcher::new("1h");
+    // Unused for twelve minutes.
+    w.run("set 1h", Some(now() - 720));
+    let aws = moto();
+    let ids = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         out = [i['InstanceId'] for i in ec2.run_instances(ImageId=img, MinCount=2, MaxCount=2, InstanceType='t3.micro')['Instances']]",
+    );
+    let (_silent, silent_ip) = silent_dock();
+    register(&aws, &w.ip, "answers", &w.user, ids[0].as_str().unwrap());
+    register(
+        &aws,
+        &silent_ip,
+        "silent",
+        "ubuntu",
+        ids[1].as_str().unwrap(),
+    );
+    std::fs::write(aws.home().join(".docker/dock.cfg"), "price_per_hour=0.1\n").unwrap();
+    let out = aws
+        .cmd("ls-dock")
+        .args(["--timeout", "1"])
+        .env("DOCKERUTILS_IDLE_ROOT", &w.root)
+        .output()
+        .unwrap();
+    close_shared_connection(&aws, &w);
+    let listing = text(&out.stdout);
+    assert!(out.status.success(), "{listing}{}", text(&out.stderr));
+    let header = listing.lines().next().unwrap();
+    let at = header.find("IDLE").unwrap();
+    let idle = |name: &str| {
+        let row = listing
+            .lines()
+            .find(|l| l[2..].starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in\n{listing}"));
+        row[at..].split_whitespace().next().unwrap().to_string()
+    };
+    assert_eq!(idle("answers"), "12m/1h00m", "{listing}");
+    assert_eq!(idle("silent"), "?", "{listing}");
 }

@@ -47,6 +47,8 @@ pub(crate) fn moto() -> Moto {
         .arg(dir.path().join("ecr-registry"))
         .arg("--bodies")
         .arg(dir.path().join("bodies.jsonl"))
+        .arg("--answers")
+        .arg(dir.path().join("answers"))
         .spawn()
         .expect("aws-proxy.py");
     wait_listening(proxy_port, "aws-proxy.py", &mut proxy);
@@ -97,6 +99,8 @@ impl Moto {
             "DOCKER_IP",
             "DOCK_USER",
             "DOCKERUTILS_ANY_REGION",
+            "DOCKERUTILS_IDLE_ROOT",
+            "XDG_CACHE_HOME",
         ] {
             cmd.env_remove(var);
         }
@@ -150,6 +154,28 @@ impl Moto {
                 }
             })
             .collect()
+    }
+
+    /// From now on the proxy answers `action` with this JSON itself (an API moto lacks).
+    pub(crate) fn answer(&self, action: &str, json: &Value) {
+        let dir = self.dir.path().join("answers");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{action}.json")), json.to_string()).unwrap();
+    }
+
+    /// The Price List's answer to GetProducts for an hourly on-demand price (its shape as
+    /// AWS documents it, one product).
+    pub(crate) fn price_list_answers(&self, usd_per_hour: &str) {
+        let product = serde_json::json!({
+            "product": {"productFamily": "Compute Instance", "attributes": {"operatingSystem": "Linux"}},
+            "terms": {"OnDemand": {"SKU1.JRTCKXETXF": {"priceDimensions": {
+                "SKU1.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "description": "On Demand Linux", "pricePerUnit": {"USD": usd_per_hour}}
+            }}}}
+        });
+        self.answer(
+            "GetProducts",
+            &serde_json::json!({"FormatVersion": "aws_v1", "PriceList": [product.to_string()]}),
+        );
     }
 
     /// ECR's registry, as GetAuthorizationToken answers it, is this host from now on
