@@ -355,6 +355,14 @@ fn no_credentials_is_one_clear_message() {
         "DOCK_USER=ubuntu\nDOCK_MONIKER=one\nDOCK_HOSTNAME=10.1.1.1\nDOCK_IP=10.1.1.1\n",
     )
     .unwrap();
+    // A dock create-dock made: AWS must be asked.
+    std::fs::create_dir_all(aws.home().join(".docker/10.1.1.2")).unwrap();
+    std::fs::write(
+        aws.home().join(".docker/10.1.1.2/connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=made\nDOCK_HOSTNAME=10.1.1.2\nDOCK_IP=10.1.1.2\n\
+         DOCK_INSTANCE_ID=i-0123456789abcdef0\n",
+    )
+    .unwrap();
     let out = cmd.output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -1181,4 +1189,57 @@ fn ls_dock_shows_lifecycle_uptime_and_what_a_dock_costs() {
         1,
         "t3.micro only: {actions:?}"
     );
+}
+
+#[test]
+fn docks_registered_without_ec2_list_without_asking_aws() {
+    let aws = moto();
+    let ip = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         out = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1)['Instances'][0]['PrivateIpAddress']",
+    );
+    let ip = ip.as_str().unwrap();
+    for (ip, moniker) in [("192.168.50.2", "server"), (ip, "by-ip")] {
+        let dir = aws.home().join(".docker").join(ip);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("connection_config.txt"),
+            format!("DOCK_USER=ubuntu\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\n"),
+        )
+        .unwrap();
+    }
+    // No region, no credentials: no EC2 dock to ask about, so no AWS error either.
+    let out = aws
+        .cmd("ls-dock")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", aws.home().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            aws.home().join("no-credentials"),
+        )
+        .output()
+        .unwrap();
+    let (listing, err) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{listing}{err}");
+    assert!(!err.contains("error") && !err.contains("AWS"), "{err}");
+    for name in ["server", "by-ip"] {
+        assert_eq!(cell(&listing, name, "STATE"), "unmanaged", "{listing}");
+        assert_eq!(cell(&listing, name, "IDLE"), "-", "{listing}");
+    }
+    // AWS configured: still nothing to ask.
+    ok(aws.cmd("ls-dock").output().unwrap());
+    assert_eq!(aws.actions(), Vec::<String>::new());
+    // --region names AWS: it is asked, and a dock registered by the IP of an instance is
+    // that instance (2.0.7's register-dock registered EC2 instances so).
+    let listing = ok(aws
+        .cmd("ls-dock")
+        .args(["--region", "us-east-1", "--timeout", "0.2"])
+        .output()
+        .unwrap());
+    assert_eq!(cell(&listing, "by-ip", "STATE"), "running", "{listing}");
+    assert_eq!(cell(&listing, "server", "STATE"), "unmanaged", "{listing}");
+    let actions = aws.actions();
+    assert_eq!(actions[0], "DescribeInstances", "{actions:?}");
 }

@@ -83,6 +83,17 @@ pub fn registered_instance_id(dock: &Dock) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Is this a registration of an EC2 dock: one create-dock made (its instance id), or one
+/// 2.0.7 provisioned through Service Catalog? A dock registered by `register-dock` alone
+/// may be any machine: ls-dock asks AWS nothing for it.
+pub fn is_ec2_registration(dock: &Dock) -> bool {
+    registered_instance_id(dock).is_some()
+        || dock
+            .extra
+            .iter()
+            .any(|(k, v)| k == "DOCK_PROVISIONED_PRODUCT" && !v.is_empty())
+}
+
 /// Every instance the filters select (all pages).
 pub fn describe(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<InstanceInfo>> {
     let client = aws.ec2();

@@ -1,5 +1,7 @@
 //! `ls-dock`: every registered dock with the state of its EC2 instance, from one
-//! DescribeInstances call for all of them (the original runs one `aws` process per dock),
+//! DescribeInstances call for all of them (the original runs one `aws` process per dock;
+//! none when no dock is an EC2 one, so that servers registered by register-dock list
+//! without AWS credentials or region),
 //! what it is costing (lifecycle, time running, hourly price and cost since it started),
 //! how long it has been idle (its watcher's state, read over ssh from every running dock
 //! at once, given up after `--timeout`), and its docker context. It first brings the
@@ -26,7 +28,8 @@ STATE is the instance's (running, stopped…; `stopped (spot interruption)` when
 spot dock's capacity back, `stopped (shut down on the dock)` when it was powered off from \
 inside, as its idle watcher does); `unmanaged` for a dock that is no EC2 instance of this \
 region (registered by IP, e.g. an on-premises server), `gone` for a registered instance that \
-no longer exists. LIFECYCLE is spot or on-demand; UPTIME the time since the instance last \
+no longer exists. When no dock is an EC2 one by its registration (create-dock's), AWS is not \
+asked (unless --region or --endpoint-url is given), and docks registered by IP are `unmanaged`. LIFECYCLE is spot or on-demand; UPTIME the time since the instance last \
 started. IDLE is how long the dock has been unused and, after the /, its idle-stop limit, \
 from the dock's watcher (`?`: the dock did not answer within --timeout; `none`: no watcher). \
 $/H is the price of an hour (dock.cfg's price_per_hour, else AWS's Price List, on-demand \
@@ -295,13 +298,22 @@ fn run(args: &Args) -> Result<i32> {
         eprintln!("ls-dock: warning: {e} (its prices are not used)");
         dock_cfg::DockCfg::default()
     });
-    let listed = Aws::load(&args.aws).and_then(|aws| {
-        let instances = ec2::describe(&aws, vec![])?;
-        Ok((aws, instances))
+    // AWS is asked when a dock is an EC2 one by its registration, or when the command line
+    // names AWS (--region, --endpoint-url). Then docks registered by IP are looked up too:
+    // 2.0.7's register-dock registered EC2 instances that way.
+    let asks_aws = docks.iter().any(ec2::is_ec2_registration)
+        || args.aws.region.is_some()
+        || args.aws.endpoint_url.is_some();
+    let listed = asks_aws.then(|| {
+        Aws::load(&args.aws).and_then(|aws| {
+            let instances = ec2::describe(&aws, vec![])?;
+            Ok((aws, instances))
+        })
     });
     let rows: Vec<Row> = match &listed {
-        Ok((_, instances)) => docks.iter().map(|d| state_of(d, instances)).collect(),
-        Err(_) => docks.iter().map(Row::unknown).collect(),
+        Some(Ok((_, instances))) => docks.iter().map(|d| state_of(d, instances)).collect(),
+        Some(Err(_)) => docks.iter().map(Row::unknown).collect(),
+        None => docks.iter().map(|d| state_of(d, &[])).collect(),
     };
     // The running docks' watchers and the prices of their types, all at once.
     let asked: Vec<usize> = (0..docks.len()).filter(|&i| rows[i].is_running()).collect();
@@ -312,7 +324,7 @@ fn run(args: &Args) -> Result<i32> {
         .collect();
     let (answers, (listed_prices, price_failure)) = std::thread::scope(|s| {
         let prices = s.spawn(|| match &listed {
-            Ok((aws, _)) if !unpriced.is_empty() => {
+            Some(Ok((aws, _))) if !unpriced.is_empty() => {
                 pricing::hourly_prices(aws, &aws.region(), &unpriced, timeout)
             }
             _ => (HashMap::new(), None),
@@ -363,8 +375,8 @@ fn run(args: &Args) -> Result<i32> {
         .collect();
     print!("{}", table(&docks, &cells, current.as_deref()));
     match listed {
-        Ok(_) => Ok(0),
-        Err(e) => Err(e),
+        Some(Err(e)) => Err(e),
+        _ => Ok(0),
     }
 }
 
