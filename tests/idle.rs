@@ -63,7 +63,15 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// The watcher installed with this limit, as the installer does it.
     fn new(limit: &str) -> Watcher {
+        let w = Watcher::bare();
+        w.install(limit);
+        w
+    }
+
+    /// A directory for the watcher (none installed yet) and the test's own sshd.
+    fn bare() -> Watcher {
         require_engine();
         let (ip, user, engine) = (
             var("DOCKERUTILS_TEST_DOCK_IP"),
@@ -145,7 +153,7 @@ impl Watcher {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let w = Watcher {
+        Watcher {
             label: format!("dutest-idle={}-{}", std::process::id(), sshd_port),
             ip,
             user,
@@ -155,9 +163,7 @@ impl Watcher {
             sshd: Helper(sshd),
             sshd_port,
             _dir: dir,
-        };
-        w.install(limit);
-        w
+        }
     }
 
     /// ssh to the test dock as its user (the shared sshd), running `line` there.
@@ -576,4 +582,169 @@ fn ls_dock_shows_the_idle_time_the_watcher_records_and_a_question_mark_for_a_sil
     };
     assert_eq!(idle("answers"), "12m/1h00m", "{listing}");
     assert_eq!(idle("silent"), "?", "{listing}");
+}
+
+#[test]
+fn idle_stop_set_installs_the_watcher_on_a_running_ec2_dock_and_off_disables_it() {
+    let w = Watcher::bare();
+    let aws = moto();
+    // An instance made by hand: a shutdown from inside would terminate it.
+    let id = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         out = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, InstanceInitiatedShutdownBehavior='terminate')['Instances'][0]['InstanceId']",
+    );
+    let id = id.as_str().unwrap();
+    register(&aws, &w.ip, "answers", &w.user, id);
+    let idle_stop = |args: &[&str]| {
+        let out = aws
+            .cmd("dockerutils")
+            .arg("idle-stop")
+            .arg("answers")
+            .args(args)
+            .env("DOCKERUTILS_IDLE_ROOT", &w.root)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let behaviour = || {
+        aws.boto(&format!(
+            "out = ec2.describe_instance_attribute(InstanceId='{id}', Attribute='instanceInitiatedShutdownBehavior')['InstanceInitiatedShutdownBehavior']['Value']"
+        ))
+    };
+    let state_file = w.root.join("var/lib/dockerutils-idle/state");
+
+    // Not a duration: refused before anything.
+    let (code, _, err) = idle_stop(&["--set", "2h; reboot"]);
+    assert_eq!(code, Some(2), "{err}");
+    // --dry-run: says what it would do, does nothing.
+    let (code, out, err) = idle_stop(&["--set", "2h", "--dry-run"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!(
+            "# would set the InstanceInitiatedShutdownBehavior of {id} to stop (it is terminate)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("< dockerutils-idle-installer.sh"), "{out}");
+    assert!(!state_file.exists());
+    assert_eq!(behaviour(), "terminate");
+
+    aws.actions();
+    let (code, out, err) = idle_stop(&["--set", "2h"]);
+    close_shared_connection(&aws, &w);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("stops after 2h00m"), "{out}");
+    assert_eq!(
+        behaviour(),
+        "stop",
+        "a shutdown from inside must stop the dock"
+    );
+    assert_eq!(
+        aws.actions(),
+        [
+            "DescribeInstances",
+            "DescribeInstanceAttribute",
+            "ModifyInstanceAttribute"
+        ]
+    );
+    assert!(
+        err.contains("ssh ") && err.contains("< dockerutils-idle-installer.sh"),
+        "the command is shown as it runs: {err}"
+    );
+    assert_eq!(w.state()["limit"], "7200");
+    assert!(
+        w.root
+            .join("etc/systemd/system/dockerutils-idle.timer")
+            .is_file()
+    );
+    // What it installed works: idle past the limit, it stops the dock.
+    let t = w.first_check();
+    w.check(Some(t + 7200));
+    assert_eq!(w.poweroffs(), "poweroff \n");
+
+    // off: no AWS needed; it keeps recording and never stops the dock.
+    let (code, out, err) = idle_stop(&["--set", "off"]);
+    close_shared_connection(&aws, &w);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(aws.actions().is_empty());
+    assert_eq!(w.state()["limit"], "off");
+    let t = w.last_active();
+    w.check(Some(t + 86_400));
+    assert_eq!(w.poweroffs(), "poweroff \n", "no second poweroff");
+
+    // Without --set: what the watcher says.
+    let (code, out, err) = idle_stop(&[]);
+    close_shared_connection(&aws, &w);
+    assert_eq!(code, Some(0), "{err}");
+    // (Idle by the dock's clock since `--set off`, which counts as use.)
+    assert!(
+        out.starts_with("Dock answers: idle for ") && out.contains("s; idle stop off"),
+        "{out}"
+    );
+}
+
+#[test]
+fn idle_stop_refuses_what_it_could_not_start_again_and_a_user_without_sudo() {
+    let w = Watcher::bare();
+    let aws = moto();
+    let idle_stop = |name: &str, root: bool| {
+        let mut cmd = aws.cmd("dockerutils");
+        cmd.args(["idle-stop", name, "--set", "1h"]);
+        if root {
+            cmd.env("DOCKERUTILS_IDLE_ROOT", &w.root);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    let state_file = w.root.join("var/lib/dockerutils-idle/state");
+    // Registered by register-dock, no EC2 instance has its address: powering it off would
+    // leave it off.
+    let plain = aws.home().join(".docker").join(&w.ip);
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(
+        plain.join("connection_config.txt"),
+        format!(
+            "DOCK_USER={u}\nDOCK_MONIKER=server\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\n",
+            u = w.user,
+            ip = w.ip
+        ),
+    )
+    .unwrap();
+    let (code, err) = idle_stop("server", true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("dock server is no EC2 instance"), "{err}");
+    assert!(!state_file.exists());
+
+    // A stopped dock: start it first.
+    let ids = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         r = ec2.run_instances(ImageId=img, MinCount=2, MaxCount=2)['Instances']\n\
+         ec2.stop_instances(InstanceIds=[r[1]['InstanceId']])\n\
+         out = [i['InstanceId'] for i in r]",
+    );
+    register(&aws, &w.ip, "answers", &w.user, ids[0].as_str().unwrap());
+    register(
+        &aws,
+        "127.0.0.250",
+        "parked",
+        "ubuntu",
+        ids[1].as_str().unwrap(),
+    );
+    let (code, err) = idle_stop("parked", true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("dock parked is stopped: `start-dock parked` first"),
+        "{err}"
+    );
+
+    // The dock's user may not become root (the test dock's has no sudo): said, and nothing
+    // installed.
+    let (code, err) = idle_stop("answers", false);
+    close_shared_connection(&aws, &w);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("cannot become root without a password (sudo -n)")
+            && err.contains("hint: let the dock's user run sudo without a password"),
+        "{err}"
+    );
 }

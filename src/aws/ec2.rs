@@ -4,7 +4,7 @@
 use super::{Aws, api_error};
 use crate::dock::Dock;
 use crate::error::{Error, Result};
-use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
+use aws_sdk_ec2::types::{Filter, Instance, InstanceAttributeName, InstanceStateName};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -423,6 +423,38 @@ pub fn cancel_spot_request(aws: &Aws, request: &str) -> Result<()> {
             .send(),
     ))?
     .map_err(|e| api_error("CancelSpotInstanceRequests", e))?;
+    Ok(())
+}
+
+/// What the instance does when shut down from inside (`stop` or `terminate`).
+pub fn shutdown_behavior(aws: &Aws, id: &str) -> Result<String> {
+    let out = aws
+        .block_on(interruptible(
+            aws.ec2()
+                .describe_instance_attribute()
+                .instance_id(id)
+                .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+                .send(),
+        ))?
+        .map_err(|e| api_error("DescribeInstanceAttribute", e))?;
+    Ok(out
+        .instance_initiated_shutdown_behavior()
+        .and_then(|v| v.value())
+        .unwrap_or("stop")
+        .to_string())
+}
+
+/// Makes a shutdown from inside stop the instance, never terminate it.
+pub fn set_shutdown_behavior_stop(aws: &Aws, id: &str) -> Result<()> {
+    aws.block_on(interruptible(
+        aws.ec2()
+            .modify_instance_attribute()
+            .instance_id(id)
+            .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+            .value("stop")
+            .send(),
+    ))?
+    .map_err(|e| api_error("ModifyInstanceAttribute", e))?;
     Ok(())
 }
 

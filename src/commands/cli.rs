@@ -7,8 +7,9 @@
 
 use super::{
     COMMANDS, auto_build, build_image, completions, create_dock, destroy_dock, dock_env,
-    genversion, init, ls_dock, man, nb_dock, publish_image, register_dock, run_image, run_notebook,
-    ssh_config, ssh_dock, start_dock, stop_dock, sync, transfer_image, unregister_dock,
+    genversion, idle_stop, init, ls_dock, man, nb_dock, publish_image, register_dock, run_image,
+    run_notebook, ssh_config, ssh_dock, start_dock, stop_dock, sync, transfer_image,
+    unregister_dock,
 };
 use crate::cfg::keys;
 use crate::project::Project;
@@ -17,8 +18,8 @@ use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 use std::ffi::OsStr;
 
 /// Commands that are only `dockerutils <name>`: not linked under their own name (a
-/// command called `init`, `man` or `ssh-config` on PATH would be a trap).
-pub const SUBCOMMANDS_ONLY: &[&str] = &["init", "completions", "man", "ssh-config"];
+/// command called `init`, `man`, `ssh-config` or `idle-stop` on PATH would be a trap).
+pub const SUBCOMMANDS_ONLY: &[&str] = &["init", "completions", "man", "ssh-config", "idle-stop"];
 
 /// The names install.sh links to the binary.
 pub fn linked_names() -> impl Iterator<Item = &'static str> {
@@ -70,6 +71,7 @@ pub fn command(name: &str) -> Option<Command> {
         "destroy-dock" => with_docks(destroy_dock::Args::command(), "name"),
         "ls-dock" => ls_dock::Args::command(),
         "ssh-config" => ssh_config::Args::command(),
+        "idle-stop" => with_docks(idle_stop::Args::command(), "name"),
         "init" => init::Args::command(),
         "completions" => completions::Args::command(),
         "man" => man::Args::command().mut_arg("command", |a| {
@@ -105,7 +107,8 @@ pub fn dockerutils() -> Command {
         .long_about(
             "Project-convention tool for Docker: build, run, publish and ship a project's images. \
              Each command is also installed under its own name (build-image, run-image, …), \
-             except init, completions, man and ssh-config, which are `dockerutils <command>` only.",
+             except init, completions, man, ssh-config and idle-stop, which are `dockerutils \
+             <command>` only.",
         )
         .subcommand_required(true)
         .subcommand_value_name("COMMAND")

@@ -10,6 +10,7 @@ pub mod deploy_image;
 pub mod destroy_dock;
 pub mod dock_env;
 pub mod genversion;
+pub mod idle_stop;
 pub mod ls_dock;
 pub mod nb_dock;
 pub mod publish_image;
@@ -140,6 +141,11 @@ pub const COMMANDS: &[(&str, &str, Main)] = &[
         "ssh-config",
         "make docks ssh hosts and docker contexts for every tool (Include in ~/.ssh/config)",
         ssh_config::main,
+    ),
+    (
+        "idle-stop",
+        "show or change when an EC2 dock stops itself for being unused",
+        idle_stop::main,
     ),
     (
         "init",
