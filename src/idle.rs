@@ -247,8 +247,8 @@ pub enum Answer {
 /// answered by `timeout` is [`Answer::NoAnswer`] and its ssh is killed.
 pub fn read_states(docks: &[&Dock], timeout: Duration) -> Vec<Answer> {
     let started = Instant::now();
-    // ssh's own connect timeout: whole seconds, at least 1.
-    let connect = timeout.as_secs().max(1);
+    // ssh's own connect timeout, in whole seconds: not shorter than ours, which decides.
+    let connect = (timeout.as_secs_f64().ceil() as u64).max(1);
     let command = read_command();
     let mut children: Vec<Option<Child>> = docks
         .iter()

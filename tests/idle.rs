@@ -564,7 +564,7 @@ fn ls_dock_shows_the_idle_time_the_watcher_records_and_a_question_mark_for_a_sil
     std::fs::write(aws.home().join(".docker/dock.cfg"), "price_per_hour=0.1\n").unwrap();
     let out = aws
         .cmd("ls-dock")
-        .args(["--timeout", "1"])
+        .args(["--timeout", "3"])
         .env("DOCKERUTILS_IDLE_ROOT", &w.root)
         .output()
         .unwrap();

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::idle::{self, Answer, human};
 use clap::Parser;
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,8 +41,8 @@ It first writes the generated ssh config and the docker contexts of docks regist
 earlier (as `dockerutils ssh-config --sync`)."
 )]
 pub struct Args {
-    /// Seconds to wait for the docks' idle state over ssh and for prices (a dock that has
-    /// not answered shows `?`)
+    /// Seconds the listing waits for AWS, the docks' idle state over ssh and prices (a dock
+    /// that has not answered by then shows `?`)
     #[arg(long, value_name = "SECONDS", default_value_t = 1.5, value_parser = parse_timeout)]
     pub timeout: f64,
     #[command(flatten)]
@@ -278,6 +278,14 @@ pub fn table(docks: &[Dock], cells: &[Vec<String>], current: Option<&str>) -> St
     out
 }
 
+/// What is left of the listing's time for the docks and the prices: `--timeout` from the
+/// start, but at least half a second after AWS has answered.
+fn time_left(started: Instant, timeout: Duration) -> Duration {
+    (started + timeout)
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(500))
+}
+
 fn run(args: &Args) -> Result<i32> {
     // Problems here are warnings: the listing comes first.
     let synced = match super::ssh_config::sync("ls-dock") {
@@ -292,6 +300,9 @@ fn run(args: &Args) -> Result<i32> {
         println!("No docks registered (register-dock IP MONIKER, or create-dock)");
         return Ok(0);
     }
+    // The time to wait for others starts here, after the local work (the sync, which makes
+    // the docker contexts of new docks once).
+    let started = Instant::now();
     let current = std::env::var("DOCKER_IP").ok();
     let timeout = Duration::from_secs_f64(args.timeout);
     let cfg = dock_cfg::load(&dock_cfg::path()).unwrap_or_else(|e| {
@@ -322,6 +333,7 @@ fn run(args: &Args) -> Result<i32> {
         .filter(|r| r.kind != "-" && cfg.price_per_hour.of(&r.kind).is_none())
         .map(|r| r.kind.clone())
         .collect();
+    let timeout = time_left(started, timeout);
     let (answers, (listed_prices, price_failure)) = std::thread::scope(|s| {
         let prices = s.spawn(|| match &listed {
             Some(Ok((aws, _))) if !unpriced.is_empty() => {
