@@ -77,8 +77,8 @@ pub struct Invocation {
     /// stdin of the command is inherited.
     pub stdin: Option<Arg>,
     /// How the printed line shows `stdin` when its text is too long to print (a script):
-    /// `< LABEL`.
-    pub stdin_label: Option<String>,
+    /// `< LABEL`. (Boxed: a `Step` stays small.)
+    pub stdin_label: Option<Box<String>>,
     /// Its output (stdout and stderr merged) goes to size-rotated log files instead of
     /// ours, framed by banners (`run-image --log`).
     pub log: Option<LogTo>,

@@ -49,10 +49,10 @@ fn parse_limit(text: &str) -> std::result::Result<Limit, String> {
 pub fn plan(dock: &Dock, limit: Limit) -> Plan {
     let mut inv = crate::ssh::to_dock(dock, false, &[idle::install_command()]);
     inv.stdin = Some(Arg::from(idle::installer(limit)));
-    inv.stdin_label = Some(format!(
+    inv.stdin_label = Some(Box::new(format!(
         "dockerutils-idle-installer.sh  # the idle watcher (templates/dockerutils-idle) and its \
          systemd timer, limit {limit}"
-    ));
+    )));
     inv.on_failure = OnFailure::Explain(Box::new(Explanation {
         code: idle::NO_ROOT,
         error: format!(
