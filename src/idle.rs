@@ -210,7 +210,10 @@ impl State {
                     any = true;
                     state.last_active = value.parse().ok();
                 }
-                "active" => state.active = Some(value.to_string()),
+                // Printed here: a file on the dock must not drive our terminal.
+                "active" => {
+                    state.active = Some(value.chars().filter(|c| !c.is_control()).collect())
+                }
                 "now" => state.now = value.parse().ok(),
                 _ => {}
             }
@@ -386,5 +389,7 @@ mod tests {
         let off = State::parse("limit=off\nlast_active=1000\nnow=1030\n").unwrap();
         assert_eq!(off.cell(), "30s/off");
         assert_eq!(State::parse("now=1720\n"), None, "no watcher");
+        let odd = State::parse("limit=60\nactive=ssh:1\u{1b}]0;owned\u{7}\n").unwrap();
+        assert_eq!(odd.active.as_deref(), Some("ssh:1]0;owned"));
     }
 }
