@@ -15,8 +15,8 @@ done
 # `source dock NAME` finds this file on PATH.
 install -m 0644 templates/dock "$bin/dock"
 echo "installed into $bin: dockerutils dock $("$bin/dockerutils" --list-commands | tr '\n' ' ')"
-# Man pages (`man build-image`, `man dockerutils-init`, …); init, completions, man and ssh-config are
-# `dockerutils <command>` only, so --list-commands does not link them.
+# Man pages (`man build-image`, `man dockerutils-init`, …); init, completions, man, ssh-config and
+# idle-stop are `dockerutils <command>` only, so --list-commands does not link them.
 man1=$prefix/share/man/man1
 "$bin/dockerutils" man --dir "$man1" >/dev/null
 echo "man pages in $man1"

@@ -76,6 +76,9 @@ pub struct Invocation {
     /// Text written to the program's stdin (a password for `--password-stdin`), else the
     /// stdin of the command is inherited.
     pub stdin: Option<Arg>,
+    /// How the printed line shows `stdin` when its text is too long to print (a script):
+    /// `< LABEL`. (Boxed: a `Step` stays small.)
+    pub stdin_label: Option<Box<String>>,
     /// Its output (stdout and stderr merged) goes to size-rotated log files instead of
     /// ours, framed by banners (`run-image --log`).
     pub log: Option<LogTo>,
@@ -141,6 +144,7 @@ impl Invocation {
             on_failure: OnFailure::Stop,
             is_docker: program == "docker",
             stdin: None,
+            stdin_label: None,
             log: None,
             unique_name: None,
             image: None,
@@ -200,7 +204,10 @@ impl Invocation {
                 line.push_str(&quote(&arg.value));
             }
         }
-        if let Some(input) = &self.stdin {
+        if let Some(label) = self.stdin.as_ref().and(self.stdin_label.as_ref()) {
+            line.push_str(" < ");
+            line.push_str(label);
+        } else if let Some(input) = &self.stdin {
             line.push_str(" <<< ");
             line.push_str(&if input.secret {
                 MASK.into()

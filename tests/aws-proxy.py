@@ -6,7 +6,12 @@ of a query-protocol body, or the operation of an `X-Amz-Target` header) to a log
 one per line, so that a test can count the API calls a command made. Requests whose
 action is listed in the file named by --delay-file (one action per line, re-read on each
 request) are held for --delay seconds first: a slow AWS, to interrupt a command while
-it waits.
+it waits. With --bodies FILE, each request's parameters are appended to FILE too, one JSON
+object a line (`{"action": …, "params": {…}}` for the query protocol of EC2,
+`{"action": …, "json": {…}}` for JSON APIs): what the AWS side was asked, in full. With
+--answers DIR, an action for which DIR/<action>.json exists is answered with that file
+(status 200, JSON 1.1) instead of moto: an API that moto lacks (the Price List's
+GetProducts), answered as AWS documents it.
 
     aws-proxy.py --listen PORT --upstream http://127.0.0.1:MOTO --log FILE --delay-file FILE
 """
@@ -30,6 +35,8 @@ def main():
     # from this file when it exists: the tests push to a real registry on 127.0.0.1 as
     # if it were the account's ECR registry.
     p.add_argument("--ecr-registry-file")
+    p.add_argument("--bodies")
+    p.add_argument("--answers")
     args = p.parse_args()
     upstream = urllib.parse.urlparse(args.upstream)
 
@@ -51,6 +58,16 @@ def main():
                 action = (form.get("Action") or query.get("Action") or ["?"])[0]
             with open(args.log, "a") as log:
                 log.write(action + "\n")
+            if args.bodies:
+                if target:
+                    try:
+                        entry = {"action": action, "json": json.loads(body or b"{}")}
+                    except ValueError:
+                        entry = {"action": action, "raw": body.decode("utf-8", "replace")}
+                else:
+                    entry = {"action": action, "params": {k: v[0] for k, v in form.items()}}
+                with open(args.bodies, "a") as f:
+                    f.write(json.dumps(entry) + "\n")
             try:
                 with open(args.delay_file) as f:
                     delayed = {line.strip() for line in f if line.strip()}
@@ -58,6 +75,19 @@ def main():
                 delayed = set()
             if action in delayed:
                 time.sleep(args.delay)
+            if args.answers:
+                try:
+                    with open(f"{args.answers}/{action}.json", "rb") as f:
+                        canned = f.read()
+                except (FileNotFoundError, ValueError):
+                    canned = None
+                if canned is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(canned)))
+                    self.end_headers()
+                    self.wfile.write(canned)
+                    return
             conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
             conn.request(self.command, self.path, body=body, headers=headers)

@@ -1,187 +1,16 @@
 //! EC2 docks and publish-image against a real AWS API emulator: a `moto` server on
-//! 127.0.0.1 (from the venv `bash tests/run.sh` installs), reached through
-//! tests/aws-proxy.py, which logs each API action (to count calls) and can hold chosen
-//! actions (a slow AWS, to interrupt a wait). Pushes go to a real registry (Debian's
-//! docker-registry) on 127.0.0.1. The state in moto is checked with boto3, independently
-//! of our code.
+//! 127.0.0.1 behind tests/aws-proxy.py (tests/common/moto.rs). Pushes go to a real
+//! registry (Debian's docker-registry) on 127.0.0.1. The state in moto is checked with
+//! boto3, independently of our code.
 
 mod common;
 
-use common::{
-    BUSYBOX_DOCKERFILE, Helper, Project, USER, bin_dir, free_port, registry, require_engine,
-    wait_exit, wait_listening,
-};
+use common::moto::moto;
+use common::{BUSYBOX_DOCKERFILE, Project, USER, registry, require_engine, wait_exit};
 use serde_json::Value;
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A moto server with the proxy in front, and a home of its own.
-struct Moto {
-    venv: PathBuf,
-    moto_url: String,
-    proxy_url: String,
-    dir: tempfile::TempDir,
-    _moto: Helper,
-    _proxy: Helper,
-}
-
-fn moto() -> Moto {
-    let venv = PathBuf::from(std::env::var("DOCKERUTILS_MOTO_VENV").expect(
-        "DOCKERUTILS_MOTO_VENV is not set: run the tests with `bash tests/run.sh`, which installs moto",
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("home")).unwrap();
-    let moto_port = free_port();
-    let mut moto = Command::new(venv.join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("moto.log")).unwrap())
-        .spawn()
-        .expect("moto_server");
-    wait_listening(moto_port, "moto_server", &mut moto);
-    let moto = Helper(moto);
-    let proxy_port = free_port();
-    let mut proxy = Command::new(venv.join("bin/python"))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws-proxy.py"))
-        .args(["--listen", &proxy_port.to_string()])
-        .args(["--upstream", &format!("http://127.0.0.1:{moto_port}")])
-        .arg("--log")
-        .arg(dir.path().join("actions.log"))
-        .arg("--delay-file")
-        .arg(dir.path().join("delay"))
-        .arg("--ecr-registry-file")
-        .arg(dir.path().join("ecr-registry"))
-        .spawn()
-        .expect("aws-proxy.py");
-    wait_listening(proxy_port, "aws-proxy.py", &mut proxy);
-    Moto {
-        venv,
-        moto_url: format!("http://127.0.0.1:{moto_port}"),
-        proxy_url: format!("http://127.0.0.1:{proxy_port}"),
-        dir,
-        _moto: moto,
-        _proxy: Helper(proxy),
-    }
-}
-
-impl Moto {
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    /// One of our commands, as a user with AWS credentials for the emulator.
-    fn cmd(&self, program: &str) -> Command {
-        self.with_env(Command::new(bin_dir().join(program)))
-    }
-
-    /// A shell command line, with the same environment.
-    fn shell(&self, line: &str) -> Command {
-        let mut sh = Command::new("sh");
-        sh.args(["-c", line]);
-        self.with_env(sh)
-    }
-
-    fn with_env(&self, mut cmd: Command) -> Command {
-        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap());
-        cmd.env("HOME", self.home())
-            .env("PATH", path)
-            .env("USER", USER)
-            .env("LOGNAME", USER)
-            .env("AWS_ENDPOINT_URL", &self.proxy_url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null());
-        for var in [
-            "AWS_PROFILE",
-            "AWS_DEFAULT_REGION",
-            "AWS_SESSION_TOKEN",
-            "DOCKER_HOST",
-            "DOCKER_IP",
-            "DOCK_USER",
-            "DOCKERUTILS_ANY_REGION",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd
-    }
-
-    /// Runs a Python snippet with boto3 against moto directly (not through the proxy, so
-    /// it does not count); `ec2`, `ecr`, `json` are ready; the snippet sets `out`.
-    fn boto(&self, code: &str) -> Value {
-        let script = format!(
-            "import boto3, json\nec2 = boto3.client('ec2')\necr = boto3.client('ecr')\nout = None\n{code}\nprint(json.dumps(out, default=str))\n"
-        );
-        let out = Command::new(self.venv.join("bin/python"))
-            .args(["-c", &script])
-            .env("AWS_ENDPOINT_URL", &self.moto_url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("HOME", self.home())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "boto3: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// The API actions made through the proxy since the last call, in order.
-    fn actions(&self) -> Vec<String> {
-        let log = self.dir.path().join("actions.log");
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let _ = std::fs::remove_file(&log);
-        text.lines().map(str::to_string).collect()
-    }
-
-    /// ECR's registry, as GetAuthorizationToken answers it, is this host from now on
-    /// (a real registry on 127.0.0.1 stands in for it).
-    fn ecr_registry(&self, host: &str) {
-        std::fs::write(self.dir.path().join("ecr-registry"), host).unwrap();
-    }
-
-    fn delay(&self, actions: &[&str]) {
-        std::fs::write(self.dir.path().join("delay"), actions.join("\n")).unwrap();
-    }
-
-    /// An AMI tagged `Name=<name>`, made the way AWS users make one (from an instance).
-    fn ami_named(&self, name: &str) -> String {
-        let v = self.boto(&format!(
-            "base = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
-             i = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']\n\
-             img = ec2.create_image(InstanceId=i, Name='{name}-image')['ImageId']\n\
-             ec2.create_tags(Resources=[img], Tags=[{{'Key': 'Name', 'Value': '{name}'}}])\n\
-             ec2.terminate_instances(InstanceIds=[i])\n\
-             out = img"
-        ));
-        v.as_str().unwrap().to_string()
-    }
-
-    fn instance(&self, id: &str) -> Value {
-        self.boto(&format!(
-            "r = ec2.describe_instances(InstanceIds=['{id}'])['Reservations'][0]['Instances'][0]\n\
-             p = ec2.describe_instance_attribute(InstanceId='{id}', Attribute='disableApiTermination')\n\
-             r['Protected'] = p['DisableApiTermination']['Value']\n\
-             out = r"
-        ))
-    }
-
-    fn registration(&self, ip: &str) -> Option<String> {
-        std::fs::read_to_string(
-            self.home()
-                .join(".docker")
-                .join(ip)
-                .join("connection_config.txt"),
-        )
-        .ok()
-    }
-}
 
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
@@ -478,15 +307,18 @@ fn ls_dock_asks_aws_once_for_all_docks() {
     let listing = ok(aws.cmd("ls-dock").output().unwrap());
     assert_eq!(
         aws.actions(),
-        ["DescribeInstances"],
-        "one call for 44 docks"
+        ["DescribeInstances", "GetProducts"],
+        "one EC2 call for 44 docks, and the price of their one instance type"
     );
     let state = |name: &str| {
         let row = listing
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("{name} in\n{listing}"));
-        row.split_whitespace().skip(6).collect::<Vec<_>>().join(" ")
+        row.split_whitespace()
+            .skip(11)
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     assert_eq!(state("by-id"), "running");
     assert_eq!(state("by-ip"), "stopped");
@@ -521,6 +353,14 @@ fn no_credentials_is_one_clear_message() {
     std::fs::write(
         aws.home().join(".docker/10.1.1.1/connection_config.txt"),
         "DOCK_USER=ubuntu\nDOCK_MONIKER=one\nDOCK_HOSTNAME=10.1.1.1\nDOCK_IP=10.1.1.1\n",
+    )
+    .unwrap();
+    // A dock create-dock made: AWS must be asked.
+    std::fs::create_dir_all(aws.home().join(".docker/10.1.1.2")).unwrap();
+    std::fs::write(
+        aws.home().join(".docker/10.1.1.2/connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=made\nDOCK_HOSTNAME=10.1.1.2\nDOCK_IP=10.1.1.2\n\
+         DOCK_INSTANCE_ID=i-0123456789abcdef0\n",
     )
     .unwrap();
     let out = cmd.output().unwrap();
@@ -1027,4 +867,379 @@ fn a_dock_ip_shared_by_two_instances_is_never_guessed() {
         dir.join("connection_config.txt").is_file(),
         "still registered"
     );
+}
+
+/// The user data of a RunInstances request, decoded.
+fn user_data(request: &Value) -> String {
+    use base64::Engine;
+    let encoded = request["UserData"].as_str().expect("UserData");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The registered instance id of the dock `moniker` (in its connection_config.txt).
+fn registered_id(aws: &common::moto::Moto, moniker: &str) -> String {
+    std::fs::read_dir(aws.home().join(".docker"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("connection_config.txt")).ok())
+        .find(|reg| reg.contains(&format!("DOCK_MONIKER={moniker}\n")))
+        .map(|reg| value_of(&reg, "DOCK_INSTANCE_ID"))
+        .unwrap_or_else(|| panic!("no dock {moniker} registered"))
+}
+
+#[test]
+fn create_dock_launches_a_spot_dock_that_stops_and_carries_the_idle_watcher() {
+    let aws = moto();
+    let ami = aws.ami_named("cheap-ami");
+    std::fs::create_dir_all(aws.home().join(".docker")).unwrap();
+    std::fs::write(
+        aws.home().join(".docker/dock.cfg"),
+        "spot=yes\nidle_stop=\"2h\"\n",
+    )
+    .unwrap();
+    let watcher = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/dockerutils-idle"
+    ))
+    .unwrap();
+
+    // A limit that is no duration is refused before AWS is asked anything.
+    let out = aws
+        .cmd("create-dock")
+        .args(["-m", "cheap", "-a", &ami, "--idle-stop", "1h; reboot", "-y"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(aws.actions().is_empty());
+
+    let shown = ok(aws
+        .cmd("create-dock")
+        .args(["-m", "cheap", "-a", &ami, "--idle-stop", "90m", "--dry-run"])
+        .output()
+        .unwrap());
+    let words = shown.split_whitespace().collect::<Vec<_>>().join(" ");
+    for row in [
+        "Market spot (a persistent request: an interruption stops the dock",
+        "Shut down from inside stop (never terminate)",
+        "Idle stop after 1h30m with no ssh session",
+        "Termination protection off (EC2 has none for spot instances)",
+    ] {
+        assert!(words.contains(row), "{row}\n{shown}");
+    }
+    assert!(!aws.actions().contains(&"RunInstances".to_string()));
+
+    // dock.cfg's spot, the flag's limit.
+    ok(aws
+        .cmd("create-dock")
+        .args(["-m", "cheap", "-a", &ami, "--idle-stop", "90m", "-y"])
+        .output()
+        .unwrap());
+    let asked = aws.requests("RunInstances");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let r = &asked[0];
+    assert_eq!(r["InstanceMarketOptions.MarketType"], "spot");
+    assert_eq!(
+        r["InstanceMarketOptions.SpotOptions.SpotInstanceType"],
+        "persistent"
+    );
+    assert_eq!(
+        r["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"],
+        "stop"
+    );
+    assert_eq!(r["InstanceInitiatedShutdownBehavior"], "stop");
+    assert_eq!(r["DisableApiTermination"], "false", "{r}");
+    let data = user_data(r);
+    assert!(data.starts_with("#!/bin/sh\n"), "{data}");
+    assert!(data.contains(&watcher), "the watcher, whole");
+    assert!(data.ends_with("install 5400\n"), "{data}");
+    let id = registered_id(&aws, "cheap");
+    let inst = aws.instance(&id);
+    assert_eq!(inst["InstanceLifecycle"], "spot");
+    assert_eq!(inst["Protected"], false);
+    assert!(
+        !aws.actions()
+            .contains(&"ModifyInstanceAttribute".to_string()),
+        "no termination protection asked for a spot instance"
+    );
+    let stored = aws.boto(&format!(
+        "import base64\nv = ec2.describe_instance_attribute(InstanceId='{id}', Attribute='userData')['UserData']['Value']\nout = base64.b64decode(v).decode()"
+    ));
+    assert_eq!(stored.as_str(), Some(data.as_str()));
+
+    // On-demand despite dock.cfg, and never stopped by the watcher.
+    ok(aws
+        .cmd("create-dock")
+        .args([
+            "-m",
+            "steady",
+            "-a",
+            &ami,
+            "--on-demand",
+            "--idle-stop",
+            "off",
+            "-y",
+        ])
+        .output()
+        .unwrap());
+    let asked = aws.requests("RunInstances");
+    let r = &asked[1];
+    assert!(
+        r.as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("InstanceMarketOptions")),
+        "{r}"
+    );
+    assert_eq!(r["InstanceInitiatedShutdownBehavior"], "stop");
+    assert_eq!(r["DisableApiTermination"], "true");
+    assert!(user_data(r).ends_with("install off\n"));
+    let inst = aws.instance(&registered_id(&aws, "steady"));
+    assert_eq!(inst["Protected"], true);
+    assert!(inst.get("InstanceLifecycle").is_none(), "{inst}");
+}
+
+#[test]
+fn destroying_a_spot_dock_cancels_its_persistent_request_first() {
+    let aws = moto();
+    let spot = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         r = ec2.request_spot_instances(SpotPrice='0.5', InstanceCount=1, Type='persistent', LaunchSpecification={'ImageId': img, 'InstanceType': 't3.micro'})['SpotInstanceRequests'][0]\n\
+         req = ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[r['SpotInstanceRequestId']])['SpotInstanceRequests'][0]\n\
+         i = ec2.describe_instances(InstanceIds=[req['InstanceId']])['Reservations'][0]['Instances'][0]\n\
+         out = [req['SpotInstanceRequestId'], i['InstanceId'], i['PrivateIpAddress']]",
+    );
+    let (request, id, ip) = (
+        spot[0].as_str().unwrap(),
+        spot[1].as_str().unwrap(),
+        spot[2].as_str().unwrap(),
+    );
+    let dir = aws.home().join(".docker").join(ip);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        format!("DOCK_USER=ubuntu\nDOCK_MONIKER=spotty\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\nDOCK_INSTANCE_ID={id}\n"),
+    )
+    .unwrap();
+    let out = ok(aws
+        .cmd("destroy-dock")
+        .args(["spotty", "-y"])
+        .output()
+        .unwrap());
+    assert!(
+        out.contains(&format!("Cancelled spot request {request}")),
+        "{out}"
+    );
+    let actions = aws.actions();
+    let at = |a: &str| actions.iter().position(|x| x == a);
+    assert!(
+        at("CancelSpotInstanceRequests").unwrap() < at("TerminateInstances").unwrap(),
+        "{actions:?}"
+    );
+    assert_eq!(at("ModifyInstanceAttribute"), None, "{actions:?}");
+    // moto forgets a cancelled request (AWS lists it as cancelled): none may be left open.
+    let left = aws.boto(&format!(
+        "out = [r['State'] for r in ec2.describe_spot_instance_requests()['SpotInstanceRequests'] if r['SpotInstanceRequestId'] == '{request}' and r['State'] != 'cancelled']"
+    ));
+    assert_eq!(left, serde_json::json!([]));
+    assert_eq!(aws.instance(id)["State"]["Name"], "terminated");
+    assert!(!dir.exists());
+}
+
+/// A cell of an ls-dock listing: the row whose NAME is `name`, the column `column`.
+fn cell(listing: &str, name: &str, column: &str) -> String {
+    let header = listing.lines().next().unwrap();
+    let at = header
+        .find(column)
+        .unwrap_or_else(|| panic!("{column} in {header}"));
+    let row = listing
+        .lines()
+        .find(|l| l.get(2..).and_then(|l| l.split_whitespace().next()) == Some(name))
+        .unwrap_or_else(|| panic!("{name} in\n{listing}"));
+    row.chars()
+        .skip(header[..at].chars().count())
+        .collect::<String>()
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn ls_dock_shows_lifecycle_uptime_and_what_a_dock_costs() {
+    let aws = moto();
+    let ids = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         od = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, InstanceType='t3.micro')['Instances'][0]['InstanceId']\n\
+         spot = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, InstanceType='c5.large', InstanceMarketOptions={'MarketType': 'spot', 'SpotOptions': {'SpotInstanceType': 'persistent', 'InstanceInterruptionBehavior': 'stop'}})['Instances'][0]['InstanceId']\n\
+         off = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1, InstanceType='t3.micro')['Instances'][0]['InstanceId']\n\
+         ec2.stop_instances(InstanceIds=[off])\n\
+         out = [od, spot, off]",
+    );
+    let id = |n: usize| ids[n].as_str().unwrap().to_string();
+    for (n, (ip, moniker)) in [
+        ("10.20.0.1", "ondemand"),
+        ("10.20.0.2", "spotty"),
+        ("10.20.0.3", "parked"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = aws.home().join(".docker").join(ip);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("connection_config.txt"),
+            format!(
+                "DOCK_USER=ubuntu\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\nDOCK_INSTANCE_ID={}\n",
+                id(n)
+            ),
+        )
+        .unwrap();
+    }
+    let ls = || {
+        let out = aws
+            .cmd("ls-dock")
+            .args(["--timeout", "0.5"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+
+    // The Price List cannot be reached (moto has none): a warning, no price, no failure.
+    aws.actions();
+    let (listing, err) = ls();
+    assert!(err.contains("no price from AWS's Price List"), "{err}");
+    assert_eq!(cell(&listing, "ondemand", "$/H"), "-", "{listing}");
+    assert_eq!(cell(&listing, "ondemand", "LIFECYCLE"), "on-demand");
+    assert_eq!(cell(&listing, "spotty", "LIFECYCLE"), "spot");
+    assert_eq!(cell(&listing, "parked", "STATE"), "stopped");
+    assert_eq!(cell(&listing, "parked", "UPTIME"), "-");
+    let uptime = cell(&listing, "ondemand", "UPTIME");
+    assert!(uptime.ends_with('s') || uptime.ends_with('m'), "{listing}");
+    // The moto instances' addresses do not answer ssh: `?`, after --timeout.
+    assert_eq!(cell(&listing, "ondemand", "IDLE"), "?", "{listing}");
+    assert_eq!(
+        cell(&listing, "parked", "IDLE"),
+        "-",
+        "a stopped dock is not asked"
+    );
+    let actions = aws.actions();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "DescribeInstances").count(),
+        1,
+        "{actions:?}"
+    );
+
+    // The Price List answers: each type is asked once, in the region, then cached a day.
+    std::fs::remove_file(aws.home().join(".cache/dockerutils/prices.json")).unwrap();
+    aws.price_list_answers("0.0104000000");
+    let before = aws.requests("GetProducts").len();
+    let (listing, err) = ls();
+    assert!(!err.contains("warning"), "{err}");
+    assert_eq!(cell(&listing, "ondemand", "$/H"), "0.0104", "{listing}");
+    assert_eq!(cell(&listing, "ondemand", "COST"), "0.00", "{listing}");
+    assert_eq!(
+        cell(&listing, "spotty", "$/H"),
+        "≤0.0104",
+        "on-demand's price is a spot dock's most"
+    );
+    assert_eq!(cell(&listing, "parked", "COST"), "-");
+    let mut asked: Vec<String> = aws.requests("GetProducts")[before..]
+        .iter()
+        .map(|r| {
+            let filters = r["Filters"].as_array().unwrap();
+            let field = |f: &str| {
+                filters
+                    .iter()
+                    .find(|x| x["Field"] == f)
+                    .map(|x| x["Value"].as_str().unwrap().to_string())
+                    .unwrap()
+            };
+            assert_eq!(field("regionCode"), "us-east-1");
+            assert_eq!(field("operatingSystem"), "Linux");
+            field("instanceType")
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(asked, ["c5.large", "t3.micro"]);
+    aws.actions();
+    ls();
+    assert_eq!(
+        aws.actions(),
+        ["DescribeInstances"],
+        "prices come from the cache"
+    );
+
+    // dock.cfg's price is the price, asked of nobody.
+    std::fs::write(
+        aws.home().join(".docker/dock.cfg"),
+        "price_per_hour=\"c5.large=0.25\"\n",
+    )
+    .unwrap();
+    std::fs::remove_file(aws.home().join(".cache/dockerutils/prices.json")).unwrap();
+    let (listing, _) = ls();
+    assert_eq!(cell(&listing, "spotty", "$/H"), "0.25", "{listing}");
+    let actions = aws.actions();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "GetProducts").count(),
+        1,
+        "t3.micro only: {actions:?}"
+    );
+}
+
+#[test]
+fn docks_registered_without_ec2_list_without_asking_aws() {
+    let aws = moto();
+    let ip = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         out = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1)['Instances'][0]['PrivateIpAddress']",
+    );
+    let ip = ip.as_str().unwrap();
+    for (ip, moniker) in [("192.168.50.2", "server"), (ip, "by-ip")] {
+        let dir = aws.home().join(".docker").join(ip);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("connection_config.txt"),
+            format!("DOCK_USER=ubuntu\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\n"),
+        )
+        .unwrap();
+    }
+    // No region, no credentials: no EC2 dock to ask about, so no AWS error either.
+    let out = aws
+        .cmd("ls-dock")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", aws.home().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            aws.home().join("no-credentials"),
+        )
+        .output()
+        .unwrap();
+    let (listing, err) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{listing}{err}");
+    assert!(!err.contains("error") && !err.contains("AWS"), "{err}");
+    for name in ["server", "by-ip"] {
+        assert_eq!(cell(&listing, name, "STATE"), "unmanaged", "{listing}");
+        assert_eq!(cell(&listing, name, "IDLE"), "-", "{listing}");
+    }
+    // AWS configured: still nothing to ask.
+    ok(aws.cmd("ls-dock").output().unwrap());
+    assert_eq!(aws.actions(), Vec::<String>::new());
+    // --region names AWS: it is asked, and a dock registered by the IP of an instance is
+    // that instance (2.0.7's register-dock registered EC2 instances so).
+    let listing = ok(aws
+        .cmd("ls-dock")
+        .args(["--region", "us-east-1", "--timeout", "0.2"])
+        .output()
+        .unwrap());
+    assert_eq!(cell(&listing, "by-ip", "STATE"), "running", "{listing}");
+    assert_eq!(cell(&listing, "server", "STATE"), "unmanaged", "{listing}");
+    let actions = aws.actions();
+    assert_eq!(actions[0], "DescribeInstances", "{actions:?}");
 }

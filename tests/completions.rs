@@ -128,7 +128,7 @@ fn bash_registers_every_command_name() {
     let names = String::from_utf8_lossy(&names.stdout).into_owned();
     assert!(names.contains("build-image\n") && names.contains("ssh-dock\n"));
     // Only `dockerutils <command>`: not linked, so not completed under their own name.
-    for own in ["init", "completions", "man", "ssh-config"] {
+    for own in ["init", "completions", "man", "ssh-config", "idle-stop"] {
         assert!(!names.lines().any(|n| n == own), "{own} is listed");
     }
     let out = shell("bash", &w, &w.cwd)

@@ -85,6 +85,7 @@ fn dir_writes_one_page_per_command() {
             "dockerutils-completions",
             "dockerutils-man",
             "dockerutils-ssh-config",
+            "dockerutils-idle-stop",
         ]
         .map(|n| format!("{n}.1")),
     );
@@ -169,7 +170,7 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
             std::path::Path::new("dockerutils")
         );
     }
-    for name in ["init", "completions", "man", "ssh-config"] {
+    for name in ["init", "completions", "man", "ssh-config", "idle-stop"] {
         assert!(!bin.join(name).exists(), "{name} must not be linked");
     }
     let man1 = prefix.join("share/man/man1");

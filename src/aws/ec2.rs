@@ -4,12 +4,12 @@
 use super::{Aws, api_error};
 use crate::dock::Dock;
 use crate::error::{Error, Result};
-use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
+use aws_sdk_ec2::types::{Filter, Instance, InstanceAttributeName, InstanceStateName};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// What dockerutils needs to know of an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceInfo {
     pub id: String,
     pub state: String,
@@ -17,6 +17,16 @@ pub struct InstanceInfo {
     pub private_ip: Option<String>,
     pub public_ip: Option<String>,
     pub name: Option<String>,
+    /// `spot` for a spot instance (EC2's InstanceLifecycle; none for on-demand).
+    pub lifecycle: Option<String>,
+    /// The spot request that launched it, when EC2 says.
+    pub spot_request: Option<String>,
+    /// Why it is in its state (EC2's StateReason code: `Server.SpotInstanceShutdown`,
+    /// `Client.InstanceInitiatedShutdown`…).
+    pub state_reason: Option<String>,
+    /// When it last started (EC2's LaunchTime: the last start, not the first launch), in
+    /// seconds since the epoch.
+    pub launch_time: Option<i64>,
 }
 
 impl InstanceInfo {
@@ -40,7 +50,22 @@ impl InstanceInfo {
                 .find(|t| t.key() == Some("Name"))
                 .and_then(|t| t.value())
                 .map(str::to_string),
+            lifecycle: i.instance_lifecycle().map(|l| l.as_str().to_string()),
+            spot_request: i
+                .spot_instance_request_id()
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
+            state_reason: i
+                .state_reason()
+                .and_then(|r| r.code())
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
+            launch_time: i.launch_time().map(|t| t.secs()),
         }
+    }
+
+    pub fn is_spot(&self) -> bool {
+        self.lifecycle.as_deref() == Some("spot")
     }
 
     /// Terminated instances linger in the API for a while: for a dock they are gone.
@@ -56,6 +81,17 @@ pub fn registered_instance_id(dock: &Dock) -> Option<&str> {
         .find(|(k, _)| k == "DOCK_INSTANCE_ID")
         .map(|(_, v)| v.as_str())
         .filter(|v| !v.is_empty())
+}
+
+/// Is this a registration of an EC2 dock: one create-dock made (its instance id), or one
+/// 2.0.7 provisioned through Service Catalog? A dock registered by `register-dock` alone
+/// may be any machine: ls-dock asks AWS nothing for it.
+pub fn is_ec2_registration(dock: &Dock) -> bool {
+    registered_instance_id(dock).is_some()
+        || dock
+            .extra
+            .iter()
+            .any(|(k, v)| k == "DOCK_PROVISIONED_PRODUCT" && !v.is_empty())
 }
 
 /// Every instance the filters select (all pages).
@@ -354,6 +390,72 @@ pub fn ami_by_name_tag(aws: &Aws, name: &str) -> Result<String> {
                     .into(),
             ),
         })
+}
+
+/// The spot request behind a spot instance: the one EC2 names on the instance, else the
+/// request whose instance it is. A persistent request outlives its instance and launches
+/// another: it is cancelled before the instance is terminated.
+pub fn spot_request_of(aws: &Aws, instance: &InstanceInfo) -> Result<Option<String>> {
+    if let Some(id) = &instance.spot_request {
+        return Ok(Some(id.clone()));
+    }
+    let out = aws
+        .block_on(interruptible(
+            aws.ec2()
+                .describe_spot_instance_requests()
+                .filters(filter("instance-id", [&instance.id]))
+                .send(),
+        ))?
+        .map_err(|e| api_error("DescribeSpotInstanceRequests", e))?;
+    Ok(out
+        .spot_instance_requests()
+        .iter()
+        .find(|r| r.instance_id() == Some(instance.id.as_str()))
+        .and_then(|r| r.spot_instance_request_id())
+        .map(str::to_string))
+}
+
+pub fn cancel_spot_request(aws: &Aws, request: &str) -> Result<()> {
+    aws.block_on(interruptible(
+        aws.ec2()
+            .cancel_spot_instance_requests()
+            .spot_instance_request_ids(request)
+            .send(),
+    ))?
+    .map_err(|e| api_error("CancelSpotInstanceRequests", e))?;
+    Ok(())
+}
+
+/// What the instance does when shut down from inside (`stop` or `terminate`).
+pub fn shutdown_behavior(aws: &Aws, id: &str) -> Result<String> {
+    let out = aws
+        .block_on(interruptible(
+            aws.ec2()
+                .describe_instance_attribute()
+                .instance_id(id)
+                .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+                .send(),
+        ))?
+        .map_err(|e| api_error("DescribeInstanceAttribute", e))?;
+    Ok(out
+        .instance_initiated_shutdown_behavior()
+        .and_then(|v| v.value())
+        .unwrap_or("stop")
+        .to_string())
+}
+
+/// Makes a shutdown from inside stop the instance, never terminate it.
+pub fn set_shutdown_behavior_stop(aws: &Aws, id: &str) -> Result<()> {
+    aws.block_on(interruptible(
+        aws.ec2()
+            .modify_instance_attribute()
+            .instance_id(id)
+            .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+            .value("stop")
+            .send(),
+    ))?
+    .map_err(|e| api_error("ModifyInstanceAttribute", e))?;
+    Ok(())
 }
 
 /// Turns termination protection on or off.

@@ -6,6 +6,7 @@
 
 pub mod ec2;
 pub mod ecr;
+pub mod pricing;
 
 use crate::error::{Error, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -51,7 +51,8 @@ pub fn dockerutils() -> Command {
         .long_about(
             "Project-convention tool for Docker: build, run, publish and ship a project's images. \
              Each command is also installed under its own name (build-image, run-image, …), \
-             except init, completions, man and ssh-config, which are `dockerutils <command>` only.",
+             except init, completions, man, ssh-config and idle-stop, which are `dockerutils \
+             <command>` only.",
         )
         .subcommand_required(true)
         .subcommand_value_name("COMMAND")
@@ -163,7 +164,7 @@ mod tests {
     fn only_the_tools_own_subcommands_are_not_linked() {
         let linked: Vec<&str> = linked_names().collect();
         assert!(linked.contains(&"build-image") && linked.contains(&"ssh-dock"));
-        for name in ["init", "completions", "man", "ssh-config"] {
+        for name in ["init", "completions", "man", "ssh-config", "idle-stop"] {
             assert!(!linked.contains(&name));
             assert!(super::super::entry(name).is_some(), "{name}");
         }

@@ -9,8 +9,9 @@ pub mod man;
 
 use crate::commands::{
     self, auto_build, build_image, create_dock, deploy_image, destroy_dock, dock_env, genversion,
-    init, ls_dock, nb_dock, publish_image, register_dock, run_image, run_notebook, serve_hooks,
-    ssh_config, ssh_dock, start_dock, stop_dock, sync, transfer_image, unregister_dock,
+    idle_stop, init, ls_dock, nb_dock, publish_image, register_dock, run_image, run_notebook,
+    serve_hooks, ssh_config, ssh_dock, start_dock, stop_dock, sync, transfer_image,
+    unregister_dock,
 };
 use clap::CommandFactory;
 use definitions::{Images, man_page_completer, with_docks, with_images};
@@ -26,7 +27,7 @@ pub struct Entry {
     /// completers of its image and dock arguments.
     define: fn() -> clap::Command,
     /// Only `dockerutils <name>`, never linked under its own name (a command called
-    /// `init`, `man` or `ssh-config` on PATH would be a trap).
+    /// `init`, `man`, `ssh-config` or `idle-stop` on PATH would be a trap).
     pub subcommand_only: bool,
 }
 
@@ -155,6 +156,9 @@ pub const COMMANDS: &[Entry] = &[
         commands::ssh_config::main,
         ssh_config::Args::command,
     ),
+    only_as_subcommand("idle-stop", commands::idle_stop::main, || {
+        with_docks(idle_stop::Args::command(), "name")
+    }),
     only_as_subcommand("init", commands::init::main, init::Args::command),
     only_as_subcommand("completions", completions::main, completions::Args::command),
     only_as_subcommand("man", man::main, || {
@@ -177,7 +181,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     if let Some(code) = completions::try_complete(&argv) {
         return code;
     }
-    // `init`, `completions`, `man`, `ssh-config`: only as `dockerutils <command>`.
+    // `init`, `completions`, `man`, `ssh-config`, `idle-stop`: only as `dockerutils <command>`.
     if let Some(e) = entry(&invoked).filter(|e| !e.subcommand_only) {
         return (e.main)(argv);
     }

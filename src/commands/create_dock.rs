@@ -2,15 +2,21 @@
 //!
 //! The plan is a [`Launch`]: every setting of the RunInstances call, resolved from the
 //! flags, `~/.docker/dock.cfg` and the AMI lookup, shown before anything is created.
+//! Every dock stops, never terminates, when shut down from inside, and carries the idle
+//! watcher (`crate::dock::idle`) in its user data; `--spot` makes it a persistent spot request
+//! whose interruption stops it too.
 
 use crate::aws::ec2::{self, Goal};
 use crate::aws::{Aws, AwsArgs, api_error};
 use crate::dock::cfg::{self as dock_cfg, DockCfg};
+use crate::dock::idle::{self, Limit};
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, InstanceType,
-    ResourceType, Tag, TagSpecification, VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification,
+    InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType, MarketType,
+    ResourceType, ShutdownBehavior, SpotInstanceType, SpotMarketOptions, Tag, TagSpecification,
+    VolumeType,
 };
 use clap::Parser;
 
@@ -19,8 +25,11 @@ use clap::Parser;
     name = "create-dock",
     version,
     about = "Launch an EC2 instance as a dock (defaults from ~/.docker/dock.cfg) and register it",
-    after_help = "Examples:\n  create-dock -m gpu -i p3.2xlarge\n  create-dock -m scratch -a ami-0abc1234 -v 200 -y\n  create-dock -m web --public          # register the public IP\n\n\
-~/.docker/dock.cfg (all optional):\n  key_name=\"my-key\"  security_group_ids=\"sg-1 sg-2\"  iam_instance_profile=\"role\"\n  subnet_id=\"subnet-1\"  tags=\"team=ml\"  ami_id=\"ami-…\" or ami_name=\"NAME-TAG\"\n  instance_type=\"c5.xlarge\"  volume_size=100  volume_type=\"gp3\"  user=\"ubuntu\""
+    after_help = "Examples:\n  create-dock -m gpu -i p3.2xlarge\n  create-dock -m scratch -a ami-0abc1234 -v 200 -y\n  create-dock -m web --public          # register the public IP\n  create-dock -m cheap --spot --idle-stop 30m\n\n\
+~/.docker/dock.cfg (all optional):\n  key_name=\"my-key\"  security_group_ids=\"sg-1 sg-2\"  iam_instance_profile=\"role\"\n  subnet_id=\"subnet-1\"  tags=\"team=ml\"  ami_id=\"ami-…\" or ami_name=\"NAME-TAG\"\n  instance_type=\"c5.xlarge\"  volume_size=100  volume_type=\"gp3\"  user=\"ubuntu\"\n  idle_stop=\"1h\"  spot=true  price_per_hour=\"c5.xlarge=0.17\" (for ls-dock)\n\n\
+Every dock stops (never terminates) when shut down from inside, and carries a watcher that \
+stops it once idle for the limit: no ssh session, no running container, no docker activity \
+(docs/ec2.md)."
 )]
 pub struct Args {
     /// Moniker of the new dock (as 2.0.7's positional dock name; same as -m)
@@ -53,11 +62,25 @@ pub struct Args {
     /// ssh user on the dock [default: dock.cfg's user, $DOCK_USER, else ubuntu]
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// Stop the dock after this long unused (30m, 2h, 1h30m; off: never) [default: dock.cfg's idle_stop, else 1h]
+    #[arg(long, value_name = "DURATION|off", value_parser = parse_limit)]
+    pub idle_stop: Option<Limit>,
+    /// A persistent spot instance (cheaper; AWS may stop it when it needs the capacity)
+    /// [default: dock.cfg's spot, else on-demand]
+    #[arg(long, conflicts_with = "on_demand")]
+    pub spot: bool,
+    /// An on-demand instance, whatever dock.cfg's spot says
+    #[arg(long)]
+    pub on_demand: bool,
     /// Show what would be launched, create nothing
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+fn parse_limit(text: &str) -> std::result::Result<Limit, String> {
+    Limit::parse(text).map_err(|e| e.to_string())
 }
 
 /// Everything the RunInstances call will carry.
@@ -78,6 +101,10 @@ pub struct Launch {
     pub device_name: String,
     pub tags: Vec<(String, String)>,
     pub user: String,
+    /// A persistent spot request that stops (not terminates) the instance when interrupted.
+    pub spot: bool,
+    /// The watcher's limit, in the user data.
+    pub idle_stop: Limit,
 }
 
 impl Launch {
@@ -126,7 +153,35 @@ impl Launch {
                 .join(" "),
         ));
         rows.push(("ssh user", self.user.clone()));
-        rows.push(("Termination protection", "on".into()));
+        rows.push((
+            "Market",
+            if self.spot {
+                "spot (a persistent request: an interruption stops the dock, start-dock \
+                 brings it back)"
+                    .into()
+            } else {
+                "on-demand".into()
+            },
+        ));
+        rows.push(("Shut down from inside", "stop (never terminate)".into()));
+        rows.push((
+            "Idle stop",
+            match self.idle_stop {
+                Limit::Off => "off (the watcher in the user data only records)".into(),
+                limit => format!(
+                    "after {limit} with no ssh session, running container or docker activity \
+                     (the watcher in the user data)"
+                ),
+            },
+        ));
+        rows.push((
+            "Termination protection",
+            if self.spot {
+                "off (EC2 has none for spot instances)".into()
+            } else {
+                "on".into()
+            },
+        ));
         rows.iter()
             .map(|(k, v)| format!("  {k:<24}{v}\n"))
             .collect()
@@ -184,7 +239,23 @@ pub fn plan_launch(args: &Args, cfg: &DockCfg, user: &str, env_dock_user: Option
             .or_else(|| cfg.user.clone())
             .or_else(|| env_dock_user.map(str::to_string))
             .unwrap_or_else(|| "ubuntu".into()),
+        spot: if args.on_demand {
+            false
+        } else {
+            args.spot || cfg.spot.unwrap_or(false)
+        },
+        idle_stop: args
+            .idle_stop
+            .or(cfg.idle_stop)
+            .unwrap_or(idle::DEFAULT_LIMIT),
         name,
+    }
+}
+
+impl Launch {
+    /// The instance's user data: the watcher's installer (cloud-init runs it at first boot).
+    pub fn user_data(&self) -> String {
+        idle::installer(self.idle_stop)
     }
 }
 
@@ -201,7 +272,13 @@ fn run_instance(aws: &Aws, launch: &Launch) -> Result<(String, Option<String>)> 
         .instance_type(InstanceType::from(launch.instance_type.as_str()))
         .min_count(1)
         .max_count(1)
-        .disable_api_termination(true)
+        // EC2 has no termination protection for spot instances (RunInstances refuses it).
+        .disable_api_termination(!launch.spot)
+        .instance_initiated_shutdown_behavior(ShutdownBehavior::Stop)
+        .user_data(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            launch.user_data(),
+        ))
         .block_device_mappings(
             BlockDeviceMapping::builder()
                 .device_name(&launch.device_name)
@@ -224,6 +301,19 @@ fn run_instance(aws: &Aws, launch: &Launch) -> Result<(String, Option<String>)> 
         .set_subnet_id(launch.subnet_id.clone());
     if !launch.security_group_ids.is_empty() {
         req = req.set_security_group_ids(Some(launch.security_group_ids.clone()));
+    }
+    if launch.spot {
+        req = req.instance_market_options(
+            InstanceMarketOptionsRequest::builder()
+                .market_type(MarketType::Spot)
+                .spot_options(
+                    SpotMarketOptions::builder()
+                        .spot_instance_type(SpotInstanceType::Persistent)
+                        .instance_interruption_behavior(InstanceInterruptionBehavior::Stop)
+                        .build(),
+                )
+                .build(),
+        );
     }
     if let Some(profile) = &launch.iam_instance_profile {
         let spec = IamInstanceProfileSpecification::builder();
@@ -313,7 +403,9 @@ fn run(args: &Args) -> Result<i32> {
     println!("Created instance {id} ({})", launch.name);
     // RunInstances asked for it already; said again on its own, because some
     // AWS-compatible endpoints (moto, for one) ignore it at launch.
-    ec2::set_termination_protection(&aws, &id, true)?;
+    if !launch.spot {
+        ec2::set_termination_protection(&aws, &id, true)?;
+    }
     let info = match ec2::wait(&aws, &id, Goal::Running) {
         Ok(info) => info,
         Err(e @ Error::Interrupted(_)) => {
@@ -428,5 +520,30 @@ mod tests {
             ),
             ("bo-dock", "c5.xlarge", 100, "ubuntu")
         );
+        assert_eq!((bare.spot, bare.idle_stop), (false, idle::DEFAULT_LIMIT));
+    }
+
+    #[test]
+    fn spot_and_idle_stop_from_flags_then_dock_cfg() {
+        let cfg = dock_cfg::parse("spot=true\nidle_stop=2h\n", std::path::Path::new("/d")).unwrap();
+        let plan = |argv: &[&str]| {
+            let args = Args::parse_from([&["create-dock"], argv].concat());
+            plan_launch(&args, &cfg, "ann", None)
+        };
+        let from_cfg = plan(&[]);
+        assert_eq!(
+            (from_cfg.spot, from_cfg.idle_stop),
+            (true, Limit::After(7200))
+        );
+        let flags = plan(&["--on-demand", "--idle-stop", "off"]);
+        assert_eq!((flags.spot, flags.idle_stop), (false, Limit::Off));
+        assert!(flags.user_data().ends_with("install off\n"));
+        let shown = from_cfg.display("us-east-1");
+        assert!(shown.contains("spot (a persistent request"), "{shown}");
+        assert!(shown.contains("after 2h00m with no ssh session"), "{shown}");
+        assert!(shown.contains("off (EC2 has none for spot"), "{shown}");
+        assert!(shown.contains("stop (never terminate)"), "{shown}");
+        assert!(Args::try_parse_from(["create-dock", "--idle-stop", "1h; reboot"]).is_err());
+        assert!(Args::try_parse_from(["create-dock", "--spot", "--on-demand"]).is_err());
     }
 }

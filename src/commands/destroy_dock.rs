@@ -1,4 +1,5 @@
-//! `destroy-dock NAME`: terminate a dock's EC2 instance and unregister it.
+//! `destroy-dock NAME`: terminate a dock's EC2 instance and unregister it (a spot dock's
+//! persistent request is cancelled first, or it would launch the dock again).
 
 use crate::aws::ec2::{self, Goal, InstanceInfo};
 use crate::aws::{Aws, AwsArgs, api_error};
@@ -87,14 +88,30 @@ fn finish(
         crate::dock::hosts::after_change("destroy-dock", None);
         return Ok(0);
     };
-    if !super::confirm(
-        &format!("Terminate {label}? Its disk is deleted."),
-        args.yes,
-    )? {
+    let spot_request = if instance.is_spot() {
+        ec2::spot_request_of(aws, &instance)?
+    } else {
+        None
+    };
+    let question = match &spot_request {
+        Some(r) => {
+            format!("Terminate {label}? Its disk is deleted, and its spot request {r} cancelled.")
+        }
+        None => format!("Terminate {label}? Its disk is deleted."),
+    };
+    if !super::confirm(&question, args.yes)? {
         println!("Canceled");
         return Ok(0);
     }
-    ec2::set_termination_protection(aws, &instance.id, false)?;
+    // A persistent spot request would launch the dock again once its instance is gone.
+    if let Some(request) = &spot_request {
+        ec2::cancel_spot_request(aws, request)?;
+        println!("Cancelled spot request {request}");
+    }
+    // Spot instances have no termination protection to lift.
+    if !instance.is_spot() {
+        ec2::set_termination_protection(aws, &instance.id, false)?;
+    }
     aws.block_on(ec2::interruptible(
         aws.ec2()
             .terminate_instances()

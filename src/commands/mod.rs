@@ -10,6 +10,7 @@ pub mod deploy_image;
 pub mod destroy_dock;
 pub mod dock_env;
 pub mod genversion;
+pub mod idle_stop;
 pub mod init;
 pub mod ls_dock;
 pub mod nb_dock;

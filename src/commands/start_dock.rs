@@ -96,6 +96,7 @@ mod tests {
             private_ip: private.map(str::to_string),
             public_ip: public.map(str::to_string),
             name: None,
+            ..InstanceInfo::default()
         }
     }
 

@@ -11,15 +11,19 @@
 //! ami_name="ubuntu-docker"         # or ami_id="ami-…"
 //! instance_type="c5.xlarge"
 //! volume_size=100
+//! idle_stop="1h"                   # or off
+//! spot=true
+//! price_per_hour="p3.2xlarge=3.06 c5.xlarge=0.17"   # or one number for every dock
 //! ```
 
+use crate::dock::idle::Limit;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_INSTANCE_TYPE: &str = "c5.xlarge";
 pub const DEFAULT_VOLUME_SIZE: i32 = 100;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DockCfg {
     pub key_name: Option<String>,
     pub security_group_ids: Vec<String>,
@@ -35,9 +39,34 @@ pub struct DockCfg {
     pub device_name: Option<String>,
     /// The ssh user registered for new docks.
     pub user: Option<String>,
+    /// The idle-stop limit of new docks.
+    pub idle_stop: Option<Limit>,
+    /// Launch new docks as spot instances.
+    pub spot: Option<bool>,
+    /// What a dock costs an hour, for ls-dock: one price for every instance type, and
+    /// prices by type (which win).
+    pub price_per_hour: Prices,
     /// Keys this version does not know (reported, not fatal: old files keep working).
     pub unknown: Vec<String>,
     pub path: PathBuf,
+}
+
+/// `price_per_hour=`: `0.17` (every dock) or `p3.2xlarge=3.06 c5.xlarge=0.17` words.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prices {
+    pub any: Option<f64>,
+    pub by_type: Vec<(String, f64)>,
+}
+
+impl Prices {
+    /// The price of an hour of this instance type, if dock.cfg says it.
+    pub fn of(&self, instance_type: &str) -> Option<f64> {
+        self.by_type
+            .iter()
+            .find(|(t, _)| t == instance_type)
+            .map(|(_, p)| *p)
+            .or(self.any)
+    }
 }
 
 pub fn path() -> PathBuf {
@@ -131,6 +160,48 @@ pub fn parse(text: &str, path: &Path) -> Result<DockCfg> {
             "volume_type" => cfg.volume_type = Some(value),
             "device_name" => cfg.device_name = Some(value),
             "user" | "dock_user" => cfg.user = Some(value),
+            "idle_stop" => {
+                cfg.idle_stop = Some(
+                    Limit::parse(&value).map_err(|e| err(line_no, format!("idle_stop: {e}")))?,
+                )
+            }
+            "spot" => {
+                cfg.spot = Some(match value.to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" | "on" => true,
+                    "false" | "no" | "0" | "off" | "" => false,
+                    _ => {
+                        return Err(err(
+                            line_no,
+                            format!("spot is true or false, not `{value}`"),
+                        ));
+                    }
+                })
+            }
+            "price_per_hour" => {
+                let price = |word: &str, what: &str| {
+                    word.parse::<f64>()
+                        .ok()
+                        .filter(|p| p.is_finite() && *p >= 0.0)
+                        .ok_or_else(|| {
+                            err(
+                                line_no,
+                                format!(
+                                    "price_per_hour: `{what}` is not a price (a number of \
+                                     dollars, e.g. 0.17, or TYPE=PRICE words)"
+                                ),
+                            )
+                        })
+                };
+                for word in value.split_whitespace() {
+                    match word.split_once('=') {
+                        Some((kind, p)) => {
+                            let p = price(p, word)?;
+                            cfg.price_per_hour.by_type.push((kind.to_string(), p));
+                        }
+                        None => cfg.price_per_hour.any = Some(price(word, word)?),
+                    }
+                }
+            }
             other => cfg.unknown.push(other.to_string()),
         }
     }
@@ -200,6 +271,37 @@ something_else=1
         assert_eq!(cfg.volume_size, Some(50));
         assert_eq!(cfg.ami_name.as_deref(), Some("$(rm -rf /)"));
         assert_eq!(cfg.unknown, ["something_else"]);
+    }
+
+    #[test]
+    fn idle_stop_spot_and_prices() {
+        let cfg = parse(
+            "idle_stop=90m\nspot=yes\nprice_per_hour=\"p3.2xlarge=3.06 0.1\"\n",
+            Path::new("/d.cfg"),
+        )
+        .unwrap();
+        assert_eq!(cfg.idle_stop, Some(Limit::After(5400)));
+        assert_eq!(cfg.spot, Some(true));
+        assert_eq!(cfg.price_per_hour.of("p3.2xlarge"), Some(3.06));
+        assert_eq!(cfg.price_per_hour.of("t3.micro"), Some(0.1));
+        let off = parse("idle_stop=off\nspot=false\n", Path::new("/d.cfg")).unwrap();
+        assert_eq!((off.idle_stop, off.spot), (Some(Limit::Off), Some(false)));
+        assert_eq!(off.price_per_hour.of("t3.micro"), None);
+        for (line, says) in [
+            (
+                "idle_stop=soon",
+                "/d.cfg:1: idle_stop: `soon` is not an idle limit",
+            ),
+            ("spot=maybe", "/d.cfg:1: spot is true or false, not `maybe`"),
+            (
+                "price_per_hour=t3.micro=cheap",
+                "/d.cfg:1: price_per_hour: `t3.micro=cheap`",
+            ),
+            ("price_per_hour=-1", "/d.cfg:1: price_per_hour: `-1`"),
+        ] {
+            let e = parse(line, Path::new("/d.cfg")).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{line}: {e}");
+        }
     }
 
     #[test]

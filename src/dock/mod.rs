@@ -18,6 +18,7 @@ pub mod cfg;
 pub mod compress;
 pub mod context;
 pub mod hosts;
+pub mod idle;
 pub mod session;
 pub mod ssh;
 pub mod ssh_config;

@@ -2,6 +2,8 @@
 //! and the user commands under their installed names.
 #![allow(dead_code)]
 
+pub(crate) mod moto;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
