@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 
 #[derive(Debug, Clone)]
-pub struct Context {
+pub(crate) struct Context {
     pub user: String,
     pub home: String,
     pub env: HashMap<String, String>,
@@ -16,7 +16,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn from_process() -> Context {
+    pub(crate) fn from_process() -> Context {
         Context {
             user: crate::project::user_name(),
             home: dirs::home_dir()
@@ -31,12 +31,12 @@ impl Context {
 
     /// Local time as `yy-mm-dd_HH.MM.SS` (container names, as the original). Only asked
     /// for when needed: it reads the time zone.
-    pub fn timestamp(&self) -> String {
+    pub(crate) fn timestamp(&self) -> String {
         local_timestamp()
     }
 
     /// A non-empty environment variable.
-    pub fn var(&self, name: &str) -> Option<&str> {
+    pub(crate) fn var(&self, name: &str) -> Option<&str> {
         self.env
             .get(name)
             .map(String::as_str)
@@ -44,11 +44,11 @@ impl Context {
     }
 
     /// Docked: the shell was pointed at a dock (`source dock NAME` sets `DOCKER_IP`).
-    pub fn docked(&self) -> bool {
+    pub(crate) fn docked(&self) -> bool {
         self.var("DOCKER_IP").is_some()
     }
 
-    pub fn expand_env(&self, text: &str) -> Result<String, String> {
+    pub(crate) fn expand_env(&self, text: &str) -> Result<String, String> {
         crate::project::expand::env_vars_with(text, |name| self.env.get(name).cloned())
     }
 }

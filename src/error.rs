@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// Exit code of usage errors (bad flags, unknown image), as clap and argparse use.
-pub const USAGE: i32 = 2;
+pub(crate) const USAGE: i32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -203,10 +203,10 @@ impl Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Print an error the way every command does: `error: …` then `hint: …`.
-pub fn report(prog: &str, err: &Error) {
+pub(crate) fn report(prog: &str, err: &Error) {
     eprintln!("{prog}: error: {err}");
     if let Some(hint) = err.hint() {
         eprintln!("{prog}: hint: {hint}");
@@ -214,18 +214,18 @@ pub fn report(prog: &str, err: &Error) {
 }
 
 /// Reports an error the usual way and returns its exit code.
-pub fn fail(prog: &str, err: &Error) -> i32 {
+pub(crate) fn fail(prog: &str, err: &Error) -> i32 {
     report(prog, err);
     err.exit_code()
 }
 
 /// Prints a warning the way errors are printed (`prog: warning: …`, then the hint).
-pub fn warn(prog: &str, text: &str) {
+pub(crate) fn warn(prog: &str, text: &str) {
     eprintln!("{prog}: warning: {text}");
 }
 
 /// A warning of an error that does not stop the command, with its hint.
-pub fn warn_error(prog: &str, e: &Error) {
+pub(crate) fn warn_error(prog: &str, e: &Error) {
     warn(prog, &e.to_string());
     if let Some(hint) = e.hint() {
         eprintln!("{prog}: hint: {hint}");

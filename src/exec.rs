@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::process::ExitStatus;
 
 /// Exit code for a plan interrupted between steps.
-pub const INTERRUPTED: i32 = 130;
+pub(crate) const INTERRUPTED: i32 = 130;
 
 use crate::process::{install_signal_handlers, interrupted};
 
@@ -37,7 +37,7 @@ fn announce(text: &str) {
 }
 
 /// Runs the plan and returns the exit code.
-pub fn execute(prog: &str, plan: &Plan) -> i32 {
+pub(crate) fn execute(prog: &str, plan: &Plan) -> i32 {
     install_signal_handlers();
     let mut rc = 0;
     for step in &plan.steps {
@@ -580,7 +580,7 @@ fn log_once(
 }
 
 /// Prints the plan (`--dry-run`) or runs it; reports a planning error. Returns the exit code.
-pub fn finish(prog: &str, dry_run: bool, planned: crate::error::Result<Plan>) -> i32 {
+pub(crate) fn finish(prog: &str, dry_run: bool, planned: crate::error::Result<Plan>) -> i32 {
     match planned {
         Err(e) => crate::error::fail(prog, &e),
         Ok(plan) if dry_run => {

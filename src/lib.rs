@@ -6,19 +6,26 @@
 //! process, `deploy-image` runs its steps one at a time around a watch, `serve-hooks` is
 //! a server (ARCHITECTURE.md, "Where the shape is not yet kept").
 
-pub mod aws;
-pub mod cli;
-pub mod commands;
-pub mod context;
-pub mod dock;
-pub mod engine;
-pub mod error;
-pub mod exec;
-pub mod plan;
-pub mod process;
-pub mod project;
-pub mod service;
-pub mod time;
-pub mod transfer;
+mod aws;
+mod cli;
+mod commands;
+mod context;
+mod dock;
+mod engine;
+mod error;
+mod exec;
+mod plan;
+mod process;
+mod project;
+mod service;
+mod time;
+mod transfer;
 
 pub use cli::main;
+
+/// What the integration tests use of the library itself (the idle watcher's installer,
+/// run for real on the test dock); everything else is tested through the commands.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::dock::idle::{Limit, installer};
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// One word of a command line. A secret word is passed as is and shown masked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arg {
+pub(crate) struct Arg {
     pub value: String,
     pub secret: bool,
 }
@@ -31,7 +31,7 @@ impl From<String> for Arg {
 
 /// An environment variable set for the child only (the rest is inherited).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvVar {
+pub(crate) struct EnvVar {
     pub name: String,
     pub value: String,
     pub secret: bool,
@@ -39,7 +39,7 @@ pub struct EnvVar {
 
 /// What a failure of this step means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnFailure {
+pub(crate) enum OnFailure {
     /// Stop the plan and exit with the step's exit code.
     Stop,
     /// `docker rmi` of an image that may not exist: "No such image" is fine, anything
@@ -55,7 +55,7 @@ pub enum OnFailure {
 
 /// What an [`OnFailure::Explain`] step's known failure means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     pub code: i32,
     pub error: String,
     pub hint: String,
@@ -63,7 +63,7 @@ pub struct Explanation {
 
 /// One program to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     pub program: String,
     pub args: Vec<Arg>,
     pub env: Vec<EnvVar>,
@@ -77,8 +77,8 @@ pub struct Invocation {
     /// stdin of the command is inherited.
     pub stdin: Option<Arg>,
     /// How the printed line shows `stdin` when its text is too long to print (a script):
-    /// `< LABEL`. (Boxed: a `Step` stays small.)
-    pub stdin_label: Option<Box<String>>,
+    /// `< LABEL`.
+    pub stdin_label: Option<Box<str>>,
     /// Its output (stdout and stderr merged) goes to size-rotated log files instead of
     /// ours, framed by banners (`run-image --log`).
     pub log: Option<LogTo>,
@@ -93,18 +93,18 @@ pub struct Invocation {
 
 /// The image of a `docker run` (`name:tag`) and the `docker/` subdirectory it is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunsImage {
+pub(crate) struct RunsImage {
     pub reference: String,
     pub subdir: String,
 }
 
 /// The most names tried for one container (the name, then `_2` … `_100`).
-pub const NAME_TRIES: usize = 100;
+pub(crate) const NAME_TRIES: usize = 100;
 
 /// Where a run's output goes with `run-image --log`: a directory of size-rotated files
 /// (`crate::service::logrotate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogTo {
+pub(crate) struct LogTo {
     pub dir: PathBuf,
     /// Largest size of a file, in bytes.
     pub max_size: u64,
@@ -117,7 +117,7 @@ pub struct LogTo {
 impl LogTo {
     /// How `--dry-run` shows it, after the command: shell that appends to the same file,
     /// and a comment on the rotation.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         format!(
             ">> {} 2>&1  # rotated in {}: files of {} bytes, {} kept",
             quote(
@@ -134,7 +134,7 @@ impl LogTo {
 }
 
 impl Invocation {
-    pub fn new(program: &str, cwd: PathBuf) -> Self {
+    pub(crate) fn new(program: &str, cwd: PathBuf) -> Self {
         Invocation {
             program: program.into(),
             args: vec![],
@@ -153,7 +153,7 @@ impl Invocation {
 
     /// The command with its container name made unique for try `n` (1: as planned;
     /// then `NAME_2`, `NAME_3`, …).
-    pub fn with_name_try(&self, n: usize) -> Invocation {
+    pub(crate) fn with_name_try(&self, n: usize) -> Invocation {
         let mut inv = self.clone();
         if let Some(arg) = self.unique_name.and_then(|i| inv.args.get_mut(i))
             && n > 1
@@ -164,28 +164,28 @@ impl Invocation {
     }
 
     /// The container name that may get a suffix, as planned.
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         self.unique_name
             .and_then(|i| self.args.get(i))
             .map(|a| a.value.as_str())
     }
 
-    pub fn arg(mut self, a: impl Into<Arg>) -> Self {
+    pub(crate) fn arg(mut self, a: impl Into<Arg>) -> Self {
         self.args.push(a.into());
         self
     }
 
-    pub fn args<A: Into<Arg>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
+    pub(crate) fn args<A: Into<Arg>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
-    pub fn argv(&self) -> Vec<&str> {
+    pub(crate) fn argv(&self) -> Vec<&str> {
         self.args.iter().map(|a| a.value.as_str()).collect()
     }
 
     /// The command line as a shell would take it, secrets masked: what is printed.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         let mut line = String::new();
         for var in &self.env {
             let value = if var.secret {
@@ -219,7 +219,7 @@ impl Invocation {
     }
 }
 
-pub const MASK: &str = "****";
+pub(crate) const MASK: &str = "****";
 
 /// `NAME=secret` shows as `NAME=****`; a bare secret as `****`.
 fn mask_word(word: &str) -> String {
@@ -230,7 +230,7 @@ fn mask_word(word: &str) -> String {
 }
 
 /// Shell-quotes a word so that the printed line can be pasted into a shell.
-pub fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         return word.into();
@@ -240,8 +240,10 @@ pub fn quote(word: &str) -> String {
         .unwrap_or_else(|_| format!("'{}'", word.replace('\0', "").replace('\'', r"'\''")))
 }
 
+// A plan holds a handful of steps, nearly all `Run`: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     Run(Invocation),
     /// Copy a file (pip.conf.template to pip.conf for a build).
     Copy {
@@ -265,7 +267,7 @@ pub enum Step {
 
 impl Step {
     /// How `--dry-run` shows the step: shell that would do the same.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             Step::Run(inv) => {
                 let mut shown = String::new();
@@ -302,18 +304,18 @@ impl Step {
 
 /// Steps run in order until one fails; `cleanup` runs afterwards whatever happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub steps: Vec<Step>,
     pub cleanup: Vec<Step>,
 }
 
 impl Plan {
-    pub fn run(&mut self, inv: Invocation) {
+    pub(crate) fn run(&mut self, inv: Invocation) {
         self.steps.push(Step::Run(inv));
     }
 
     /// Every invocation of the plan, in order (for tests and callers that inspect it).
-    pub fn invocations(&self) -> impl Iterator<Item = &Invocation> {
+    pub(crate) fn invocations(&self) -> impl Iterator<Item = &Invocation> {
         self.steps
             .iter()
             .chain(&self.cleanup)
@@ -324,7 +326,7 @@ impl Plan {
     }
 
     /// The `--dry-run` listing: a script that would do what the plan does.
-    pub fn script(&self) -> String {
+    pub(crate) fn script(&self) -> String {
         let mut out = String::new();
         let mut cwd: Option<&PathBuf> = None;
         for step in self.steps.iter().chain(&self.cleanup) {

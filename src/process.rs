@@ -41,7 +41,7 @@ static HANDLERS: AtomicI32 = AtomicI32::new(0);
 /// signal sent to us alone is passed on to every running child. Installed once per
 /// process: signal_hook_registry adds an action per call, and every plan, build and EC2
 /// wait poll calls this, so a second install would send one signal several times.
-pub fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(register_handlers);
 }
@@ -68,12 +68,12 @@ fn register_handlers() {
 }
 
 /// Did a SIGINT, SIGTERM, SIGHUP or SIGQUIT arrive since the handlers were installed?
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// The command of a planned invocation: its program, argv, environment and directory.
-pub fn command(inv: &Invocation) -> Command {
+pub(crate) fn command(inv: &Invocation) -> Command {
     // std spawns with posix_spawn (vfork) unless a directory is set or a `pre_exec` is
     // given: set the directory only when it differs.
     let mut command = Command::new(&inv.program);
@@ -89,7 +89,7 @@ pub fn command(inv: &Invocation) -> Command {
 
 /// A running child. Waiting through it (not through the `Child` it derefs to, for the
 /// pipes) takes it off the list that signals are passed on to.
-pub struct Running {
+pub(crate) struct Running {
     /// Always `Some` but inside `wait_with_output`, which takes it.
     child: Option<Child>,
     slot: Option<usize>,
@@ -102,13 +102,13 @@ impl Running {
         }
     }
 
-    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+    pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
         let status = self.deref_mut().wait();
         self.forget();
         status
     }
 
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         let status = self.deref_mut().try_wait();
         if !matches!(status, Ok(None)) {
             self.forget();
@@ -116,7 +116,7 @@ impl Running {
         status
     }
 
-    pub fn wait_with_output(mut self) -> io::Result<Output> {
+    pub(crate) fn wait_with_output(mut self) -> io::Result<Output> {
         let child = self.child.take().expect("a running child");
         let out = child.wait_with_output();
         self.forget();
@@ -124,7 +124,7 @@ impl Running {
     }
 
     /// SIGKILL, then reap it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.deref_mut().kill();
         let _ = self.wait();
     }
@@ -150,7 +150,7 @@ impl Drop for Running {
 }
 
 /// Starts `command`: it dies with us, and signals sent to us are passed on to it.
-pub fn spawn(command: &mut Command) -> io::Result<Running> {
+pub(crate) fn spawn(command: &mut Command) -> io::Result<Running> {
     die_with_us(command);
     let child = command.spawn()?;
     let pid = child.id() as i32;
@@ -167,7 +167,7 @@ pub fn spawn(command: &mut Command) -> io::Result<Running> {
 /// Starts `command` in a process group of its own: it dies with us, but neither a
 /// terminal's Ctrl-C nor a signal sent to us reaches it; the caller ends it (an ssh
 /// tunnel that must outlive the container it serves until that has stopped).
-pub fn spawn_in_own_group(command: &mut Command) -> io::Result<Running> {
+pub(crate) fn spawn_in_own_group(command: &mut Command) -> io::Result<Running> {
     die_with_us(command);
     let child = command.process_group(0).spawn()?;
     Ok(Running {
@@ -178,17 +178,17 @@ pub fn spawn_in_own_group(command: &mut Command) -> io::Result<Running> {
 
 /// Starts `command` to outlive us: its own process group, no signal passed on, no death
 /// signal (nb-dock's tunnel, which `nb-dock --stop` ends later; a browser).
-pub fn spawn_detached(command: &mut Command) -> io::Result<Child> {
+pub(crate) fn spawn_detached(command: &mut Command) -> io::Result<Child> {
     command.process_group(0).spawn()
 }
 
 /// Runs `command` with the stdio it was given (ours by default) and waits for it.
-pub fn run(command: &mut Command) -> io::Result<ExitStatus> {
+pub(crate) fn run(command: &mut Command) -> io::Result<ExitStatus> {
     spawn(command)?.wait()
 }
 
 /// Runs `command` with stdin closed, stdout and stderr captured.
-pub fn output(command: &mut Command) -> io::Result<Output> {
+pub(crate) fn output(command: &mut Command) -> io::Result<Output> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -197,13 +197,13 @@ pub fn output(command: &mut Command) -> io::Result<Output> {
 }
 
 /// Replaces this process with `command` (exec(2)); returns only when that fails.
-pub fn replace(command: &mut Command) -> io::Error {
+pub(crate) fn replace(command: &mut Command) -> io::Error {
     command.exec()
 }
 
 /// How a bounded call ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// It exited: its status and what it wrote to the pipes it was given.
     Exited(Output),
     /// It did not end within the bound: it was killed (with its process group).
@@ -218,7 +218,7 @@ pub enum Ended {
 /// a Ctrl-C at the terminal reaches us, not it, and the caller decides what it means;
 /// with `abandon_on_interrupt` the call is killed then. Piped stdout/stderr are read
 /// while it runs.
-pub fn bounded(
+pub(crate) fn bounded(
     mut command: Command,
     limit: Duration,
     abandon_on_interrupt: bool,

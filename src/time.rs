@@ -6,22 +6,22 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch now (0 for a clock before 1970).
-pub fn unix_secs() -> u64 {
+pub(crate) fn unix_secs() -> u64 {
     micros_since_epoch(SystemTime::now()) / 1_000_000
 }
 
 /// Microseconds since the epoch of `t` (0 before 1970).
-pub fn micros_since_epoch(t: SystemTime) -> u64 {
+pub(crate) fn micros_since_epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_micros() as u64
 }
 
 /// A calendar time: (year, month, day, hour, minute, second).
-pub type Civil = (i64, u32, u32, u32, u32, u32);
+pub(crate) type Civil = (i64, u32, u32, u32, u32, u32);
 
 /// The UTC calendar time of seconds since the epoch.
-pub fn civil(secs: u64) -> Civil {
+pub(crate) fn civil(secs: u64) -> Civil {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -44,7 +44,7 @@ pub fn civil(secs: u64) -> Civil {
 }
 
 /// Days since the epoch of a UTC calendar date (the inverse of [`civil`]'s date).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -55,18 +55,18 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The UTC calendar time now.
-pub fn utc_now() -> Civil {
+pub(crate) fn utc_now() -> Civil {
     civil(unix_secs())
 }
 
 /// `2024-05-01 03:00:00 UTC`
-pub fn utc_text(t: SystemTime) -> String {
+pub(crate) fn utc_text(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil(micros_since_epoch(t) / 1_000_000);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
 }
 
 /// The local calendar time now (TZ as the C library reads it).
-pub fn local_now() -> Civil {
+pub(crate) fn local_now() -> Civil {
     // SAFETY: time(2) and localtime_r(3) with valid pointers to locals.
     let tm = unsafe {
         let now = libc::time(std::ptr::null_mut());
@@ -85,7 +85,7 @@ pub fn local_now() -> Civil {
 }
 
 /// `0.512s`, `4m07s`, `2h03m09s`
-pub fn duration_text(d: Duration) -> String {
+pub(crate) fn duration_text(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
         0..60 => format!("{secs}.{:03}s", d.subsec_millis()),

@@ -180,8 +180,8 @@ impl Watcher {
     /// What `create-dock` puts in the user data and `idle-stop --set` sends: the installer,
     /// run by sh with its text on stdin.
     fn install(&self, limit: &str) {
-        let limit = dockerutils::dock::idle::Limit::parse(limit).unwrap();
-        let script = dockerutils::dock::idle::installer(limit);
+        let limit = dockerutils::testing::Limit::parse(limit).unwrap();
+        let script = dockerutils::testing::installer(limit);
         let mut child = self
             .ssh(&format!(
                 "DOCKERUTILS_IDLE_ROOT={} sh -s",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// What dockerutils needs to know of an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InstanceInfo {
+pub(crate) struct InstanceInfo {
     pub id: String,
     pub state: String,
     pub instance_type: String,
@@ -64,18 +64,18 @@ impl InstanceInfo {
         }
     }
 
-    pub fn is_spot(&self) -> bool {
+    pub(crate) fn is_spot(&self) -> bool {
         self.lifecycle.as_deref() == Some("spot")
     }
 
     /// Terminated instances linger in the API for a while: for a dock they are gone.
-    pub fn is_gone(&self) -> bool {
+    pub(crate) fn is_gone(&self) -> bool {
         matches!(self.state.as_str(), "terminated" | "shutting-down")
     }
 }
 
 /// The instance id a registration records (`DOCK_INSTANCE_ID`), if any.
-pub fn registered_instance_id(dock: &Dock) -> Option<&str> {
+pub(crate) fn registered_instance_id(dock: &Dock) -> Option<&str> {
     dock.extra
         .iter()
         .find(|(k, _)| k == "DOCK_INSTANCE_ID")
@@ -86,7 +86,7 @@ pub fn registered_instance_id(dock: &Dock) -> Option<&str> {
 /// Is this a registration of an EC2 dock: one create-dock made (its instance id), or one
 /// 2.0.7 provisioned through Service Catalog? A dock registered by `register-dock` alone
 /// may be any machine: ls-dock asks AWS nothing for it.
-pub fn is_ec2_registration(dock: &Dock) -> bool {
+pub(crate) fn is_ec2_registration(dock: &Dock) -> bool {
     registered_instance_id(dock).is_some()
         || dock
             .extra
@@ -95,7 +95,7 @@ pub fn is_ec2_registration(dock: &Dock) -> bool {
 }
 
 /// Every instance the filters select (all pages).
-pub fn describe(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<InstanceInfo>> {
+pub(crate) fn describe(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<InstanceInfo>> {
     let client = aws.ec2();
     let mut out = vec![];
     let mut token: Option<String> = None;
@@ -120,7 +120,7 @@ pub fn describe(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<InstanceInfo>> {
     Ok(out)
 }
 
-pub fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
         .name(name)
         .set_values(Some(values.into_iter().map(Into::into).collect()))
@@ -132,7 +132,7 @@ pub fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -
 /// Private addresses repeat across VPCs: when more than one live instance has the
 /// dock's IP, this is an error that lists them, never a guess (stop-dock and
 /// destroy-dock act on what this returns).
-pub fn instance_of(aws: &Aws, dock: &Dock) -> Result<Option<InstanceInfo>> {
+pub(crate) fn instance_of(aws: &Aws, dock: &Dock) -> Result<Option<InstanceInfo>> {
     let found = match registered_instance_id(dock) {
         Some(id) => describe(aws, vec![filter("instance-id", [id])])?,
         None => {
@@ -170,7 +170,7 @@ pub fn instance_of(aws: &Aws, dock: &Dock) -> Result<Option<InstanceInfo>> {
 }
 
 /// Like [`instance_of`], but a missing instance is an error saying what to do.
-pub fn require_instance(aws: &Aws, dock: &Dock) -> Result<InstanceInfo> {
+pub(crate) fn require_instance(aws: &Aws, dock: &Dock) -> Result<InstanceInfo> {
     if let Some(product) = dock
         .extra
         .iter()
@@ -212,7 +212,7 @@ pub fn require_instance(aws: &Aws, dock: &Dock) -> Result<InstanceInfo> {
 }
 
 /// Runs a future, giving up when the user presses Ctrl-C (or SIGTERM arrives).
-pub async fn interruptible<F: std::future::Future>(fut: F) -> Result<F::Output> {
+pub(crate) async fn interruptible<F: std::future::Future>(fut: F) -> Result<F::Output> {
     crate::process::install_signal_handlers();
     let watch = async {
         loop {
@@ -230,7 +230,7 @@ pub async fn interruptible<F: std::future::Future>(fut: F) -> Result<F::Output> 
 
 /// What to wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Goal {
+pub(crate) enum Goal {
     Running,
     /// Running, and both status checks (system and instance) pass.
     StatusOk,
@@ -251,7 +251,7 @@ impl Goal {
 
 /// Polls until the instance reaches the goal, showing its state as it goes (a spinner
 /// on a terminal, a line per change otherwise). Ctrl-C stops the wait, not the instance.
-pub fn wait(aws: &Aws, id: &str, goal: Goal) -> Result<InstanceInfo> {
+pub(crate) fn wait(aws: &Aws, id: &str, goal: Goal) -> Result<InstanceInfo> {
     let started = Instant::now();
     let spinner = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -362,7 +362,7 @@ fn status_checks(aws: &Aws, id: &str) -> Result<String> {
 }
 
 /// The newest image whose `Name` tag is `name` (owned by anyone the account can see).
-pub fn ami_by_name_tag(aws: &Aws, name: &str) -> Result<String> {
+pub(crate) fn ami_by_name_tag(aws: &Aws, name: &str) -> Result<String> {
     let out = aws
         .block_on(interruptible(
             aws.ec2()
@@ -395,7 +395,7 @@ pub fn ami_by_name_tag(aws: &Aws, name: &str) -> Result<String> {
 /// The spot request behind a spot instance: the one EC2 names on the instance, else the
 /// request whose instance it is. A persistent request outlives its instance and launches
 /// another: it is cancelled before the instance is terminated.
-pub fn spot_request_of(aws: &Aws, instance: &InstanceInfo) -> Result<Option<String>> {
+pub(crate) fn spot_request_of(aws: &Aws, instance: &InstanceInfo) -> Result<Option<String>> {
     if let Some(id) = &instance.spot_request {
         return Ok(Some(id.clone()));
     }
@@ -415,7 +415,7 @@ pub fn spot_request_of(aws: &Aws, instance: &InstanceInfo) -> Result<Option<Stri
         .map(str::to_string))
 }
 
-pub fn cancel_spot_request(aws: &Aws, request: &str) -> Result<()> {
+pub(crate) fn cancel_spot_request(aws: &Aws, request: &str) -> Result<()> {
     aws.block_on(interruptible(
         aws.ec2()
             .cancel_spot_instance_requests()
@@ -427,7 +427,7 @@ pub fn cancel_spot_request(aws: &Aws, request: &str) -> Result<()> {
 }
 
 /// What the instance does when shut down from inside (`stop` or `terminate`).
-pub fn shutdown_behavior(aws: &Aws, id: &str) -> Result<String> {
+pub(crate) fn shutdown_behavior(aws: &Aws, id: &str) -> Result<String> {
     let out = aws
         .block_on(interruptible(
             aws.ec2()
@@ -445,7 +445,7 @@ pub fn shutdown_behavior(aws: &Aws, id: &str) -> Result<String> {
 }
 
 /// Makes a shutdown from inside stop the instance, never terminate it.
-pub fn set_shutdown_behavior_stop(aws: &Aws, id: &str) -> Result<()> {
+pub(crate) fn set_shutdown_behavior_stop(aws: &Aws, id: &str) -> Result<()> {
     aws.block_on(interruptible(
         aws.ec2()
             .modify_instance_attribute()
@@ -459,7 +459,7 @@ pub fn set_shutdown_behavior_stop(aws: &Aws, id: &str) -> Result<()> {
 }
 
 /// Turns termination protection on or off.
-pub fn set_termination_protection(aws: &Aws, id: &str, on: bool) -> Result<()> {
+pub(crate) fn set_termination_protection(aws: &Aws, id: &str, on: bool) -> Result<()> {
     aws.block_on(interruptible(
         aws.ec2()
             .modify_instance_attribute()

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use base64::Engine as _;
 
 /// The account of the credentials (STS GetCallerIdentity), for `{account}`.
-pub fn account(aws: &Aws) -> Result<String> {
+pub(crate) fn account(aws: &Aws) -> Result<String> {
     let out = aws
         .block_on(interruptible(aws.sts().get_caller_identity().send()))?
         .map_err(|e| api_error("GetCallerIdentity", e))?;
@@ -17,7 +17,7 @@ pub fn account(aws: &Aws) -> Result<String> {
 }
 
 /// A registry login: user, password (a secret: never print it) and the registry address.
-pub struct Login {
+pub(crate) struct Login {
     pub user: String,
     pub password: String,
     pub endpoint: String,
@@ -26,7 +26,7 @@ pub struct Login {
 impl Login {
     /// The registry host the token is for: the proxy endpoint without its scheme
     /// (`https://123.dkr.ecr.us-east-1.amazonaws.com` -> `123.dkr.ecr…`).
-    pub fn registry(&self) -> &str {
+    pub(crate) fn registry(&self) -> &str {
         let e = self.endpoint.as_str();
         e.strip_prefix("https://")
             .or_else(|| e.strip_prefix("http://"))
@@ -35,7 +35,7 @@ impl Login {
     }
 }
 
-pub fn login(aws: &Aws) -> Result<Login> {
+pub(crate) fn login(aws: &Aws) -> Result<Login> {
     let out = aws
         .block_on(interruptible(aws.ecr().get_authorization_token().send()))?
         .map_err(|e| api_error("GetAuthorizationToken", e))?;
@@ -65,7 +65,7 @@ pub fn login(aws: &Aws) -> Result<Login> {
 }
 
 /// Creates the repository unless it exists. True when it was created.
-pub fn ensure_repository(aws: &Aws, name: &str) -> Result<bool> {
+pub(crate) fn ensure_repository(aws: &Aws, name: &str) -> Result<bool> {
     let out = aws.block_on(interruptible(
         aws.ecr().create_repository().repository_name(name).send(),
     ))?;

@@ -4,9 +4,9 @@
 //!
 //! Submodules: [`ec2`] (docks that are EC2 instances) and [`ecr`] (publish-image).
 
-pub mod ec2;
-pub mod ecr;
-pub mod pricing;
+pub(crate) mod ec2;
+pub(crate) mod ecr;
+pub(crate) mod pricing;
 
 use crate::error::{Error, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -16,7 +16,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Flags every AWS command takes.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct AwsArgs {
+pub(crate) struct AwsArgs {
     /// AWS API endpoint (LocalStack, moto…) [default: $AWS_ENDPOINT_URL, else AWS]
     #[arg(long, value_name = "URL", global = true)]
     pub endpoint_url: Option<String>,
@@ -28,7 +28,7 @@ pub struct AwsArgs {
 /// Regions this build knows (botocore's endpoint list, every partition). A region outside
 /// it is refused before any request, with `DOCKERUTILS_ANY_REGION=1` as the way out for a
 /// region newer than this list.
-pub const REGIONS: &[&str] = &[
+pub(crate) const REGIONS: &[&str] = &[
     "af-south-1",
     "ap-east-1",
     "ap-east-2",
@@ -78,7 +78,7 @@ pub const REGIONS: &[&str] = &[
 ];
 
 /// A loaded AWS configuration and the runtime its clients run on.
-pub struct Aws {
+pub(crate) struct Aws {
     pub config: SdkConfig,
     pub runtime: tokio::runtime::Runtime,
 }
@@ -86,7 +86,7 @@ pub struct Aws {
 impl Aws {
     /// Resolves region, endpoint and credentials; fails early, with the fix, when any
     /// is missing or wrong.
-    pub fn load(args: &AwsArgs) -> Result<Aws> {
+    pub(crate) fn load(args: &AwsArgs) -> Result<Aws> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -95,26 +95,26 @@ impl Aws {
         Ok(Aws { config, runtime })
     }
 
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
 
-    pub fn region(&self) -> String {
+    pub(crate) fn region(&self) -> String {
         self.config
             .region()
             .map(|r| r.to_string())
             .unwrap_or_default()
     }
 
-    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+    pub(crate) fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.config)
     }
 
-    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+    pub(crate) fn ecr(&self) -> aws_sdk_ecr::Client {
         aws_sdk_ecr::Client::new(&self.config)
     }
 
-    pub fn sts(&self) -> aws_sdk_sts::Client {
+    pub(crate) fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.config)
     }
 }
@@ -170,7 +170,7 @@ fn no_credentials(why: &str) -> Error {
 }
 
 /// A region must be one AWS has (a typo would otherwise surface as an unreachable host).
-pub fn check_region(region: &str, any: bool) -> Result<()> {
+pub(crate) fn check_region(region: &str, any: bool) -> Result<()> {
     if any || REGIONS.contains(&region) {
         return Ok(());
     }
@@ -198,7 +198,7 @@ pub fn check_region(region: &str, any: bool) -> Result<()> {
 }
 
 /// An AWS call's error, with the operation it was and what to do.
-pub fn api_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
+pub(crate) fn api_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -23,7 +23,7 @@ const PRICE_TTL: u64 = 24 * 3600;
 const FAILURE_TTL: u64 = 3600;
 
 /// Where the cache lives.
-pub fn cache_path() -> PathBuf {
+pub(crate) fn cache_path() -> PathBuf {
     dirs::cache_dir()
         .unwrap_or_else(|| dirs::home_dir().unwrap_or_default().join(".cache"))
         .join("dockerutils")
@@ -56,7 +56,7 @@ fn endpoint(aws: &Aws, region: &str) -> (String, &'static str) {
 /// The hourly price of each of `types` in `region` that is known: from the cache, else
 /// asked of the Price List (all at once, given up after `timeout`). The second value says
 /// why some could not be had, when a lookup failed.
-pub fn hourly_prices(
+pub(crate) fn hourly_prices(
     aws: &Aws,
     region: &str,
     types: &[String],
@@ -144,7 +144,7 @@ fn save(path: &std::path::Path, cache: &serde_json::Map<String, Value>) {
 }
 
 /// The GetProducts request for the on-demand Linux price of a type in a region.
-pub fn request_body(region: &str, kind: &str) -> String {
+pub(crate) fn request_body(region: &str, kind: &str) -> String {
     let term =
         |field: &str, value: &str| json!({"Type": "TERM_MATCH", "Field": field, "Value": value});
     json!({
@@ -165,7 +165,7 @@ pub fn request_body(region: &str, kind: &str) -> String {
 
 /// The price in a GetProducts answer: `None` when no product matched (Ok: the type has no
 /// such price), an error when the answer is not one.
-pub fn parse_answer(text: &str) -> Result<Option<f64>, String> {
+pub(crate) fn parse_answer(text: &str) -> Result<Option<f64>, String> {
     let doc: Value = serde_json::from_str(text).map_err(|_| "not a Price List answer")?;
     let Some(list) = doc["PriceList"].as_array() else {
         return Err("not a Price List answer".into());

@@ -14,10 +14,10 @@ use std::ffi::OsString;
 use std::io::Write;
 
 /// The environment variable that turns a run of the binary into a completion request.
-pub const VAR: &str = "_DOCKERUTILS_COMPLETE";
+pub(super) const VAR: &str = "_DOCKERUTILS_COMPLETE";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Shell {
+pub(super) enum Shell {
     Bash,
     Zsh,
     Fish,
@@ -48,14 +48,14 @@ impl Shell {
         installed binary.",
     after_help = "Enable (add the line to your shell's start-up file):\n  bash (~/.bashrc):                   source <(dockerutils completions bash)\n  zsh  (~/.zshrc, after compinit):    source <(dockerutils completions zsh)\n  fish (~/.config/fish/config.fish):  dockerutils completions fish | source"
 )]
-pub struct Args {
+pub(super) struct Args {
     /// The shell
     #[arg(value_enum)]
     pub shell: Shell,
 }
 
 /// The registration code for every command name, calling back into `binary`.
-pub fn script(shell: Shell, binary: &str) -> std::io::Result<String> {
+pub(super) fn script(shell: Shell, binary: &str) -> std::io::Result<String> {
     let mut buf = Vec::new();
     let names = cli::linked_names().chain(["dockerutils"]);
     for name in names {
@@ -66,7 +66,7 @@ pub fn script(shell: Shell, binary: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-pub fn main(argv: Vec<OsString>) -> i32 {
+pub(super) fn main(argv: Vec<OsString>) -> i32 {
     let args = Args::parse_from(argv);
     // The binary itself (links resolved), so completion works whatever PATH holds.
     let binary = std::env::current_exe()
@@ -87,7 +87,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
 /// Answers a completion request, when this run is one: `_DOCKERUTILS_COMPLETE=<shell>`
 /// and the words typed after `--` (the first is the command name as typed). Returns the
 /// exit code, or None for an ordinary run.
-pub fn try_complete(argv: &[OsString]) -> Option<i32> {
+pub(super) fn try_complete(argv: &[OsString]) -> Option<i32> {
     let shell = std::env::var(VAR).ok()?;
     if shell.is_empty() || shell == "0" {
         return None;

@@ -12,7 +12,7 @@ use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 use std::ffi::OsStr;
 
 /// The names install.sh links to the binary.
-pub fn linked_names() -> impl Iterator<Item = &'static str> {
+pub(super) fn linked_names() -> impl Iterator<Item = &'static str> {
     COMMANDS
         .iter()
         .filter(|e| !e.subcommand_only)
@@ -42,7 +42,7 @@ pub(super) fn man_page_completer() -> ArgValueCompleter {
 }
 
 /// `dockerutils` itself: every command as a subcommand.
-pub fn dockerutils() -> Command {
+pub(super) fn dockerutils() -> Command {
     Command::new("dockerutils")
         .version(env!("CARGO_PKG_VERSION"))
         .about(
@@ -131,7 +131,7 @@ fn image_names(which: Images) -> Vec<(String, String)> {
 }
 
 /// Registered docks: monikers, then IPs, with whom each reaches.
-pub fn dock_names() -> Vec<(String, String)> {
+pub(super) fn dock_names() -> Vec<(String, String)> {
     let docks = crate::dock::all();
     let mut out = vec![];
     for d in &docks {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
         $PREFIX/share/man/man1.",
     after_help = "Examples:\n  dockerutils man build-image | man -l -\n  dockerutils man --dir ~/.local/share/man/man1   # then: man build-image"
 )]
-pub struct Args {
+pub(super) struct Args {
     /// The command whose page to print [default: dockerutils]
     pub command: Option<String>,
     /// Write the pages into this directory (made if missing) instead of printing one
@@ -31,14 +31,14 @@ pub struct Args {
 }
 
 /// Every page's command name: the tool, then its commands.
-pub fn page_names() -> Vec<&'static str> {
+pub(super) fn page_names() -> Vec<&'static str> {
     std::iter::once("dockerutils")
         .chain(COMMANDS.iter().map(|e| e.name))
         .collect()
 }
 
 /// The page of `name`: its file name (`build-image.1`) and its roff text.
-pub fn page(name: &str) -> Result<(String, Vec<u8>)> {
+pub(super) fn page(name: &str) -> Result<(String, Vec<u8>)> {
     let source = format!("dockerutils {}", env!("CARGO_PKG_VERSION"));
     let mut out = Vec::new();
     let io = |e| Error::io(format!("cannot render the man page of {name}"), e);
@@ -115,7 +115,7 @@ fn write_pages(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(super) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let result = match (&args.dir, &args.command) {
         (Some(dir), Some(name)) => write_pages(dir, &[name]),

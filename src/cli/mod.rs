@@ -3,9 +3,9 @@
 //! `--list-commands`, usage, the clap definitions of completions and man pages are made,
 //! and the multi-call entry that picks a command by the name the binary was invoked as.
 
-pub mod completions;
-pub mod definitions;
-pub mod man;
+mod completions;
+mod definitions;
+mod man;
 
 use crate::commands::{
     self, auto_build, build_image, create_dock, deploy_image, destroy_dock, dock_env, genversion,
@@ -17,10 +17,10 @@ use clap::CommandFactory;
 use definitions::{Images, man_page_completer, with_docks, with_images};
 
 /// A command's entry point: its argv (its name first), its exit code.
-pub type Main = fn(Vec<std::ffi::OsString>) -> i32;
+pub(crate) type Main = fn(Vec<std::ffi::OsString>) -> i32;
 
 /// One command: everything the tool knows of it.
-pub struct Entry {
+pub(crate) struct Entry {
     pub name: &'static str,
     pub main: Main,
     /// Its clap definition (which `--help`, completions and man pages read), with the
@@ -33,12 +33,12 @@ pub struct Entry {
 
 impl Entry {
     /// The clap command, named as installed.
-    pub fn command(&self) -> clap::Command {
+    pub(crate) fn command(&self) -> clap::Command {
         (self.define)().name(self.name)
     }
 
     /// Its one-line description: the clap definition's `about`.
-    pub fn about(&self) -> String {
+    pub(crate) fn about(&self) -> String {
         self.command()
             .get_about()
             .map(|a| a.to_string())
@@ -47,7 +47,7 @@ impl Entry {
 }
 
 /// The entry of the command `name`.
-pub fn entry(name: &str) -> Option<&'static Entry> {
+pub(crate) fn entry(name: &str) -> Option<&'static Entry> {
     COMMANDS.iter().find(|e| e.name == name)
 }
 
@@ -75,7 +75,7 @@ const fn only_as_subcommand(
 
 /// Every command, in the order usage and the man page list them: the one list from
 /// which dispatch, `--list-commands`, usage, completions and man pages are made.
-pub const COMMANDS: &[Entry] = &[
+pub(crate) const COMMANDS: &[Entry] = &[
     linked("build-image", commands::build_image::main, || {
         with_images(build_image::Args::command(), "image", Images::Build)
     }),

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
     after_help = "Examples:\n  auto-build\n  auto-build --publish -j 2\n  */15 * * * * cd /srv/myproj && auto-build --publish >> /var/log/myproj-build.log 2>&1\n\n\
 dockerutils.cfg:\n  [prod]\n  source_branch=main          # build prod from main's committed tree\n  image_repo=aws\n  publication_tag={account}.dkr.ecr.{region}.amazonaws.com/{image}:{tag}"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Images to consider (with the images they are built from) [default: all]
     pub images: Vec<String>,
     /// Push each image built (publish-image, with its section's image_repo/publication_tag)
@@ -44,7 +44,7 @@ pub struct Args {
 }
 
 /// An exclusive, non-blocking lock on a file (flock): held until dropped.
-pub struct Lock {
+pub(crate) struct Lock {
     _file: std::fs::File,
 }
 
@@ -52,7 +52,7 @@ pub struct Lock {
 /// (`$XDG_RUNTIME_DIR/dockerutils`, else `~/.cache/dockerutils`, made 0700), never in the
 /// project. Not a predictable name in /tmp: another user could create it first and hold
 /// it, and every run would then do nothing.
-pub fn lock_path(root: &Path) -> Result<PathBuf> {
+pub(crate) fn lock_path(root: &Path) -> Result<PathBuf> {
     use sha2::Digest;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let hash = format!(
@@ -88,7 +88,7 @@ pub fn lock_path(root: &Path) -> Result<PathBuf> {
     Ok(dir.join(format!("auto-build-{}.lock", &hash[..16])))
 }
 
-pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
+pub(crate) fn try_lock(path: &Path) -> Result<Option<Lock>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -285,7 +285,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(rc)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("auto-build", run(&args))
 }

@@ -17,7 +17,7 @@ use clap::Parser;
         `all` builds every image (base first); `clean` removes the project's images.",
     after_help = "Examples:\n  build-image dev\n  build-image dev -f        # build docker/base first\n  build-image all -t v1.2\n  build-image clean\n  build-image dev --dry-run # print the docker commands only"
 )]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     pub request: Request,
     /// Print the commands that would run, and run nothing
@@ -25,7 +25,7 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
     let planned = Project::discover_here(&ctx.user).and_then(|p| {

@@ -31,7 +31,7 @@ Every dock stops (never terminates) when shut down from inside, and carries a wa
 stops it once idle for the limit: no ssh session, no running container, no docker activity \
 (docs/ec2.md)."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker of the new dock (as 2.0.7's positional dock name; same as -m)
     #[arg(value_name = "MONIKER")]
     pub dock: Option<String>,
@@ -85,7 +85,7 @@ fn parse_limit(text: &str) -> std::result::Result<Limit, String> {
 
 /// Everything the RunInstances call will carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launch {
+pub(crate) struct Launch {
     pub name: String,
     pub moniker: Option<String>,
     pub instance_type: String,
@@ -108,7 +108,7 @@ pub struct Launch {
 }
 
 impl Launch {
-    pub fn display(&self, region: &str) -> String {
+    pub(crate) fn display(&self, region: &str) -> String {
         let mut rows: Vec<(&str, String)> = vec![
             ("Name", self.name.clone()),
             (
@@ -189,7 +189,12 @@ impl Launch {
 }
 
 /// The launch, from flags, dock.cfg and the user. The AMI id is resolved by the caller.
-pub fn plan_launch(args: &Args, cfg: &DockCfg, user: &str, env_dock_user: Option<&str>) -> Launch {
+pub(crate) fn plan_launch(
+    args: &Args,
+    cfg: &DockCfg,
+    user: &str,
+    env_dock_user: Option<&str>,
+) -> Launch {
     let moniker = args.moniker.clone().or_else(|| args.dock.clone());
     let name = args
         .name
@@ -254,7 +259,7 @@ pub fn plan_launch(args: &Args, cfg: &DockCfg, user: &str, env_dock_user: Option
 
 impl Launch {
     /// The instance's user data: the watcher's installer (cloud-init runs it at first boot).
-    pub fn user_data(&self) -> String {
+    pub(crate) fn user_data(&self) -> String {
         idle::installer(self.idle_stop)
     }
 }
@@ -470,7 +475,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("create-dock", run(&args))
 }

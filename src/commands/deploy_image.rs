@@ -25,7 +25,7 @@ Ctrl-C during the watch rolls back (the new container is not yet confirmed); aft
 deploy finishes. Every docker call has a bound: DOCKERUTILS_DOCKER_TIMEOUT seconds (60; \
 pull: 20 times that), then docker is deemed hung and the deploy fails."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Image to deploy: a subdirectory of docker/ or a synthetic image whose section has service=NAME
     pub image: String,
     /// Seconds the new container must keep running, without a restart, before the old one is removed
@@ -65,7 +65,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     crate::commands::exit_code("deploy-image", run(&args))
 }

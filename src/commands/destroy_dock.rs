@@ -14,7 +14,7 @@ use clap::Parser;
     about = "Terminate a dock's EC2 instance (asks first; lifts termination protection) and unregister it",
     after_help = "Examples:\n  destroy-dock gpu-box\n  destroy-dock -y 10.0.3.7\n  destroy-dock i-0abc123def4567890   # an instance create-dock made but did not register"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock, or the id of an unregistered instance (i-…)
     pub name: String,
     /// Do not ask for confirmation (needed when not at a terminal)
@@ -130,7 +130,7 @@ fn finish(
     Ok(0)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("destroy-dock", run(&args))
 }

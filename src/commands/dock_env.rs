@@ -20,7 +20,7 @@ use clap::Parser;
     about = "Print the shell code that docks this shell to a dock (what `source dock NAME` evaluates)",
     after_help = "Usage from a shell (bash or zsh):\n  source dock gpu-box        # docker commands now run on gpu-box\n  castoff                    # back to the local engine\n\nIn scripts:\n  eval \"$(dockerutils dock-env gpu-box)\"\n\nDOCKERUTILS_DISABLE_PROMPT=1 leaves the prompt alone."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock
     #[arg(required_unless_present = "castoff")]
     pub name: Option<String>,
@@ -31,7 +31,7 @@ pub struct Args {
 
 /// The code for docking to `dock`, with the ssh shim in `shim_dir` first on PATH (none:
 /// ssh gets the dock's options from the generated ssh config).
-pub fn dock_code(dock: &Dock, shim_dir: Option<&str>) -> String {
+pub(crate) fn dock_code(dock: &Dock, shim_dir: Option<&str>) -> String {
     let marker = format!("[dock:{}] ", prompt_safe(dock.name()));
     let shim = match shim_dir {
         Some(dir) => format!(
@@ -76,7 +76,7 @@ fn prompt_safe(name: &str) -> String {
 }
 
 /// Undoes `dock_code`, leaving a Python venv's prompt as it was.
-pub const CASTOFF_CODE: &str = r#"if [ -n "$_DOCK_MONIKER" ]; then
+pub(crate) const CASTOFF_CODE: &str = r#"if [ -n "$_DOCK_MONIKER" ]; then
   PS1="${PS1//"$_DOCK_MONIKER"/}"
   if [ -n "$_OLD_VIRTUAL_PS1" ]; then export _OLD_VIRTUAL_PS1="${_OLD_VIRTUAL_PS1//"$_DOCK_MONIKER"/}"; fi
 fi
@@ -128,7 +128,7 @@ fn code(args: &Args) -> Result<String> {
     Ok(dock_code(&dock, Some(&shim.to_string_lossy())))
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     match code(&args) {
         Ok(code) => {

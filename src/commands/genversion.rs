@@ -17,13 +17,13 @@ use clap::Parser;
         setup.cfg and versioneer.py at the root) is left alone.",
     after_help = "Examples:\n  genversion\n  genversion --dry-run\n\nWithout versioneer, seal the version with a build arg instead:\n  [prod]\n  build_args=--build-arg VERSION={version}"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Print the command, run nothing
     #[arg(long)]
     pub dry_run: bool,
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
     let planned = Project::discover_here(&ctx.user).and_then(|project| {

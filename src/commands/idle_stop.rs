@@ -28,7 +28,7 @@ dockerutils.keep-awake=false) and no docker activity for the limit. --set needs 
 a password on the dock (as the ubuntu user of EC2's Ubuntu AMIs has), and makes the \
 instance stop, not terminate, when shut down from inside. See docs/ec2.md."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock [default: the current dock]
     pub name: Option<String>,
     /// The new limit: a duration (30m, 2h, 1h30m, 1d; at least 5m), or off (never stop)
@@ -46,13 +46,16 @@ fn parse_limit(text: &str) -> std::result::Result<Limit, String> {
 }
 
 /// The ssh that installs (or updates) the watcher on the dock with this limit.
-pub fn plan(dock: &Dock, limit: Limit) -> Plan {
+pub(crate) fn plan(dock: &Dock, limit: Limit) -> Plan {
     let mut inv = crate::dock::ssh::to_dock(dock, false, &[idle::install_command()]);
     inv.stdin = Some(Arg::from(idle::installer(limit)));
-    inv.stdin_label = Some(Box::new(format!(
-        "dockerutils-idle-installer.sh  # the idle watcher (templates/dockerutils-idle) and its \
-         systemd timer, limit {limit}"
-    )));
+    inv.stdin_label = Some(
+        format!(
+            "dockerutils-idle-installer.sh  # the idle watcher (templates/dockerutils-idle) and \
+             its systemd timer, limit {limit}"
+        )
+        .into(),
+    );
     inv.on_failure = OnFailure::Explain(Box::new(Explanation {
         code: idle::NO_ROOT,
         error: format!(
@@ -71,7 +74,7 @@ pub fn plan(dock: &Dock, limit: Limit) -> Plan {
 }
 
 /// What a dock's watcher says, in a sentence.
-pub fn describe(name: &str, state: &idle::State) -> String {
+pub(crate) fn describe(name: &str, state: &idle::State) -> String {
     let idle = state.idle().map(human).unwrap_or_else(|| "?".into());
     let active = state.active.as_deref().unwrap_or("none");
     match state.limit {
@@ -179,7 +182,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(code)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("idle-stop", run(&args))
 }

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A template: what `init NAME` writes for the image `NAME`.
-pub struct Template {
+pub(crate) struct Template {
     pub name: &'static str,
     pub about: &'static str,
     pub dockerfile: &'static str,
@@ -19,7 +19,7 @@ pub struct Template {
     pub cfg_section: &'static str,
 }
 
-pub const TEMPLATES: &[Template] = &[
+pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         name: "dev",
         about: "the project's dependencies; the code is mounted at run time, so edits are live",
@@ -41,7 +41,7 @@ pub const TEMPLATES: &[Template] = &[
 ];
 
 /// The project's `.dockerignore`, shared by every template.
-pub const DOCKERIGNORE: &str = include_str!("../../templates/init/dockerignore");
+pub(crate) const DOCKERIGNORE: &str = include_str!("../../templates/init/dockerignore");
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,7 +58,7 @@ pub const DOCKERIGNORE: &str = include_str!("../../templates/init/dockerignore")
         with a `builder` stage).",
     after_help = "Examples:\n  dockerutils init                 # the dev template\n  dockerutils init dev notebook prod\n  dockerutils init --list\n  dockerutils init prod --dry-run  # show what would be written"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Templates to scaffold, each as the image of its name [default: dev]
     #[arg(value_name = "TEMPLATE", value_parser = clap::builder::PossibleValuesParser::new(template_names()))]
     pub templates: Vec<String>,
@@ -74,7 +74,7 @@ fn template_names() -> Vec<&'static str> {
     TEMPLATES.iter().map(|t| t.name).collect()
 }
 
-pub fn template(name: &str) -> Result<&'static Template> {
+pub(crate) fn template(name: &str) -> Result<&'static Template> {
     TEMPLATES.iter().find(|t| t.name == name).ok_or_else(|| {
         Error::Usage(format!(
             "unknown template `{name}`; templates: {}",
@@ -85,7 +85,7 @@ pub fn template(name: &str) -> Result<&'static Template> {
 
 /// One thing init does (or does not do) to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Create the file, which does not exist.
     Write { path: PathBuf, content: String },
     /// The file exists: it is left as it is.
@@ -101,7 +101,7 @@ pub enum Action {
 }
 
 /// The templates named (`dev` when none is), each once, in the order given.
-pub fn selected(names: &[String]) -> Result<Vec<&'static Template>> {
+pub(crate) fn selected(names: &[String]) -> Result<Vec<&'static Template>> {
     if names.is_empty() {
         return Ok(vec![template("dev")?]);
     }
@@ -116,7 +116,7 @@ pub fn selected(names: &[String]) -> Result<Vec<&'static Template>> {
 }
 
 /// What `init` does in `root` for the templates `names`.
-pub fn plan(root: &Path, names: &[String]) -> Result<Vec<Action>> {
+pub(crate) fn plan(root: &Path, names: &[String]) -> Result<Vec<Action>> {
     let mut actions = vec![];
     let templates = selected(names)?;
 
@@ -193,7 +193,7 @@ fn shown(root: &Path, path: &Path) -> String {
 }
 
 impl Action {
-    pub fn describe(&self, root: &Path) -> String {
+    pub(crate) fn describe(&self, root: &Path) -> String {
         match self {
             Action::Write { path, .. } => format!("wrote {}", shown(root, path)),
             Action::Keep { path } => format!("kept  {} (it exists)", shown(root, path)),
@@ -259,7 +259,7 @@ fn list() -> String {
         .collect()
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     if args.list {
         print!("{}", list());

@@ -40,7 +40,7 @@ for one without (the warnings say why).\n\n\
 It first writes the generated ssh config and the docker contexts of docks registered \
 earlier (as `dockerutils ssh-config --sync`)."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Seconds the listing waits for AWS, the docks' idle state over ssh and prices (a dock
     /// that has not answered by then shows `?`)
     #[arg(long, value_name = "SECONDS", default_value_t = 1.5, value_parser = parse_timeout)]
@@ -58,7 +58,7 @@ fn parse_timeout(text: &str) -> std::result::Result<f64, String> {
 
 /// What EC2 says of a dock.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     /// Its instance id, or `-`.
     pub instance: String,
     /// Its instance type, or `-`.
@@ -81,17 +81,17 @@ impl Row {
         }
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.state == "running"
     }
 
-    pub fn is_spot(&self) -> bool {
+    pub(crate) fn is_spot(&self) -> bool {
         self.lifecycle == "spot"
     }
 }
 
 /// A dock's row: its instance by registered id, else by IP (private, then public).
-pub fn state_of(dock: &Dock, instances: &[InstanceInfo]) -> Row {
+pub(crate) fn state_of(dock: &Dock, instances: &[InstanceInfo]) -> Row {
     let by_id =
         ec2::registered_instance_id(dock).map(|id| (id, instances.iter().find(|i| i.id == id)));
     let found = match by_id {
@@ -146,7 +146,7 @@ fn state_cell(i: &InstanceInfo) -> String {
 }
 
 /// A dock's CONTEXT cell: `current`, `yes` or `-`.
-pub fn context_cell(context: Option<&str>, current_context: &str) -> String {
+pub(crate) fn context_cell(context: Option<&str>, current_context: &str) -> String {
     match context {
         Some(name) if name == current_context => "current".into(),
         Some(_) => "yes".into(),
@@ -156,7 +156,7 @@ pub fn context_cell(context: Option<&str>, current_context: &str) -> String {
 
 /// Where a dock's hourly price comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Price {
+pub(crate) enum Price {
     /// dock.cfg's `price_per_hour`.
     Said(f64),
     /// The Price List's on-demand price.
@@ -164,7 +164,7 @@ pub enum Price {
 }
 
 /// The price of a dock's hour, if known: dock.cfg's, else the Price List's.
-pub fn price_of(row: &Row, said: &Prices, listed: &HashMap<String, f64>) -> Option<Price> {
+pub(crate) fn price_of(row: &Row, said: &Prices, listed: &HashMap<String, f64>) -> Option<Price> {
     if row.kind == "-" {
         return None;
     }
@@ -183,7 +183,7 @@ fn dollars(amount: f64) -> String {
 
 /// The $/H and COST cells. A spot dock's listed price is on-demand's, what it costs at
 /// most (a spot request's maximum price is the on-demand one unless set): marked `≤`.
-pub fn cost_cells(row: &Row, price: Option<Price>, now: i64) -> (String, String) {
+pub(crate) fn cost_cells(row: &Row, price: Option<Price>, now: i64) -> (String, String) {
     let Some(price) = price else {
         return ("-".into(), "-".into());
     };
@@ -203,7 +203,7 @@ pub fn cost_cells(row: &Row, price: Option<Price>, now: i64) -> (String, String)
 }
 
 /// The UPTIME cell.
-pub fn uptime_cell(row: &Row, now: i64) -> String {
+pub(crate) fn uptime_cell(row: &Row, now: i64) -> String {
     match row.started {
         Some(start) if row.is_running() => human((now - start).max(0) as u64),
         _ => "-".into(),
@@ -211,7 +211,7 @@ pub fn uptime_cell(row: &Row, now: i64) -> String {
 }
 
 /// The IDLE cell, from a dock's answer (None: not asked).
-pub fn idle_cell(answer: Option<&Answer>) -> String {
+pub(crate) fn idle_cell(answer: Option<&Answer>) -> String {
     match answer {
         None => "-".into(),
         Some(Answer::NoAnswer) => "?".into(),
@@ -222,7 +222,7 @@ pub fn idle_cell(answer: Option<&Answer>) -> String {
 
 /// Every line of the listing, aligned: the header, then one line per dock (`cells` in the
 /// order of the header, NAME first). The last column is not padded.
-pub fn table(docks: &[Dock], cells: &[Vec<String>], current: Option<&str>) -> String {
+pub(crate) fn table(docks: &[Dock], cells: &[Vec<String>], current: Option<&str>) -> String {
     let header: Vec<String> = [
         "NAME",
         "IP",
@@ -392,7 +392,7 @@ fn run(args: &Args) -> Result<i32> {
     }
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("ls-dock", run(&args))
 }

@@ -3,46 +3,46 @@
 //! (those with a `plan` function expose it to the tests); the AWS commands plan an API
 //! call instead, and the exceptions are listed in ARCHITECTURE.md.
 
-pub mod auto_build;
-pub mod build_image;
-pub mod create_dock;
-pub mod deploy_image;
-pub mod destroy_dock;
-pub mod dock_env;
-pub mod genversion;
-pub mod idle_stop;
-pub mod init;
-pub mod ls_dock;
-pub mod nb_dock;
-pub mod publish_image;
-pub mod register_dock;
-pub mod run_image;
-pub mod run_notebook;
-pub mod serve_hooks;
-pub mod ssh_config;
-pub mod ssh_dock;
-pub mod start_dock;
-pub mod stop_dock;
-pub mod sync;
-pub mod transfer_image;
-pub mod unregister_dock;
+pub(crate) mod auto_build;
+pub(crate) mod build_image;
+pub(crate) mod create_dock;
+pub(crate) mod deploy_image;
+pub(crate) mod destroy_dock;
+pub(crate) mod dock_env;
+pub(crate) mod genversion;
+pub(crate) mod idle_stop;
+pub(crate) mod init;
+pub(crate) mod ls_dock;
+pub(crate) mod nb_dock;
+pub(crate) mod publish_image;
+pub(crate) mod register_dock;
+pub(crate) mod run_image;
+pub(crate) mod run_notebook;
+pub(crate) mod serve_hooks;
+pub(crate) mod ssh_config;
+pub(crate) mod ssh_dock;
+pub(crate) mod start_dock;
+pub(crate) mod stop_dock;
+pub(crate) mod sync;
+pub(crate) mod transfer_image;
+pub(crate) mod unregister_dock;
 
 use crate::error::{self, Result};
 
 /// A command's exit code: its own, or its error's (reported the usual way).
-pub fn exit_code(prog: &str, result: Result<i32>) -> i32 {
+pub(crate) fn exit_code(prog: &str, result: Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => fail(prog, &e),
     }
 }
 
-pub use crate::error::fail;
-pub use crate::exec::finish;
+pub(crate) use crate::error::fail;
+pub(crate) use crate::exec::finish;
 
 /// Asks before something that costs or destroys: yes with `-y`; at a terminal, the
 /// user's answer; without a terminal and without `-y`, an error saying so.
-pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+pub(crate) fn confirm(question: &str, yes: bool) -> Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
     if yes {
         return Ok(true);

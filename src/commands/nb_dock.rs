@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
         there.",
     after_help = "Examples:\n  nb-dock gpu-box\n  nb-dock                      # the current dock\n  nb-dock gpu-box --port 9999  # local port 9999\n  nb-dock gpu-box --stop"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock [default: the current dock]
     pub name: Option<String>,
     /// Stop Jupyter on the dock and close the tunnel
@@ -233,7 +233,7 @@ fn stop(dock: &Dock, loud: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let result = dock::named_or_current(args.name.as_deref()).and_then(|dock| {
         if args.stop {

@@ -14,7 +14,7 @@ use clap::Parser;
     about = "Tag a project image with its cfg section's publication_tag and push it (ECR or any registry)",
     after_help = "dockerutils.cfg:\n  [prod]\n  image_repo=aws\n  publication_tag={account}.dkr.ecr.{region}.amazonaws.com/{image}:{tag}\n\n  [api]\n  image_repo=docker_hub            # or `registry`, for any other registry\n  publication_tag=myorg/api:$RELEASE\n\nExamples:\n  publish-image prod\n  publish-image prod --dry-run     # show the login, tag and push, change nothing"
 )]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     pub request: Request,
 }
@@ -25,7 +25,7 @@ fn run(args: &Args) -> Result<i32> {
     publish(&project, &args.request, &ctx)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("publish-image", run(&args))
 }

@@ -21,7 +21,7 @@ use clap::Parser;
     about = "Register a remote Docker host (a dock) by IP or hostname, with an optional moniker",
     after_help = "Examples:\n  register-dock 10.93.133.6 gpu-box\n  register-dock -u admin build.example.com builder\n  register-dock 10.93.133.6 gpu-box --workspace '~/workspaces'   # in the dock user's home\n  register-dock -i ~/.ssh/lab-key 10.0.0.8 lab\n  DOCK_USER=ec2-user register-dock 10.0.0.7 --no-check\n\nThen: source dock gpu-box, or (after `dockerutils ssh-config --install`) ssh gpu-box, docker --context gpu-box ps"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// IP address or hostname of the dock
     pub ip: String,
     /// A short name to refer to the dock by
@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 /// What registering did, for the user to read.
-pub struct Registered {
+pub(crate) struct Registered {
     pub dock: Dock,
     /// The dock that was registered at this address before, now replaced.
     pub replaced: Option<Dock>,
@@ -122,7 +122,7 @@ fn check_workspace(given: &str) -> Result<String> {
     }
 }
 
-pub fn run(args: &Args) -> Result<Registered> {
+pub(crate) fn run(args: &Args) -> Result<Registered> {
     // Before anything is asked of the address or written under ~/.docker.
     dock::check_address(&args.ip)?;
     if let Some(moniker) = &args.moniker {
@@ -288,7 +288,7 @@ pub fn run(args: &Args) -> Result<Registered> {
     })
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let mut args = Args::parse_from(argv);
     // Host names are case-insensitive: one registry entry (one directory) per host.
     args.ip = args.ip.to_ascii_lowercase();

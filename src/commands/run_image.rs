@@ -16,7 +16,7 @@ use clap::Parser;
         network, volumes, ports, args, cmd (and their *_docked variants when docked).",
     after_help = "Examples:\n  run-image dev\n  run-image dev -c 'pytest -x' -e LOG_LEVEL=debug\n  run-image dev -k                 # detached, kept after it stops\n  run-image dev -a '-p 8080:80'    # extra docker run arguments\n  run-image dev --dry-run          # print the docker command only\n  run-image etl --log              # a pipeline: output to logs/etl/current, rotated (cron)\n  run-image etl --log /var/log/etl --log-size 5000000 --log-keep 10"
 )]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     pub request: Request,
     /// Print the command that would run, and run nothing
@@ -24,7 +24,7 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
     let planned = Project::discover_here(&ctx.user).and_then(|p| plan(&p, &args.request, &ctx));

@@ -25,8 +25,8 @@ use crate::project::run;
 use clap::Parser;
 use std::path::Path;
 
-pub const DEFAULT_IMAGE: &str = "quay.io/jupyter/scipy-notebook:latest";
-pub const DEFAULT_GPU_IMAGE: &str = "quay.io/jupyter/pytorch-notebook:cuda12-latest";
+pub(crate) const DEFAULT_IMAGE: &str = "quay.io/jupyter/scipy-notebook:latest";
+pub(crate) const DEFAULT_GPU_IMAGE: &str = "quay.io/jupyter/pytorch-notebook:cuda12-latest";
 const LOOPBACK: &str = "127.0.0.1";
 /// The port the default image's 8888 is published on when docked and the tunnel's local
 /// port are preferred.
@@ -50,7 +50,7 @@ Default image: [run_notebook] image= (gpu_image= for -g) in dockerutils.cfg, or\
 DOCKERUTILS_NOTEBOOK_IMAGE / DOCKERUTILS_NOTEBOOK_GPU_IMAGE. DOCKER_DS_DONT_PULL=1: do not\n\
 pull it first. DOCKER_DS_DIFFS=1: passed to the container (-e DOCKER_DS_DIFFS=1)."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// GPU: the GPU image and --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all
     #[arg(short = 'g', long = "use-gpu", visible_alias = "gpu")]
     pub gpu: bool,
@@ -80,7 +80,7 @@ pub struct Args {
 /// Two phases: `prepare` (build, sync-up) must succeed before `run` (the container, then
 /// sync-down in its cleanup, which runs however the container ends).
 #[derive(Debug, Default)]
-pub struct NotebookPlan {
+pub(crate) struct NotebookPlan {
     pub prepare: Plan,
     /// Docked: `ssh -N -L` from a local port to the container's port on the dock's
     /// loopback, started after `prepare` and ended after `run`.
@@ -91,7 +91,7 @@ pub struct NotebookPlan {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watch {
+pub(crate) struct Watch {
     pub host: String,
     pub port: u16,
     pub container: String,
@@ -100,7 +100,7 @@ pub struct Watch {
 impl NotebookPlan {
     /// The `--dry-run` listing: the preparation, the tunnel (in the background, ended with
     /// the notebook), the run, and where the URL will be.
-    pub fn script(&self) -> String {
+    pub(crate) fn script(&self) -> String {
         let mut out = self.prepare.script();
         if let Some(tunnel) = &self.tunnel {
             out.push_str(&format!(
@@ -144,7 +144,7 @@ fn section_value(project: Option<&Project>, key: &str) -> Result<Option<String>>
 }
 
 /// The default image: the cfg, then the environment, then ours.
-pub fn default_image(project: Option<&Project>, ctx: &Context, gpu: bool) -> Result<String> {
+pub(crate) fn default_image(project: Option<&Project>, ctx: &Context, gpu: bool) -> Result<String> {
     let (key, var, fallback) = if gpu {
         (
             keys::GPU_IMAGE,
@@ -211,7 +211,7 @@ fn find_8888(inv: &Invocation) -> Option<Publish8888> {
 }
 
 /// Where a `docker run`'s `-p` publishes container port 8888: (host ip, host port).
-pub fn published_8888(inv: &Invocation) -> Option<(Option<String>, u16)> {
+pub(crate) fn published_8888(inv: &Invocation) -> Option<(Option<String>, u16)> {
     find_8888(inv).map(|p| (p.ip, p.port))
 }
 
@@ -235,7 +235,7 @@ fn container_name(inv: &Invocation) -> Option<String> {
         .map(|s| s.to_string())
 }
 
-pub fn plan(
+pub(crate) fn plan(
     project: Option<&Project>,
     here: &Path,
     args: &Args,
@@ -442,7 +442,7 @@ fn watch(w: Watch, open: bool, tunnel_ended: Option<Box<dyn Fn() -> bool + Send>
     });
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let ctx = Context::from_process();
     let here = std::env::current_dir().unwrap_or_else(|_| ".".into());

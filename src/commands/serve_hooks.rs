@@ -46,7 +46,7 @@ use subtle::ConstantTimeEq;
         per image; GET /status (with the key) tells how the deploys went.",
     after_help = "dockerutils.cfg:\n  [serve_hooks]\n  api_key=$HOOK_KEY                # or DOCKERUTILS_HOOK_KEY in the environment\n  images=web\n\n  [web]\n  name=registry.example.com/team/web\n  prefix=False\n  tag=latest\n  service=web\n\nExamples:\n  serve-hooks                                  # 127.0.0.1:8086\n  serve-hooks --listen 0.0.0.0:8086 --settle 30\n  serve-hooks --dry-run                        # what it would accept, then exit\n  curl -H \"X-Api-Key: $KEY\" http://127.0.0.1:8086/status"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Address and port to listen on (put it behind an HTTPS proxy to expose it)
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -70,31 +70,31 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8086";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8086";
 /// The environment variable of the API key; it wins over the cfg's `api_key`.
-pub const KEY_VAR: &str = "DOCKERUTILS_HOOK_KEY";
+pub(crate) const KEY_VAR: &str = "DOCKERUTILS_HOOK_KEY";
 /// Largest hook body accepted (a registry envelope of a few events is a few KiB).
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// Shortest API key accepted.
-pub const MIN_KEY_LEN: usize = 16;
+pub(crate) const MIN_KEY_LEN: usize = 16;
 /// How long requests under way may take once SIGINT/SIGTERM came.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// By default, a connection must send a whole request header within this time, both when it opens
 /// and while it idles between requests (hyper starts the same timer after each response):
 /// a client that sends half a header, or keeps a connection open doing nothing, is cut.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A hook's body must arrive within this time once its header has.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// By default, connections served at once; one more is answered 503 and closed. Hooks
 /// are rare and small: this bounds what a flood of clients can hold (memory,
 /// descriptors), and with the header timeout, for how long.
-pub const MAX_CONNECTIONS: u64 = 256;
+pub(crate) const MAX_CONNECTIONS: u64 = 256;
 /// How long a shutdown waits for the deploys under way before it leaves them.
 const DEPLOY_GRACE: Duration = Duration::from_secs(600);
 
 /// An image that hooks can deploy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The image (its cfg section).
     pub image: String,
     pub service: String,
@@ -106,7 +106,7 @@ pub struct Target {
 }
 
 /// What serve-hooks serves, read once at start.
-pub struct Config {
+pub(crate) struct Config {
     pub root: PathBuf,
     key_digest: [u8; 32],
     pub targets: Vec<Target>,
@@ -118,7 +118,7 @@ fn digest(text: &[u8]) -> [u8; 32] {
 }
 
 impl Config {
-    pub fn load(project: &Project, ctx: &Context) -> Result<Config> {
+    pub(crate) fn load(project: &Project, ctx: &Context) -> Result<Config> {
         let cfg = &project.cfg;
         let path = cfg.path().display();
         let section = |key: &str| -> Result<Option<String>> {
@@ -193,7 +193,7 @@ impl Config {
 
     /// Is this the key? Constant time: both sides are hashed, the digests compared with
     /// `subtle` (nothing leaks, not even the length).
-    pub fn key_matches(&self, given: &str) -> bool {
+    pub(crate) fn key_matches(&self, given: &str) -> bool {
         digest(given.as_bytes()).ct_eq(&self.key_digest).into()
     }
 
@@ -223,14 +223,14 @@ enum Selected<'a> {
 
 /// Where a hook came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     DockerHub,
     Registry,
 }
 
 /// The pushes (repository, tag) a hook tells of.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
+pub(crate) struct Hook {
     pub source: Source,
     pub pushes: Vec<(String, String)>,
 }
@@ -239,7 +239,7 @@ pub struct Hook {
 /// notification envelope (`events[]` with `action: push`, `target.repository`,
 /// `target.tag`; pushes without a tag, of blobs or by digest, and other actions are left
 /// out). Names that are not docker repository names or tags are refused.
-pub fn parse_hook(body: &[u8]) -> std::result::Result<Hook, String> {
+pub(crate) fn parse_hook(body: &[u8]) -> std::result::Result<Hook, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let checked = |repo: &str, tag: &str| -> std::result::Result<(String, String), String> {
         if !valid_repository(repo) {
@@ -294,7 +294,7 @@ pub fn parse_hook(body: &[u8]) -> std::result::Result<Hook, String> {
 
 /// A repository path as docker has them: lower-case components of letters, digits and
 /// separators (`.`, `_`, `-`), separated by `/`.
-pub fn valid_repository(repo: &str) -> bool {
+pub(crate) fn valid_repository(repo: &str) -> bool {
     !repo.is_empty()
         && repo.len() <= 255
         && repo.split('/').all(|c| {
@@ -305,7 +305,7 @@ pub fn valid_repository(repo: &str) -> bool {
 }
 
 /// A tag: up to 128 letters, digits, `_`, `.`, `-`, not starting with `.` or `-`.
-pub fn valid_tag(tag: &str) -> bool {
+pub(crate) fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
@@ -899,7 +899,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("serve-hooks", run(&args))
 }

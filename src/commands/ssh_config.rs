@@ -22,7 +22,7 @@ moniker and its address, whose connection every ssh to the dock shares (ControlM
 minutes). register-dock, unregister-dock, create-dock, destroy-dock, start-dock and ls-dock keep \
 it and the docks' docker contexts up to date."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Add the Include line at the top of ~/.ssh/config (made 0600 if missing; the old file
     /// is kept as ~/.ssh/config.dockerutils-backup)
     #[arg(long, group = "action")]
@@ -225,7 +225,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     match run(&args) {
         Ok(code) => code,

@@ -11,7 +11,7 @@ use std::io::IsTerminal;
     about = "Open a shell on a dock (the current one when docked), as the dock's registered user",
     after_help = "Examples:\n  ssh-dock gpu-box\n  ssh-dock                  # the dock this shell is docked to\n  ssh-dock gpu-box -- nvidia-smi"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock [default: the current dock]
     pub name: Option<String>,
     /// A command to run instead of a shell
@@ -22,7 +22,7 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let planned = dock::named_or_current(args.name.as_deref()).map(|dock| {
         let tty = args.command.is_empty() && std::io::stdin().is_terminal();

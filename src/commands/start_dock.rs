@@ -15,7 +15,7 @@ use clap::Parser;
     about = "Start a dock's EC2 instance and wait until it runs and passes its status checks",
     after_help = "Examples:\n  start-dock gpu-box\n  start-dock              # the dock this shell is docked to"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock [default: the current dock]
     pub name: Option<String>,
     #[command(flatten)]
@@ -63,7 +63,11 @@ fn run(args: &Args) -> Result<()> {
 /// The dock's address now, when it is not the registered one: the instance's public IP
 /// for a dock registered by a public IP (one that was not its private IP before it
 /// started; a stopped instance has no public IP), else its private IP.
-pub fn new_address(dock: &Dock, before: &InstanceInfo, running: &InstanceInfo) -> Option<String> {
+pub(crate) fn new_address(
+    dock: &Dock,
+    before: &InstanceInfo,
+    running: &InstanceInfo,
+) -> Option<String> {
     let now = [&running.private_ip, &running.public_ip];
     if now.iter().any(|ip| ip.as_deref() == Some(dock.ip.as_str())) {
         return None;
@@ -76,7 +80,7 @@ pub fn new_address(dock: &Dock, before: &InstanceInfo, running: &InstanceInfo) -
     }
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     match run(&args) {
         Ok(()) => 0,

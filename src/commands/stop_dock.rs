@@ -13,7 +13,7 @@ use clap::Parser;
     about = "Stop a dock's EC2 instance (asks first) and wait until it is stopped",
     after_help = "Examples:\n  stop-dock gpu-box\n  stop-dock -y            # the current dock, no question"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock [default: the current dock]
     pub name: Option<String>,
     /// Do not ask for confirmation (needed when not at a terminal)
@@ -55,7 +55,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     super::exit_code("stop-dock", run(&args))
 }

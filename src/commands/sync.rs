@@ -16,7 +16,7 @@ use clap::Parser;
     about = "Copy the project to (sync-up) or back from (sync-down) the current dock",
     after_help = "Examples (docked with `source dock NAME`):\n  sync-up                 # <workspace>/<user>/code/<project> on the dock\n  sync-down\n  sync-up --dock gpu-box  # without docking"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// The dock [default: the current one]
     #[arg(long)]
     pub dock: Option<String>,
@@ -42,10 +42,10 @@ fn main_for(name: &str, direction: Direction, argv: Vec<std::ffi::OsString>) -> 
     rc
 }
 
-pub fn main_up(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main_up(argv: Vec<std::ffi::OsString>) -> i32 {
     main_for("sync-up", Direction::Up, argv)
 }
 
-pub fn main_down(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main_down(argv: Vec<std::ffi::OsString>) -> i32 {
     main_for("sync-down", Direction::Down, argv)
 }

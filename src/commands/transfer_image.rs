@@ -31,7 +31,7 @@ use clap::Parser;
     about = "Send an image to docks or ssh hosts running docker, or bring one back from a dock, only the layers each lacks",
     after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer\n  transfer-image myproj-base:ann gpu-box cpu-box  # to both at once\n  transfer-image gpu-box:myproj-base:ann          # bring it back from gpu-box\n  transfer-image gpu-box:myproj-base:ann cpu-box  # from one dock to another, through here\n  transfer-image --from admin@10.0.0.7:2222 myproj-base:ann\n\nExit code: 0 when every destination loaded the image, 1 when any did not (the last\nlines say which), 130 on Ctrl-C."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// The image: inside a project, one of its images (a docker/ subdirectory or a
     /// synthetic image of the cfg); else NAME[:TAG] or an image id. DOCK:IMAGE (a
     /// registered dock, or user@host) takes it from that dock's engine
@@ -332,7 +332,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     // In a docked shell DOCKER_HOST points at the dock, but this machine's engine is
     // this machine's (run-image's hint says `transfer-image IMAGE DOCK` to a docked

@@ -11,12 +11,12 @@ use clap::Parser;
     about = "Remove a dock (by moniker or IP) from the registry in ~/.docker/",
     after_help = "Example:\n  unregister-dock gpu-box"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Moniker or IP of the dock
     pub name: String,
 }
 
-pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
+pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
     let dock = match dock::find(&args.name) {
         Ok(d) => d,

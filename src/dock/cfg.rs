@@ -20,11 +20,11 @@ use crate::dock::idle::Limit;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-pub const DEFAULT_INSTANCE_TYPE: &str = "c5.xlarge";
-pub const DEFAULT_VOLUME_SIZE: i32 = 100;
+pub(crate) const DEFAULT_INSTANCE_TYPE: &str = "c5.xlarge";
+pub(crate) const DEFAULT_VOLUME_SIZE: i32 = 100;
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DockCfg {
+pub(crate) struct DockCfg {
     pub key_name: Option<String>,
     pub security_group_ids: Vec<String>,
     pub iam_instance_profile: Option<String>,
@@ -53,14 +53,14 @@ pub struct DockCfg {
 
 /// `price_per_hour=`: `0.17` (every dock) or `p3.2xlarge=3.06 c5.xlarge=0.17` words.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Prices {
+pub(crate) struct Prices {
     pub any: Option<f64>,
     pub by_type: Vec<(String, f64)>,
 }
 
 impl Prices {
     /// The price of an hour of this instance type, if dock.cfg says it.
-    pub fn of(&self, instance_type: &str) -> Option<f64> {
+    pub(crate) fn of(&self, instance_type: &str) -> Option<f64> {
         self.by_type
             .iter()
             .find(|(t, _)| t == instance_type)
@@ -69,12 +69,12 @@ impl Prices {
     }
 }
 
-pub fn path() -> PathBuf {
+pub(crate) fn path() -> PathBuf {
     crate::dock::registry_dir().join("dock.cfg")
 }
 
 /// Reads the file; a missing file is an empty configuration.
-pub fn load(path: &Path) -> Result<DockCfg> {
+pub(crate) fn load(path: &Path) -> Result<DockCfg> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockCfg {
@@ -85,7 +85,7 @@ pub fn load(path: &Path) -> Result<DockCfg> {
     }
 }
 
-pub fn parse(text: &str, path: &Path) -> Result<DockCfg> {
+pub(crate) fn parse(text: &str, path: &Path) -> Result<DockCfg> {
     let mut cfg = DockCfg {
         path: path.into(),
         ..DockCfg::default()

@@ -13,11 +13,11 @@ use crate::plan::Invocation;
 use std::path::PathBuf;
 
 /// The start of the description of every context this tool makes.
-pub const MARK: &str = "dockerutils dock";
+pub(crate) const MARK: &str = "dockerutils dock";
 
 /// A context in docker's store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Context {
+pub(crate) struct Context {
     pub name: String,
     pub description: String,
     /// The docker endpoint's host (`ssh://gpu-box`).
@@ -26,13 +26,13 @@ pub struct Context {
 
 impl Context {
     /// Made by this tool?
-    pub fn ours(&self) -> bool {
+    pub(crate) fn ours(&self) -> bool {
         self.description.starts_with(MARK)
     }
 }
 
 /// docker's configuration directory: `$DOCKER_CONFIG`, else `~/.docker`.
-pub fn config_dir() -> PathBuf {
+pub(crate) fn config_dir() -> PathBuf {
     match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => crate::dock::registry_dir(),
@@ -40,7 +40,7 @@ pub fn config_dir() -> PathBuf {
 }
 
 /// The contexts of docker's store (unreadable entries are skipped).
-pub fn existing() -> Vec<Context> {
+pub(crate) fn existing() -> Vec<Context> {
     let meta = config_dir().join("contexts").join("meta");
     let Ok(entries) = std::fs::read_dir(meta) else {
         return vec![];
@@ -65,7 +65,7 @@ pub fn existing() -> Vec<Context> {
 
 /// docker's current context: `$DOCKER_CONTEXT`, else `currentContext` of its
 /// config.json, else `default`.
-pub fn current() -> String {
+pub(crate) fn current() -> String {
     if let Some(name) = std::env::var("DOCKER_CONTEXT")
         .ok()
         .filter(|n| !n.is_empty())
@@ -81,7 +81,7 @@ pub fn current() -> String {
 }
 
 /// A name docker accepts for a context (`^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$`).
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
@@ -91,7 +91,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// The context a dock should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     pub name: String,
     pub host: String,
     pub description: String,
@@ -100,7 +100,7 @@ pub struct Wanted {
 /// The docker invocations that bring the store from `existing` to `wanted` (ours only:
 /// made, updated, or removed when no dock wants them), and a warning for each wanted
 /// name held by a context that is not ours.
-pub fn plan(wanted: &[Wanted], existing: &[Context]) -> (Vec<Invocation>, Vec<String>) {
+pub(crate) fn plan(wanted: &[Wanted], existing: &[Context]) -> (Vec<Invocation>, Vec<String>) {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let docker = || Invocation::new("docker", cwd.clone()).arg("context");
     let mut steps = vec![];

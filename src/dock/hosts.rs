@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 /// What holds after a [`sync`].
 #[derive(Debug)]
-pub struct Synced {
+pub(crate) struct Synced {
     /// The generated config, as written.
     pub generated: Generated,
     /// The docker context of each dock that has one, by the dock's directory.
@@ -38,7 +38,7 @@ fn ssh_url(user: Option<&str>, host: &str) -> String {
 /// The docker context each dock of the generated config should have: `ssh://<name>` when
 /// ssh reads the Include (the block gives user, key and the shared connection), else
 /// `ssh://user@address`.
-pub fn wanted_contexts(
+pub(crate) fn wanted_contexts(
     generated: &Generated,
     active: bool,
 ) -> (Vec<(PathBuf, Wanted)>, Vec<String>) {
@@ -74,7 +74,7 @@ pub fn wanted_contexts(
 /// Brings the generated ssh config and the docker contexts in step with the registry.
 /// The docks left out of the config and failed docker calls are warnings (printed under
 /// `prog`); an error is returned when the config cannot be read or written.
-pub fn sync(prog: &str) -> Result<Synced> {
+pub(crate) fn sync(prog: &str) -> Result<Synced> {
     let docks = dock::all();
     let user = cfg::UserHosts::load()?;
     let generated = cfg::write(&docks, &user)?;
@@ -147,7 +147,7 @@ pub fn sync(prog: &str) -> Result<Synced> {
 /// After a command changed the registry: [`sync`], its failure a warning (the
 /// registration is done; `--sync` retries), and, the first time, how to let every tool
 /// use the docks.
-pub fn after_change(prog: &str, dock: Option<&Dock>) {
+pub(crate) fn after_change(prog: &str, dock: Option<&Dock>) {
     if let Err(e) = sync(prog) {
         warn_error(prog, &e);
         eprintln!("{prog}: hint: once fixed, `dockerutils ssh-config --sync` catches up");

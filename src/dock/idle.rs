@@ -20,24 +20,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The watcher, as installed on docks at `/usr/local/sbin/dockerutils-idle`.
-pub const WATCHER: &str = include_str!("../../templates/dockerutils-idle");
+pub(crate) const WATCHER: &str = include_str!("../../templates/dockerutils-idle");
 
 /// The watcher's state file on the dock (under [`root`]).
-pub const STATE_FILE: &str = "/var/lib/dockerutils-idle/state";
-
-/// Where the installer puts the watcher (under [`root`]).
-pub const WATCHER_PATH: &str = "/usr/local/sbin/dockerutils-idle";
+pub(crate) const STATE_FILE: &str = "/var/lib/dockerutils-idle/state";
 
 /// Ends the watcher's text in the installer's here-document.
 const END_MARK: &str = "DOCKERUTILS_IDLE_EOF";
 
 /// The shortest limit: after start-dock the first check comes two minutes after boot,
 /// and a shorter limit would stop a dock before one can reach it.
-pub const MIN_LIMIT: u64 = 5 * 60;
+pub(crate) const MIN_LIMIT: u64 = 5 * 60;
 
 /// The idle-stop limit of create-dock without `--idle-stop` and without `idle_stop=` in
 /// dock.cfg (docs/ec2.md argues it).
-pub const DEFAULT_LIMIT: Limit = Limit::After(60 * 60);
+pub(crate) const DEFAULT_LIMIT: Limit = Limit::After(60 * 60);
 
 /// How long a dock may stay idle before its watcher stops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +113,7 @@ fn parse_duration(text: &str) -> Option<u64> {
 }
 
 /// A duration as people read it: `45s`, `12m`, `3h05m`, `2d04h`.
-pub fn human(secs: u64) -> String {
+pub(crate) fn human(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs}s"),
         60..3_600 => format!("{}m", secs / 60),
@@ -145,7 +142,7 @@ pub fn installer(limit: Limit) -> String {
 
 /// `DOCKERUTILS_IDLE_ROOT`: where the watcher lives on docks instead of `/` (a test dock
 /// whose user is not root). Empty for `/`.
-pub fn root() -> String {
+pub(crate) fn root() -> String {
     std::env::var("DOCKERUTILS_IDLE_ROOT")
         .unwrap_or_default()
         .trim_end_matches('/')
@@ -154,7 +151,7 @@ pub fn root() -> String {
 
 /// The remote command that installs the watcher from stdin: as root (through `sudo -n`
 /// for a user that is not; exit 3 when that needs a password), or under [`root`].
-pub fn install_command() -> String {
+pub(crate) fn install_command() -> String {
     let inner = match root().as_str() {
         "" => "if [ \"$(id -u)\" -ne 0 ]; then sudo -n true 2>/dev/null || exit 3; \
                exec sudo -n sh -s; fi; exec sh -s"
@@ -165,11 +162,11 @@ pub fn install_command() -> String {
 }
 
 /// The exit code of [`install_command`] when the dock's user cannot become root.
-pub const NO_ROOT: i32 = 3;
+pub(crate) const NO_ROOT: i32 = 3;
 
 /// The remote command that prints the state and the dock's clock (`now=`). Plain words:
 /// the dock user's login shell runs it, whatever shell that is.
-pub fn read_command() -> String {
+pub(crate) fn read_command() -> String {
     format!(
         "cat {}; date +now=%s",
         quote(&format!("{}{STATE_FILE}", root()))
@@ -178,7 +175,7 @@ pub fn read_command() -> String {
 
 /// The watcher's state on a dock, as its state file says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct State {
+pub(crate) struct State {
     pub limit: Option<Limit>,
     /// The last time (dock clock, epoch seconds) something was active.
     pub last_active: Option<u64>,
@@ -191,7 +188,7 @@ pub struct State {
 impl State {
     /// Reads the `key=value` lines of the state file and `now=`; `None` when there is no
     /// state (no watcher on the dock).
-    pub fn parse(text: &str) -> Option<State> {
+    pub(crate) fn parse(text: &str) -> Option<State> {
         let mut state = State::default();
         let mut any = false;
         for line in text.lines() {
@@ -222,12 +219,12 @@ impl State {
     }
 
     /// Seconds since the last activity, by the dock's clock.
-    pub fn idle(&self) -> Option<u64> {
+    pub(crate) fn idle(&self) -> Option<u64> {
         Some(self.now?.saturating_sub(self.last_active?))
     }
 
     /// The IDLE cell of ls-dock: `12m/1h00m` (idle, then the limit), `12m/off`.
-    pub fn cell(&self) -> String {
+    pub(crate) fn cell(&self) -> String {
         let idle = self.idle().map(human).unwrap_or_else(|| "?".into());
         match self.limit {
             Some(limit) => format!("{idle}/{limit}"),
@@ -238,7 +235,7 @@ impl State {
 
 /// What a dock said when asked for its watcher's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// It answered: its state, or none (no watcher there).
     State(Option<State>),
     /// No answer in time, or ssh failed (unreachable, key refused).
@@ -248,7 +245,7 @@ pub enum Answer {
 /// Asks every dock at once for its watcher's state, over its shared SSH connection
 /// (made if there is none, and kept as every ssh to a dock keeps it); what has not
 /// answered by `timeout` is [`Answer::NoAnswer`] and its ssh is killed.
-pub fn read_states(docks: &[&Dock], timeout: Duration) -> Vec<Answer> {
+pub(crate) fn read_states(docks: &[&Dock], timeout: Duration) -> Vec<Answer> {
     let started = Instant::now();
     // ssh's own connect timeout, in whole seconds: not shorter than ours, which decides.
     let connect = (timeout.as_secs_f64().ceil() as u64).max(1);

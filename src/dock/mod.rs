@@ -14,32 +14,32 @@
 //! `~/.docker/.dockerutils/cm/`, named by ssh's `%C`, so that the shim, `ssh-dock` and
 //! the generated ssh config (`crate::dock::ssh_config`) all reuse the same connection.
 
-pub mod cfg;
-pub mod compress;
-pub mod context;
-pub mod hosts;
-pub mod idle;
-pub mod session;
-pub mod ssh;
-pub mod ssh_config;
-pub mod sync;
+pub(crate) mod cfg;
+pub(crate) mod compress;
+pub(crate) mod context;
+pub(crate) mod hosts;
+pub(crate) mod idle;
+pub(crate) mod session;
+pub(crate) mod ssh;
+pub(crate) mod ssh_config;
+pub(crate) mod sync;
 
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub const CONFIG_FILE: &str = "connection_config.txt";
+pub(crate) const CONFIG_FILE: &str = "connection_config.txt";
 
 /// The workspace of a dock registered without `--workspace` (as 2.0.7).
-pub const DEFAULT_WORKSPACE: &str = "/data/workspaces";
+pub(crate) const DEFAULT_WORKSPACE: &str = "/data/workspaces";
 /// ssh's `ConnectTimeout` for docks, in seconds.
-pub const CONNECT_TIMEOUT: u32 = 10;
+pub(crate) const CONNECT_TIMEOUT: u32 = 10;
 /// ssh's `ServerAliveInterval` for docks, in seconds.
-pub const SERVER_ALIVE_INTERVAL: u32 = 30;
+pub(crate) const SERVER_ALIVE_INTERVAL: u32 = 30;
 
 /// The directory of the docks' SSH control sockets (0700): `<registry>/.dockerutils/cm`.
-pub fn control_dir(registry: &Path) -> PathBuf {
+pub(crate) fn control_dir(registry: &Path) -> PathBuf {
     registry.join(".dockerutils").join("cm")
 }
 
@@ -49,7 +49,7 @@ pub fn control_dir(registry: &Path) -> PathBuf {
 const MAX_CONTROL_PATH: usize = 107 - 17;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dock {
+pub(crate) struct Dock {
     pub user: String,
     pub moniker: String,
     pub hostname: String,
@@ -61,14 +61,14 @@ pub struct Dock {
 }
 
 /// `~/.docker`, where docks are registered.
-pub fn registry_dir() -> PathBuf {
+pub(crate) fn registry_dir() -> PathBuf {
     dirs::home_dir()
         .unwrap_or_else(|| PathBuf::from("/"))
         .join(".docker")
 }
 
 impl Dock {
-    pub fn parse(text: &str, dir: &Path) -> Option<Dock> {
+    pub(crate) fn parse(text: &str, dir: &Path) -> Option<Dock> {
         let mut dock = Dock {
             user: String::new(),
             moniker: String::new(),
@@ -96,7 +96,7 @@ impl Dock {
         (check_address(&dock.ip).is_ok() && valid_user(&dock.user)).then_some(dock)
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = format!(
             "DOCK_USER={}\nDOCK_MONIKER={}\nDOCK_HOSTNAME={}\nDOCK_IP={}\n",
             self.user, self.moniker, self.hostname, self.ip
@@ -108,7 +108,7 @@ impl Dock {
     }
 
     /// `ssh://user@ip` for DOCKER_HOST and docker contexts, an IPv6 address in brackets.
-    pub fn ssh_url(&self) -> String {
+    pub(crate) fn ssh_url(&self) -> String {
         if self.ip.contains(':') {
             format!("ssh://{}@[{}]", self.user, self.ip)
         } else {
@@ -117,21 +117,21 @@ impl Dock {
     }
 
     /// `user@ip`, as ssh and `DOCKER_HOST=ssh://` take it.
-    pub fn destination(&self) -> String {
+    pub(crate) fn destination(&self) -> String {
         format!("{}@{}", self.user, self.ip)
     }
 
-    pub fn known_hosts(&self) -> PathBuf {
+    pub(crate) fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
     }
 
     /// The registry the dock is in (`~/.docker`).
-    pub fn registry(&self) -> &Path {
+    pub(crate) fn registry(&self) -> &Path {
         self.dir.parent().unwrap_or(Path::new("/"))
     }
 
     /// The private key registered for the dock (`DOCK_IDENTITY`), if any.
-    pub fn identity(&self) -> Option<PathBuf> {
+    pub(crate) fn identity(&self) -> Option<PathBuf> {
         self.extra
             .iter()
             .find(|(k, v)| k == "DOCK_IDENTITY" && !v.is_empty())
@@ -145,7 +145,7 @@ impl Dock {
     /// to fit a socket path, `~/.docker/<ip>/cm-%r` (one per remote user: a session for
     /// another user must not ride this one; the port is always 22); `None` (no reuse)
     /// when even that is too long.
-    pub fn control_path(&self) -> Option<PathBuf> {
+    pub(crate) fn control_path(&self) -> Option<PathBuf> {
         let shared = control_dir(self.registry()).join("%C");
         if shared.as_os_str().len() - 2 + 40 <= MAX_CONTROL_PATH {
             return Some(shared);
@@ -157,7 +157,7 @@ impl Dock {
     /// The control socket options (`ControlMaster`, `ControlPath` as ssh reads it back,
     /// `ControlPersist`), none without a control path; makes the socket's directory
     /// (0700) when it is missing, since ssh fails without it.
-    pub fn control_options(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn control_options(&self) -> Vec<(&'static str, String)> {
         let Some(path) = self.control_path() else {
             return vec![];
         };
@@ -182,7 +182,7 @@ impl Dock {
     /// last use), learn the host key on first contact and refuse a changed one, time out;
     /// the registered identity, if any. Paths are spelled as ssh reads them back (`%`
     /// doubled, quoted when they hold spaces).
-    pub fn ssh_options(&self) -> Vec<String> {
+    pub(crate) fn ssh_options(&self) -> Vec<String> {
         let spell = |path: &Path| {
             crate::dock::ssh_config::path_word(path, "")
                 .unwrap_or_else(|| path.display().to_string())
@@ -208,7 +208,7 @@ impl Dock {
 
     /// Where `sync-up` puts projects on this dock: the registered `--workspace`
     /// (`DOCK_WORKSPACE`), else [`DEFAULT_WORKSPACE`].
-    pub fn workspace(&self) -> &str {
+    pub(crate) fn workspace(&self) -> &str {
         self.extra
             .iter()
             .find(|(k, _)| k == "DOCK_WORKSPACE")
@@ -219,7 +219,7 @@ impl Dock {
     /// `<workspace>/<user>/code/<name>`, `<name>` being the local directory's base name as
     /// it is (not lower-cased). One function for every command that needs it (sync-up and
     /// sync-down, run-image's `{dock_project_root}`, run-notebook).
-    pub fn code_dir(&self, user: &str, local: &Path) -> String {
+    pub(crate) fn code_dir(&self, user: &str, local: &Path) -> String {
         let name = local
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -230,7 +230,7 @@ impl Dock {
     /// What to do when the dock's user cannot create its directory in the workspace
     /// (`<workspace>/<user>`, `user` being the local user whose projects go there): a
     /// workspace it can write, in its home, or that directory made for it by an admin.
-    pub fn workspace_hint(&self, user: &str) -> String {
+    pub(crate) fn workspace_hint(&self, user: &str) -> String {
         let mut register = format!("register-dock {}", quote(&self.ip));
         if !self.moniker.is_empty() && self.moniker != "none" {
             register.push(' ');
@@ -245,7 +245,7 @@ impl Dock {
         )
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         if self.moniker.is_empty() || self.moniker == "none" {
             &self.ip
         } else {
@@ -255,11 +255,11 @@ impl Dock {
 }
 
 /// Every registered dock, sorted by directory name.
-pub fn all() -> Vec<Dock> {
+pub(crate) fn all() -> Vec<Dock> {
     all_in(&registry_dir())
 }
 
-pub fn all_in(registry: &Path) -> Vec<Dock> {
+pub(crate) fn all_in(registry: &Path) -> Vec<Dock> {
     let Ok(entries) = std::fs::read_dir(registry) else {
         return vec![];
     };
@@ -276,7 +276,7 @@ pub fn all_in(registry: &Path) -> Vec<Dock> {
 }
 
 /// The dock whose moniker or IP is `name`.
-pub fn find(name: &str) -> Result<Dock> {
+pub(crate) fn find(name: &str) -> Result<Dock> {
     let docks = all();
     // An address names the dock at that address, whatever another dock's (old, 2.0.7)
     // moniker says: unregister-dock 10.0.0.5 must not remove another dock.
@@ -318,13 +318,13 @@ pub fn find(name: &str) -> Result<Dock> {
 }
 
 /// The dock the shell is docked to (`DOCKER_IP`), if any.
-pub fn current() -> Option<Dock> {
+pub(crate) fn current() -> Option<Dock> {
     let ip = std::env::var("DOCKER_IP").ok().filter(|s| !s.is_empty())?;
     find(&ip).ok()
 }
 
 /// The dock named on the command line, else the current one.
-pub fn named_or_current(name: Option<&str>) -> Result<Dock> {
+pub(crate) fn named_or_current(name: Option<&str>) -> Result<Dock> {
     match name {
         Some(name) => find(name),
         None => current().ok_or_else(|| {
@@ -355,7 +355,7 @@ const NOT_DOCKS: &[&str] = &[
 /// A dock user: what ssh's `-l` and `user@` take in practice (letters, digits, `.`, `_`,
 /// `-`, and `@`, `+` of directory users such as `ann@corp`; `-` not first). One rule for
 /// registering, reading the registry and writing the ssh config.
-pub fn valid_user(user: &str) -> bool {
+pub(crate) fn valid_user(user: &str) -> bool {
     !user.is_empty()
         && !user.starts_with('-')
         && user
@@ -365,7 +365,7 @@ pub fn valid_user(user: &str) -> bool {
 
 /// A moniker: letters, digits, `_`, `-`, starting with a letter or digit (it names the
 /// dock in prompts, ssh configs and docker contexts, and is typed on command lines).
-pub fn check_moniker(moniker: &str) -> Result<()> {
+pub(crate) fn check_moniker(moniker: &str) -> Result<()> {
     let ok = !moniker.is_empty()
         && moniker.len() <= 64
         && moniker.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -393,7 +393,7 @@ pub fn check_moniker(moniker: &str) -> Result<()> {
 /// An address: an IP (v4 or v6) or a host name (RFC 1123 labels). It is also the name of
 /// the dock's directory in `~/.docker`, so nothing else may pass: no `/`, no `..`, none of
 /// docker's own entries there.
-pub fn check_address(address: &str) -> Result<()> {
+pub(crate) fn check_address(address: &str) -> Result<()> {
     let is_ip = address.parse::<std::net::IpAddr>().is_ok();
     // All digits and dots is an IPv4 address or nothing (999.1.1.1 is no host name).
     let numeric = address.chars().all(|c| c.is_ascii_digit() || c == '.');
@@ -426,7 +426,7 @@ fn owns_its_directory(dock: &Dock) -> bool {
     check_address(name).is_ok() && dock.dir.parent() == Some(registry_dir().as_path())
 }
 
-pub fn register(dock: &Dock) -> Result<()> {
+pub(crate) fn register(dock: &Dock) -> Result<()> {
     check_address(&dock.ip)?;
     if dock.moniker != "none" {
         check_moniker(&dock.moniker)?;
@@ -466,7 +466,7 @@ pub fn register(dock: &Dock) -> Result<()> {
 /// gets a new one when it starts again): `~/.docker/<new ip>/` with the same moniker,
 /// user and settings, then the old directory removed. Refused when another dock is
 /// registered at the new address.
-pub fn readdress(dock: &Dock, ip: &str) -> Result<Dock> {
+pub(crate) fn readdress(dock: &Dock, ip: &str) -> Result<Dock> {
     let mut moved = dock.clone();
     if moved.hostname == dock.ip {
         moved.hostname = ip.to_string();
@@ -489,7 +489,7 @@ pub fn readdress(dock: &Dock, ip: &str) -> Result<Dock> {
 }
 
 /// Removes a dock's registration, closing its shared ssh connection first.
-pub fn unregister(dock: &Dock) -> Result<()> {
+pub(crate) fn unregister(dock: &Dock) -> Result<()> {
     // Only ever `~/.docker/<address>`: a connection_config.txt found in docker's own
     // `contexts` (or anywhere else) does not make that a dock to delete.
     if !owns_its_directory(dock) {
@@ -506,7 +506,7 @@ pub fn unregister(dock: &Dock) -> Result<()> {
 
 /// Closes the dock's shared ssh connection, if one is open (also one opened by an earlier
 /// version, whose socket was `~/.docker/<ip>/cm`).
-pub fn close_connection(dock: &Dock) {
+pub(crate) fn close_connection(dock: &Dock) {
     let mut paths: Vec<String> = dock
         .control_options()
         .into_iter()

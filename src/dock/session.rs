@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// What a remote command did.
 #[derive(Debug)]
-pub struct Ran {
+pub(crate) struct Ran {
     /// Its exit code; `None` when ssh itself failed (the connection ended).
     pub code: Option<i32>,
     pub stdout: String,
@@ -27,13 +27,13 @@ pub struct Ran {
 }
 
 impl Ran {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 }
 
 /// A connection to a dock and the runtime its calls block on.
-pub struct Session {
+pub(crate) struct Session {
     runtime: tokio::runtime::Runtime,
     /// `None` once closed.
     session: Option<openssh::Session>,
@@ -49,7 +49,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 impl Session {
     /// The dock's shared connection, started if it is not running.
-    pub fn shared(dock: &Dock) -> Result<Session> {
+    pub(crate) fn shared(dock: &Dock) -> Result<Session> {
         let ctl = control_socket(dock)?;
         // `-O check` asks the master without connecting; when none answers, any ssh with
         // the dock's options starts one that outlives it (ControlPersist).
@@ -86,7 +86,7 @@ impl Session {
 
     /// A connection of its own to `dock`'s address as its user (with its identity), that
     /// learns no host key and closes when dropped (or [`close`](Session::close)d).
-    pub fn fresh(dock: &Dock, connect_timeout: Duration) -> Result<Session> {
+    pub(crate) fn fresh(dock: &Dock, connect_timeout: Duration) -> Result<Session> {
         let runtime = runtime()?;
         let mut builder = SessionBuilder::default();
         builder
@@ -111,7 +111,7 @@ impl Session {
 
     /// Runs `program` with `args` on the dock (each argument one word there, whatever
     /// it holds), stdin closed, its output captured.
-    pub fn run(&self, program: &str, args: &[&str]) -> Result<Ran> {
+    pub(crate) fn run(&self, program: &str, args: &[&str]) -> Result<Ran> {
         let session = self.session.as_ref().expect("an open session");
         let out = self.runtime.block_on(async {
             session
@@ -138,12 +138,12 @@ impl Session {
 
     /// A shell script run by the dock user's login shell (`sh -lc SCRIPT`), the script
     /// one argument.
-    pub fn script(&self, script: &str) -> Result<Ran> {
+    pub(crate) fn script(&self, script: &str) -> Result<Ran> {
         self.run("sh", &["-lc", script])
     }
 
     /// Ends a connection of its own (a shared one is left to its master).
-    pub fn close(mut self) {
+    pub(crate) fn close(mut self) {
         if let Some(session) = self.session.take() {
             let _ = self.runtime.block_on(session.close());
         }

@@ -14,12 +14,12 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Where the shim lives: `~/.docker/.dockerutils/bin/ssh`.
-pub fn shim_dir() -> PathBuf {
+pub(crate) fn shim_dir() -> PathBuf {
     dock::registry_dir().join(".dockerutils").join("bin")
 }
 
 /// Makes sure the shim is a link to this binary.
-pub fn ensure_shim() -> std::io::Result<PathBuf> {
+pub(crate) fn ensure_shim() -> std::io::Result<PathBuf> {
     let dir = shim_dir();
     std::fs::create_dir_all(&dir)?;
     let exe = std::env::current_exe()?;
@@ -34,7 +34,7 @@ pub fn ensure_shim() -> std::io::Result<PathBuf> {
 }
 
 /// An ssh to the dock with its options; `remote` is the command to run there, if any.
-pub fn to_dock(dock: &Dock, tty: bool, remote: &[String]) -> Invocation {
+pub(crate) fn to_dock(dock: &Dock, tty: bool, remote: &[String]) -> Invocation {
     let mut inv = Invocation::new(
         "ssh",
         std::env::current_dir().unwrap_or_else(|_| "/".into()),
@@ -52,7 +52,7 @@ pub fn to_dock(dock: &Dock, tty: bool, remote: &[String]) -> Invocation {
 /// on the dock's loopback, where a notebook listens without being exposed on the dock's
 /// network. Its own connection (not the shared one, which closes 10 minutes after its
 /// last session). `bind`: the local address it listens on (ssh's default: loopback).
-pub fn tunnel(dock: &Dock, bind: Option<&str>, local: u16, remote: u16) -> Invocation {
+pub(crate) fn tunnel(dock: &Dock, bind: Option<&str>, local: u16, remote: u16) -> Invocation {
     let spec = match bind {
         Some(addr) if addr.contains(':') => format!("[{addr}]:{local}:127.0.0.1:{remote}"),
         Some(addr) => format!("{addr}:{local}:127.0.0.1:{remote}"),
@@ -82,19 +82,20 @@ const WITH_VALUE: &str = "BbcDEeFIiJLlmOopQRSWw";
 /// Where an ssh command line goes: the host, and the user and port when it says them
 /// (`-l`, `-p`, `-o User=`, `-o Port=`, `user@host`, `ssh://user@host:port`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Destination {
+pub(crate) struct Destination {
     pub host: String,
     pub user: Option<String>,
     pub port: Option<String>,
 }
 
 /// The destination host of an ssh command line (`user@host` or `host`), if any.
-pub fn destination_host(args: &[OsString]) -> Option<String> {
+#[cfg(test)]
+fn destination_host(args: &[OsString]) -> Option<String> {
     destination(args).map(|d| d.host)
 }
 
 /// The destination of an ssh command line, if any.
-pub fn destination(args: &[OsString]) -> Option<Destination> {
+pub(crate) fn destination(args: &[OsString]) -> Option<Destination> {
     let mut user = None;
     let mut port = None;
     let mut i = 0;
@@ -170,7 +171,7 @@ fn parse_destination(dest: &str, user: Option<String>, port: Option<String>) -> 
 /// then may it ride the dock's shared connection: `ssh root@<dock-ip>` or `ssh -p 2222
 /// <dock-ip>` while docked is another login, which must neither reuse the dock user's
 /// connection nor be told the dock's known_hosts.
-pub fn is_the_docks(dest: &Destination, dock: &Dock) -> bool {
+pub(crate) fn is_the_docks(dest: &Destination, dock: &Dock) -> bool {
     (dest.host == dock.ip || dest.host == dock.hostname)
         && dest.user.as_deref() == Some(dock.user.as_str())
         && dest.port.as_deref().is_none_or(|p| p == "22")
@@ -181,7 +182,7 @@ pub fn is_the_docks(dest: &Destination, dock: &Dock) -> bool {
 /// before the tunnel's own (ssh takes an option's first value), and an `ssh -N -L` that
 /// rides the shared connection hands the forward to its master and exits at once, so the
 /// forward would outlive the notebook.
-pub fn real_ssh_program() -> PathBuf {
+pub(crate) fn real_ssh_program() -> PathBuf {
     real_ssh(&shim_dir()).unwrap_or_else(|| "ssh".into())
 }
 
@@ -198,7 +199,7 @@ fn real_ssh(shim: &Path) -> Option<PathBuf> {
 }
 
 /// Entry of the shim (this binary invoked as `ssh`).
-pub fn shim_main(argv: Vec<OsString>) -> i32 {
+pub(crate) fn shim_main(argv: Vec<OsString>) -> i32 {
     let args = &argv[1..];
     let Some(ssh) = real_ssh(&shim_dir()) else {
         eprintln!("dockerutils ssh shim: no ssh found on PATH (install openssh-client)");

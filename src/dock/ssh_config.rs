@@ -19,21 +19,21 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The generated file's name, in `~/.docker/.dockerutils/`.
-pub const FILE: &str = "ssh_config";
+pub(crate) const FILE: &str = "ssh_config";
 
 /// `~/.docker/.dockerutils`: the tool's own files (the ssh shim, the known_hosts of plain
 /// hosts, the generated ssh config, the control sockets).
-pub fn own_dir() -> PathBuf {
+pub(crate) fn own_dir() -> PathBuf {
     dock::registry_dir().join(".dockerutils")
 }
 
 /// The generated ssh config.
-pub fn path() -> PathBuf {
+pub(crate) fn path() -> PathBuf {
     own_dir().join(FILE)
 }
 
 /// The user's ssh config, as the tool sees it (`$HOME/.ssh/config`).
-pub fn user_config() -> PathBuf {
+pub(crate) fn user_config() -> PathBuf {
     dirs::home_dir()
         .unwrap_or_else(|| PathBuf::from("/"))
         .join(".ssh")
@@ -44,25 +44,25 @@ pub fn user_config() -> PathBuf {
 /// rule, [`crate::dock::check_moniker`] (letters, digits, `_`, `-`, starting with a
 /// letter or digit; never an address, a dotted name such as `github.com` that ssh would
 /// then send to the dock, nor docker's `default`).
-pub fn valid_moniker(name: &str) -> bool {
+pub(crate) fn valid_moniker(name: &str) -> bool {
     crate::dock::check_moniker(name).is_ok()
 }
 
 /// An address for `HostName` and a `Host` pattern: the registry's own rule (an IPv4 or
 /// IPv6 address, or a host name).
-pub fn valid_address(addr: &str) -> bool {
+pub(crate) fn valid_address(addr: &str) -> bool {
     crate::dock::check_address(addr).is_ok()
 }
 
 /// A login name for `User`: no whitespace, quotes, `%` (ssh expands tokens) or `#`.
-pub fn valid_user(user: &str) -> bool {
+pub(crate) fn valid_user(user: &str) -> bool {
     crate::dock::valid_user(user)
 }
 
 /// One word of an ssh config line (or of `-o Keyword=value`), as ssh reads it back:
 /// plain when it is, else in double quotes with `"` and `\` escaped. `None` for what has
 /// no safe spelling: a control character (a newline would start a new line).
-pub fn word(s: &str) -> Option<String> {
+pub(crate) fn word(s: &str) -> Option<String> {
     if s.is_empty() || s.chars().any(char::is_control) {
         return None;
     }
@@ -85,7 +85,7 @@ pub fn word(s: &str) -> Option<String> {
 /// A path for an option where ssh expands `%` tokens and `${VAR}` (ControlPath,
 /// IdentityFile, UserKnownHostsFile), followed by `suffix` (taken as is, e.g. `/%C`).
 /// `%` is doubled; `${` cannot be spelled, so such a path is `None`.
-pub fn path_word(path: &Path, suffix: &str) -> Option<String> {
+pub(crate) fn path_word(path: &Path, suffix: &str) -> Option<String> {
     let text = path.to_str()?;
     if text.contains("${") {
         return None;
@@ -95,7 +95,7 @@ pub fn path_word(path: &Path, suffix: &str) -> Option<String> {
 
 /// A `Host` name of the user's own ssh config (ours excluded), where it is defined.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserHost {
+pub(crate) struct UserHost {
     pub name: String,
     pub file: PathBuf,
     pub line: usize,
@@ -105,11 +105,11 @@ pub struct UserHost {
 /// files it includes, except the generated file. A dock whose moniker is one of them
 /// would shadow the user's own host (ours is included first).
 #[derive(Debug, Clone, Default)]
-pub struct UserHosts(pub Vec<UserHost>);
+pub(crate) struct UserHosts(pub Vec<UserHost>);
 
 impl UserHosts {
     /// Reads `~/.ssh/config` and what it includes; a missing file has no hosts.
-    pub fn load() -> Result<UserHosts> {
+    pub(crate) fn load() -> Result<UserHosts> {
         let mut hosts = UserHosts::default();
         let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
         hosts.read(&user_config(), &home, &path(), 0)?;
@@ -171,7 +171,7 @@ impl UserHosts {
     }
 
     /// The user's `Host` that `name` would shadow (ssh lowercases the host it is given).
-    pub fn clash(&self, name: &str) -> Option<&UserHost> {
+    pub(crate) fn clash(&self, name: &str) -> Option<&UserHost> {
         self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name))
     }
 }
@@ -231,27 +231,27 @@ fn split_line(line: &str) -> Option<(String, Vec<String>)> {
 /// A dock as the generated config holds it: its block's `Host` names, the first being
 /// the name tools use (the moniker, else the address).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub dock: Dock,
     pub names: Vec<String>,
 }
 
 impl Entry {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.names[0]
     }
 }
 
 /// A registered dock that has no block, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     pub dock: Dock,
     pub why: String,
 }
 
 /// The generated file: its text, the docks it holds and those it leaves out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generated {
+pub(crate) struct Generated {
     pub text: String,
     pub entries: Vec<Entry>,
     pub skipped: Vec<Skipped>,
@@ -262,7 +262,7 @@ fn has_moniker(dock: &Dock) -> bool {
 }
 
 /// Why a dock cannot have a block (bad moniker, address or user), if it cannot.
-pub fn unfit(dock: &Dock) -> Option<String> {
+pub(crate) fn unfit(dock: &Dock) -> Option<String> {
     if has_moniker(dock) && !valid_moniker(&dock.moniker) {
         return Some(format!(
             "its moniker `{}` cannot be an ssh Host here (letters, digits, `_`, `-`, starting \
@@ -327,7 +327,7 @@ fn block_options(dock: &Dock) -> std::result::Result<Vec<(&'static str, String)>
 /// Renders the generated config for `docks` (in registry order), leaving out the docks
 /// that cannot have a block or whose moniker is one of the user's own `Host`s. A moniker
 /// registered twice names the first dock only, as `dock::find` does.
-pub fn render(docks: &[Dock], user: &UserHosts, registry: &Path) -> Generated {
+pub(crate) fn render(docks: &[Dock], user: &UserHosts, registry: &Path) -> Generated {
     let mut text = format!(
         "# Generated by dockerutils from the docks registered in {}: do not edit.\n\
          # register-dock, unregister-dock, create-dock, destroy-dock, start-dock, ls-dock and\n\
@@ -422,7 +422,7 @@ pub fn render(docks: &[Dock], user: &UserHosts, registry: &Path) -> Generated {
 
 /// Writes `text` to `path` atomically (a temporary file in the same directory, renamed
 /// over it), with `mode`, unless it already holds exactly that.
-pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> Result<bool> {
+pub(crate) fn write_atomic(path: &Path, text: &[u8], mode: u32) -> Result<bool> {
     if std::fs::read(path).ok().as_deref() == Some(text) {
         return Ok(false);
     }
@@ -450,7 +450,7 @@ pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> Result<bool> {
 }
 
 /// Makes `dir` (and its parents) with mode 0700 for what this tool creates.
-pub fn private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -461,7 +461,7 @@ pub fn private_dir(dir: &Path) -> Result<()> {
 /// Writes the generated config (0600: ssh refuses an included file others can write);
 /// the control socket directory (0700) is made as the blocks are rendered. Returns what
 /// was written.
-pub fn write(docks: &[Dock], user: &UserHosts) -> Result<Generated> {
+pub(crate) fn write(docks: &[Dock], user: &UserHosts) -> Result<Generated> {
     let registry = dock::registry_dir();
     let generated = render(docks, user, &registry);
     private_dir(&own_dir())?;
@@ -470,7 +470,7 @@ pub fn write(docks: &[Dock], user: &UserHosts) -> Result<Generated> {
 }
 
 /// The `Host` names of the generated file as it is on disk (what ssh reads now).
-pub fn hosts_on_disk() -> Vec<String> {
+pub(crate) fn hosts_on_disk() -> Vec<String> {
     let text = std::fs::read_to_string(path()).unwrap_or_default();
     text.lines()
         .filter_map(split_line)
@@ -489,7 +489,7 @@ const MARK_CREATED: &str = "# dockerutils: the docks you register (ssh gpu-box, 
 
 /// `Include <the generated file>`: an absolute path, since ssh expands `~` to the home of
 /// the passwd entry, which need not be `$HOME`.
-pub fn include_line() -> Result<String> {
+pub(crate) fn include_line() -> Result<String> {
     let file = path();
     let text = file.to_string_lossy();
     // Include takes glob patterns: a path with wildcards would name other files.
@@ -519,7 +519,7 @@ fn block(created: bool) -> Result<String> {
 
 /// What `--install` or `--uninstall` would do to ~/.ssh/config.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Already so: nothing to write.
     Nothing,
     /// Write this text (`None`: delete the file, which `--install` had created).
@@ -536,7 +536,7 @@ fn has_include(text: &str, include: &str) -> bool {
 
 /// What `--install` changes: the Include block at the very top (an Include after a `Host`
 /// line would only apply to that host).
-pub fn install_change(current: Option<&[u8]>) -> Result<Change> {
+pub(crate) fn install_change(current: Option<&[u8]>) -> Result<Change> {
     let include = include_line()?;
     match current {
         Some(bytes) if has_include(&String::from_utf8_lossy(bytes), &include) => {
@@ -559,7 +559,7 @@ pub fn install_change(current: Option<&[u8]>) -> Result<Change> {
 
 /// What `--uninstall` changes: the block `--install` put at the top, removed byte for
 /// byte (the file it created, deleted); moved elsewhere, the two lines wherever they are.
-pub fn uninstall_change(current: Option<&[u8]>) -> Result<Change> {
+pub(crate) fn uninstall_change(current: Option<&[u8]>) -> Result<Change> {
     let Some(bytes) = current else {
         return Ok(Change::Nothing);
     };
@@ -591,7 +591,7 @@ pub fn uninstall_change(current: Option<&[u8]>) -> Result<Change> {
 }
 
 /// Is the Include in ~/.ssh/config?
-pub fn installed() -> bool {
+pub(crate) fn installed() -> bool {
     let Ok(include) = include_line() else {
         return false;
     };
@@ -602,7 +602,7 @@ pub fn installed() -> bool {
 
 /// The home directory of the user's passwd entry: where ssh (and the docker CLI's ssh)
 /// read `~/.ssh/config`, whatever `$HOME` says.
-pub fn passwd_home() -> Option<PathBuf> {
+pub(crate) fn passwd_home() -> Option<PathBuf> {
     let mut buf = vec![0 as libc::c_char; 16384];
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -628,7 +628,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Does ssh read the ~/.ssh/config this tool writes? Not when `$HOME` is not the passwd
 /// entry's home (`sudo -E`, a test's HOME): then ssh reads the other one.
-pub fn ssh_reads_user_config() -> bool {
+pub(crate) fn ssh_reads_user_config() -> bool {
     let Some(home) = dirs::home_dir() else {
         return false;
     };
@@ -640,7 +640,7 @@ pub fn ssh_reads_user_config() -> bool {
 
 /// Do ssh and the docker CLI see the docks by their monikers? (The Include is installed
 /// in the ~/.ssh/config ssh reads.)
-pub fn active() -> bool {
+pub(crate) fn active() -> bool {
     installed() && ssh_reads_user_config()
 }
 
@@ -649,7 +649,7 @@ pub fn active() -> bool {
 /// with the file's mode (0600 for a new file, in a 0700 ~/.ssh made if missing); before
 /// that, on install, a copy of the old text in `config.dockerutils-backup`. Nothing is
 /// changed when any step fails.
-pub fn apply(change: &Change, backup: bool) -> Result<Option<PathBuf>> {
+pub(crate) fn apply(change: &Change, backup: bool) -> Result<Option<PathBuf>> {
     let Change::Write { before, after } = change else {
         return Ok(None);
     };
@@ -690,7 +690,7 @@ pub fn apply(change: &Change, backup: bool) -> Result<Option<PathBuf>> {
 /// Checks a new registration before anything is written: its moniker and address must
 /// be able to be `Host` names, its user a `User`, and the moniker must not be one of the
 /// user's own `Host`s.
-pub fn check_new(dock: &Dock) -> Result<()> {
+pub(crate) fn check_new(dock: &Dock) -> Result<()> {
     if has_moniker(dock) {
         check_moniker(&dock.moniker)?;
     }
@@ -704,7 +704,7 @@ pub fn check_new(dock: &Dock) -> Result<()> {
 }
 
 /// A user that can be written as `User`.
-pub fn check_user(user: &str) -> Result<()> {
+pub(crate) fn check_user(user: &str) -> Result<()> {
     if valid_user(user) {
         return Ok(());
     }
@@ -714,7 +714,7 @@ pub fn check_user(user: &str) -> Result<()> {
 }
 
 /// A moniker for a new dock: a valid `Host` name that is not one of the user's own.
-pub fn check_moniker(moniker: &str) -> Result<()> {
+pub(crate) fn check_moniker(moniker: &str) -> Result<()> {
     crate::dock::check_moniker(moniker)?;
     if let Some(host) = UserHosts::load()?.clash(moniker) {
         return Err(Error::Usage(format!(
@@ -730,7 +730,7 @@ pub fn check_moniker(moniker: &str) -> Result<()> {
 
 /// A private key to register (`register-dock -i`): its absolute path, which must be a
 /// file ssh can be given.
-pub fn identity(key: &Path) -> Result<String> {
+pub(crate) fn identity(key: &Path) -> Result<String> {
     let abs = std::path::absolute(key)
         .map_err(|e| Error::io(format!("cannot resolve {}", key.display()), e))?;
     if !abs.is_file() {

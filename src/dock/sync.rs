@@ -9,7 +9,7 @@ use crate::plan::{Explanation, Invocation, OnFailure, Plan, quote};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     Up,
     Down,
 }
@@ -37,7 +37,7 @@ fn local_dir() -> PathBuf {
 /// interrupted run leaves that one file half-written until the next (the other way,
 /// the user's file would be root's for good). Going up,
 /// the dock's copy takes the local modes (executables stay executable there).
-pub fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
+pub(crate) fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
     let local = local_dir();
     let remote = dock.code_dir(&ctx.user, &local);
     let ssh_cmd = std::iter::once("ssh".to_string())

@@ -1,8 +1,8 @@
 //! The boundary with the Docker engine: the docker CLI invocations dockerutils makes, and
 //! what to tell the user when the engine does not answer.
 
-pub mod store;
-pub mod tags;
+pub(crate) mod store;
+pub(crate) mod tags;
 
 use crate::plan::Invocation;
 use crate::process::Ended;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// How long the after-failure check of the daemon may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn docker(cwd: &Path) -> Invocation {
+pub(crate) fn docker(cwd: &Path) -> Invocation {
     Invocation::new("docker", cwd.to_owned())
 }
 
@@ -20,7 +20,7 @@ pub fn docker(cwd: &Path) -> Invocation {
 /// in 2.0.7's word order. `--force-rm` is ours: the legacy builder keeps the container of a
 /// failed `RUN` (its `--rm` removes only those of steps that succeed), and a failed build
 /// must not leave a stopped container behind.
-pub fn build(
+pub(crate) fn build(
     cwd: &Path,
     image: &str,
     dockerfile: &str,
@@ -40,7 +40,7 @@ pub fn build(
 }
 
 /// Does this Dockerfile have a stage named `builder` (`FROM … AS builder`, any case)?
-pub fn has_builder_stage(dockerfile: &str) -> bool {
+pub(crate) fn has_builder_stage(dockerfile: &str) -> bool {
     dockerfile.lines().any(|line| {
         let words: Vec<&str> = line.split_whitespace().collect();
         words.len() >= 4
@@ -52,7 +52,7 @@ pub fn has_builder_stage(dockerfile: &str) -> bool {
 
 /// After a docker command failed with `code`: if the daemon does not answer, a hint that
 /// says so (docker has already printed its own message). `None` when the daemon is fine.
-pub fn diagnose(code: i32) -> Option<String> {
+pub(crate) fn diagnose(code: i32) -> Option<String> {
     // Docker's own failures exit 1 (build, rmi…) or 125 (run); a container's exit code
     // is the container's business.
     if code != 1 && code != 125 {
@@ -88,7 +88,7 @@ pub fn diagnose(code: i32) -> Option<String> {
 /// Docked (`DOCKER_IP`), that engine is the dock's: send the image from here with
 /// `transfer-image`, or build it there. `subdir` is the `docker/` subdirectory the image
 /// is built from.
-pub fn missing_image_hint(image: &str, subdir: &str) -> Option<String> {
+pub(crate) fn missing_image_hint(image: &str, subdir: &str) -> Option<String> {
     use crate::plan::quote;
     if !matches!(inspect_image(image, "{{.Id}}"), Ok(None)) {
         return None;
@@ -131,7 +131,7 @@ fn where_hint() -> String {
 
 /// How long a docker query (inspect, rename, rm, start, `run -d`) may take before docker
 /// is deemed hung: `DOCKERUTILS_DOCKER_TIMEOUT` seconds, else 60.
-pub fn query_timeout() -> Duration {
+pub(crate) fn query_timeout() -> Duration {
     std::env::var("DOCKERUTILS_DOCKER_TIMEOUT")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -140,12 +140,12 @@ pub fn query_timeout() -> Duration {
 }
 
 /// How long a `docker pull` may take: 20 times a query's bound (20 minutes by default).
-pub fn pull_timeout() -> Duration {
+pub(crate) fn pull_timeout() -> Duration {
     query_timeout() * 20
 }
 
 /// What to say when docker did not answer a command within its bound.
-pub fn hung(shown: &str, limit: Duration) -> String {
+pub(crate) fn hung(shown: &str, limit: Duration) -> String {
     format!(
         "docker did not answer within {} s (`{shown}` was stopped): the Docker daemon is \
          hung or unreachable{}",
@@ -180,7 +180,7 @@ fn query(args: &[&str]) -> crate::error::Result<std::process::Output> {
 /// `docker image inspect --format FORMAT IMAGE` on the local engine: `None` when the
 /// image is not there; an error when docker itself fails (no engine, no CLI) or does not
 /// answer within `query_timeout()`.
-pub fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<String>> {
+pub(crate) fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<String>> {
     use crate::error::Error;
     let out = query(&["image", "inspect", "--format", format, image])?;
     if out.status.success() {
@@ -203,14 +203,14 @@ pub fn inspect_image(image: &str, format: &str) -> crate::error::Result<Option<S
 }
 
 /// Is the image in the local engine?
-pub fn image_exists(image: &str) -> crate::error::Result<bool> {
+pub(crate) fn image_exists(image: &str) -> crate::error::Result<bool> {
     Ok(inspect_image(image, "{{.Id}}")?.is_some())
 }
 
 /// `docker container inspect NAME` on the current engine, as JSON: `None` when there is no
 /// such container; an error when docker itself fails or does not answer within
 /// `query_timeout()`.
-pub fn inspect_container(name: &str) -> crate::error::Result<Option<serde_json::Value>> {
+pub(crate) fn inspect_container(name: &str) -> crate::error::Result<Option<serde_json::Value>> {
     use crate::error::Error;
     let out = query(&["container", "inspect", name])?;
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// An image found in the local engine's storage.
 #[derive(Debug, Clone)]
-pub struct StoredImage {
+pub(crate) struct StoredImage {
     /// The configuration's bytes (the image id is their digest).
     config: Vec<u8>,
     id_hex: String,
@@ -47,7 +47,7 @@ enum Piece {
 /// the engine's storage; `None` when it cannot be read there (another driver or image
 /// store, no read access, a reference that is not one of its tags), and `docker save` is
 /// the way.
-pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
+pub(crate) fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     if inspect["GraphDriver"]["Name"].as_str()? != "overlay2" {
         return None;
     }
@@ -117,7 +117,7 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
 }
 
 /// `name` → `name:latest`; `name:tag` (or `name@digest`) as is.
-pub fn tagged(reference: &str) -> String {
+pub(crate) fn tagged(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
     if last.contains(':') || reference.contains('@') {
         reference.to_owned()
@@ -129,7 +129,7 @@ pub fn tagged(reference: &str) -> String {
 impl StoredImage {
     /// Each layer's file in the archive [`StoredImage::write_archive`] writes, bottom
     /// first, with the size of its content.
-    pub fn layer_files(&self) -> Vec<(String, u64)> {
+    pub(crate) fn layer_files(&self) -> Vec<(String, u64)> {
         self.layers
             .iter()
             .map(|l| (format!("{}/layer.tar", l.chain_hex), l.size))
@@ -137,24 +137,24 @@ impl StoredImage {
     }
 
     /// The image configuration's bytes (their sha256 is the image id).
-    pub fn config(&self) -> &[u8] {
+    pub(crate) fn config(&self) -> &[u8] {
         &self.config
     }
 
     /// The number of layers, bottom first.
-    pub fn layer_count(&self) -> usize {
+    pub(crate) fn layer_count(&self) -> usize {
         self.layers.len()
     }
 
     /// The size of layer `i`'s tar, as its tar-split file adds it up (headers, padding and
     /// file contents): the layer as `docker save` gives it, whose sha256 is its diff id.
-    pub fn layer_tar_size(&self, i: usize) -> io::Result<u64> {
+    pub(crate) fn layer_tar_size(&self, i: usize) -> io::Result<u64> {
         Ok(tar_size(&read_tar_split(&self.layers[i].tar_split)?))
     }
 
     /// Layer `i`'s tar, byte for byte as `docker save` gives it; `progress` is told the
     /// bytes as they are read.
-    pub fn layer_tar<P: FnMut(u64)>(
+    pub(crate) fn layer_tar<P: FnMut(u64)>(
         &self,
         i: usize,
         progress: P,
@@ -172,7 +172,7 @@ impl StoredImage {
     /// layers (which the receiving engine holds; their tar-split is not even read).
     /// `progress` is told the layer bytes as they are written, and the size of a skipped
     /// layer at once.
-    pub fn write_archive<W: Write>(
+    pub(crate) fn write_archive<W: Write>(
         &self,
         skip: usize,
         out: W,

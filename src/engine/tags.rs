@@ -6,10 +6,10 @@
 use crate::error::{Error, Result};
 
 /// The section value that asks for timestamp tags.
-pub const TIMESTAMP: &str = "timestamp";
+pub(crate) const TIMESTAMP: &str = "timestamp";
 
 /// `20180923T082316Z`?
-pub fn is_stamp(tag: &str) -> bool {
+pub(crate) fn is_stamp(tag: &str) -> bool {
     let b = tag.as_bytes();
     b.len() == 16
         && b[8] == b'T'
@@ -18,13 +18,13 @@ pub fn is_stamp(tag: &str) -> bool {
 }
 
 /// The current UTC time as a tag.
-pub fn utc_stamp() -> String {
+pub(crate) fn utc_stamp() -> String {
     let (y, mo, d, h, mi, s) = crate::time::utc_now();
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
 /// The largest timestamp tag among `tags`.
-pub fn newest<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn newest<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<String> {
     tags.into_iter()
         .filter(|t| is_stamp(t))
         .max()
@@ -32,7 +32,7 @@ pub fn newest<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<String> {
 }
 
 /// The timestamp tags of `name` in the local engine.
-pub fn local_tags(name: &str) -> Result<Vec<String>> {
+pub(crate) fn local_tags(name: &str) -> Result<Vec<String>> {
     let out = crate::process::output(
         std::process::Command::new("docker").args(["images", "--format", "{{.Tag}}", name]),
     )
@@ -52,7 +52,7 @@ pub fn local_tags(name: &str) -> Result<Vec<String>> {
 
 /// An image reference with `tag=timestamp` resolved to the newest build here; left as it
 /// is when there is none (the caller says what to do).
-pub fn newest_here(image: crate::project::ImageRef) -> Result<crate::project::ImageRef> {
+pub(crate) fn newest_here(image: crate::project::ImageRef) -> Result<crate::project::ImageRef> {
     if image.tag != TIMESTAMP {
         return Ok(image);
     }
@@ -65,7 +65,7 @@ pub fn newest_here(image: crate::project::ImageRef) -> Result<crate::project::Im
 
 /// The tags of `repository` (`host[:port]/path`) in a registry, from its v2 API
 /// (anonymous; plain HTTP for a registry on this machine, as docker allows).
-pub fn registry_tags(repository: &str) -> Result<Vec<String>> {
+pub(crate) fn registry_tags(repository: &str) -> Result<Vec<String>> {
     let (host, path) = repository
         .split_once('/')
         .ok_or_else(|| Error::Usage(format!("`{repository}` names no registry host")))?;
@@ -97,7 +97,7 @@ pub fn registry_tags(repository: &str) -> Result<Vec<String>> {
 }
 
 /// The tags of an ECR repository (all pages of ListImages).
-pub fn ecr_tags(aws: &crate::aws::Aws, repository: &str) -> Result<Vec<String>> {
+pub(crate) fn ecr_tags(aws: &crate::aws::Aws, repository: &str) -> Result<Vec<String>> {
     let mut out = vec![];
     let mut token = None;
     loop {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 /// What to build: the flags of `build-image` that decide the plan (auto-build and
 /// run-notebook make one too).
 #[derive(Debug, Clone, clap::Args)]
-pub struct Request {
+pub(crate) struct Request {
     /// Image to build: a subdirectory of docker/, `all` or `clean`
     pub image: String,
     /// Build docker/base first (when it exists), with --pull if the cfg says pull_FROM_on_force=True
@@ -184,7 +184,7 @@ fn read_dockerfile_from_stdin(plan: &mut Plan, dockerfile: &str) {
 
 /// One image's build: its steps, and what `--if-changed` and the scheduler need.
 #[derive(Debug, Clone)]
-pub struct ImagePart {
+pub(crate) struct ImagePart {
     pub target: String,
     pub image: ImageRef,
     /// The project images it is built from (subdirectories), built before it.
@@ -203,7 +203,7 @@ pub struct ImagePart {
 /// A build-image run: steps before (version file, pip.conf), the images in build order,
 /// and the cleanup.
 #[derive(Debug, Clone, Default)]
-pub struct Parts {
+pub(crate) struct Parts {
     pub before: Vec<Step>,
     pub images: Vec<ImagePart>,
     pub cleanup: Vec<Step>,
@@ -212,7 +212,7 @@ pub struct Parts {
 impl Parts {
     /// The whole run as one sequential plan: what `--dry-run` prints, `clean` runs and
     /// run-notebook runs before the notebook.
-    pub fn into_plan(self) -> Plan {
+    pub(crate) fn into_plan(self) -> Plan {
         let mut plan = Plan {
             steps: self.before,
             cleanup: self.cleanup,
@@ -244,7 +244,10 @@ fn section_build_args(project: &Project, target: &str) -> Result<Vec<String>> {
 }
 
 /// For each image directory: the project images its Dockerfile builds from.
-pub fn project_parents(project: &Project, dirs: &[String]) -> Result<HashMap<String, Vec<String>>> {
+pub(crate) fn project_parents(
+    project: &Project,
+    dirs: &[String],
+) -> Result<HashMap<String, Vec<String>>> {
     let names = images_by_name(project, dirs)?;
     let mut parents = HashMap::new();
     for d in dirs {
@@ -271,11 +274,11 @@ enum Action {
     Clean,
 }
 
-pub fn plan(project: &Project, args: &Request, ctx: &Context) -> Result<Plan> {
+pub(crate) fn plan(project: &Project, args: &Request, ctx: &Context) -> Result<Plan> {
     Ok(parts(project, args, ctx)?.into_plan())
 }
 
-pub fn parts(project: &Project, args: &Request, _ctx: &Context) -> Result<Parts> {
+pub(crate) fn parts(project: &Project, args: &Request, _ctx: &Context) -> Result<Parts> {
     parts_in(project, args, &tags::utc_stamp(), &mut |_| {
         Ok(project.root.clone())
     })
@@ -284,7 +287,7 @@ pub fn parts(project: &Project, args: &Request, _ctx: &Context) -> Result<Parts>
 /// As `parts`, with `stamp` the time that tags this run's `tag=timestamp` images, and each
 /// image built in the context `context_of` gives it (the project root, or auto-build's
 /// export of a branch), from that context's Dockerfile.
-pub fn parts_in(
+pub(crate) fn parts_in(
     project: &Project,
     args: &Request,
     stamp: &str,
@@ -551,7 +554,7 @@ fn pip_conf_steps(project: &Project, plan: &mut Plan) {
 
 /// Projects versioned with versioneer (`[versioneer]` in setup.cfg, `versioneer.py` at the
 /// root) get `_version.py.bld`, written by versioneer itself as 2.0.7 does.
-pub fn version_file_step(project: &Project, plan: &mut Plan) -> Result<()> {
+pub(crate) fn version_file_step(project: &Project, plan: &mut Plan) -> Result<()> {
     let setup_cfg = project.root.join("setup.cfg");
     if !setup_cfg.is_file() || !project.root.join("versioneer.py").is_file() {
         return Ok(());
@@ -595,7 +598,7 @@ def get_versions():
 
 /// What became of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Built,
     UpToDate,
     Failed(i32),
@@ -606,7 +609,7 @@ pub enum Outcome {
 }
 
 /// The current input digest of an image's build (parents as they are in the engine now).
-pub fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
+pub(crate) fn inputs_digest(project: &Project, part: &ImagePart) -> Result<String> {
     let mut base_ids = vec![];
     for base in &part.bases {
         let id = engine::inspect_image(base, "{{.Id}}")?.unwrap_or_else(|| "missing".into());
@@ -683,7 +686,7 @@ fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
 /// one summary line. Returns the exit code (the first failure's; 130 when interrupted
 /// before any failed), and what became of each image (in `parts.images` order; `None`
 /// when the steps before the images failed).
-pub fn schedule(
+pub(crate) fn schedule(
     project: &Project,
     parts: Parts,
     jobs: usize,
@@ -810,7 +813,7 @@ pub fn schedule(
 }
 
 /// `--dry-run --if-changed`: which images would be skipped, and the rest of the plan.
-pub fn dry_run_if_changed(project: &Project, parts: Parts) -> Result<String> {
+pub(crate) fn dry_run_if_changed(project: &Project, parts: Parts) -> Result<String> {
     let mut out = Plan {
         steps: parts.before,
         cleanup: parts.cleanup,

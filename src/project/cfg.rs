@@ -16,12 +16,12 @@
 //!   key given twice (Python's `strict=True`);
 //! - `%(name)s` interpolation and `%%` on read (`BasicInterpolation`).
 
-pub mod keys;
+pub(crate) mod keys;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-pub const DEFAULT_SECTION: &str = "DEFAULT";
+pub(crate) const DEFAULT_SECTION: &str = "DEFAULT";
 
 #[derive(Debug, Clone, Default)]
 struct Section {
@@ -42,7 +42,7 @@ impl Section {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Cfg {
+pub(crate) struct Cfg {
     path: PathBuf,
     defaults: Section,
     sections: Vec<Section>,
@@ -50,7 +50,7 @@ pub struct Cfg {
 
 impl Cfg {
     /// Reads the file; a missing file is an empty configuration (as in Python).
-    pub fn load(path: &Path) -> Result<Cfg> {
+    pub(crate) fn load(path: &Path) -> Result<Cfg> {
         match std::fs::read_to_string(path) {
             Ok(text) => Cfg::parse(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Cfg {
@@ -61,7 +61,7 @@ impl Cfg {
         }
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Cfg> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Cfg> {
         let mut cfg = Cfg {
             path: path.to_owned(),
             defaults: Section {
@@ -189,23 +189,23 @@ impl Cfg {
         self.sections.iter().find(|s| s.name == name)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Is there a `[name]` section (DEFAULT is not one, as in Python)?
-    pub fn has_section(&self, name: &str) -> bool {
+    pub(crate) fn has_section(&self, name: &str) -> bool {
         self.section(name).is_some()
     }
 
     /// The names of the sections, in file order (`DEFAULT` is none of them).
-    pub fn sections(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn sections(&self) -> impl Iterator<Item = &str> {
         self.sections.iter().map(|s| s.name.as_str())
     }
 
     /// The keys written in a section itself (`DEFAULT` included), each with its line in
     /// the file; not those it sees from `[DEFAULT]`.
-    pub fn own_keys(&self, section: &str) -> Vec<(&str, usize)> {
+    pub(crate) fn own_keys(&self, section: &str) -> Vec<(&str, usize)> {
         let found = match section {
             DEFAULT_SECTION => Some(&self.defaults),
             _ => self.section(section),
@@ -223,7 +223,7 @@ impl Cfg {
 
     /// The keys of a section in Python's order: its own, then DEFAULT's it does not override.
     /// `None` when the section does not exist.
-    pub fn keys(&self, section: &str) -> Option<Vec<&str>> {
+    pub(crate) fn keys(&self, section: &str) -> Option<Vec<&str>> {
         let own = self.section(section)?;
         let mut keys: Vec<&str> = own.entries.iter().map(|(k, _)| k.as_str()).collect();
         for (k, _) in &self.defaults.entries {
@@ -242,7 +242,7 @@ impl Cfg {
 
     /// The interpolated value of `key` in `section` (falling back on DEFAULT), or `None`
     /// when the section or the key is absent.
-    pub fn get(&self, section: &str, key: &str) -> Result<Option<String>> {
+    pub(crate) fn get(&self, section: &str, key: &str) -> Result<Option<String>> {
         match self.raw(section, key) {
             None => Ok(None),
             Some(raw) => self.interpolate(section, key, raw, 1).map(Some),
@@ -251,7 +251,7 @@ impl Cfg {
 
     /// The value split into words with shell rules (quotes, backslashes), never run
     /// through a shell.
-    pub fn get_words(&self, section: &str, key: &str) -> Result<Option<Vec<String>>> {
+    pub(crate) fn get_words(&self, section: &str, key: &str) -> Result<Option<Vec<String>>> {
         match self.get(section, key)? {
             None => Ok(None),
             Some(value) => split_words(&value)
@@ -261,7 +261,7 @@ impl Cfg {
     }
 
     /// A boolean the way configparser's `getboolean` reads it.
-    pub fn get_bool(&self, section: &str, key: &str) -> Result<Option<bool>> {
+    pub(crate) fn get_bool(&self, section: &str, key: &str) -> Result<Option<bool>> {
         let Some(value) = self.get(section, key)? else {
             return Ok(None);
         };
@@ -277,7 +277,7 @@ impl Cfg {
         }
     }
 
-    pub fn value_error(&self, section: &str, key: &str, message: String) -> Error {
+    pub(crate) fn value_error(&self, section: &str, key: &str, message: String) -> Error {
         Error::CfgValue {
             path: self.path.clone(),
             section: section.into(),
@@ -336,7 +336,7 @@ impl Cfg {
 }
 
 /// Splits a value into words with shell rules; an unclosed quote is an error.
-pub fn split_words(value: &str) -> std::result::Result<Vec<String>, String> {
+pub(crate) fn split_words(value: &str) -> std::result::Result<Vec<String>, String> {
     shlex::split(value).ok_or_else(|| format!("unbalanced quotes in `{value}`"))
 }
 

@@ -10,11 +10,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The label that holds a build's input digest.
-pub const INPUTS_LABEL: &str = "dockerutils.inputs";
+pub(crate) const INPUTS_LABEL: &str = "dockerutils.inputs";
 
 /// What a Dockerfile builds from and copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dockerfile {
+pub(crate) struct Dockerfile {
     /// Images (not stages) named by `FROM` and `COPY --from`, resolved, in order.
     pub bases: Vec<String>,
     /// Sources of `COPY`/`ADD` from the build context (globs relative to the context).
@@ -22,7 +22,7 @@ pub struct Dockerfile {
 }
 
 /// `--build-arg K=V` words (and `--build-arg=K=V`) of a build's arguments.
-pub fn build_arg_values(args: &[String]) -> HashMap<String, String> {
+pub(crate) fn build_arg_values(args: &[String]) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut words = args.iter();
     while let Some(w) = words.next() {
@@ -250,7 +250,7 @@ fn read(text: &str, build_args: &HashMap<String, String>) -> (Vec<Reference>, Ve
     (references, sources)
 }
 
-pub fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
+pub(crate) fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
     let (references, sources) = read(text, build_args);
     Dockerfile {
         bases: references.into_iter().map(|r| r.value).collect(),
@@ -261,7 +261,7 @@ pub fn parse(text: &str, build_args: &HashMap<String, String>) -> Dockerfile {
 /// The Dockerfile with each image it names (as `parse` finds them: `ARG` values
 /// substituted) that `resolve` maps to another reference written as that reference; the
 /// rest of the text as it is. Also says whether anything changed.
-pub fn rewrite(
+pub(crate) fn rewrite(
     text: &str,
     build_args: &HashMap<String, String>,
     mut resolve: impl FnMut(&str) -> Result<Option<String>>,
@@ -308,7 +308,7 @@ fn replace_word(line: &str, old: &str, new: &str) -> Option<String> {
 }
 
 /// The name part of an image reference (no tag, no digest).
-pub fn reference_name(reference: &str) -> &str {
+pub(crate) fn reference_name(reference: &str) -> &str {
     let no_digest = reference.split('@').next().unwrap_or(reference);
     match no_digest.rfind(':') {
         Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
@@ -319,7 +319,10 @@ pub fn reference_name(reference: &str) -> &str {
 /// Orders `images` so that each comes after the images it is built from (`parents`: image
 /// → its parents among the project's images). Ties keep the given order. A cycle is an
 /// error that names it.
-pub fn order(images: &[String], parents: &HashMap<String, Vec<String>>) -> Result<Vec<String>> {
+pub(crate) fn order(
+    images: &[String],
+    parents: &HashMap<String, Vec<String>>,
+) -> Result<Vec<String>> {
     let mut done: Vec<String> = vec![];
     let mut left: Vec<String> = images.to_vec();
     while !left.is_empty() {
@@ -359,7 +362,7 @@ pub fn order(images: &[String], parents: &HashMap<String, Vec<String>>) -> Resul
 }
 
 /// The images `image` is built from, transitively, in build order, ending with it.
-pub fn with_ancestors(image: &str, parents: &HashMap<String, Vec<String>>) -> Vec<String> {
+pub(crate) fn with_ancestors(image: &str, parents: &HashMap<String, Vec<String>>) -> Vec<String> {
     let mut seen = vec![];
     fn visit(i: &str, parents: &HashMap<String, Vec<String>>, seen: &mut Vec<String>) {
         if seen.iter().any(|s| s == i) {
@@ -377,17 +380,17 @@ pub fn with_ancestors(image: &str, parents: &HashMap<String, Vec<String>>) -> Ve
 /// `.dockerignore` rules: a path is left out when the last pattern matching it (or one of
 /// its parent directories) is not a `!` exception.
 #[derive(Debug, Default)]
-pub struct Ignore {
+pub(crate) struct Ignore {
     rules: Vec<(glob::Pattern, bool)>,
 }
 
 impl Ignore {
-    pub fn load(root: &Path) -> Ignore {
+    pub(crate) fn load(root: &Path) -> Ignore {
         let text = std::fs::read_to_string(root.join(".dockerignore")).unwrap_or_default();
         Ignore::parse(&text)
     }
 
-    pub fn parse(text: &str) -> Ignore {
+    pub(crate) fn parse(text: &str) -> Ignore {
         let rules = text
             .lines()
             .map(str::trim)
@@ -407,7 +410,7 @@ impl Ignore {
         Ignore { rules }
     }
 
-    pub fn excludes(&self, rel: &str) -> bool {
+    pub(crate) fn excludes(&self, rel: &str) -> bool {
         let opts = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,
@@ -427,7 +430,7 @@ impl Ignore {
 
 /// The context files that the sources name (globs; directories walked), minus what
 /// `.dockerignore` leaves out: sorted paths relative to the root.
-pub fn context_files(root: &Path, sources: &[String], ignore: &Ignore) -> Vec<String> {
+pub(crate) fn context_files(root: &Path, sources: &[String], ignore: &Ignore) -> Vec<String> {
     let mut files = BTreeSet::new();
     for src in sources {
         if src.contains("://") {
@@ -474,7 +477,7 @@ fn walk(root: &Path, path: &Path, ignore: &Ignore, out: &mut BTreeSet<String>) {
 
 /// The digest of a build's inputs: the Dockerfile, the build arguments, the ids of the
 /// images it is built from, and the content of the context files it copies.
-pub fn inputs_digest(
+pub(crate) fn inputs_digest(
     root: &Path,
     dockerfile: &str,
     build_args: &[String],

@@ -5,13 +5,13 @@
 
 /// Replaces `{name}` with its value from `vars`; `{{` and `}}` stand for braces.
 /// An unknown name is an error that lists the known ones.
-pub fn format_vars(text: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+pub(crate) fn format_vars(text: &str, vars: &[(&str, &str)]) -> Result<String, String> {
     format_vars_or(text, vars, &[])
 }
 
 /// [`format_vars`], where the names of `unavailable` are known but have no value here:
 /// using one is an error that says why (`{dock_project_root}` when not docked).
-pub fn format_vars_or(
+pub(crate) fn format_vars_or(
     text: &str,
     vars: &[(&str, &str)],
     unavailable: &[(&str, &str)],
@@ -70,13 +70,9 @@ pub fn format_vars_or(
     Ok(out)
 }
 
-/// Replaces `$VAR` and `${VAR}` with the environment's values; `$$` is a literal `$`.
+/// Replaces `$VAR` and `${VAR}` with the values `lookup` gives; `$$` is a literal `$`.
 /// A variable that is not set is an error naming it.
-pub fn env_vars(text: &str) -> Result<String, String> {
-    env_vars_with(text, |name| std::env::var(name).ok())
-}
-
-pub fn env_vars_with(
+pub(crate) fn env_vars_with(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {

@@ -2,19 +2,19 @@
 //! `docker/dockerutils.cfg`; image names `<project>-<image>:<user>` unless the cfg says
 //! otherwise.
 
-pub mod build;
-pub mod cfg;
-pub mod chain;
-pub mod expand;
-pub mod publish;
-pub mod run;
+pub(crate) mod build;
+pub(crate) mod cfg;
+pub(crate) mod chain;
+pub(crate) mod expand;
+pub(crate) mod publish;
+pub(crate) mod run;
 
 use crate::error::{Error, Result};
 use crate::project::cfg::Cfg;
 use crate::project::cfg::keys;
 use std::path::{Path, PathBuf};
 
-pub struct Project {
+pub(crate) struct Project {
     /// The directory that holds `docker/`.
     pub root: PathBuf,
     /// The root's base name, lower-cased: the prefix of image names.
@@ -28,7 +28,7 @@ pub struct Project {
 
 /// A docker image reference, `name:tag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
+pub(crate) struct ImageRef {
     pub name: String,
     pub tag: String,
 }
@@ -40,7 +40,7 @@ impl std::fmt::Display for ImageRef {
 }
 
 /// The user name, as Python's `getpass.getuser()` finds it (the original tags images with it).
-pub fn user_name() -> String {
+pub(crate) fn user_name() -> String {
     ["LOGNAME", "USER", "LNAME", "USERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
@@ -101,7 +101,7 @@ impl Project {
     ///   `docker/` planted in `/tmp` or a shared directory must not be picked up. Allowed
     ///   when it is yours, yours through sudo (`SUDO_UID`, as git allows), or listed in
     ///   `DOCKERUTILS_SAFE_DIRECTORY` (project roots separated by `:`, or `*`).
-    pub fn discover(start: &Path, user: &str) -> Result<Project> {
+    pub(crate) fn discover(start: &Path, user: &str) -> Result<Project> {
         let root = find_root(start, |name| std::env::var_os(name))?;
         let name = root
             .file_name()
@@ -119,7 +119,7 @@ impl Project {
 
     /// From the current directory: how the commands find their project. Keys of the cfg
     /// that look misspelt are reported on stderr, once per process (`warn_misspelt_keys`).
-    pub fn discover_here(user: &str) -> Result<Project> {
+    pub(crate) fn discover_here(user: &str) -> Result<Project> {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot read the current directory", e))?;
         let project = Project::discover(&cwd, user)?;
@@ -131,7 +131,7 @@ impl Project {
     /// that would be read in its section (`cfg::keys::misspelt`): `volume=` is ignored,
     /// `volumes=` is not. Once per process, whatever loads the cfg again (build threads,
     /// serve-hooks' deploys); never for TAB completion, which uses `discover`.
-    pub fn warn_misspelt_keys(&self) {
+    pub(crate) fn warn_misspelt_keys(&self) {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             if self.cfg.sections().next().is_none()
@@ -150,12 +150,12 @@ impl Project {
         });
     }
 
-    pub fn docker_dir(&self) -> PathBuf {
+    pub(crate) fn docker_dir(&self) -> PathBuf {
         self.root.join("docker")
     }
 
     /// The base name of the root as it is (not lower-cased): the original's `{project}`.
-    pub fn dir_name(&self) -> String {
+    pub(crate) fn dir_name(&self) -> String {
         self.root
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -164,7 +164,7 @@ impl Project {
 
     /// The project's version for `{version}`: `git describe --tags --always --dirty` at
     /// the root, or `unknown` outside git (or without git).
-    pub fn version(&self) -> String {
+    pub(crate) fn version(&self) -> String {
         self.version.get_or_init(|| self.git_describe()).clone()
     }
 
@@ -182,7 +182,7 @@ impl Project {
     }
 
     /// The subdirectories of `docker/`, sorted, `base` first (others are usually built on it).
-    pub fn image_dirs(&self) -> Result<Vec<String>> {
+    pub(crate) fn image_dirs(&self) -> Result<Vec<String>> {
         let dir = self.docker_dir();
         let entries = std::fs::read_dir(&dir)
             .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
@@ -196,7 +196,7 @@ impl Project {
     }
 
     /// `[run_image] synthetic_images=a,b`: images that only exist in the cfg.
-    pub fn synthetic_images(&self) -> Result<Vec<String>> {
+    pub(crate) fn synthetic_images(&self) -> Result<Vec<String>> {
         Ok(self
             .cfg
             .get(keys::RUN_IMAGE, keys::SYNTHETIC_IMAGES)?
@@ -211,7 +211,7 @@ impl Project {
 
     /// The names the commands take for the project's images: the subdirectories of
     /// `docker/` and the cfg's synthetic images.
-    pub fn image_names(&self) -> Result<Vec<String>> {
+    pub(crate) fn image_names(&self) -> Result<Vec<String>> {
         let mut names = self.image_dirs()?;
         names.extend(self.synthetic_images()?);
         Ok(names)
@@ -219,7 +219,7 @@ impl Project {
 
     /// The `docker/` subdirectory an image is built from: its own, or the one a synthetic
     /// image's `name=` runs.
-    pub fn subdir(&self, image: &str) -> Result<String> {
+    pub(crate) fn subdir(&self, image: &str) -> Result<String> {
         if !self.docker_dir().join(image).is_dir()
             && self.synthetic_images()?.iter().any(|s| s == image)
             && let Some(name) = self.cfg.get(image, keys::NAME)?
@@ -230,7 +230,7 @@ impl Project {
     }
 
     /// Checks that `image` is one of `valid`, or says which are.
-    pub fn check_image(image: &str, valid: &[String]) -> Result<()> {
+    pub(crate) fn check_image(image: &str, valid: &[String]) -> Result<()> {
         if valid.iter().any(|v| v == image) {
             Ok(())
         } else {
@@ -241,19 +241,19 @@ impl Project {
         }
     }
 
-    pub fn dockerfile(&self, subdir: &str) -> PathBuf {
+    pub(crate) fn dockerfile(&self, subdir: &str) -> PathBuf {
         self.docker_dir().join(subdir).join("Dockerfile")
     }
 
     /// The Dockerfile path relative to the root, as given to `docker build -f`.
-    pub fn dockerfile_arg(subdir: &str) -> String {
+    pub(crate) fn dockerfile_arg(subdir: &str) -> String {
         format!("docker/{subdir}/Dockerfile")
     }
 
     /// The image name and tag of an image type, as 2.0.7's `get_image_designation`:
     /// a section's `name=` replaces the subdirectory (prefixed with the project unless
     /// `prefix` is False/false/F/f); `tag=` else the user name.
-    pub fn image_ref(&self, image: &str) -> Result<ImageRef> {
+    pub(crate) fn image_ref(&self, image: &str) -> Result<ImageRef> {
         let cfg = &self.cfg;
         let mut name = format!("{}-{}", self.name, image);
         if cfg.has_section(image)

@@ -13,7 +13,7 @@ use crate::project::expand;
 
 /// What to publish: the flags of `publish-image` (auto-build --publish makes one too).
 #[derive(Debug, Clone, clap::Args)]
-pub struct Request {
+pub(crate) struct Request {
     /// Image to publish: a subdirectory of docker/ or a synthetic image of the cfg
     pub image: String,
     /// Publish this local image name rather than the project's
@@ -26,11 +26,11 @@ pub struct Request {
     pub aws: AwsArgs,
 }
 
-pub const REPOS: [&str; 3] = ["aws", "docker_hub", "registry"];
+pub(crate) const REPOS: [&str; 3] = ["aws", "docker_hub", "registry"];
 
 /// Where an image goes, from its cfg section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub repo: String,
     /// `publication_tag` before expansion.
     pub template: String,
@@ -40,7 +40,7 @@ pub struct Target {
     pub tag: String,
 }
 
-pub fn target(project: &Project, args: &Request) -> Result<Target> {
+pub(crate) fn target(project: &Project, args: &Request) -> Result<Target> {
     let mut t = target_unresolved(project, args)?;
     if t.tag == tags::TIMESTAMP {
         // `tag=timestamp`: the newest build here.
@@ -104,7 +104,7 @@ fn target_unresolved(project: &Project, args: &Request) -> Result<Target> {
 
 /// `publication_tag` with `{account}`, `{region}`, `{image}`, `{tag}`, `{user}` and
 /// `$VAR`s replaced.
-pub fn expand_tag(t: &Target, account: &str, region: &str, ctx: &Context) -> Result<String> {
+pub(crate) fn expand_tag(t: &Target, account: &str, region: &str, ctx: &Context) -> Result<String> {
     let vars = [
         ("account", account),
         ("region", region),
@@ -119,7 +119,7 @@ pub fn expand_tag(t: &Target, account: &str, region: &str, ctx: &Context) -> Res
 
 /// The newest timestamp tag of an image type in the registry it is published to (its
 /// section's `image_repo` and `publication_tag`), with the reference to pull it by.
-pub fn newest_published(
+pub(crate) fn newest_published(
     project: &Project,
     image: &str,
     ctx: &Context,
@@ -171,7 +171,7 @@ pub fn newest_published(
 
 /// The registry host of an image reference (docker's rule: a first component with a
 /// `.` or `:`, or `localhost`), and the repository path.
-pub fn split_reference(reference: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_reference(reference: &str) -> (Option<&str>, &str) {
     let without_digest = reference.split('@').next().unwrap_or(reference);
     let path = match without_digest.rfind(':') {
         Some(i) if !without_digest[i..].contains('/') => &without_digest[..i],
@@ -204,7 +204,7 @@ fn check_ecr_host(section: &str, tag: &str, registry: &str) -> Result<()> {
 }
 
 /// The docker steps: login (ECR only; the password goes on stdin), tag, push.
-pub fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>) -> Plan {
+pub(crate) fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>) -> Plan {
     let mut plan = Plan::default();
     if let Some(login) = login {
         // Only ever to ECR's own registry: `publish` refuses a tag on another host.
@@ -224,7 +224,7 @@ pub fn plan(project: &Project, t: &Target, tag: &str, login: Option<&ecr::Login>
 }
 
 /// Publishes one image of the project (also called by auto-build --publish).
-pub fn publish(project: &Project, args: &Request, ctx: &Context) -> Result<i32> {
+pub(crate) fn publish(project: &Project, args: &Request, ctx: &Context) -> Result<i32> {
     let t = target(project, args)?;
     if !engine::image_exists(&t.source)? {
         return Err(Error::NoImage { image: t.source });

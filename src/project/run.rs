@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 /// How to run: the flags of `run-image` (deploy-image and run-notebook make one too).
 #[derive(Debug, Clone, clap::Args)]
-pub struct Request {
+pub(crate) struct Request {
     /// Image to run: a subdirectory of docker/ or a synthetic image of the cfg
     pub image: String,
     /// Extra `docker run` arguments (replaces the cfg's `args`)
@@ -58,7 +58,7 @@ pub struct Request {
 
 /// `--log [DIR]` and its sizes: the run's output to size-rotated files (`crate::service::logrotate`).
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Run without a terminal and wait, writing the output (stdout and stderr) to size-rotated files in DIR, framed by banners (default DIR: the cfg's log_dir, else <project_root>/logs/<IMAGE>)
     #[arg(
         long = "log",
@@ -98,7 +98,7 @@ fn at_least_min_keep(value: &str) -> std::result::Result<u64, String> {
 }
 
 /// AWS credentials passed into containers when present (not when docked, as the original).
-pub const AWS_ENV: [&str; 6] = [
+pub(crate) const AWS_ENV: [&str; 6] = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_DEFAULT_REGION",
@@ -107,10 +107,10 @@ pub const AWS_ENV: [&str; 6] = [
     "AWS_SECURITY_TOKEN",
 ];
 
-pub const GPU_ARGS: [&str; 3] = ["--runtime=nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=all"];
+pub(crate) const GPU_ARGS: [&str; 3] = ["--runtime=nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=all"];
 
 /// Does an environment variable's name say its value is a secret?
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     [
         "SECRET",
@@ -232,7 +232,7 @@ fn cli_words(flag: &str, value: &str) -> Result<Vec<String>> {
 
 /// How the container lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     /// run-image's: named `<user>_<image>_<time>`, `--rm` and a terminal unless kept, the
     /// caller's AWS credentials passed in.
     Run,
@@ -243,7 +243,7 @@ pub enum Lifecycle {
 
 impl Request {
     /// run-image's arguments for IMAGE without flags: the cfg section alone decides.
-    pub fn section_only(image: &str) -> Request {
+    pub(crate) fn section_only(image: &str) -> Request {
         Request {
             image: image.into(),
             args: None,
@@ -258,7 +258,7 @@ impl Request {
     }
 }
 
-pub fn plan(project: &Project, args: &Request, ctx: &Context) -> Result<Plan> {
+pub(crate) fn plan(project: &Project, args: &Request, ctx: &Context) -> Result<Plan> {
     let mut plan = Plan::default();
     let (mut inv, docked_mounts) = docker_run_and_mounts(project, args, &Lifecycle::Run, ctx)?;
     if let Some(mounts) = docked_mounts {
@@ -456,7 +456,7 @@ fn docked_copy(project: &Project, ctx: &Context) -> std::result::Result<(Dock, S
 }
 
 /// The `docker run` of an image with its section's options (and the flags of `args`).
-pub fn docker_run(
+pub(crate) fn docker_run(
     project: &Project,
     args: &Request,
     lifecycle: &Lifecycle,
@@ -723,7 +723,7 @@ fn log_to(project: &Project, args: &Request, ctx: &Context) -> Result<Option<Log
 
 /// `-t` needs a terminal on stdin: without one (cron, CI, a pipe) docker refuses with
 /// "the input device is not a TTY", so the flag is dropped and `-i` kept.
-pub fn tty_rule(words: Vec<String>, stdin_is_tty: bool) -> Vec<Arg> {
+pub(crate) fn tty_rule(words: Vec<String>, stdin_is_tty: bool) -> Vec<Arg> {
     words
         .into_iter()
         .filter_map(|w| {

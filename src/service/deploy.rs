@@ -26,14 +26,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The old container's name while the new one is watched: `<service>-previous`.
-pub const PREVIOUS_SUFFIX: &str = "-previous";
+pub(crate) const PREVIOUS_SUFFIX: &str = "-previous";
 /// How many lines of a failed container's log are shown.
 const LOG_LINES: usize = 20;
 const POLL: Duration = Duration::from_millis(250);
 
 /// How long a new container is watched, and whether an unchanged image is deployed.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub(crate) struct Options {
     pub settle: Duration,
     pub health_timeout: Duration,
     pub if_changed: bool,
@@ -41,7 +41,7 @@ pub struct Options {
 
 /// A service of the project, ready to deploy.
 #[derive(Debug, Clone)]
-pub struct Service {
+pub(crate) struct Service {
     /// The image (its cfg section).
     pub image: String,
     /// The container's name (`service=`).
@@ -55,7 +55,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn previous(&self) -> String {
+    pub(crate) fn previous(&self) -> String {
         format!("{}{PREVIOUS_SUFFIX}", self.name)
     }
 
@@ -65,7 +65,7 @@ impl Service {
 }
 
 /// Is `name` a name docker accepts for a container (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`)?
-pub fn valid_container_name(name: &str) -> bool {
+pub(crate) fn valid_container_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && name.len() >= 2
@@ -80,7 +80,12 @@ fn valid_images(project: &Project) -> Result<Vec<String>> {
 }
 
 /// The service of `image`: its container name, image and `docker run`.
-pub fn service(project: &Project, image: &str, no_pull: bool, ctx: &Context) -> Result<Service> {
+pub(crate) fn service(
+    project: &Project,
+    image: &str,
+    no_pull: bool,
+    ctx: &Context,
+) -> Result<Service> {
     Project::check_image(image, &valid_images(project)?)?;
     let cfg = &project.cfg;
     let name = if cfg.has_section(image) {
@@ -150,13 +155,13 @@ fn is_project_named(project: &Project, image: &str) -> Result<bool> {
 
 /// The container a deploy replaces, as found before it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Current {
+pub(crate) struct Current {
     pub running: bool,
     /// Its image's id (`sha256:…`).
     pub image_id: String,
 }
 
-pub fn current(name: &str) -> Result<Option<Current>> {
+pub(crate) fn current(name: &str) -> Result<Option<Current>> {
     Ok(engine::inspect_container(name)?.map(|c| {
         let state = State::of(&c);
         Current {
@@ -168,7 +173,7 @@ pub fn current(name: &str) -> Result<Option<Current>> {
 
 /// What a successful deploy did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Deployed {
+pub(crate) enum Deployed {
     /// There was no container of that name: the service was started.
     Started { image_id: String },
     /// The old container was replaced (and removed).
@@ -195,7 +200,7 @@ impl std::fmt::Display for Deployed {
 }
 
 /// `sha256:0123456789ab` of an image id.
-pub fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     match id.strip_prefix("sha256:") {
         Some(hex) => format!("sha256:{}", &hex[..hex.len().min(12)]),
         None => id.to_string(),
@@ -253,7 +258,7 @@ fn steps(svc: &Service, current: Option<&Current>) -> Steps {
     }
 }
 
-pub fn plan(svc: &Service, current: Option<&Current>, opts: &Options) -> Plan {
+pub(crate) fn plan(svc: &Service, current: Option<&Current>, opts: &Options) -> Plan {
     let mut plan = Plan::default();
     let name = &svc.name;
     let steps = steps(svc, current);
@@ -303,27 +308,27 @@ pub fn plan(svc: &Service, current: Option<&Current>, opts: &Options) -> Plan {
 
 /// Where a deploy reports: a terminal (deploy-image, docker's own output let through) or
 /// a log (serve-hooks: each line prefixed, docker's output captured and shown on failure).
-pub struct Report {
+pub(crate) struct Report {
     prefix: String,
     inherit: bool,
 }
 
 impl Report {
-    pub fn terminal() -> Report {
+    pub(crate) fn terminal() -> Report {
         Report {
             prefix: String::new(),
             inherit: true,
         }
     }
 
-    pub fn log(prefix: impl Into<String>) -> Report {
+    pub(crate) fn log(prefix: impl Into<String>) -> Report {
         Report {
             prefix: prefix.into(),
             inherit: false,
         }
     }
 
-    pub fn say(&self, text: &str) {
+    pub(crate) fn say(&self, text: &str) {
         for line in text.lines() {
             eprintln!("{}{line}", self.prefix);
         }
@@ -422,7 +427,7 @@ fn step(out: &Report, inv: &Invocation) -> std::result::Result<(), Failed> {
 
 /// A container's state, as `docker container inspect` tells it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct State {
+pub(crate) struct State {
     pub running: bool,
     pub restarting: bool,
     pub exit_code: i64,
@@ -438,7 +443,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn of(container: &Value) -> State {
+    pub(crate) fn of(container: &Value) -> State {
         let s = &container["State"];
         let health = &s["Health"];
         State {
@@ -636,7 +641,7 @@ fn deploy_error(message: String, hint: String) -> Error {
 }
 
 /// Deploys the service: see the module's documentation.
-pub fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
+pub(crate) fn deploy(svc: &Service, opts: &Options, out: &Report) -> Result<Deployed> {
     let name = &svc.name;
     let previous = svc.previous();
     let unchanged_hint = || "nothing was changed: the service runs as it did".to_string();
@@ -850,7 +855,12 @@ fn roll_back(
 }
 
 /// Deploys IMAGE of the project at `root` (serve-hooks: the cfg is read anew each time).
-pub fn deploy_at(root: &Path, image: &str, opts: &Options, out: &Report) -> Result<Deployed> {
+pub(crate) fn deploy_at(
+    root: &Path,
+    image: &str,
+    opts: &Options,
+    out: &Report,
+) -> Result<Deployed> {
     let ctx = Context::from_process();
     let project = Project::discover(root, &ctx.user)?;
     let svc = service(&project, image, false, &ctx)?;

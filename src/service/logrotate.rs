@@ -26,18 +26,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// multilog's `s1000000`: 1 MB files.
-pub const DEFAULT_MAX_SIZE: u64 = 1_000_000;
+pub(crate) const DEFAULT_MAX_SIZE: u64 = 1_000_000;
 /// multilog's `n30`: 30 files, `current` included.
-pub const DEFAULT_KEEP: u64 = 30;
+pub(crate) const DEFAULT_KEEP: u64 = 30;
 /// The fewest files a log may keep (multilog's floor too): `current` and one rotated file.
-pub const MIN_KEEP: u64 = 2;
-pub const CURRENT: &str = "current";
+pub(crate) const MIN_KEEP: u64 = 2;
+pub(crate) const CURRENT: &str = "current";
 const LOCK: &str = "lock";
 /// Streams merged into one log: stdout (0) and stderr (1).
-pub const STREAMS: usize = 2;
+pub(crate) const STREAMS: usize = 2;
 
 /// The writer of one log directory, holding its lock.
-pub struct RotatingLog {
+pub(crate) struct RotatingLog {
     dir: PathBuf,
     max_size: u64,
     keep: u64,
@@ -54,7 +54,7 @@ pub struct RotatingLog {
 impl RotatingLog {
     /// Opens DIR (made if missing) for appending. Another writer holding the directory is
     /// an error of kind `WouldBlock`.
-    pub fn open(dir: &Path, max_size: u64, keep: u64) -> io::Result<RotatingLog> {
+    pub(crate) fn open(dir: &Path, max_size: u64, keep: u64) -> io::Result<RotatingLog> {
         assert!(max_size >= 1 && keep >= MIN_KEEP, "checked by the caller");
         std::fs::create_dir_all(dir)?;
         let lock = {
@@ -91,14 +91,14 @@ impl RotatingLog {
         Ok(log)
     }
 
-    pub fn current_path(&self) -> PathBuf {
+    pub(crate) fn current_path(&self) -> PathBuf {
         self.dir.join(CURRENT)
     }
 
     /// The last line written to the log, without its newline: `current`'s, or the newest
     /// rotated file's when `current` is empty (a rotation was the last thing done). `None`
     /// when there is none.
-    pub fn last_line(&self) -> io::Result<Option<String>> {
+    pub(crate) fn last_line(&self) -> io::Result<Option<String>> {
         let mut file = self.dir.join(CURRENT);
         if self.len == 0 {
             match rotated_files(&self.dir)?.pop() {
@@ -112,7 +112,7 @@ impl RotatingLog {
     /// Adds output of one stream: every complete line goes to the files now; the rest
     /// waits for its newline (or, once it is as long as a file, is written in pieces of
     /// the size).
-    pub fn write_stream(&mut self, stream: usize, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_stream(&mut self, stream: usize, data: &[u8]) -> io::Result<()> {
         let mut rest = data;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
             let (line, after) = rest.split_at(pos + 1);
@@ -138,12 +138,13 @@ impl RotatingLog {
     }
 
     /// Adds output (of the one stream there is).
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    #[cfg(test)]
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.write_stream(0, data)
     }
 
     /// Writes a line of our own (a banner), after ending any unfinished line of the output.
-    pub fn line(&mut self, text: &str) -> io::Result<()> {
+    pub(crate) fn line(&mut self, text: &str) -> io::Result<()> {
         self.end_partial_lines()?;
         let mut line = text.replace('\n', " ").into_bytes();
         line.push(b'\n');
@@ -153,7 +154,7 @@ impl RotatingLog {
 
     /// Writes what is left: an unfinished last line, as it is (ended by a newline only
     /// when another stream's unfinished line follows it).
-    pub fn finish(&mut self) -> io::Result<()> {
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
         let mut partials: Vec<Vec<u8>> = self
             .partial
             .iter_mut()
@@ -301,7 +302,7 @@ fn last_line_of(path: &Path) -> io::Result<Option<String>> {
 }
 
 /// The rotated files of DIR, oldest first (their names sort by time).
-pub fn rotated_files(dir: &Path) -> io::Result<Vec<String>> {
+pub(crate) fn rotated_files(dir: &Path) -> io::Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
@@ -312,7 +313,7 @@ pub fn rotated_files(dir: &Path) -> io::Result<Vec<String>> {
 }
 
 /// `20240501T030000.123456Z.log`
-pub fn name_for_micros(micros: u64) -> String {
+pub(crate) fn name_for_micros(micros: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(micros / 1_000_000);
     format!(
         "{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{:06}Z.log",
@@ -321,7 +322,7 @@ pub fn name_for_micros(micros: u64) -> String {
 }
 
 /// The time a rotated file's name says, or None for any other name.
-pub fn micros_of_name(name: &str) -> Option<u64> {
+pub(crate) fn micros_of_name(name: &str) -> Option<u64> {
     let b = name.as_bytes();
     // ASCII first: the ranges below are byte ranges, and a multi-byte character across
     // one of them would be a panic on slicing (any name can be in the directory).
@@ -357,7 +358,7 @@ pub fn micros_of_name(name: &str) -> Option<u64> {
 
 /// The lines that open a run in its log: when, which image (and its id), which command
 /// (as printed, secrets masked).
-pub fn start_banner(
+pub(crate) fn start_banner(
     prog: &str,
     image: &str,
     id: &str,
@@ -374,7 +375,7 @@ pub fn start_banner(
 /// When the last line of a log is not a run's end banner, the line that says so, written
 /// before the next run's start banner: the run before was killed (`kill -9`, which leaves
 /// no chance to write it) or the machine stopped, and its output may stop short.
-pub fn unended_note(prog: &str, last_line: &str) -> Option<String> {
+pub(crate) fn unended_note(prog: &str, last_line: &str) -> Option<String> {
     (!last_line.starts_with(&format!("==== {prog} end "))).then(|| {
         format!(
             "==== {prog}: the previous run ended without its end banner \
@@ -384,7 +385,7 @@ pub fn unended_note(prog: &str, last_line: &str) -> Option<String> {
 }
 
 /// The line that closes a run in its log.
-pub fn end_banner(prog: &str, outcome: &str, at: SystemTime, took: Duration) -> String {
+pub(crate) fn end_banner(prog: &str, outcome: &str, at: SystemTime, took: Duration) -> String {
     format!(
         "==== {prog} end {}: {outcome}, duration {}",
         utc_text(at),

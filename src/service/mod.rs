@@ -2,6 +2,6 @@
 //! (`deploy-image`, `serve-hooks`), the size-rotated logs of pipelines (`run-image --log`),
 //! and the Jupyter servers of `run-notebook` and `nb-dock`.
 
-pub mod deploy;
-pub mod logrotate;
-pub mod notebook;
+pub(crate) mod deploy;
+pub(crate) mod logrotate;
+pub(crate) mod notebook;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Does an HTTP server answer on host:port? (Any HTTP response counts: Jupyter answers
 /// `/` with a redirect.)
-pub fn answers(host: &str, port: u16) -> bool {
+pub(crate) fn answers(host: &str, port: u16) -> bool {
     let Some(addr) = (host, port)
         .to_socket_addrs()
         .ok()
@@ -30,7 +30,7 @@ pub fn answers(host: &str, port: u16) -> bool {
 
 /// Polls until the server answers, `gone` says the server died (its reason), the time is
 /// up, or Ctrl-C. Polls quickly at first, then every second.
-pub fn wait_until_answers(
+pub(crate) fn wait_until_answers(
     host: &str,
     port: u16,
     limit: Duration,
@@ -63,7 +63,7 @@ pub fn wait_until_answers(
 }
 
 /// The token of the last `…?token=XYZ` URL in a Jupyter server's output.
-pub fn find_token(output: &str) -> Option<String> {
+pub(crate) fn find_token(output: &str) -> Option<String> {
     output.rmatch_indices("token=").find_map(|(i, _)| {
         let token: String = output[i + 6..]
             .chars()
@@ -74,7 +74,7 @@ pub fn find_token(output: &str) -> Option<String> {
 }
 
 /// The URL to give the user: Jupyter Lab on host:port, with the token when there is one.
-pub fn lab_url(host: &str, port: u16, token: Option<&str>) -> String {
+pub(crate) fn lab_url(host: &str, port: u16, token: Option<&str>) -> String {
     match token {
         Some(t) => format!("http://{host}:{port}/lab?token={t}"),
         None => format!("http://{host}:{port}/lab"),
@@ -83,7 +83,7 @@ pub fn lab_url(host: &str, port: u16, token: Option<&str>) -> String {
 
 /// Opens the URL in a browser when there is a desktop (macOS, or a Linux session with a
 /// display); says whether it did.
-pub fn open_in_browser(url: &str) -> bool {
+pub(crate) fn open_in_browser(url: &str) -> bool {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
@@ -104,7 +104,7 @@ pub fn open_in_browser(url: &str) -> bool {
 }
 
 /// A free TCP port on 127.0.0.1 (for a tunnel's local end).
-pub fn free_local_port(preferred: u16) -> u16 {
+pub(crate) fn free_local_port(preferred: u16) -> u16 {
     if std::net::TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
         return preferred;
     }
@@ -118,14 +118,14 @@ pub fn free_local_port(preferred: u16) -> u16 {
 /// ends the ssh. It runs in its own process group, so that a Ctrl-C at the terminal
 /// leaves it to us (it is closed once the notebook has ended, not while the container is
 /// still stopping), and on Linux it is told to end if we die without closing it.
-pub struct Tunnel {
+pub(crate) struct Tunnel {
     child: crate::process::Running,
     ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Tunnel {
     /// Starts the tunnel; `prog` prefixes what ssh says on stderr.
-    pub fn open(prog: &str, inv: &crate::plan::Invocation) -> Result<Tunnel> {
+    pub(crate) fn open(prog: &str, inv: &crate::plan::Invocation) -> Result<Tunnel> {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,7 +161,7 @@ impl Tunnel {
     }
 
     /// Has the ssh ended (it failed: the port is taken, the dock does not answer)?
-    pub fn ended(&self) -> impl Fn() -> bool + Send + 'static {
+    pub(crate) fn ended(&self) -> impl Fn() -> bool + Send + 'static {
         let flag = self.ended.clone();
         move || flag.load(std::sync::atomic::Ordering::SeqCst)
     }

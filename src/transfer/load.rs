@@ -20,7 +20,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// A destination, and what it holds.
-pub struct Target {
+pub(crate) struct Target {
     pub engine: Engine,
     /// How it decompresses (a remote engine).
     pub codec: Codec,
@@ -29,12 +29,12 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.engine.name()
     }
 
     /// The receiving half of the pipeline, as the user could type it.
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match &self.engine {
             Engine::Local => "docker load".to_string(),
             Engine::Remote(r) => format!(
@@ -55,7 +55,7 @@ impl Target {
 }
 
 /// What the fan-out hands each destination.
-pub enum Msg {
+pub(crate) enum Msg {
     /// Archive bytes to send.
     Bytes(Arc<Vec<u8>>),
     /// Archive bytes this destination does without (it holds the layer): progress only.
@@ -66,7 +66,7 @@ pub enum Msg {
 
 /// What came of one destination.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub name: String,
     /// Whether its `docker load` took the image.
     pub loaded: bool,
@@ -83,7 +83,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn failed(name: &str, error: String) -> Outcome {
+    pub(crate) fn failed(name: &str, error: String) -> Outcome {
         Outcome {
             name: name.to_string(),
             loaded: false,
@@ -100,7 +100,12 @@ impl Outcome {
 const END_OF_ARCHIVE: [u8; 1024] = [0; 1024];
 
 /// Sends what `feed` hands over into `docker load` on `target`.
-pub fn send(target: &Target, feed: Receiver<Msg>, mut line: Line, children: &Children) -> Outcome {
+pub(crate) fn send(
+    target: &Target,
+    feed: Receiver<Msg>,
+    mut line: Line,
+    children: &Children,
+) -> Outcome {
     let started = Instant::now();
     let name = target.name().to_string();
     let mut cmd = match &target.engine {

@@ -20,14 +20,14 @@
 //! others. A destination that refused an archive without some layers is sent the image
 //! again, whole, in a second pass for those destinations only.
 
-pub mod load;
-pub mod progress;
-pub mod registry;
-pub mod remote;
-pub mod saved;
-pub mod source;
-pub mod split;
-pub mod via_registry;
+pub(crate) mod load;
+pub(crate) mod progress;
+pub(crate) mod registry;
+pub(crate) mod remote;
+pub(crate) mod saved;
+pub(crate) mod source;
+pub(crate) mod split;
+pub(crate) mod via_registry;
 
 use load::{Msg, Outcome, Target};
 use remote::{Ask, Engine};
@@ -44,14 +44,14 @@ const QUEUE: usize = 8;
 /// The processes a transfer runs (ssh, `docker save`, `docker load`): killed at once on
 /// Ctrl-C, so that nothing is left half-done on either side.
 #[derive(Default)]
-pub struct Children(Mutex<Vec<u32>>);
+pub(crate) struct Children(Mutex<Vec<u32>>);
 
 impl Children {
-    pub fn add(&self, pid: u32) {
+    pub(crate) fn add(&self, pid: u32) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
     }
 
-    pub fn remove(&self, pid: u32) {
+    pub(crate) fn remove(&self, pid: u32) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -67,7 +67,7 @@ impl Children {
 }
 
 /// What came of a transfer.
-pub struct Report {
+pub(crate) struct Report {
     /// One per destination, in the order given.
     pub outcomes: Vec<Outcome>,
     /// Compressed bytes received from the source dock (None: the source is here).
@@ -78,7 +78,7 @@ pub struct Report {
 
 /// Sends `image` to every destination, each only the layers it lacks (every layer with
 /// `full`).
-pub fn run(image: &Image, dests: Vec<Engine>, full: bool) -> Report {
+pub(crate) fn run(image: &Image, dests: Vec<Engine>, full: bool) -> Report {
     let started = std::time::Instant::now();
     crate::process::install_signal_handlers();
     let children = Children::default();

@@ -8,14 +8,14 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub struct Lines {
+pub(crate) struct Lines {
     multi: MultiProgress,
     terminal: bool,
     several: bool,
 }
 
 impl Lines {
-    pub fn new(several: bool) -> Lines {
+    pub(crate) fn new(several: bool) -> Lines {
         let terminal = std::io::stderr().is_terminal();
         Lines {
             multi: MultiProgress::with_draw_target(if terminal {
@@ -29,7 +29,7 @@ impl Lines {
     }
 
     /// The line of destination `name`, `total` bytes to go through it.
-    pub fn line(&self, name: &str, total: u64) -> Line {
+    pub(crate) fn line(&self, name: &str, total: u64) -> Line {
         let bar = if self.terminal {
             let bar = self.multi.add(ProgressBar::new(total));
             let template = if self.several {
@@ -58,7 +58,7 @@ impl Lines {
     }
 }
 
-pub struct Line {
+pub(crate) struct Line {
     bar: ProgressBar,
     prefix: String,
     total: u64,
@@ -69,12 +69,12 @@ pub struct Line {
 }
 
 impl Line {
-    pub fn watch(&mut self, wire: Arc<AtomicU64>, verb: &'static str) {
+    pub(crate) fn watch(&mut self, wire: Arc<AtomicU64>, verb: &'static str) {
         self.wire = Some((wire, verb));
     }
 
     /// `n` more bytes of the archive went through (sent or left out).
-    pub fn add(&mut self, n: u64) {
+    pub(crate) fn add(&mut self, n: u64) {
         self.read += n;
         let wire = self
             .wire
@@ -102,11 +102,11 @@ impl Line {
         }
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }
 
-pub fn mib(n: u64) -> String {
+pub(crate) fn mib(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / 1048576.0)
 }

@@ -65,7 +65,7 @@ impl Blob {
 }
 
 /// The image a registry serves: one repository, one tag, one manifest and its blobs.
-pub struct Image {
+pub(crate) struct Image {
     repo: String,
     tag: String,
     manifest: Bytes,
@@ -94,7 +94,7 @@ fn sha256(bytes: &[u8]) -> String {
 impl Image {
     /// The image in the engine's storage, as `repo:tag`: each layer's tar is read from the
     /// storage when asked for (its tar-split is read once here, for its size).
-    pub fn from_store(store: StoredImage, repo: &str, tag: &str) -> io::Result<Image> {
+    pub(crate) fn from_store(store: StoredImage, repo: &str, tag: &str) -> io::Result<Image> {
         let config = store.config().to_vec();
         let parsed: serde_json::Value = serde_json::from_slice(&config)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -121,7 +121,7 @@ impl Image {
 
     /// An unpacked `docker save`: its own manifest for an OCI layout, else one written
     /// here for its uncompressed layers.
-    pub fn from_saved(saved: SavedImage, repo: &str, tag: &str) -> Image {
+    pub(crate) fn from_saved(saved: SavedImage, repo: &str, tag: &str) -> Image {
         let layers = saved
             .layers
             .iter()
@@ -206,24 +206,24 @@ impl Image {
     }
 
     /// The digest of the manifest (what `docker pull` records as the image's repo digest).
-    pub fn manifest_digest(&self) -> &str {
+    pub(crate) fn manifest_digest(&self) -> &str {
         &self.manifest_digest
     }
 
     /// The layers' digests, bottom first.
-    pub fn layers(&self) -> &[String] {
+    pub(crate) fn layers(&self) -> &[String] {
         &self.layers
     }
 
     /// The layers' bytes, uncompressed.
-    pub fn layer_bytes(&self) -> u64 {
+    pub(crate) fn layer_bytes(&self) -> u64 {
         self.layer_bytes
     }
 }
 
 /// What the registry has done so far.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Body bytes handed to connections (compressed where the client asked for it).
     pub sent: AtomicU64,
     /// Layer bytes read (uncompressed).
@@ -237,7 +237,7 @@ pub struct Stats {
 }
 
 /// A running registry; stopped (every connection closed) when dropped.
-pub struct Server {
+pub(crate) struct Server {
     port: u16,
     stats: Arc<Stats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -246,7 +246,7 @@ pub struct Server {
 
 impl Server {
     /// Serves `image` on 127.0.0.1, on a port the system picks, from a thread of its own.
-    pub fn start(image: Image) -> io::Result<Server> {
+    pub(crate) fn start(image: Image) -> io::Result<Server> {
         let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -273,11 +273,11 @@ impl Server {
         })
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn stats(&self) -> &Arc<Stats> {
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
         &self.stats
     }
 }
@@ -701,7 +701,7 @@ impl Write for ToChannel {
 
 /// A response body: nothing, bytes at hand, or a blob as it is read; what goes out is
 /// counted in [`Stats::sent`].
-pub struct Body {
+pub(crate) struct Body {
     inner: Inner,
     stats: Arc<Stats>,
 }

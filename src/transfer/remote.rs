@@ -10,7 +10,7 @@ use std::process::Command;
 
 /// How to reach the remote: the ssh command line up to and including the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remote {
+pub(crate) struct Remote {
     pub ssh: Vec<String>,
     pub docker: String,
     pub name: String,
@@ -20,7 +20,7 @@ impl Remote {
     /// A registered dock (moniker or address), else `[user@]host[:port]`. Checked here,
     /// before anything runs: never an ssh option, and a host form only of a user name,
     /// an address or host name, and a port.
-    pub fn for_dest(dest: &str, sudo: bool) -> Result<Remote> {
+    pub(crate) fn for_dest(dest: &str, sudo: bool) -> Result<Remote> {
         let docker = if sudo { "sudo -n docker" } else { "docker" }.to_string();
         // A destination is a host, never an ssh option (`-oProxyCommand=…` would run a
         // local command); ssh also gets `--` before it below.
@@ -88,14 +88,14 @@ impl Remote {
         }
     }
 
-    pub fn command(&self, remote_script: &str) -> Command {
+    pub(crate) fn command(&self, remote_script: &str) -> Command {
         let mut cmd = Command::new(&self.ssh[0]);
         cmd.args(&self.ssh[1..]).arg(remote_script);
         cmd
     }
 
     /// `ssh … 'SCRIPT'` as it can be pasted into a shell.
-    pub fn shown(&self, remote_script: &str) -> String {
+    pub(crate) fn shown(&self, remote_script: &str) -> String {
         let mut words: Vec<String> = self.ssh.iter().map(|w| quote(w)).collect();
         words.push(quote(remote_script));
         words.join(" ")
@@ -113,7 +113,7 @@ impl Remote {
     }
 
     /// Whether `self` and `other` are the same engine (the same login on the same host).
-    pub fn same_as(&self, other: &Remote) -> bool {
+    pub(crate) fn same_as(&self, other: &Remote) -> bool {
         self.reaches() == other.reaches()
     }
 }
@@ -155,23 +155,23 @@ fn split_host(dest: &str) -> Result<(&str, Option<&str>)> {
 
 /// An engine: this machine's, or a remote one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     Local,
     Remote(Remote),
 }
 
 /// What this machine's engine is called in messages.
-pub const HERE: &str = "this machine";
+pub(crate) const HERE: &str = "this machine";
 
 impl Engine {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Engine::Local => HERE,
             Engine::Remote(r) => &r.name,
         }
     }
 
-    pub fn docker(&self) -> &str {
+    pub(crate) fn docker(&self) -> &str {
         match self {
             Engine::Local => "docker",
             Engine::Remote(r) => &r.docker,
@@ -179,7 +179,7 @@ impl Engine {
     }
 
     /// `script` run by a POSIX shell there.
-    pub fn command(&self, script: &str) -> Command {
+    pub(crate) fn command(&self, script: &str) -> Command {
         match self {
             Engine::Local => {
                 let mut cmd = Command::new("sh");
@@ -189,19 +189,11 @@ impl Engine {
             Engine::Remote(r) => r.command(script),
         }
     }
-
-    /// The command as the user could type it.
-    pub fn shown(&self, script: &str) -> String {
-        match self {
-            Engine::Local => script.to_string(),
-            Engine::Remote(r) => r.shown(script),
-        }
-    }
 }
 
 /// How the engine's side compresses and decompresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
+pub(crate) enum Codec {
     /// zstd with `--adapt` (1.3.6 and later): the level follows the link.
     ZstdAdapt,
     Zstd,
@@ -209,12 +201,12 @@ pub enum Codec {
 }
 
 impl Codec {
-    pub fn is_zstd(self) -> bool {
+    pub(crate) fn is_zstd(self) -> bool {
         self != Codec::Gzip
     }
 
     /// The command that decompresses on that side.
-    pub fn decompress(self) -> &'static str {
+    pub(crate) fn decompress(self) -> &'static str {
         if self.is_zstd() {
             "zstd -dc"
         } else {
@@ -223,7 +215,7 @@ impl Codec {
     }
 
     /// The command that compresses on that side (a dock sending an image).
-    pub fn compress(self) -> &'static str {
+    pub(crate) fn compress(self) -> &'static str {
         match self {
             Codec::ZstdAdapt => "zstd -q -c --adapt",
             Codec::Zstd => "zstd -q -c",
@@ -233,7 +225,7 @@ impl Codec {
 }
 
 /// What an engine has and holds.
-pub struct EngineState {
+pub(crate) struct EngineState {
     pub codec: Codec,
     /// GNU tar is there (`tar --delete` can leave layers out of a stream).
     pub gnu_tar: bool,
@@ -244,7 +236,7 @@ pub struct EngineState {
 }
 
 /// What the probe asks.
-pub enum Ask<'a> {
+pub(crate) enum Ask<'a> {
     /// The layer chains of every image (a destination).
     Chains,
     /// One image's inspect (a source).
@@ -252,7 +244,7 @@ pub enum Ask<'a> {
 }
 
 /// One command there: is docker there, zstd, GNU tar; and the chains or the image.
-pub fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
+pub(crate) fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
     let d = engine.docker();
     let what = match ask {
         // An image removed between the listing and its inspection (another user of the
@@ -329,7 +321,7 @@ pub fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
 }
 
 /// How many bottom layers of `layers` the engine already holds (by chain).
-pub fn layers_present(layers: &[String], chains: &HashSet<Vec<String>>) -> usize {
+pub(crate) fn layers_present(layers: &[String], chains: &HashSet<Vec<String>>) -> usize {
     (1..=layers.len())
         .take_while(|&n| chains.contains(&layers[..n].to_vec()))
         .last()

@@ -15,16 +15,16 @@ use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 /// Layer media types: the classic archive's layers are uncompressed tars.
-pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub(crate) const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// An unpacked `docker save` of one image.
 #[derive(Debug)]
-pub struct SavedImage {
+pub(crate) struct SavedImage {
     /// Where it is unpacked (removed with the value).
     _dir: tempfile::TempDir,
     /// The image manifest as the archive has it (OCI layout): served as is. `None` for a
@@ -36,7 +36,7 @@ pub struct SavedImage {
 
 /// One layer blob of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedLayer {
+pub(crate) struct SavedLayer {
     pub path: PathBuf,
     /// `sha256:<hex>`: the blob's digest (for an uncompressed layer, its diff id).
     pub digest: String,
@@ -46,7 +46,7 @@ pub struct SavedLayer {
 
 impl SavedLayer {
     /// Is the blob an uncompressed tar (worth compressing on the way)?
-    pub fn uncompressed(&self) -> bool {
+    pub(crate) fn uncompressed(&self) -> bool {
         self.media_type == DOCKER_LAYER
             || self.media_type == "application/vnd.oci.image.layer.v1.tar"
     }
@@ -57,7 +57,7 @@ impl SavedLayer {
 /// links (the classic part of a newer engine's archive links its layer files into the OCI
 /// part) and anything else are left out. `stop` is asked between entries: when it says
 /// so, unpacking ends with an `Interrupted` error.
-pub fn unpack(archive: impl Read, stop: &dyn Fn() -> bool) -> io::Result<SavedImage> {
+pub(crate) fn unpack(archive: impl Read, stop: &dyn Fn() -> bool) -> io::Result<SavedImage> {
     let dir = tempfile::Builder::new()
         .prefix("dockerutils-save-")
         .tempdir()?;
@@ -97,7 +97,7 @@ type Layout = (Option<(Vec<u8>, String)>, Vec<u8>, Vec<SavedLayer>);
 /// Reads an unpacked archive: the OCI layout when there is one (the classic part of an
 /// archive that has both may consist of links, which are not unpacked), else the
 /// classic `manifest.json`.
-pub fn read_layout(dir: &Path) -> io::Result<Layout> {
+pub(crate) fn read_layout(dir: &Path) -> io::Result<Layout> {
     if dir.join("index.json").is_file() {
         read_oci(dir)
     } else if dir.join("manifest.json").is_file() {
@@ -186,7 +186,7 @@ fn read_classic(dir: &Path) -> io::Result<Layout> {
 }
 
 /// The configuration's `rootfs.diff_ids`.
-pub fn diff_ids(config: &Value) -> io::Result<Vec<String>> {
+pub(crate) fn diff_ids(config: &Value) -> io::Result<Vec<String>> {
     config["rootfs"]["diff_ids"]
         .as_array()
         .ok_or_else(|| bad("the image configuration has no rootfs.diff_ids"))?

@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The image: its reference, layers (diff ids, bottom first), size, and where it is.
-pub struct Image {
+pub(crate) struct Image {
     pub reference: String,
     pub layers: Vec<String>,
     pub size: u64,
     pub origin: Origin,
 }
 
-pub enum Origin {
+pub(crate) enum Origin {
     /// This machine's engine, and the image in its storage when that is readable.
     Local { store: Option<Arc<StoredImage>> },
     /// A dock's engine: `docker save` there, compressed with what it has.
@@ -38,15 +38,8 @@ pub enum Origin {
 }
 
 impl Image {
-    pub fn engine(&self) -> Engine {
-        match &self.origin {
-            Origin::Local { .. } => Engine::Local,
-            Origin::Dock { remote, .. } => Engine::Remote(remote.clone()),
-        }
-    }
-
     /// The name of the engine it is on.
-    pub fn origin_name(&self) -> &str {
+    pub(crate) fn origin_name(&self) -> &str {
         match &self.origin {
             Origin::Local { .. } => super::remote::HERE,
             Origin::Dock { remote, .. } => &remote.name,
@@ -54,7 +47,7 @@ impl Image {
     }
 
     /// Where the layers come from when nothing is left out (as `--dry-run` shows it).
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match &self.origin {
             Origin::Local { store: Some(_) } => {
                 format!(
@@ -78,7 +71,7 @@ impl Image {
 
     /// Whether a pass that leaves nothing out for a destination sends `docker save` as
     /// it is (then sending it again whole would change nothing).
-    pub fn saved_as_is(&self) -> bool {
+    pub(crate) fn saved_as_is(&self) -> bool {
         !matches!(self.origin, Origin::Local { store: Some(_) })
     }
 }
@@ -92,7 +85,7 @@ fn diff_ids(inspect: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-pub fn local_image(image: &str, docker_save: bool) -> Result<Image> {
+pub(crate) fn local_image(image: &str, docker_save: bool) -> Result<Image> {
     let text =
         crate::engine::inspect_image(image, "{{json .}}")?.ok_or_else(|| Error::NoImage {
             image: image.into(),
@@ -114,7 +107,7 @@ pub fn local_image(image: &str, docker_save: bool) -> Result<Image> {
 }
 
 /// The image on a dock: one ssh says what it is and what the dock has.
-pub fn dock_image(remote: Remote, image: &str) -> Result<Image> {
+pub(crate) fn dock_image(remote: Remote, image: &str) -> Result<Image> {
     let state = remote::probe(&Engine::Remote(remote.clone()), Ask::Image(image))?;
     let inspect = state.image.unwrap_or_default();
     Ok(Image {
@@ -130,7 +123,7 @@ pub fn dock_image(remote: Remote, image: &str) -> Result<Image> {
 }
 
 /// An open archive stream.
-pub struct Stream {
+pub(crate) struct Stream {
     /// The uncompressed archive.
     pub input: Box<dyn Read + Send>,
     /// Layer file path in the archive → layer index (bottom = 0); empty when no
@@ -152,7 +145,7 @@ enum Producer {
 
 impl Stream {
     /// Waits for what produced the archive: its failure, if it failed.
-    pub fn finish(self, children: &Children) -> io::Result<()> {
+    pub(crate) fn finish(self, children: &Children) -> io::Result<()> {
         drop(self.input);
         match self.producer {
             Producer::Thread(t) => t
@@ -172,7 +165,7 @@ impl Stream {
 
     /// Stops what produces the archive; the reading thread's own error, if it failed
     /// for a reason of its own (not because the reading stopped).
-    pub fn abort(self, children: &Children) -> Option<io::Error> {
+    pub(crate) fn abort(self, children: &Children) -> Option<io::Error> {
         drop(self.input);
         match self.producer {
             Producer::Thread(t) => match t.join() {
@@ -192,7 +185,7 @@ impl Stream {
 /// Opens the image's archive for a pass: the files of its `skip` bottom layers left out
 /// where the source can (the engine's storage; GNU tar on a dock), labels when `labels`
 /// (some destination leaves layers out), and with `whole`, `docker save` as it is.
-pub fn open(
+pub(crate) fn open(
     image: &Image,
     skip: usize,
     labels: bool,

@@ -16,14 +16,14 @@ const BLOCK: usize = 512;
 
 /// Raw tar bytes of one entry, and the index (bottom = 0) of the layer it is the file
 /// of, if it is one.
-pub struct Piece {
+pub(crate) struct Piece {
     pub layer: Option<usize>,
     pub bytes: Vec<u8>,
 }
 
 /// Cuts an archive read from `input` into [`Piece`]s; `labels` maps a layer file's path
 /// in the archive to its layer's index.
-pub struct Splitter<R> {
+pub(crate) struct Splitter<R> {
     input: R,
     labels: HashMap<String, usize>,
     /// Data bytes (padding included) left in the current entry, and its label.
@@ -33,7 +33,7 @@ pub struct Splitter<R> {
 }
 
 impl<R: Read> Splitter<R> {
-    pub fn new(input: R, labels: HashMap<String, usize>) -> Self {
+    pub(crate) fn new(input: R, labels: HashMap<String, usize>) -> Self {
         Splitter {
             input,
             labels,
@@ -44,13 +44,13 @@ impl<R: Read> Splitter<R> {
     }
 
     /// What is left of the input after the end of the archive (to drain it).
-    pub fn into_inner(self) -> R {
+    pub(crate) fn into_inner(self) -> R {
         self.input
     }
 
     /// The next piece; `None` at the archive's end (its zero block). An input that stops
     /// before that is an error, never a shorter archive.
-    pub fn next_piece(&mut self) -> io::Result<Option<Piece>> {
+    pub(crate) fn next_piece(&mut self) -> io::Result<Option<Piece>> {
         if self.ended {
             return Ok(None);
         }

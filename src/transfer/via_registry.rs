@@ -40,14 +40,14 @@ const CONTROL_LIMIT: Duration = Duration::from_secs(60);
 /// How long the dock has to stop its pull and clean up after an interruption.
 const STOP_LIMIT: Duration = Duration::from_secs(60);
 /// The temporary repository's name on the dock: this prefix and 32 random hex digits.
-pub const TEMP_REPO_PREFIX: &str = "dockerutils-transfer/";
+pub(crate) const TEMP_REPO_PREFIX: &str = "dockerutils-transfer/";
 const TEMP_TAG: &str = "transfer";
 
 /// transfer-image's entry, before its own (`docker load`) path: `Some(exit code)` when
 /// the image went through the registry path (or `--dry-run` showed it), `None` to go on
 /// with `docker load`: not forced, and the dock's engine uses the classic store (or the
 /// forward is refused, or the image has no name to give it there).
-pub fn maybe_send(
+pub(crate) fn maybe_send(
     image: &str,
     remote: &Remote,
     store: Option<&StoredImage>,

@@ -4,60 +4,60 @@
 //! instead of silently ignored.
 
 /// `[run_image]`: run-image's own settings.
-pub const RUN_IMAGE: &str = "run_image";
+pub(crate) const RUN_IMAGE: &str = "run_image";
 /// `[build_image]`: build-image's own settings.
-pub const BUILD_IMAGE: &str = "build_image";
+pub(crate) const BUILD_IMAGE: &str = "build_image";
 /// `[serve_hooks]`: serve-hooks' settings.
-pub const SERVE_HOOKS: &str = "serve_hooks";
+pub(crate) const SERVE_HOOKS: &str = "serve_hooks";
 /// `[run_notebook]`: run-notebook's default images.
-pub const RUN_NOTEBOOK: &str = "run_notebook";
+pub(crate) const RUN_NOTEBOOK: &str = "run_notebook";
 
 // [run_image]
-pub const SYNTHETIC_IMAGES: &str = "synthetic_images";
+pub(crate) const SYNTHETIC_IMAGES: &str = "synthetic_images";
 // [build_image]
-pub const IF_CHANGED: &str = "if_changed";
+pub(crate) const IF_CHANGED: &str = "if_changed";
 // [serve_hooks]
-pub const API_KEY: &str = "api_key";
-pub const IMAGES: &str = "images";
+pub(crate) const API_KEY: &str = "api_key";
+pub(crate) const IMAGES: &str = "images";
 // [run_notebook]
-pub const IMAGE: &str = "image";
-pub const GPU_IMAGE: &str = "gpu_image";
+pub(crate) const IMAGE: &str = "image";
+pub(crate) const GPU_IMAGE: &str = "gpu_image";
 
 // An image's section: what it is called…
-pub const NAME: &str = "name";
-pub const PREFIX: &str = "prefix";
-pub const TAG: &str = "tag";
+pub(crate) const NAME: &str = "name";
+pub(crate) const PREFIX: &str = "prefix";
+pub(crate) const TAG: &str = "tag";
 // …how it is built…
-pub const BUILD_ARGS: &str = "build_args";
-pub const PULL_FROM_ON_FORCE: &str = "pull_FROM_on_force";
-pub const PRE_BUILD_SCRIPT: &str = "pre_build_script";
-pub const POST_BUILD_SCRIPT: &str = "post_build_script";
-pub const SOURCE_BRANCH: &str = "source_branch";
+pub(crate) const BUILD_ARGS: &str = "build_args";
+pub(crate) const PULL_FROM_ON_FORCE: &str = "pull_FROM_on_force";
+pub(crate) const PRE_BUILD_SCRIPT: &str = "pre_build_script";
+pub(crate) const POST_BUILD_SCRIPT: &str = "post_build_script";
+pub(crate) const SOURCE_BRANCH: &str = "source_branch";
 // …run (these have `_docked` variants)…
-pub const ENVIRONMENT: &str = "environment";
-pub const ENV: &str = "env";
-pub const INTERACTIVE: &str = "interactive";
-pub const GPU: &str = "gpu";
-pub const NETWORK: &str = "network";
-pub const VOLUMES: &str = "volumes";
-pub const PORTS: &str = "ports";
-pub const ARGS: &str = "args";
-pub const CMD: &str = "cmd";
+pub(crate) const ENVIRONMENT: &str = "environment";
+pub(crate) const ENV: &str = "env";
+pub(crate) const INTERACTIVE: &str = "interactive";
+pub(crate) const GPU: &str = "gpu";
+pub(crate) const NETWORK: &str = "network";
+pub(crate) const VOLUMES: &str = "volumes";
+pub(crate) const PORTS: &str = "ports";
+pub(crate) const ARGS: &str = "args";
+pub(crate) const CMD: &str = "cmd";
 // …run (without)…
-pub const PULL_LATEST: &str = "pull_latest";
-pub const LOG_DIR: &str = "log_dir";
-pub const LOG_MAX_SIZE: &str = "log_max_size";
-pub const LOG_KEEP: &str = "log_keep";
+pub(crate) const PULL_LATEST: &str = "pull_latest";
+pub(crate) const LOG_DIR: &str = "log_dir";
+pub(crate) const LOG_MAX_SIZE: &str = "log_max_size";
+pub(crate) const LOG_KEEP: &str = "log_keep";
 // …published and deployed.
-pub const IMAGE_REPO: &str = "image_repo";
-pub const PUBLICATION_TAG: &str = "publication_tag";
-pub const SERVICE: &str = "service";
+pub(crate) const IMAGE_REPO: &str = "image_repo";
+pub(crate) const PUBLICATION_TAG: &str = "publication_tag";
+pub(crate) const SERVICE: &str = "service";
 
 /// What `<key>_docked` is when docked (`DOCKER_IP` set): `KEY_docked`.
-pub const DOCKED_SUFFIX: &str = "_docked";
+pub(crate) const DOCKED_SUFFIX: &str = "_docked";
 
 /// The run-image keys read with their `_docked` variant first when docked.
-pub const DOCKED: &[&str] = &[
+pub(crate) const DOCKED: &[&str] = &[
     ENVIRONMENT,
     ENV,
     INTERACTIVE,
@@ -70,7 +70,7 @@ pub const DOCKED: &[&str] = &[
 ];
 
 /// The keys of an image's section (`_docked` variants apart).
-pub const IMAGE_SECTION: &[&str] = &[
+pub(crate) const IMAGE_SECTION: &[&str] = &[
     NAME,
     PREFIX,
     TAG,
@@ -98,7 +98,7 @@ pub const IMAGE_SECTION: &[&str] = &[
 ];
 
 /// The sections of the tools' own settings, and their keys.
-pub const TOOL_SECTIONS: &[(&str, &[&str])] = &[
+pub(crate) const TOOL_SECTIONS: &[(&str, &[&str])] = &[
     (RUN_IMAGE, &[SYNTHETIC_IMAGES]),
     (BUILD_IMAGE, &[IF_CHANGED]),
     (SERVE_HOOKS, &[API_KEY, IMAGES]),
@@ -107,7 +107,7 @@ pub const TOOL_SECTIONS: &[(&str, &[&str])] = &[
 
 /// A key of the cfg that dockerutils does not read but that looks like one it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Misspelt {
+pub(crate) struct Misspelt {
     pub line: usize,
     pub section: String,
     pub key: String,
@@ -130,7 +130,7 @@ impl std::fmt::Display for Misspelt {
 /// subdirectories and synthetic images), whose sections take an image's keys. Other keys
 /// are allowed (other tools may read the file) and so are other sections; the sections
 /// an `env=` names hold the container's variables, any names, and are never checked.
-pub fn misspelt(cfg: &super::Cfg, images: &[String]) -> Vec<Misspelt> {
+pub(crate) fn misspelt(cfg: &super::Cfg, images: &[String]) -> Vec<Misspelt> {
     // Every section's, `[DEFAULT]`'s included (every section sees those); a value that
     // does not read is reported where it is used, not here.
     let env_docked = format!("{ENV}{DOCKED_SUFFIX}");
