@@ -264,16 +264,52 @@ fn at_a_terminal_create_dock_asks_and_no_creates_nothing() {
     let aws = moto();
     let ami = aws.ami_named("asked");
     aws.actions();
-    let line = format!("printf 'n\\n' | script -qfec 'create-dock -m asked -a {ami}' /dev/null");
+    let line = format!(
+        "printf 'n\\n' | script -qfec 'create-dock -m asked -a {ami} && echo CREATED' /dev/null"
+    );
     let out = aws.shell(&line).output().unwrap();
     let shown = text(&out.stdout);
     assert!(shown.contains("Create this dock? [y/N]"), "{shown}");
     assert!(shown.contains("Canceled"), "{shown}");
+    // No is not success: a script's `&&` must not go on as if the dock were made.
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(!shown.contains("CREATED"), "{shown}");
     assert!(!aws.actions().contains(&"RunInstances".to_string()));
     let running = aws.boto(
         "out = [i['InstanceId'] for r in ec2.describe_instances(Filters=[{'Name': 'tag:Name', 'Values': ['tester-asked']}])['Reservations'] for i in r['Instances']]",
     );
     assert_eq!(running, serde_json::json!([]));
+}
+
+#[test]
+fn at_a_terminal_no_to_stop_dock_or_destroy_dock_changes_nothing_and_exits_1() {
+    let aws = moto();
+    let v = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         i = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1)['Instances'][0]\n\
+         out = [i['InstanceId'], i['PrivateIpAddress']]",
+    );
+    let (id, ip) = (v[0].as_str().unwrap(), v[1].as_str().unwrap());
+    let dir = aws.home().join(".docker").join(ip);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        format!(
+            "DOCK_USER=ubuntu\nDOCK_MONIKER=asked\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\nDOCK_INSTANCE_ID={id}\n"
+        ),
+    )
+    .unwrap();
+    // `n`, and a bare Enter (the default is no).
+    for (answer, command) in [("n", "stop-dock asked"), ("", "destroy-dock asked")] {
+        let line = format!("printf '{answer}\\n' | script -qfec '{command} && echo DONE' /dev/null");
+        let out = aws.shell(&line).output().unwrap();
+        let shown = text(&out.stdout);
+        assert!(shown.contains("[y/N]") && shown.contains("Canceled"), "{shown}");
+        assert_eq!(out.status.code(), Some(1), "{command}: {shown}");
+        assert!(!shown.contains("DONE"), "{shown}");
+        assert_eq!(aws.instance(id)["State"]["Name"], "running", "{command}");
+        assert!(aws.registration(ip).is_some(), "{command}");
+    }
 }
 
 #[test]

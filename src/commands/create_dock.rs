@@ -401,8 +401,7 @@ fn run(args: &Args) -> Result<i32> {
         return Ok(0);
     }
     if !super::confirm("Create this dock?", args.yes)? {
-        println!("Canceled");
-        return Ok(0);
+        return super::canceled();
     }
     let (id, _) = run_instance(&aws, &launch)?;
     println!("Created instance {id} ({})", launch.name);

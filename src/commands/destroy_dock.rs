@@ -100,8 +100,7 @@ fn finish(
         None => format!("Terminate {label}? Its disk is deleted."),
     };
     if !super::confirm(&question, args.yes)? {
-        println!("Canceled");
-        return Ok(0);
+        return super::canceled();
     }
     // A persistent spot request would launch the dock again once its instance is gone.
     if let Some(request) = &spot_request {
