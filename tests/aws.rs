@@ -301,10 +301,14 @@ fn at_a_terminal_no_to_stop_dock_or_destroy_dock_changes_nothing_and_exits_1() {
     .unwrap();
     // `n`, and a bare Enter (the default is no).
     for (answer, command) in [("n", "stop-dock asked"), ("", "destroy-dock asked")] {
-        let line = format!("printf '{answer}\\n' | script -qfec '{command} && echo DONE' /dev/null");
+        let line =
+            format!("printf '{answer}\\n' | script -qfec '{command} && echo DONE' /dev/null");
         let out = aws.shell(&line).output().unwrap();
         let shown = text(&out.stdout);
-        assert!(shown.contains("[y/N]") && shown.contains("Canceled"), "{shown}");
+        assert!(
+            shown.contains("[y/N]") && shown.contains("Canceled"),
+            "{shown}"
+        );
         assert_eq!(out.status.code(), Some(1), "{command}: {shown}");
         assert!(!shown.contains("DONE"), "{shown}");
         assert_eq!(aws.instance(id)["State"]["Name"], "running", "{command}");

@@ -423,7 +423,10 @@ mod tests {
             );
         }
         for nan in ["NaN", "1s", ""] {
-            assert!(parse_timeout(nan).unwrap_err().contains("not a number"), "{nan}");
+            assert!(
+                parse_timeout(nan).unwrap_err().contains("not a number"),
+                "{nan}"
+            );
         }
     }
 
