@@ -543,6 +543,38 @@ fn a_registration_whose_instance_no_longer_exists() {
 }
 
 #[test]
+fn a_dock_that_was_never_ec2_is_refused_not_unregistered() {
+    let aws = moto();
+    // Registered with register-dock: no instance id, and no instance has its address.
+    let dir = aws.home().join(".docker/10.3.9.9");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=admin\nDOCK_MONIKER=server\nDOCK_HOSTNAME=10.3.9.9\nDOCK_IP=10.3.9.9\n",
+    )
+    .unwrap();
+    for args in [
+        &["start-dock", "server"][..],
+        &["stop-dock", "server", "-y"],
+        &["destroy-dock", "server", "-y"],
+    ] {
+        let out = aws.cmd(args[0]).args(&args[1..]).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("server is not an EC2 dock (registered with register-dock")
+                && err.contains("`unregister-dock server` removes it"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("no longer exists"), "{args:?}: {err}");
+        assert!(
+            dir.join("connection_config.txt").is_file(),
+            "{args:?} kept the registration"
+        );
+    }
+}
+
+#[test]
 fn ctrl_c_while_waiting_leaves_nothing_half_registered() {
     let aws = moto();
     let ami = aws.ami_named("slow");

@@ -70,13 +70,11 @@ fn finish(
     };
     let Some(instance) = instance else {
         let dock = dock.expect("label has a dock");
-        if ec2::registered_instance_id(&dock).is_none()
-            && dock
-                .extra
-                .iter()
-                .any(|(k, _)| k == "DOCK_PROVISIONED_PRODUCT")
-        {
-            // A Service Catalog dock: say how to terminate it there.
+        if ec2::registered_instance_id(&dock).is_none() {
+            // Not a dock create-dock made: a Service Catalog dock (terminated there), or a
+            // server registered with register-dock, which is refused, not unregistered as
+            // if its instance were gone. Only a registered instance id that no longer
+            // exists means the dock is gone.
             ec2::require_instance(aws, &dock)?;
         }
         println!(
