@@ -543,6 +543,45 @@ fn a_registration_whose_instance_no_longer_exists() {
 }
 
 #[test]
+fn create_dock_refuses_two_monikers_a_case_clash_and_says_why_a_name_is_no_moniker() {
+    let aws = moto();
+    let dir = aws.home().join(".docker/10.3.9.8");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=realdock\nDOCK_HOSTNAME=10.3.9.8\nDOCK_IP=10.3.9.8\n",
+    )
+    .unwrap();
+    aws.actions();
+    let create = |args: &[&str]| {
+        let out = aws
+            .cmd("create-dock")
+            .args(args)
+            .args(["-a", "ami-12345678", "-y"])
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    let (code, err) = create(&["one", "-m", "two"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("two monikers, `one` and `-m two`"), "{err}");
+    // The same one twice is one moniker: refused here only for the clash below.
+    let (code, err) = create(&["REALDOCK", "-m", "REALDOCK"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("a dock named `REALDOCK` is already registered"),
+        "{err}"
+    );
+    let (code, err) = create(&["-m", "default"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("it is docker's own context name") && !err.contains("address"),
+        "{err}"
+    );
+    assert!(aws.actions().is_empty(), "refused before any request");
+}
+
+#[test]
 fn a_dock_that_was_never_ec2_is_refused_not_unregistered() {
     let aws = moto();
     // Registered with register-dock: no instance id, and no instance has its address.

@@ -351,6 +351,15 @@ fn home_ssh_key(key_name: &str) -> std::path::PathBuf {
 }
 
 fn run(args: &Args) -> Result<i32> {
+    if let (Some(positional), Some(flag)) = (&args.dock, &args.moniker)
+        && positional != flag
+    {
+        // Which one was meant cannot be known: choosing one silently named the dock wrong.
+        return Err(Error::Usage(format!(
+            "two monikers, `{positional}` and `-m {flag}`: give one (the positional name and \
+             -m are the same setting)"
+        )));
+    }
     let cfg = dock_cfg::load(&dock_cfg::path())?;
     for key in &cfg.unknown {
         eprintln!(
@@ -364,7 +373,10 @@ fn run(args: &Args) -> Result<i32> {
     if let Some(moniker) = &launch.moniker {
         // Before an instance is launched for it.
         dock::check_moniker(moniker)?;
-        if let Ok(existing) = dock::find(moniker) {
+        if let Some(existing) = dock::find(moniker)
+            .ok()
+            .or_else(|| dock::moniker_taken(moniker, None))
+        {
             return Err(Error::Usage(format!(
                 "a dock named `{moniker}` is already registered ({})",
                 existing.destination()
