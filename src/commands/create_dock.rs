@@ -168,9 +168,11 @@ impl Launch {
             "Idle stop",
             match self.idle_stop {
                 Limit::Off => "off (the watcher in the user data only records)".into(),
-                limit => format!(
-                    "after {limit} with no ssh session, running container or docker activity \
-                     (the watcher in the user data)"
+                // Exactly as given: the prompt is what the user confirms.
+                Limit::After(secs) => format!(
+                    "after {} with no ssh session, running container or docker activity \
+                     (the watcher in the user data)",
+                    idle::exact(secs)
                 ),
             },
         ));
@@ -494,6 +496,17 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_shows_the_idle_limit_exactly() {
+        let args = Args::parse_from(["create-dock", "-m", "gpu", "--idle-stop", "1d1h30m"]);
+        let launch = plan_launch(&args, &DockCfg::default(), "ann", None);
+        let shown = launch.display("us-east-1");
+        assert!(
+            shown.contains("after 1d1h30m with no ssh session"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn flags_beat_dock_cfg_which_beats_defaults() {
