@@ -582,6 +582,55 @@ fn create_dock_refuses_two_monikers_a_case_clash_and_says_why_a_name_is_no_monik
 }
 
 #[test]
+fn an_endpoint_that_refuses_or_is_no_aws_is_said_in_one_sentence() {
+    let aws = moto();
+    let dir = aws.home().join(".docker/10.3.9.7");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=ec2dock\nDOCK_HOSTNAME=10.3.9.7\nDOCK_IP=10.3.9.7\nDOCK_INSTANCE_ID=i-0123456789abcdef0\n",
+    )
+    .unwrap();
+    // A web server that is no AWS: every connection gets a 404 page.
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_url = format!("http://{}", web.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in web.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = conn.read(&mut buf);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+            );
+        }
+    });
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_url = format!("http://{}", refused.local_addr().unwrap());
+    drop(refused);
+    for (url, said) in [
+        (&refused_url, "could not connect: connection refused"),
+        (&web_url, "the answer is not an AWS answer"),
+    ] {
+        let out = aws
+            .cmd("ls-dock")
+            .args(["--endpoint-url", url])
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("error: DescribeInstances to {url}: {said}")),
+            "{err}"
+        );
+        assert!(err.contains("hint: "), "{err}");
+        assert!(
+            !err.contains("DispatchFailure") && !err.contains("ServiceError") && !err.contains("{"),
+            "no debug dump: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_dock_that_was_never_ec2_is_refused_not_unregistered() {
     let aws = moto();
     // Registered with register-dock: no instance id, and no instance has its address.
