@@ -569,7 +569,7 @@ mod tests {
         assert!(flags.user_data().ends_with("install off\n"));
         let shown = from_cfg.display("us-east-1");
         assert!(shown.contains("spot (a persistent request"), "{shown}");
-        assert!(shown.contains("after 2h00m with no ssh session"), "{shown}");
+        assert!(shown.contains("after 2h with no ssh session"), "{shown}");
         assert!(shown.contains("off (EC2 has none for spot"), "{shown}");
         assert!(shown.contains("stop (never terminate)"), "{shown}");
         assert!(Args::try_parse_from(["create-dock", "--idle-stop", "1h; reboot"]).is_err());
