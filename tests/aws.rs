@@ -264,16 +264,56 @@ fn at_a_terminal_create_dock_asks_and_no_creates_nothing() {
     let aws = moto();
     let ami = aws.ami_named("asked");
     aws.actions();
-    let line = format!("printf 'n\\n' | script -qfec 'create-dock -m asked -a {ami}' /dev/null");
+    let line = format!(
+        "printf 'n\\n' | script -qfec 'create-dock -m asked -a {ami} && echo CREATED' /dev/null"
+    );
     let out = aws.shell(&line).output().unwrap();
     let shown = text(&out.stdout);
     assert!(shown.contains("Create this dock? [y/N]"), "{shown}");
     assert!(shown.contains("Canceled"), "{shown}");
+    // No is not success: a script's `&&` must not go on as if the dock were made.
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(!shown.contains("CREATED"), "{shown}");
     assert!(!aws.actions().contains(&"RunInstances".to_string()));
     let running = aws.boto(
         "out = [i['InstanceId'] for r in ec2.describe_instances(Filters=[{'Name': 'tag:Name', 'Values': ['tester-asked']}])['Reservations'] for i in r['Instances']]",
     );
     assert_eq!(running, serde_json::json!([]));
+}
+
+#[test]
+fn at_a_terminal_no_to_stop_dock_or_destroy_dock_changes_nothing_and_exits_1() {
+    let aws = moto();
+    let v = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         i = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1)['Instances'][0]\n\
+         out = [i['InstanceId'], i['PrivateIpAddress']]",
+    );
+    let (id, ip) = (v[0].as_str().unwrap(), v[1].as_str().unwrap());
+    let dir = aws.home().join(".docker").join(ip);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        format!(
+            "DOCK_USER=ubuntu\nDOCK_MONIKER=asked\nDOCK_HOSTNAME={ip}\nDOCK_IP={ip}\nDOCK_INSTANCE_ID={id}\n"
+        ),
+    )
+    .unwrap();
+    // `n`, and a bare Enter (the default is no).
+    for (answer, command) in [("n", "stop-dock asked"), ("", "destroy-dock asked")] {
+        let line =
+            format!("printf '{answer}\\n' | script -qfec '{command} && echo DONE' /dev/null");
+        let out = aws.shell(&line).output().unwrap();
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("[y/N]") && shown.contains("Canceled"),
+            "{shown}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{command}: {shown}");
+        assert!(!shown.contains("DONE"), "{shown}");
+        assert_eq!(aws.instance(id)["State"]["Name"], "running", "{command}");
+        assert!(aws.registration(ip).is_some(), "{command}");
+    }
 }
 
 #[test]
@@ -500,6 +540,126 @@ fn a_registration_whose_instance_no_longer_exists() {
     assert!(out.contains("removing the registration only"), "{out}");
     assert!(!dir.exists());
     assert!(!aws.actions().contains(&"TerminateInstances".to_string()));
+}
+
+#[test]
+fn create_dock_refuses_two_monikers_a_case_clash_and_says_why_a_name_is_no_moniker() {
+    let aws = moto();
+    let dir = aws.home().join(".docker/10.3.9.8");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=realdock\nDOCK_HOSTNAME=10.3.9.8\nDOCK_IP=10.3.9.8\n",
+    )
+    .unwrap();
+    aws.actions();
+    let create = |args: &[&str]| {
+        let out = aws
+            .cmd("create-dock")
+            .args(args)
+            .args(["-a", "ami-12345678", "-y"])
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    let (code, err) = create(&["one", "-m", "two"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("two monikers, `one` and `-m two`"), "{err}");
+    // The same one twice is one moniker: refused here only for the clash below.
+    let (code, err) = create(&["REALDOCK", "-m", "REALDOCK"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("a dock named `REALDOCK` is already registered"),
+        "{err}"
+    );
+    let (code, err) = create(&["-m", "default"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("it is docker's own context name") && !err.contains("address"),
+        "{err}"
+    );
+    assert!(aws.actions().is_empty(), "refused before any request");
+}
+
+#[test]
+fn an_endpoint_that_refuses_or_is_no_aws_is_said_in_one_sentence() {
+    let aws = moto();
+    let dir = aws.home().join(".docker/10.3.9.7");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=ubuntu\nDOCK_MONIKER=ec2dock\nDOCK_HOSTNAME=10.3.9.7\nDOCK_IP=10.3.9.7\nDOCK_INSTANCE_ID=i-0123456789abcdef0\n",
+    )
+    .unwrap();
+    // A web server that is no AWS: every connection gets a 404 page.
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_url = format!("http://{}", web.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in web.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = conn.read(&mut buf);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+            );
+        }
+    });
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_url = format!("http://{}", refused.local_addr().unwrap());
+    drop(refused);
+    for (url, said) in [
+        (&refused_url, "could not connect: connection refused"),
+        (&web_url, "the answer is not an AWS answer"),
+    ] {
+        let out = aws
+            .cmd("ls-dock")
+            .args(["--endpoint-url", url])
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("error: DescribeInstances to {url}: {said}")),
+            "{err}"
+        );
+        assert!(err.contains("hint: "), "{err}");
+        assert!(
+            !err.contains("DispatchFailure") && !err.contains("ServiceError") && !err.contains("{"),
+            "no debug dump: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_dock_that_was_never_ec2_is_refused_not_unregistered() {
+    let aws = moto();
+    // Registered with register-dock: no instance id, and no instance has its address.
+    let dir = aws.home().join(".docker/10.3.9.9");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("connection_config.txt"),
+        "DOCK_USER=admin\nDOCK_MONIKER=server\nDOCK_HOSTNAME=10.3.9.9\nDOCK_IP=10.3.9.9\n",
+    )
+    .unwrap();
+    for args in [
+        &["start-dock", "server"][..],
+        &["stop-dock", "server", "-y"],
+        &["destroy-dock", "server", "-y"],
+    ] {
+        let out = aws.cmd(args[0]).args(&args[1..]).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("server is not an EC2 dock (registered with register-dock")
+                && err.contains("`unregister-dock server` removes it"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("no longer exists"), "{args:?}: {err}");
+        assert!(
+            dir.join("connection_config.txt").is_file(),
+            "{args:?} kept the registration"
+        );
+    }
 }
 
 #[test]

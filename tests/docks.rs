@@ -2124,6 +2124,35 @@ fn a_moniker_names_one_dock_and_a_new_registration_keeps_what_it_does_not_change
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("already names the dock at 127.0.0.2"), "{err}");
     assert!(!d.home().join(".docker/10.255.255.1").exists());
+    // The same name in other case is the same ssh Host: refused the same way, before
+    // anything is registered (it was registered, then warned about).
+    let out = d
+        .cmd("register-dock")
+        .args(["--no-check", "10.255.255.1", "WALKDOCK"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the moniker `WALKDOCK` already names the dock at 127.0.0.2 as `walkdock`"),
+        "{err}"
+    );
+    assert!(!d.home().join(".docker/10.255.255.1").exists());
+    // Nor a name ssh would read as an address (inet_aton: 0.0.0.123, 127.0.0.1).
+    for address_like in ["123", "0x7f000001"] {
+        let out = d
+            .cmd("register-dock")
+            .args(["--no-check", "10.255.255.1", address_like])
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{address_like}: {err}");
+        assert!(
+            err.contains("ssh would read it as an IPv4 address"),
+            "{err}"
+        );
+        assert!(!d.home().join(".docker/10.255.255.1").exists());
+    }
 
     // Again at the same address, without moniker or workspace: both kept, and said.
     let out = d

@@ -662,11 +662,12 @@ fn idle_stop_set_installs_the_watcher_on_a_running_ec2_dock_and_off_disables_it(
     w.check(Some(t + 7200));
     assert_eq!(w.poweroffs(), "poweroff \n");
 
-    // off: no AWS needed; it keeps recording and never stops the dock.
+    // off: it keeps recording and never stops the dock. AWS is only asked whether the dock
+    // runs (a stopped one is said at once, not after ssh gives up).
     let (code, out, err) = idle_stop(&["--set", "off"]);
     close_shared_connection(&aws, &w);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(aws.actions().is_empty());
+    assert_eq!(aws.actions(), ["DescribeInstances"]);
     assert_eq!(w.state()["limit"], "off");
     let t = w.last_active();
     w.check(Some(t + 86_400));
@@ -712,8 +713,45 @@ fn idle_stop_refuses_what_it_could_not_start_again_and_a_user_without_sudo() {
     .unwrap();
     let (code, err) = idle_stop("server", true);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("dock server is no EC2 instance"), "{err}");
+    assert!(
+        err.contains("dock server is not an EC2 dock (registered with register-dock")
+            && err.contains("idle stop is for EC2 docks")
+            && err.contains("`--set off` installs a watcher that only records"),
+        "{err}"
+    );
     assert!(!state_file.exists());
+    // Read, it says the same plainly, not that `--set 1h` would install a watcher.
+    aws.actions();
+    let out = aws
+        .cmd("dockerutils")
+        .args(["idle-stop", "server"])
+        .env("DOCKERUTILS_IDLE_ROOT", &w.root)
+        .output()
+        .unwrap();
+    close_shared_connection(&aws, &w);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains("Dock server: no idle watcher. Idle stop is for EC2 docks")
+            && said.contains("registered with register-dock, without an EC2 instance"),
+        "{said}"
+    );
+    assert!(
+        aws.actions().is_empty(),
+        "no AWS for a dock registered without one"
+    );
+    // --dry-run reads nothing, so without --set it is refused.
+    let out = aws
+        .cmd("dockerutils")
+        .args(["idle-stop", "server", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--dry-run goes with --set"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A stopped dock: start it first.
     let ids = aws.boto(
@@ -734,6 +772,61 @@ fn idle_stop_refuses_what_it_could_not_start_again_and_a_user_without_sudo() {
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("dock parked is stopped: `start-dock parked` first"),
+        "{err}"
+    );
+    // Read, or switched off: the same, from EC2's state, without trying ssh (the parked
+    // dock's address is a silent one: ssh would wait for its timeout).
+    let (_silent, silent_ip) = silent_dock();
+    let parked = aws.home().join(".docker/127.0.0.250");
+    std::fs::rename(&parked, aws.home().join(".docker").join(&silent_ip)).unwrap();
+    let cfg = aws
+        .home()
+        .join(".docker")
+        .join(&silent_ip)
+        .join("connection_config.txt");
+    let moved = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.250", &silent_ip);
+    std::fs::write(&cfg, moved).unwrap();
+    for args in [
+        &["idle-stop", "parked"][..],
+        &["idle-stop", "parked", "--set", "off"],
+    ] {
+        let out = aws.cmd("dockerutils").args(args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("dock parked is stopped: `start-dock parked` first"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("did not answer") && !err.contains("ssh: "),
+            "{args:?}: no ssh was tried: {err}"
+        );
+    }
+    // A terminated dock: unregister it.
+    let gone = aws.boto(
+        "img = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+         i = ec2.run_instances(ImageId=img, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']\n\
+         ec2.terminate_instances(InstanceIds=[i])\n\
+         out = i",
+    );
+    register(
+        &aws,
+        "127.0.0.251",
+        "gone",
+        "ubuntu",
+        gone.as_str().unwrap(),
+    );
+    let out = aws
+        .cmd("dockerutils")
+        .args(["idle-stop", "gone"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("dock gone is terminated") && err.contains("`unregister-dock gone`"),
         "{err}"
     );
 

@@ -191,10 +191,25 @@ pub(crate) fn require_instance(aws: &Aws, dock: &Dock) -> Result<InstanceInfo> {
         });
     }
     instance_of(aws, dock)?.ok_or_else(|| {
-        let what = match registered_instance_id(dock) {
-            Some(id) => format!("instance {id}"),
-            None => format!("an instance with IP {}", dock.ip),
+        let Some(id) = registered_instance_id(dock) else {
+            // Registered by IP (register-dock) and no instance has that IP: a server, not a
+            // dock whose instance is gone. Saying "no longer exists" would invite removing
+            // a registration that is in use.
+            return Error::Aws {
+                message: format!(
+                    "{} is not an EC2 dock (registered with register-dock, and no instance of                      region {} has its IP {}): there is no instance to start, stop or destroy",
+                    dock.name(),
+                    aws.region(),
+                    dock.ip
+                ),
+                hint: Some(format!(
+                    "`unregister-dock {}` removes it; if it is an EC2 instance, `--region` for                      another region, or add DOCK_INSTANCE_ID=<id> to {}",
+                    dock.name(),
+                    dock.dir.join(crate::dock::CONFIG_FILE).display()
+                )),
+            };
         };
+        let what = format!("instance {id}");
         Error::Aws {
             message: format!(
                 "dock {}: {what} no longer exists in region {} (terminated, or never an EC2 \

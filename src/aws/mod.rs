@@ -148,6 +148,10 @@ async fn load_config(args: &AwsArgs) -> Result<SdkConfig> {
         &region,
         std::env::var_os("DOCKERUTILS_ANY_REGION").is_some(),
     )?;
+    let _ = ENDPOINT.set(match config.endpoint_url() {
+        Some(url) => url.to_string(),
+        None => format!("AWS (region {region})"),
+    });
     let Some(provider) = config.credentials_provider() else {
         return Err(no_credentials("no credential provider"));
     };
@@ -197,35 +201,84 @@ pub(crate) fn check_region(region: &str, any: bool) -> Result<()> {
     })
 }
 
+/// The endpoint of this process's AWS calls, as errors name it (set by [`Aws::load`]).
+static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn endpoint_said() -> String {
+    ENDPOINT.get().cloned().unwrap_or_else(|| "AWS".to_string())
+}
+
+/// The kind of the I/O error at the root of a transport failure, if there is one.
+fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// An answer that is not one of AWS's (no error code, nothing the SDK could read): the
+/// endpoint is some other server.
+fn not_aws(operation: &str) -> Error {
+    Error::Aws {
+        message: format!(
+            "{operation} to {}: the answer is not an AWS answer (it could not be read as one)",
+            endpoint_said()
+        ),
+        hint: Some(
+            "is AWS_ENDPOINT_URL / --endpoint-url the address of an AWS API (or of an emulator \
+             of it), and not of another server?"
+                .into(),
+        ),
+    }
+}
+
 /// An AWS call's error, with the operation it was and what to do.
 pub(crate) fn api_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    // Transport failures are said in one sentence (which endpoint, what happened), never
+    // the SDK's debug dump of its error chain.
+    let hint = || {
+        Some(
+            "check the network, AWS_ENDPOINT_URL / --endpoint-url (an emulator must be \
+             running) and the region"
+                .to_string(),
+        )
+    };
     match &err {
         SdkError::DispatchFailure(d) => {
             let what = if d.is_timeout() {
-                "timed out"
+                "timed out".to_string()
             } else if d.is_io() {
-                "could not connect"
+                match d.as_connector_error().and_then(|c| io_kind(c)) {
+                    Some(std::io::ErrorKind::ConnectionRefused) => {
+                        "could not connect: connection refused".to_string()
+                    }
+                    Some(kind) => format!("could not connect: {kind}"),
+                    None => "could not connect".to_string(),
+                }
             } else {
-                "failed"
+                "could not be sent (no answer from the endpoint)".to_string()
             };
             Error::Aws {
-                message: format!(
-                    "{operation}: the request {what}: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&err)
-                ),
-                hint: Some(
-                    "check the network, AWS_ENDPOINT_URL / --endpoint-url and the region".into(),
-                ),
+                message: format!("{operation} to {}: {what}", endpoint_said()),
+                hint: hint(),
             }
         }
         SdkError::TimeoutError(_) => Error::Aws {
-            message: format!("{operation}: the request timed out"),
-            hint: Some("check the network and the region".into()),
+            message: format!("{operation} to {}: timed out", endpoint_said()),
+            hint: hint(),
         },
+        SdkError::ServiceError(_) if err.code().is_none() && err.message().is_none() => {
+            not_aws(operation)
+        }
+        SdkError::ResponseError(_) => not_aws(operation),
         _ => {
             let code = err.code().unwrap_or("").to_string();
             let text = err.message().map(str::to_string).unwrap_or_else(|| {

@@ -168,9 +168,11 @@ impl Launch {
             "Idle stop",
             match self.idle_stop {
                 Limit::Off => "off (the watcher in the user data only records)".into(),
-                limit => format!(
-                    "after {limit} with no ssh session, running container or docker activity \
-                     (the watcher in the user data)"
+                // Exactly as given: the prompt is what the user confirms.
+                Limit::After(secs) => format!(
+                    "after {} with no ssh session, running container or docker activity \
+                     (the watcher in the user data)",
+                    idle::exact(secs)
                 ),
             },
         ));
@@ -351,6 +353,15 @@ fn home_ssh_key(key_name: &str) -> std::path::PathBuf {
 }
 
 fn run(args: &Args) -> Result<i32> {
+    if let (Some(positional), Some(flag)) = (&args.dock, &args.moniker)
+        && positional != flag
+    {
+        // Which one was meant cannot be known: choosing one silently named the dock wrong.
+        return Err(Error::Usage(format!(
+            "two monikers, `{positional}` and `-m {flag}`: give one (the positional name and \
+             -m are the same setting)"
+        )));
+    }
     let cfg = dock_cfg::load(&dock_cfg::path())?;
     for key in &cfg.unknown {
         eprintln!(
@@ -364,7 +375,10 @@ fn run(args: &Args) -> Result<i32> {
     if let Some(moniker) = &launch.moniker {
         // Before an instance is launched for it.
         dock::check_moniker(moniker)?;
-        if let Ok(existing) = dock::find(moniker) {
+        if let Some(existing) = dock::find(moniker)
+            .ok()
+            .or_else(|| dock::moniker_taken(moniker, None))
+        {
             return Err(Error::Usage(format!(
                 "a dock named `{moniker}` is already registered ({})",
                 existing.destination()
@@ -401,8 +415,7 @@ fn run(args: &Args) -> Result<i32> {
         return Ok(0);
     }
     if !super::confirm("Create this dock?", args.yes)? {
-        println!("Canceled");
-        return Ok(0);
+        return super::canceled();
     }
     let (id, _) = run_instance(&aws, &launch)?;
     println!("Created instance {id} ({})", launch.name);
@@ -485,6 +498,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_prompt_shows_the_idle_limit_exactly() {
+        let args = Args::parse_from(["create-dock", "-m", "gpu", "--idle-stop", "1d1h30m"]);
+        let launch = plan_launch(&args, &DockCfg::default(), "ann", None);
+        let shown = launch.display("us-east-1");
+        assert!(
+            shown.contains("after 1d1h30m with no ssh session"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn flags_beat_dock_cfg_which_beats_defaults() {
         let args = Args::parse_from(["create-dock", "-m", "gpu", "-v", "250"]);
         let cfg = dock_cfg::parse(
@@ -545,7 +569,7 @@ mod tests {
         assert!(flags.user_data().ends_with("install off\n"));
         let shown = from_cfg.display("us-east-1");
         assert!(shown.contains("spot (a persistent request"), "{shown}");
-        assert!(shown.contains("after 2h00m with no ssh session"), "{shown}");
+        assert!(shown.contains("after 2h with no ssh session"), "{shown}");
         assert!(shown.contains("off (EC2 has none for spot"), "{shown}");
         assert!(shown.contains("stop (never terminate)"), "{shown}");
         assert!(Args::try_parse_from(["create-dock", "--idle-stop", "1h; reboot"]).is_err());

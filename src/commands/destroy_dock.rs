@@ -70,13 +70,11 @@ fn finish(
     };
     let Some(instance) = instance else {
         let dock = dock.expect("label has a dock");
-        if ec2::registered_instance_id(&dock).is_none()
-            && dock
-                .extra
-                .iter()
-                .any(|(k, _)| k == "DOCK_PROVISIONED_PRODUCT")
-        {
-            // A Service Catalog dock: say how to terminate it there.
+        if ec2::registered_instance_id(&dock).is_none() {
+            // Not a dock create-dock made: a Service Catalog dock (terminated there), or a
+            // server registered with register-dock, which is refused, not unregistered as
+            // if its instance were gone. Only a registered instance id that no longer
+            // exists means the dock is gone.
             ec2::require_instance(aws, &dock)?;
         }
         println!(
@@ -100,8 +98,7 @@ fn finish(
         None => format!("Terminate {label}? Its disk is deleted."),
     };
     if !super::confirm(&question, args.yes)? {
-        println!("Canceled");
-        return Ok(0);
+        return super::canceled();
     }
     // A persistent spot request would launch the dock again once its instance is gone.
     if let Some(request) = &spot_request {

@@ -90,16 +90,36 @@ pub(crate) fn describe(name: &str, state: &idle::State) -> String {
     }
 }
 
+/// What to do when a dock did not answer over ssh: for an EC2 dock (known to run, or
+/// its state unknown) the way to see why; ssh's own message is above it.
+fn no_answer_hint(dock: &Dock) -> String {
+    format!(
+        "`ssh-dock {}` shows what ssh says (a dock that has just started needs a minute \
+         before its sshd answers)",
+        dock.name()
+    )
+}
+
 fn show(dock: &Dock) -> Result<i32> {
     let answers = idle::read_states(&[dock], Duration::from_secs(15));
     match &answers[0] {
         Answer::NoAnswer => Err(Error::Remote(format!(
-            "dock {} did not answer over ssh (is it running? `start-dock {}`; `ssh-dock {}` \
-             shows what ssh says)",
+            "dock {} did not answer over ssh: {}",
             dock.name(),
-            dock.name(),
-            dock.name()
+            no_answer_hint(dock)
         ))),
+        Answer::State(None) if !ec2::is_ec2_registration(dock) => {
+            println!(
+                "Dock {name}: no idle watcher. Idle stop is for EC2 docks: the watcher stops \
+                 a dock by powering it off, and only EC2 starts it again (start-dock); {name} \
+                 was registered with register-dock, without an EC2 instance. If it is an EC2 \
+                 instance, `dockerutils idle-stop {name} --set 1h` finds it by its IP and \
+                 installs the watcher; on any other machine `--set off` installs one that only \
+                 records its idle time (ls-dock's IDLE) and never stops it.",
+                name = dock.name()
+            );
+            Ok(0)
+        }
         Answer::State(None) => {
             println!(
                 "Dock {}: no idle watcher (made before dockerutils had one); \
@@ -116,28 +136,54 @@ fn show(dock: &Dock) -> Result<i32> {
     }
 }
 
-/// A limit is for an EC2 dock that runs and stops when shut down: checked (and the
-/// shutdown behaviour made `stop`) before anything is installed.
-fn check_instance(args: &Args, dock: &Dock) -> Result<()> {
-    let aws = Aws::load(&args.aws)?;
-    let Some(instance) = ec2::instance_of(&aws, dock)? else {
+/// The dock's running EC2 instance (one DescribeInstances), or an error that says at once
+/// what its state means, before anything waits on ssh: a stopped dock is started first,
+/// a terminated one unregistered, and a machine that no instance of the region has the
+/// address of is not an EC2 dock.
+fn running_instance(aws: &Aws, dock: &Dock) -> Result<ec2::InstanceInfo> {
+    let name = dock.name();
+    let Some(instance) = ec2::instance_of(aws, dock)? else {
+        if let Some(id) = ec2::registered_instance_id(dock) {
+            return Err(Error::Aws {
+                message: format!(
+                    "dock {name} is terminated: its instance {id} no longer exists in region {}",
+                    aws.region()
+                ),
+                hint: Some(format!(
+                    "`unregister-dock {name}` removes the registration (`--region` if the dock \
+                     lives in another region)"
+                )),
+            });
+        }
         return Err(Error::Usage(format!(
-            "dock {} is no EC2 instance of region {}: the watcher powers the machine off, and \
-             nothing could start it again from here (`--set off` is always possible; \
-             `--region` if the dock lives in another region)",
-            dock.name(),
-            aws.region()
+            "dock {name} is not an EC2 dock (registered with register-dock, and no instance of \
+             region {} has its IP {}): idle stop is for EC2 docks, as the watcher powers the \
+             machine off and only EC2 starts it again (start-dock). `--set off` installs a \
+             watcher that only records its idle time (ls-dock's IDLE) and never stops it; \
+             `--region` if the dock is an instance of another region",
+            aws.region(),
+            dock.ip
         )));
     };
-    if instance.state != "running" {
-        return Err(Error::Usage(format!(
-            "dock {} is {}: `start-dock {}` first (the watcher is installed over ssh)",
-            dock.name(),
-            instance.state,
-            dock.name()
-        )));
+    match instance.state.as_str() {
+        "running" => Ok(instance),
+        "stopped" | "stopping" => Err(Error::Usage(format!(
+            "dock {name} is {}: `start-dock {name}` first (the watcher lives on the dock, read \
+             and installed over ssh)",
+            instance.state
+        ))),
+        state => Err(Error::Usage(format!(
+            "dock {name} is {state}, not running: try again once it runs (`ls-dock` shows its \
+             state)"
+        ))),
     }
-    let behaviour = ec2::shutdown_behavior(&aws, &instance.id)?;
+}
+
+/// A limit is for an EC2 dock that runs and stops when shut down: checked (and the
+/// shutdown behaviour made `stop`) before anything is installed.
+fn check_instance(args: &Args, aws: &Aws, dock: &Dock) -> Result<()> {
+    let instance = running_instance(aws, dock)?;
+    let behaviour = ec2::shutdown_behavior(aws, &instance.id)?;
     if behaviour != "stop" {
         if args.dry_run {
             println!(
@@ -146,7 +192,7 @@ fn check_instance(args: &Args, dock: &Dock) -> Result<()> {
                 instance.id
             );
         } else {
-            ec2::set_shutdown_behavior_stop(&aws, &instance.id)?;
+            ec2::set_shutdown_behavior_stop(aws, &instance.id)?;
             println!(
                 "Set the InstanceInitiatedShutdownBehavior of {} to stop (it was {behaviour}): \
                  shut down from inside, the dock stops with its disk",
@@ -157,15 +203,40 @@ fn check_instance(args: &Args, dock: &Dock) -> Result<()> {
     Ok(())
 }
 
+/// ssh's exit code when it could not reach the dock (or the connection broke).
+const SSH_FAILED: i32 = 255;
+
 fn run(args: &Args) -> Result<i32> {
     let dock = dock::named_or_current(args.name.as_deref())?;
+    if args.dry_run && args.set.is_none() {
+        return Err(Error::Usage(
+            "--dry-run goes with --set: without --set idle-stop changes nothing (it reads the \
+             watcher's state over ssh)"
+                .into(),
+        ));
+    }
+    // An EC2 dock's state is asked first, with one DescribeInstances: a stopped or
+    // terminated dock is said at once, not after ssh has given up on it. A dock registered
+    // without an instance (register-dock) needs no AWS to read or to switch off.
+    let ec2_dock = ec2::is_ec2_registration(&dock);
+    match args.set {
+        Some(Limit::Off) | None if !ec2_dock => {}
+        Some(Limit::Off) | None => {
+            running_instance(&Aws::load(&args.aws)?, &dock)?;
+        }
+        Some(_) => check_instance(args, &Aws::load(&args.aws)?, &dock)?,
+    }
     let Some(limit) = args.set else {
         return show(&dock);
     };
-    if limit != Limit::Off {
-        check_instance(args, &dock)?;
-    }
     let code = super::finish("idle-stop", args.dry_run, Ok(plan(&dock, limit)));
+    if code == SSH_FAILED {
+        eprintln!(
+            "idle-stop: hint: dock {} did not answer over ssh: {}",
+            dock.name(),
+            no_answer_hint(&dock)
+        );
+    }
     if code == 0 && !args.dry_run {
         match limit {
             Limit::Off => println!(

@@ -50,10 +50,18 @@ pub(crate) struct Args {
 }
 
 fn parse_timeout(text: &str) -> std::result::Result<f64, String> {
-    text.parse::<f64>()
+    // The range is checked as it is said: 0.1 is the least that still leaves the docks
+    // time to answer over an open shared connection.
+    let seconds = text
+        .parse::<f64>()
         .ok()
-        .filter(|t| t.is_finite() && *t > 0.0 && *t <= 600.0)
-        .ok_or_else(|| format!("`{text}` is not a number of seconds (0.1 to 600)"))
+        .filter(|t| !t.is_nan())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds (0.1 to 600)"))?;
+    if (0.1..=600.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("must be between 0.1 and 600 seconds, not `{text}`"))
+    }
 }
 
 /// What EC2 says of a dock.
@@ -401,6 +409,26 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 mod tests {
     use super::*;
     use crate::dock::idle::{Limit, State};
+
+    #[test]
+    fn the_timeout_is_refused_outside_the_range_it_states() {
+        for ok in ["0.1", "1.5", "600"] {
+            assert!(parse_timeout(ok).is_ok(), "{ok}");
+        }
+        for out in ["0", "0.01", "0.001", "-1", "600.5", "inf"] {
+            assert_eq!(
+                parse_timeout(out),
+                Err(format!("must be between 0.1 and 600 seconds, not `{out}`")),
+                "{out}"
+            );
+        }
+        for nan in ["NaN", "1s", ""] {
+            assert!(
+                parse_timeout(nan).unwrap_err().contains("not a number"),
+                "{nan}"
+            );
+        }
+    }
 
     fn dock(ip: &str, moniker: &str, id: Option<&str>) -> Dock {
         Dock {

@@ -61,3 +61,10 @@ pub(crate) fn confirm(question: &str, yes: bool) -> Result<bool> {
         .map_err(|e| error::Error::io("cannot read the answer", e))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
 }
+
+/// The user answered no to [`confirm`]: nothing was done, which is not what the command
+/// is for, so it exits 1 (`stop-dock x && echo stopped` must not say stopped).
+pub(crate) fn canceled() -> Result<i32> {
+    println!("Canceled");
+    Ok(1)
+}

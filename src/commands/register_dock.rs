@@ -158,14 +158,17 @@ pub(crate) fn run(args: &Args) -> Result<Registered> {
         _ => None,
     };
     // A moniker names one dock: another address's is refused (which would `source dock`
-    // pick?).
+    // pick?), in any case (one ssh Host).
     if moniker != "none"
-        && let Some(other) = dock::all()
-            .into_iter()
-            .find(|d| d.moniker == moniker && d.ip != args.ip)
+        && let Some(other) = dock::moniker_taken(&moniker, Some(&args.ip))
     {
+        let same = if other.moniker == moniker {
+            String::new()
+        } else {
+            format!(" as `{}` (ssh Host names ignore case)", other.moniker)
+        };
         return Err(Error::Usage(format!(
-            "the moniker `{moniker}` already names the dock at {} ({}): choose another \
+            "the moniker `{moniker}` already names the dock at {}{same} ({}): choose another \
                  moniker, or `unregister-dock {}` first",
             other.ip,
             other.destination(),

@@ -39,8 +39,7 @@ fn run(args: &Args) -> Result<i32> {
         instance.state
     );
     if !super::confirm(&question, args.yes)? {
-        println!("Canceled");
-        return Ok(0);
+        return super::canceled();
     }
     aws.block_on(ec2::interruptible(
         aws.ec2().stop_instances().instance_ids(&instance.id).send(),

@@ -122,6 +122,23 @@ pub(crate) fn human(secs: u64) -> String {
     }
 }
 
+/// A duration to the second, every unit that is not zero (`1d1h30m`, `2h`, `90s`): for
+/// what the user confirms, where [`human`]'s rounding would hide what was asked.
+pub(crate) fn exact(secs: u64) -> String {
+    let mut out = String::new();
+    let mut left = secs;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if left >= size {
+            out.push_str(&format!("{}{unit}", left / size));
+            left %= size;
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
 /// The shell script that installs (or updates) the watcher with this limit and starts its
 /// timer: create-dock's user data, and what `idle-stop --set` sends to the dock.
 pub fn installer(limit: Limit) -> String {
@@ -326,6 +343,15 @@ pub(crate) fn read_states(docks: &[&Dock], timeout: Duration) -> Vec<Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_durations_keep_every_unit() {
+        assert_eq!(exact(86_400 + 3_600 + 1_800), "1d1h30m");
+        assert_eq!(exact(7_200), "2h");
+        assert_eq!(exact(300), "5m");
+        assert_eq!(exact(3_661), "1h1m1s");
+        assert_eq!(exact(2 * 86_400), "2d");
+    }
 
     #[test]
     fn limits_parse_and_show_as_people_write_them() {

@@ -380,14 +380,36 @@ pub(crate) fn check_moniker(moniker: &str) -> Result<()> {
         )));
     }
     // A moniker becomes an ssh Host and a docker context: never a real host's name (an
-    // address), nor docker's own context.
-    if moniker.parse::<std::net::IpAddr>().is_ok() || moniker.eq_ignore_ascii_case("default") {
+    // address), nor docker's own context. ssh resolves a Host with the C library, whose
+    // inet_aton takes `123` (0.0.0.123), `0x7f` and `017` for IPv4 addresses: all digits,
+    // and 0x with hex digits, are addresses too. (Dots and colons are not moniker
+    // characters, so dotted and IPv6 addresses never get here.)
+    let hex = moniker
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case("0x"))
+        && moniker[2..].chars().all(|c| c.is_ascii_hexdigit());
+    if moniker.chars().all(|c| c.is_ascii_digit()) || hex {
         return Err(Error::Usage(format!(
-            "`{moniker}` is not a moniker: it is an address, or docker's own context name; \
-             choose a name (gpu-box, lab-2)"
+            "`{moniker}` is not a moniker: ssh would read it as an IPv4 address (as \
+             inet_aton reads all digits and 0x…); choose a name (gpu-box, lab-2)"
+        )));
+    }
+    if moniker.eq_ignore_ascii_case("default") {
+        return Err(Error::Usage(format!(
+            "`{moniker}` is not a moniker: it is docker's own context name; choose a name \
+             (gpu-box, lab-2)"
         )));
     }
     Ok(())
+}
+
+/// The registered dock, other than the one at `except_ip`, whose moniker is `moniker` in
+/// any case: ssh Host names are case-insensitive, so `REALDOCK` would be a second Host
+/// `realdock`.
+pub(crate) fn moniker_taken(moniker: &str, except_ip: Option<&str>) -> Option<Dock> {
+    all()
+        .into_iter()
+        .find(|d| d.moniker.eq_ignore_ascii_case(moniker) && Some(d.ip.as_str()) != except_ip)
 }
 
 /// An address: an IP (v4 or v6) or a host name (RFC 1123 labels). It is also the name of
@@ -558,9 +580,22 @@ mod tests {
 
     #[test]
     fn monikers_and_addresses_are_checked() {
-        for m in ["gpu-box", "lab_2", "X9"] {
+        for m in ["gpu-box", "lab_2", "X9", "0xg", "1a", "x0x7f"] {
             assert!(check_moniker(m).is_ok(), "{m}");
         }
+        // What inet_aton reads as an IPv4 address: refused as one, nothing else said.
+        for m in ["123", "017", "0x7f", "0XFF", "0x"] {
+            let e = check_moniker(m).unwrap_err().to_string();
+            assert!(
+                e.contains("ssh would read it as an IPv4 address") && !e.contains("context"),
+                "{m}: {e}"
+            );
+        }
+        let e = check_moniker("Default").unwrap_err().to_string();
+        assert!(
+            e.contains("docker's own context name") && !e.contains("address"),
+            "{e}"
+        );
         for m in [
             "x$(touch F)",
             "a b",
