@@ -429,6 +429,16 @@ fn register_dock_says_which_dock_it_replaces_and_warns_when_one_does_not_answer(
     assert!(out.status.success());
     assert_eq!(text(&out.stderr), "");
     assert!(text(&out.stdout).contains("Replaced dock deaddock (x@127.0.0.9)"));
+    // Every file of the registry is 0600, the dock's known_hosts included (ssh would make
+    // it 0644).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["connection_config.txt", "known_hosts"] {
+            let path = d.home().join(".docker/127.0.0.9").join(file);
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+    }
 
     // A workspace in the home of a dock that does not answer cannot be resolved: an error,
     // and nothing registered.

@@ -476,7 +476,7 @@ fn run(args: &Args) -> Result<i32> {
         dir: dock::registry_dir().join(&ip),
     };
     dock::register(&dock)?;
-    let _ = std::fs::remove_file(dock.known_hosts());
+    dock::forget_host_key(&dock);
     println!(
         "Registered dock {} ({}), instance {id}\nTry:\n  source dock {}\n  ssh-dock {}\n  castoff",
         dock.name(),

@@ -282,7 +282,7 @@ pub(crate) fn run(args: &Args) -> Result<Registered> {
     }
     dock::register(&dock)?;
     // A new machine at the same address has a new host key: learn it afresh.
-    let _ = std::fs::remove_file(dock.known_hosts());
+    dock::forget_host_key(&dock);
     Ok(Registered {
         dock,
         replaced,

@@ -479,9 +479,31 @@ pub(crate) fn register(dock: &Dock) -> Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(dock.render().as_bytes())?;
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(&tmp, &path)?;
+        // ssh would make the dock's known_hosts 0644 on first contact: made here, 0600, as
+        // every file of the registry (an existing one is left as it is).
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(dock.known_hosts())
+            .map(drop)
     };
     write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Forgets the dock's host key (a new machine at the same address has a new one): its
+/// known_hosts emptied, 0600 like every file of the registry.
+pub(crate) fn forget_host_key(dock: &Dock) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dock.known_hosts();
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path);
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
 }
 
 /// Moves a dock's registration to a new address (an EC2 dock registered by its public IP
