@@ -1190,7 +1190,7 @@ fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
         1,
         "image `no-such-image:x` is not in the local engine",
     );
-    fails(&[&image, "nope"], 1, "no dock `nope` is registered");
+    fails(&[&image, "nope"], 2, "no dock `nope` is registered");
     fails(
         &[&image, "x@127.0.0.9"],
         1,
@@ -1987,6 +1987,72 @@ fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
         text(&out.stdout)
     );
     assert_eq!(opened(), 0, "a dry run connects to nothing");
+}
+
+/// Names refused before anything runs exit 2 and say what is wrong, quoted as a shell
+/// would type them: a destination or source that is no registered dock (and no host), a
+/// DOCK:IMAGE whose DOCK is not registered, and one dock named twice however it is
+/// spelled (moniker, `user@ip`, `user@ip:22`), as two destinations or as the source and
+/// a destination.
+#[test]
+fn transfer_image_refuses_unregistered_docks_and_one_dock_named_twice_with_exit_2() {
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let marker = d.home().join("F");
+    let image = format!("du-walk12-{}:1", std::process::id());
+    let at = format!("{}@{}", d.user, d.ip);
+    let at22 = format!("{at}:22");
+    let refused = |args: &[&str], needles: &[&str]| {
+        let out = d.cmd("transfer-image").args(args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: no {needle:?} in {err}");
+        }
+        assert!(!err.contains("\\'"), "{args:?}: escaped, not quoted: {err}");
+    };
+    let semi = format!("walk12a;touch {}", marker.display());
+    refused(
+        &[&image, "walk12c"],
+        &["no dock `walk12c` is registered", "testdock"],
+    );
+    refused(&[&image, &semi], &["walk12a;touch"]);
+    refused(&[&image, ""], &["no dock `` is registered"]);
+    refused(
+        &["--from", "walk12c", &image],
+        &["no dock `walk12c` is registered"],
+    );
+    refused(
+        &["walk12c:walk12"],
+        &["walk12c is not a registered dock (registered docks: testdock)"],
+    );
+    refused(
+        &["walk12c:proj12-walk12:root", "testdock"],
+        &["walk12c is not a registered dock (registered docks: testdock)"],
+    );
+    refused(&[&image, "testdock", &at22], &["are the same destination"]);
+    refused(&[&image, &at, "testdock"], &["are the same destination"]);
+    refused(
+        &[&format!("testdock:{image}"), &at22],
+        &["is where the image comes from"],
+    );
+    refused(
+        &["--from", &at22, &image, "testdock"],
+        &["is where the image comes from"],
+    );
+    // Quoted as the shell would: `'` is not shown as `\'`.
+    refused(&["app'1", "testdock"], &["\"app'1\" is not an image"]);
+    refused(
+        &[&image, "u@host name"],
+        &["'u@host name' is not a destination"],
+    );
+    assert!(!marker.exists());
+    let help = d.cmd("transfer-image").arg("--help").output().unwrap();
+    assert!(
+        text(&help.stdout).contains("2 for a name refused before anything runs"),
+        "{}",
+        text(&help.stdout)
+    );
 }
 
 /// Monikers and addresses are checked before anything is written or asked: a moniker
