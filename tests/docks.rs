@@ -2301,6 +2301,93 @@ fn sync_down_keeps_newer_local_work_and_docked_transfers_read_this_machine() {
         .output();
 }
 
+/// The MiB figure after `prefix` in the first line of `err` that holds `prefix`
+/// ("received 8.0 MiB (…" → "8.0").
+fn mib_after(err: &str, prefix: &str) -> String {
+    let line = err
+        .lines()
+        .find(|l| l.contains(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in: {err}"));
+    let rest = &line[line.find(prefix).unwrap() + prefix.len()..];
+    rest.split(" MiB").next().unwrap().to_string()
+}
+
+/// The figure before `MiB VERB` in the last progress line (`100% (X MiB read, Y MiB VERB)`).
+fn last_progress(err: &str, verb: &str) -> String {
+    let line = err
+        .lines()
+        .rfind(|l| l.contains("% ("))
+        .unwrap_or_else(|| panic!("no progress line in: {err}"));
+    assert!(
+        line.contains("100% ("),
+        "the last progress line is not 100%: {err}"
+    );
+    let end = line
+        .find(&format!(" MiB {verb})"))
+        .unwrap_or_else(|| panic!("no `MiB {verb}` in {line:?}"));
+    line[..end].rsplit(' ').next().unwrap().to_string()
+}
+
+/// A pull back says it receives (in a docked shell: that the image is loaded here), and
+/// the last progress line of a pull and of a push gives the summary's counts.
+#[test]
+fn a_pull_back_says_it_receives_and_progress_ends_with_the_summary_counts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let ctx = random_context(&[("big.bin", 3)]);
+    let image = format!("du-walk12-pull-{}:1", std::process::id());
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &image,
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
+    );
+    let out = d
+        .cmd("bash")
+        .args([
+            "-c",
+            &format!("source dock testdock >/dev/null && transfer-image testdock:{image}"),
+        ])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("docked to testdock: the image is loaded into this machine's engine"),
+        "{err}"
+    );
+    assert!(!err.contains("read from this machine's engine"), "{err}");
+    assert!(
+        err.contains("layers already on this machine: receiving"),
+        "{err}"
+    );
+    assert!(!err.contains(": sending"), "{err}");
+    assert_eq!(
+        last_progress(&err, "received"),
+        mib_after(&err, "transfer-image: received "),
+        "{err}"
+    );
+    assert_eq!(common::image_id(&image), id_on(&d.engine, &image));
+
+    // Back to the dock, which no longer has it: the last line says what the summary does.
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        last_progress(&err, "sent"),
+        mib_after(&err, "transfer-image: sent "),
+        "{err}"
+    );
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    common::cleanup().remove_later([image]);
+}
+
 /// The user's own ssh config of the tests below: other hosts, a wildcard block, an
 /// Include of its own, and no newline at the end.
 const OWN_SSH_CONFIG: &str = "# my own hosts\nInclude conf.d/*.conf\n\nHost mine\n    HostName 127.0.0.2\n    User dockuser\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n    LogLevel error\n\nHost *\n    ServerAliveCountMax 4";

@@ -181,9 +181,18 @@ fn check_reference(image: &str) -> Result<()> {
     }
 }
 
-fn run(args: &Args) -> Result<i32> {
+/// `docked`: the dock of this shell, whose DOCKER_HOST was set aside.
+fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
     // Every name is checked before anything runs.
     let (from, given) = split_source(&args.image, args.from.as_deref(), args.dest.is_empty())?;
+    if let Some(dock) = docked {
+        let what = match (&from, args.dest.is_empty()) {
+            (None, _) => "the image is read from this machine's engine",
+            (Some(_), true) => "the image is loaded into this machine's engine",
+            (Some(_), false) => "the image is relayed through this machine, not loaded here",
+        };
+        eprintln!("transfer-image: docked to {dock}: {what}");
+    }
     let image = resolve_image(&given, &crate::project::user_name(), from.as_deref())?;
     check_reference(&image)?;
     let source = from.map(|f| Remote::for_dest(&f, args.sudo)).transpose()?;
@@ -372,17 +381,15 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     // this machine's (run-image's hint says `transfer-image IMAGE DOCK` to a docked
     // shell): the DOCKER_HOST that `source dock` set is not where images are read or
     // brought back to.
+    let mut docked = None;
     if let Some(dock) = dock::current()
         && std::env::var("DOCKER_HOST").ok() == Some(dock.ssh_url())
     {
-        eprintln!(
-            "transfer-image: docked to {}: the image is read from this machine's engine",
-            dock.name()
-        );
+        docked = Some(dock.name().to_string());
         // SAFETY: at the start of main, before this process starts any thread.
         unsafe { std::env::remove_var("DOCKER_HOST") };
     }
-    match run(&args) {
+    match run(&args, docked.as_deref()) {
         // A name that is no registered dock (nor a host) is refused before anything
         // runs, as every other name is: a usage error.
         Err(e @ Error::UnknownDock { .. }) => {

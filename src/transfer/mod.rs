@@ -246,8 +246,12 @@ fn pass(
             0 => "the image's configuration only".to_string(),
             missing => format!("{missing} of {layers} layers"),
         };
+        let verb = match t.engine {
+            Engine::Local => "receiving",
+            Engine::Remote(_) => "sending",
+        };
         eprintln!(
-            "{present} of {layers} layers already on {}: sending {what}",
+            "{present} of {layers} layers already on {}: {verb} {what}",
             t.name()
         );
     }

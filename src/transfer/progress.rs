@@ -88,22 +88,37 @@ impl Line {
             }
             return;
         }
-        let tenth = (self.read * 10 / self.total).min(10);
+        // 100% is said by `finish`, with the final counts: the compressor still holds
+        // bytes when the last piece is read.
+        let tenth = (self.read * 10 / self.total).min(9);
         if tenth > self.tenth {
             self.tenth = tenth;
-            let wire = wire
-                .map(|(bytes, verb)| format!(", {} {verb}", mib(bytes)))
-                .unwrap_or_default();
-            eprintln!(
-                "transfer-image: {}{tenth}0% ({} read{wire})",
-                self.prefix,
-                mib(self.read)
-            );
+            self.say(&format!("{tenth}0%"), wire);
         }
     }
 
-    pub(crate) fn finish(&self) {
+    fn say(&self, done: &str, wire: Option<(u64, &str)>) {
+        let wire = wire
+            .map(|(bytes, verb)| format!(", {} {verb}", mib(bytes)))
+            .unwrap_or_default();
+        eprintln!(
+            "transfer-image: {}{done} ({} read{wire})",
+            self.prefix,
+            mib(self.read)
+        );
+    }
+
+    /// The line ends; `complete`: the whole archive went through (the counts are
+    /// final: what the summary says).
+    pub(crate) fn finish(&self, complete: bool) {
         self.bar.finish_and_clear();
+        if complete && self.bar.is_hidden() {
+            let wire = self
+                .wire
+                .as_ref()
+                .map(|(w, verb)| (w.load(Ordering::Relaxed), *verb));
+            self.say("100%", wire);
+        }
     }
 }
 
