@@ -1815,6 +1815,75 @@ fn a_destination_that_is_down_does_not_stop_the_others() {
     on_engine(&engine2, &["rmi", "-f", &image]);
 }
 
+/// With several destinations every progress line names its destination: when only one
+/// is left after the others failed their check, and through the registry path.
+#[test]
+fn fan_out_progress_lines_name_the_destination_whenever_several_were_given() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    // A layer of its own, which no dock holds.
+    let ctx = random_context(&[("own.bin", 1)]);
+    let image = format!("du-walk12-names-{}:1", std::process::id());
+    build_on(
+        "",
+        ctx.path(),
+        &image,
+        &format!("{BUSYBOX_DOCKERFILE}COPY own.bin /own.bin\n"),
+    );
+    let progress = |err: &str| -> Vec<String> {
+        err.lines()
+            .filter(|l| l.contains("% ("))
+            .map(str::to_string)
+            .collect()
+    };
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock", "dockuser@127.0.0.9"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines = progress(&err);
+    assert!(!lines.is_empty(), "{err}");
+    for line in &lines {
+        assert!(line.starts_with("transfer-image: testdock: "), "{err}");
+    }
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+
+    let Some(engine2) = second_dock(&d) else {
+        common::cleanup().remove_later([image]);
+        return;
+    };
+    on_engine(&engine2, &["rmi", "-f", &image]);
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock", "testdock2", "--via-registry"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines = progress(&err);
+    for dest in ["testdock", "testdock2"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("transfer-image: {dest}: "))),
+            "{err}"
+        );
+    }
+    for line in &lines {
+        assert!(
+            line.starts_with("transfer-image: testdock: ")
+                || line.starts_with("transfer-image: testdock2: "),
+            "{err}"
+        );
+    }
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    on_engine(&engine2, &["rmi", "-f", &image]);
+    common::cleanup().remove_later([image]);
+}
+
 /// Runs transfer-image with `args`, sends it SIGINT once a line of its stderr contains
 /// `at`, and returns its exit code and what it said.
 fn interrupt_at(d: &TestDock, args: &[&str], at: &str) -> (Option<i32>, String) {

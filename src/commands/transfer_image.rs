@@ -272,6 +272,7 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
                 args.via_registry,
                 !args.full,
                 args.dry_run,
+                several,
             ) {
                 Ok(None) => rest.push(engine),
                 Ok(Some(0)) => {}
@@ -309,7 +310,7 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
         }
         return Ok(0);
     }
-    let report = crate::transfer::run(&image, dests, args.full);
+    let report = crate::transfer::run(&image, dests, args.full, several);
     if let Some(bytes) = report.received {
         eprintln!(
             "transfer-image: received {} ({bytes} bytes) from {} in {:.1}s",
