@@ -2041,6 +2041,18 @@ fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines.len(), 2, "{shown}");
+    // A command to paste, even where the real run reads the engine's storage.
+    for line in &lines {
+        assert!(
+            line.starts_with(&format!("docker save {image} | zstd | ssh ")),
+            "{shown}"
+        );
+    }
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("engine's storage") == err.contains("--docker-save runs the pipeline"),
+        "{err}"
+    );
     assert!(lines[0].ends_with(&format!("-- {}@{} 'zstd -dc | docker load'", d.user, d.ip)));
     assert!(lines[1].ends_with("-- dockuser@127.0.0.9 'zstd -dc | docker load'"));
     let out = d

@@ -300,13 +300,27 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
         return Ok(if failed_by_registry.is_empty() { 0 } else { 1 });
     }
     if args.dry_run {
+        // What the real run reads from the engine's storage is the archive `docker save`
+        // gives: the pipeline shown is that one, which can be pasted.
+        let source = match &image.origin {
+            Origin::Local { store: Some(_) } => {
+                eprintln!(
+                    "transfer-image: the real run reads the layers of {} from the engine's \
+                     storage, the archive `docker save` gives, faster (--docker-save runs the \
+                     pipeline as shown)",
+                    image.reference
+                );
+                format!("docker save {}", quote(&image.reference))
+            }
+            _ => image.shown(),
+        };
         for engine in dests {
             let target = Target {
                 engine,
                 codec: Codec::Zstd,
                 present: 0,
             };
-            println!("{} | {}", image.shown(), target.shown());
+            println!("{source} | {}", target.shown());
         }
         return Ok(0);
     }
