@@ -1886,7 +1886,7 @@ fn fan_out_progress_lines_name_the_destination_whenever_several_were_given() {
 
 /// Runs transfer-image with `args`, sends it SIGINT once a line of its stderr contains
 /// `at`, and returns its exit code and what it said.
-fn interrupt_at(d: &TestDock, args: &[&str], at: &str) -> (Option<i32>, String) {
+fn interrupt_at(d: &TestDock, args: &[&str], at: &str, signal: &str) -> (Option<i32>, String) {
     let mut child = d
         .cmd("transfer-image")
         .args(args)
@@ -1905,7 +1905,7 @@ fn interrupt_at(d: &TestDock, args: &[&str], at: &str) -> (Option<i32>, String) 
         }
     }
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     for line in lines {
@@ -1939,8 +1939,9 @@ fn nothing_left_running(d: &TestDock, image: &str) {
     assert!(gone, "still running: {:?}", left());
 }
 
-/// Ctrl-C midway, in a pull back and in a fan-out: exit code 130, and no engine has the
-/// image (no half image, no tag), nothing is left running but the shared ssh master.
+/// Ctrl-C midway in a pull back (exit code 130), SIGTERM in a fan-out (143): no engine
+/// has the image (no half image, no tag), nothing is left running but the shared ssh
+/// master.
 #[test]
 fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -1956,7 +1957,7 @@ fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
         &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
     );
     let id = id_on(&d.engine, &pulled);
-    let (code, said) = interrupt_at(&d, &[&format!("testdock:{pulled}")], "10%");
+    let (code, said) = interrupt_at(&d, &[&format!("testdock:{pulled}")], "10%", "-INT");
     assert_eq!(code, Some(130), "{said}");
     assert!(said.contains("transfer-image: interrupted"), "{said}");
     nothing_left_running(&d, &pulled);
@@ -1980,8 +1981,9 @@ fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
     if engine2.is_some() {
         args.push("testdock2");
     }
-    let (code, said) = interrupt_at(&d, &args, "10%");
-    assert_eq!(code, Some(130), "{said}");
+    // SIGTERM this time: 128 + 15, as a shell says of a process it killed.
+    let (code, said) = interrupt_at(&d, &args, "10%", "-TERM");
+    assert_eq!(code, Some(143), "{said}");
     nothing_left_running(&d, &sent);
     for engine in std::iter::once(&d.engine).chain(engine2.as_ref()) {
         assert_eq!(id_on(engine, &sent), "", "{said}");

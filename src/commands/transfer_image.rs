@@ -11,7 +11,8 @@
 //!
 //! Exit code: 0 when every destination loaded the image; 1 when any did not (one line
 //! per destination says which, and with several, a last line lists the failed ones);
-//! 130 on Ctrl-C; 2 for a name that is refused before anything runs.
+//! 130 on Ctrl-C (128 + the signal: 143 for SIGTERM); 2 for a name that is refused
+//! before anything runs.
 
 use crate::dock;
 use crate::engine::tags;
@@ -30,7 +31,7 @@ use clap::Parser;
     name = "transfer-image",
     version,
     about = "Send an image to docks or ssh hosts running docker, or bring one back from a dock, only the layers each lacks",
-    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer\n  transfer-image myproj-base:ann gpu-box cpu-box  # to both at once\n  transfer-image gpu-box:myproj-base:ann          # bring it back from gpu-box\n  transfer-image gpu-box:myproj-base:ann cpu-box  # from one dock to another, through here\n  transfer-image --from admin@10.0.0.7:2222 myproj-base:ann\n\nExit code: 0 when every destination loaded the image; 1 when any did not (the last\nlines say which); 2 for a name refused before anything runs (an image, a destination\nor dock that is not registered, one dock named twice); 130 on Ctrl-C."
+    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer\n  transfer-image myproj-base:ann gpu-box cpu-box  # to both at once\n  transfer-image gpu-box:myproj-base:ann          # bring it back from gpu-box\n  transfer-image gpu-box:myproj-base:ann cpu-box  # from one dock to another, through here\n  transfer-image --from admin@10.0.0.7:2222 myproj-base:ann\n\nExit code: 0 when every destination loaded the image; 1 when any did not (the last\nlines say which); 2 for a name refused before anything runs (an image, a destination\nor dock that is not registered, one dock named twice); 130 on Ctrl-C (128 + the\nsignal: 143 for SIGTERM)."
 )]
 pub(crate) struct Args {
     /// The image: inside a project, one of its images (a docker/ subdirectory or a
@@ -276,7 +277,9 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
             ) {
                 Ok(None) => rest.push(engine),
                 Ok(Some(0)) => {}
-                Ok(Some(crate::exec::INTERRUPTED)) => return Ok(crate::exec::INTERRUPTED),
+                Ok(Some(crate::exec::INTERRUPTED)) => {
+                    return Ok(crate::process::interrupted_code());
+                }
                 Ok(Some(_)) => failed_by_registry.push(remote.name.clone()),
                 // A name refused, Ctrl-C, or the only destination: the command's error.
                 Err(e) if !several || matches!(e, Error::Usage(_) | Error::Interrupted(_)) => {
@@ -366,7 +369,7 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
         }
     }
     if report.interrupted {
-        return Ok(crate::exec::INTERRUPTED);
+        return Ok(crate::process::interrupted_code());
     }
     let failed: Vec<&str> = failed_by_registry
         .iter()
@@ -410,6 +413,11 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         Err(e @ Error::UnknownDock { .. }) => {
             crate::error::report("transfer-image", &e);
             crate::error::USAGE
+        }
+        // 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM.
+        Err(e @ Error::Interrupted(_)) => {
+            crate::error::report("transfer-image", &e);
+            crate::process::interrupted_code()
         }
         result => super::exit_code("transfer-image", result),
     }
