@@ -2471,6 +2471,67 @@ fn a_pull_back_says_it_receives_and_progress_ends_with_the_summary_counts() {
     common::cleanup().remove_later([image]);
 }
 
+/// On a terminal of 80 columns the progress bar keeps within them (no line wraps).
+#[test]
+fn the_progress_bar_keeps_within_the_terminal_width() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let ctx = random_context(&[("wide.bin", 20)]);
+    let image = format!("du-walk12-wide-{}:1", std::process::id());
+    build_on(
+        "",
+        ctx.path(),
+        &image,
+        &format!("{BUSYBOX_DOCKERFILE}COPY wide.bin /wide.bin\n"),
+    );
+    let line = format!(
+        "stty cols 80 rows 24; HOME={} {} {image} testdock",
+        d.home().display(),
+        common::bin_dir().join("transfer-image").display()
+    );
+    let out = common::in_terminal(&line, d.home()).output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    // What the terminal shows: escape sequences out, lines cut at \r and \n.
+    let plain = without_escapes(&shown);
+    let bars: Vec<&str> = plain
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("MiB/s"))
+        .collect();
+    assert!(!bars.is_empty(), "no bar drawn: {shown:?}");
+    for bar in bars {
+        assert!(
+            bar.chars().count() <= 80,
+            "{} columns: {bar:?}",
+            bar.chars().count()
+        );
+    }
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    common::cleanup().remove_later([image]);
+}
+
+/// `text` without its ANSI escape sequences (CSI: ESC [ … final byte).
+fn without_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The user's own ssh config of the tests below: other hosts, a wildcard block, an
 /// Include of its own, and no newline at the end.
 const OWN_SSH_CONFIG: &str = "# my own hosts\nInclude conf.d/*.conf\n\nHost mine\n    HostName 127.0.0.2\n    User dockuser\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n    LogLevel error\n\nHost *\n    ServerAliveCountMax 4";

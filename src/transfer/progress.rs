@@ -32,10 +32,12 @@ impl Lines {
     pub(crate) fn line(&self, name: &str, total: u64) -> Line {
         let bar = if self.terminal {
             let bar = self.multi.add(ProgressBar::new(total));
+            // `wide_bar` takes what the terminal's width leaves: the line never wraps
+            // (a wrapped line is redrawn as a new one at each tick) at 80 columns.
             let template = if self.several {
-                "{prefix} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
+                "{prefix} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
             } else {
-                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
+                "{wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
             };
             bar.set_style(ProgressStyle::with_template(template).unwrap());
             bar.set_prefix(name.to_string());
@@ -83,8 +85,7 @@ impl Line {
         if !self.bar.is_hidden() {
             self.bar.set_position(self.read.min(self.total));
             if let Some((bytes, verb)) = wire {
-                self.bar
-                    .set_message(format!("({} {verb} on the wire)", mib(bytes)));
+                self.bar.set_message(format!("{} {verb}", mib(bytes)));
             }
             return;
         }

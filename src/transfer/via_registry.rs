@@ -505,6 +505,8 @@ fn send(
             break Some(status);
         }
         if crate::process::interrupted() && input.is_some() {
+            // The bar goes before the line that says why it stops.
+            progress.stop();
             eprintln!(
                 "transfer-image: interrupted: stopping the pull on {}",
                 remote.name
@@ -597,6 +599,7 @@ struct Progress {
     total: u64,
     tenth: u64,
     prefix: String,
+    stopped: bool,
 }
 
 impl Progress {
@@ -606,11 +609,13 @@ impl Progress {
                 Some(total),
                 indicatif::ProgressDrawTarget::stderr(),
             );
+            // `wide_bar` takes what the terminal's width leaves: the line never wraps.
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+                "{prefix}{wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
             ) {
                 bar.set_style(style);
             }
+            bar.set_prefix(name.map(|n| format!("{n} ")).unwrap_or_default());
             bar
         });
         Progress {
@@ -618,13 +623,17 @@ impl Progress {
             total: total.max(1),
             tenth: 0,
             prefix: name.map(|n| format!("{n}: ")).unwrap_or_default(),
+            stopped: false,
         }
     }
 
     fn show(&mut self, read: u64, sent: u64) {
+        if self.stopped {
+            return;
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(read);
-            bar.set_message(format!("({} on the wire)", mib(sent)));
+            bar.set_message(format!("{} sent", mib(sent)));
             return;
         }
         // 100% is said by `finish`, with the final counts.
@@ -646,6 +655,14 @@ impl Progress {
 
     /// The bar is cleared; without one, a last line with the final counts when the pull
     /// succeeded.
+    /// Nothing more is shown (an interruption): the bar is cleared now.
+    fn stop(&mut self) {
+        self.stopped = true;
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
     fn finish(&self, read: u64, sent: u64, ok: bool) {
         match &self.bar {
             Some(bar) => bar.finish_and_clear(),
