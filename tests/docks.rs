@@ -1263,7 +1263,7 @@ fn transfer_image_takes_a_project_image_name_as_the_other_commands_do() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with(&format!("(the layers of {built} from")),
+        text(&out.stdout).starts_with(&format!("docker save {built} | zstd | ")),
         "{}",
         text(&out.stdout)
     );
