@@ -29,6 +29,8 @@ use std::time::Duration;
 /// atomics, not a locked list: the signal handler reads it, and may not take a lock.
 static RUNNING: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The first of those signals that arrived (0: none), for the exit code.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 /// si_code of signals the kernel sends on a terminal's behalf (Ctrl-C, Ctrl-\, hangup).
 const SI_KERNEL: i32 = 0x80;
@@ -53,6 +55,7 @@ fn register_handlers() {
         let _ = unsafe {
             signal_hook_registry::register_sigaction(signal, move |info: &libc::siginfo_t| {
                 INTERRUPTED.store(true, Ordering::SeqCst);
+                let _ = SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
                 if info.si_code == SI_KERNEL {
                     return;
                 }
@@ -70,6 +73,16 @@ fn register_handlers() {
 /// Did a SIGINT, SIGTERM, SIGHUP or SIGQUIT arrive since the handlers were installed?
 pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// The exit code of a command that stops because it was interrupted: 128 + the signal,
+/// as a shell reports a process killed by it (130 for Ctrl-C, 143 for SIGTERM); 130 when
+/// no signal came (an interruption said otherwise).
+pub(crate) fn interrupted_code() -> i32 {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => 130,
+        signal => 128 + signal,
+    }
 }
 
 /// The command of a planned invocation: its program, argv, environment and directory.

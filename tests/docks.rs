@@ -1200,7 +1200,7 @@ fn transfer_image_to_a_plain_ssh_host_and_bad_destinations() {
         1,
         "image `no-such-image:x` is not in the local engine",
     );
-    fails(&[&image, "nope"], 1, "no dock `nope` is registered");
+    fails(&[&image, "nope"], 2, "no dock `nope` is registered");
     fails(
         &[&image, "x@127.0.0.9"],
         1,
@@ -1273,7 +1273,7 @@ fn transfer_image_takes_a_project_image_name_as_the_other_commands_do() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with(&format!("(the layers of {built} from")),
+        text(&out.stdout).starts_with(&format!("docker save {built} | zstd | ")),
         "{}",
         text(&out.stdout)
     );
@@ -1825,9 +1825,78 @@ fn a_destination_that_is_down_does_not_stop_the_others() {
     on_engine(&engine2, &["rmi", "-f", &image]);
 }
 
+/// With several destinations every progress line names its destination: when only one
+/// is left after the others failed their check, and through the registry path.
+#[test]
+fn fan_out_progress_lines_name_the_destination_whenever_several_were_given() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    // A layer of its own, which no dock holds.
+    let ctx = random_context(&[("own.bin", 1)]);
+    let image = format!("du-walk12-names-{}:1", std::process::id());
+    build_on(
+        "",
+        ctx.path(),
+        &image,
+        &format!("{BUSYBOX_DOCKERFILE}COPY own.bin /own.bin\n"),
+    );
+    let progress = |err: &str| -> Vec<String> {
+        err.lines()
+            .filter(|l| l.contains("% ("))
+            .map(str::to_string)
+            .collect()
+    };
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock", "dockuser@127.0.0.9"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines = progress(&err);
+    assert!(!lines.is_empty(), "{err}");
+    for line in &lines {
+        assert!(line.starts_with("transfer-image: testdock: "), "{err}");
+    }
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+
+    let Some(engine2) = second_dock(&d) else {
+        common::cleanup().remove_later([image]);
+        return;
+    };
+    on_engine(&engine2, &["rmi", "-f", &image]);
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock", "testdock2", "--via-registry"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines = progress(&err);
+    for dest in ["testdock", "testdock2"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("transfer-image: {dest}: "))),
+            "{err}"
+        );
+    }
+    for line in &lines {
+        assert!(
+            line.starts_with("transfer-image: testdock: ")
+                || line.starts_with("transfer-image: testdock2: "),
+            "{err}"
+        );
+    }
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    on_engine(&engine2, &["rmi", "-f", &image]);
+    common::cleanup().remove_later([image]);
+}
+
 /// Runs transfer-image with `args`, sends it SIGINT once a line of its stderr contains
 /// `at`, and returns its exit code and what it said.
-fn interrupt_at(d: &TestDock, args: &[&str], at: &str) -> (Option<i32>, String) {
+fn interrupt_at(d: &TestDock, args: &[&str], at: &str, signal: &str) -> (Option<i32>, String) {
     let mut child = d
         .cmd("transfer-image")
         .args(args)
@@ -1846,7 +1915,7 @@ fn interrupt_at(d: &TestDock, args: &[&str], at: &str) -> (Option<i32>, String) 
         }
     }
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     for line in lines {
@@ -1880,8 +1949,9 @@ fn nothing_left_running(d: &TestDock, image: &str) {
     assert!(gone, "still running: {:?}", left());
 }
 
-/// Ctrl-C midway, in a pull back and in a fan-out: exit code 130, and no engine has the
-/// image (no half image, no tag), nothing is left running but the shared ssh master.
+/// Ctrl-C midway in a pull back (exit code 130), SIGTERM in a fan-out (143): no engine
+/// has the image (no half image, no tag), nothing is left running but the shared ssh
+/// master.
 #[test]
 fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -1897,7 +1967,7 @@ fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
         &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
     );
     let id = id_on(&d.engine, &pulled);
-    let (code, said) = interrupt_at(&d, &[&format!("testdock:{pulled}")], "10%");
+    let (code, said) = interrupt_at(&d, &[&format!("testdock:{pulled}")], "10%", "-INT");
     assert_eq!(code, Some(130), "{said}");
     assert!(said.contains("transfer-image: interrupted"), "{said}");
     nothing_left_running(&d, &pulled);
@@ -1921,8 +1991,9 @@ fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
     if engine2.is_some() {
         args.push("testdock2");
     }
-    let (code, said) = interrupt_at(&d, &args, "10%");
-    assert_eq!(code, Some(130), "{said}");
+    // SIGTERM this time: 128 + 15, as a shell says of a process it killed.
+    let (code, said) = interrupt_at(&d, &args, "10%", "-TERM");
+    assert_eq!(code, Some(143), "{said}");
     nothing_left_running(&d, &sent);
     for engine in std::iter::once(&d.engine).chain(engine2.as_ref()) {
         assert_eq!(id_on(engine, &sent), "", "{said}");
@@ -1982,6 +2053,18 @@ fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines.len(), 2, "{shown}");
+    // A command to paste, even where the real run reads the engine's storage.
+    for line in &lines {
+        assert!(
+            line.starts_with(&format!("docker save {image} | zstd | ssh ")),
+            "{shown}"
+        );
+    }
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("engine's storage") == err.contains("--docker-save runs the pipeline"),
+        "{err}"
+    );
     assert!(lines[0].ends_with(&format!("-- {}@{} 'zstd -dc | docker load'", d.user, d.ip)));
     assert!(lines[1].ends_with("-- dockuser@127.0.0.9 'zstd -dc | docker load'"));
     let out = d
@@ -1997,6 +2080,72 @@ fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
         text(&out.stdout)
     );
     assert_eq!(opened(), 0, "a dry run connects to nothing");
+}
+
+/// Names refused before anything runs exit 2 and say what is wrong, quoted as a shell
+/// would type them: a destination or source that is no registered dock (and no host), a
+/// DOCK:IMAGE whose DOCK is not registered, and one dock named twice however it is
+/// spelled (moniker, `user@ip`, `user@ip:22`), as two destinations or as the source and
+/// a destination.
+#[test]
+fn transfer_image_refuses_unregistered_docks_and_one_dock_named_twice_with_exit_2() {
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let marker = d.home().join("F");
+    let image = format!("du-walk12-{}:1", std::process::id());
+    let at = format!("{}@{}", d.user, d.ip);
+    let at22 = format!("{at}:22");
+    let refused = |args: &[&str], needles: &[&str]| {
+        let out = d.cmd("transfer-image").args(args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: no {needle:?} in {err}");
+        }
+        assert!(!err.contains("\\'"), "{args:?}: escaped, not quoted: {err}");
+    };
+    let semi = format!("walk12a;touch {}", marker.display());
+    refused(
+        &[&image, "walk12c"],
+        &["no dock `walk12c` is registered", "testdock"],
+    );
+    refused(&[&image, &semi], &["walk12a;touch"]);
+    refused(&[&image, ""], &["no dock `` is registered"]);
+    refused(
+        &["--from", "walk12c", &image],
+        &["no dock `walk12c` is registered"],
+    );
+    refused(
+        &["walk12c:walk12"],
+        &["walk12c is not a registered dock (registered docks: testdock)"],
+    );
+    refused(
+        &["walk12c:proj12-walk12:root", "testdock"],
+        &["walk12c is not a registered dock (registered docks: testdock)"],
+    );
+    refused(&[&image, "testdock", &at22], &["are the same destination"]);
+    refused(&[&image, &at, "testdock"], &["are the same destination"]);
+    refused(
+        &[&format!("testdock:{image}"), &at22],
+        &["is where the image comes from"],
+    );
+    refused(
+        &["--from", &at22, &image, "testdock"],
+        &["is where the image comes from"],
+    );
+    // Quoted as the shell would: `'` is not shown as `\'`.
+    refused(&["app'1", "testdock"], &["\"app'1\" is not an image"]);
+    refused(
+        &[&image, "u@host name"],
+        &["'u@host name' is not a destination"],
+    );
+    assert!(!marker.exists());
+    let help = d.cmd("transfer-image").arg("--help").output().unwrap();
+    assert!(
+        text(&help.stdout).contains("2 for a name refused before anything runs"),
+        "{}",
+        text(&help.stdout)
+    );
 }
 
 /// Monikers and addresses are checked before anything is written or asked: a moniker
@@ -2272,6 +2421,154 @@ fn sync_down_keeps_newer_local_work_and_docked_transfers_read_this_machine() {
         .env("DOCKER_HOST", &d.engine)
         .args(["rmi", "-f", &image])
         .output();
+}
+
+/// The MiB figure after `prefix` in the first line of `err` that holds `prefix`
+/// ("received 8.0 MiB (…" → "8.0").
+fn mib_after(err: &str, prefix: &str) -> String {
+    let line = err
+        .lines()
+        .find(|l| l.contains(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in: {err}"));
+    let rest = &line[line.find(prefix).unwrap() + prefix.len()..];
+    rest.split(" MiB").next().unwrap().to_string()
+}
+
+/// The figure before `MiB VERB` in the last progress line (`100% (X MiB read, Y MiB VERB)`).
+fn last_progress(err: &str, verb: &str) -> String {
+    let line = err
+        .lines()
+        .rfind(|l| l.contains("% ("))
+        .unwrap_or_else(|| panic!("no progress line in: {err}"));
+    assert!(
+        line.contains("100% ("),
+        "the last progress line is not 100%: {err}"
+    );
+    let end = line
+        .find(&format!(" MiB {verb})"))
+        .unwrap_or_else(|| panic!("no `MiB {verb}` in {line:?}"));
+    line[..end].rsplit(' ').next().unwrap().to_string()
+}
+
+/// A pull back says it receives (in a docked shell: that the image is loaded here), and
+/// the last progress line of a pull and of a push gives the summary's counts.
+#[test]
+fn a_pull_back_says_it_receives_and_progress_ends_with_the_summary_counts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let ctx = random_context(&[("big.bin", 3)]);
+    let image = format!("du-walk12-pull-{}:1", std::process::id());
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &image,
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
+    );
+    let out = d
+        .cmd("bash")
+        .args([
+            "-c",
+            &format!("source dock testdock >/dev/null && transfer-image testdock:{image}"),
+        ])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("docked to testdock: the image is loaded into this machine's engine"),
+        "{err}"
+    );
+    assert!(!err.contains("read from this machine's engine"), "{err}");
+    assert!(
+        err.contains("layers already on this machine: receiving"),
+        "{err}"
+    );
+    assert!(!err.contains(": sending"), "{err}");
+    assert_eq!(
+        last_progress(&err, "received"),
+        mib_after(&err, "transfer-image: received "),
+        "{err}"
+    );
+    assert_eq!(common::image_id(&image), id_on(&d.engine, &image));
+
+    // Back to the dock, which no longer has it: the last line says what the summary does.
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    let out = d
+        .cmd("transfer-image")
+        .args([&image, "testdock"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        last_progress(&err, "sent"),
+        mib_after(&err, "transfer-image: sent "),
+        "{err}"
+    );
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    common::cleanup().remove_later([image]);
+}
+
+/// On a terminal of 80 columns the progress bar keeps within them (no line wraps).
+#[test]
+fn the_progress_bar_keeps_within_the_terminal_width() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let ctx = random_context(&[("wide.bin", 20)]);
+    let image = format!("du-walk12-wide-{}:1", std::process::id());
+    build_on(
+        "",
+        ctx.path(),
+        &image,
+        &format!("{BUSYBOX_DOCKERFILE}COPY wide.bin /wide.bin\n"),
+    );
+    let line = format!(
+        "stty cols 80 rows 24; HOME={} {} {image} testdock",
+        d.home().display(),
+        common::bin_dir().join("transfer-image").display()
+    );
+    let out = common::in_terminal(&line, d.home()).output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    // What the terminal shows: escape sequences out, lines cut at \r and \n.
+    let plain = without_escapes(&shown);
+    let bars: Vec<&str> = plain
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("MiB/s"))
+        .collect();
+    assert!(!bars.is_empty(), "no bar drawn: {shown:?}");
+    for bar in bars {
+        assert!(
+            bar.chars().count() <= 80,
+            "{} columns: {bar:?}",
+            bar.chars().count()
+        );
+    }
+    on_engine(&d.engine, &["rmi", "-f", &image]);
+    common::cleanup().remove_later([image]);
+}
+
+/// `text` without its ANSI escape sequences (CSI: ESC [ … final byte).
+fn without_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The user's own ssh config of the tests below: other hosts, a wildcard block, an

@@ -628,11 +628,13 @@ fn the_registry_path_dry_run_and_what_it_refuses() {
     let (out, err) = transfer(&d, &[&image, "testdock", "--dry-run"]);
     assert!(out.status.success(), "{err}");
     assert!(
-        text(&out.stdout).starts_with(&format!(
-            "(the layers of {image} from the engine's storage) | zstd | ssh "
-        )),
+        text(&out.stdout).starts_with(&format!("docker save {image} | zstd | ssh ")),
         "{}",
         text(&out.stdout)
+    );
+    assert!(
+        err.contains("reads the layers of") && err.contains("--docker-save runs the pipeline"),
+        "{err}"
     );
     assert!(
         err.contains("if testdock's engine uses the containerd image store, the image goes through a registry instead: --via-registry --dry-run shows how"),

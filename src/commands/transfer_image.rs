@@ -11,11 +11,13 @@
 //!
 //! Exit code: 0 when every destination loaded the image; 1 when any did not (one line
 //! per destination says which, and with several, a last line lists the failed ones);
-//! 130 on Ctrl-C; 2 for a name that is refused before anything runs.
+//! 130 on Ctrl-C (128 + the signal: 143 for SIGTERM); 2 for a name that is refused
+//! before anything runs.
 
 use crate::dock;
 use crate::engine::tags;
 use crate::error::{Error, Result};
+use crate::plan::quote;
 use crate::project::Project;
 use crate::transfer::load::Target;
 use crate::transfer::progress::mib;
@@ -29,7 +31,7 @@ use clap::Parser;
     name = "transfer-image",
     version,
     about = "Send an image to docks or ssh hosts running docker, or bring one back from a dock, only the layers each lacks",
-    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer\n  transfer-image myproj-base:ann gpu-box cpu-box  # to both at once\n  transfer-image gpu-box:myproj-base:ann          # bring it back from gpu-box\n  transfer-image gpu-box:myproj-base:ann cpu-box  # from one dock to another, through here\n  transfer-image --from admin@10.0.0.7:2222 myproj-base:ann\n\nExit code: 0 when every destination loaded the image, 1 when any did not (the last\nlines say which), 130 on Ctrl-C."
+    after_help = "Examples:\n  transfer-image dev gpu-box                     # in a project: its dev image\n  transfer-image myproj-base:ann gpu-box\n  transfer-image myproj-base:ann admin@10.0.0.7:2222 --sudo\n  transfer-image myproj-base:ann gpu-box --full   # send every layer\n  transfer-image myproj-base:ann gpu-box cpu-box  # to both at once\n  transfer-image gpu-box:myproj-base:ann          # bring it back from gpu-box\n  transfer-image gpu-box:myproj-base:ann cpu-box  # from one dock to another, through here\n  transfer-image --from admin@10.0.0.7:2222 myproj-base:ann\n\nExit code: 0 when every destination loaded the image; 1 when any did not (the last\nlines say which); 2 for a name refused before anything runs (an image, a destination\nor dock that is not registered, one dock named twice); 130 on Ctrl-C (128 + the\nsignal: 143 for SIGTERM)."
 )]
 pub(crate) struct Args {
     /// The image: inside a project, one of its images (a docker/ subdirectory or a
@@ -99,8 +101,15 @@ fn resolve_image(given: &str, user: &str, on: Option<&str>) -> Result<String> {
 
 /// `DOCK:IMAGE` → the dock and the image; anything else is a local image. DOCK is a
 /// registered dock or `user@host`: `app:1` is the local image `app:1` unless a dock is
-/// named `app`, and when both exist the command refuses to guess.
-fn split_source(image: &str, from: Option<&str>) -> Result<(Option<String>, String)> {
+/// named `app`, and when both exist the command refuses to guess. When DOCK is no
+/// registered dock and what follows it cannot be a tag (`a:b:c`), or nothing is to be
+/// sent anywhere (`to_here`: a pull back is meant), and no such image is here either,
+/// the name is refused as a dock that is not registered.
+fn split_source(
+    image: &str,
+    from: Option<&str>,
+    to_here: bool,
+) -> Result<(Option<String>, String)> {
     if let Some(from) = from {
         return Ok((Some(from.to_string()), image.to_string()));
     }
@@ -116,7 +125,17 @@ fn split_source(image: &str, from: Option<&str>) -> Result<(Option<String>, Stri
     }
     match dock::find(dock) {
         Ok(_) => {}
-        Err(Error::UnknownDock { .. }) => return local(),
+        Err(Error::UnknownDock { known, .. }) => {
+            // `registry:5000/app:1`: a registry's port, not a dock.
+            let port = rest
+                .split_once('/')
+                .is_some_and(|(p, _)| p.chars().all(|c| c.is_ascii_digit()));
+            let tag = !rest.contains([':', '@', '/']);
+            if port || (tag && !to_here) || matches!(crate::engine::image_exists(image), Ok(true)) {
+                return local();
+            }
+            return Err(not_a_dock(image, dock, &known));
+        }
         Err(e) => return Err(e),
     }
     if matches!(crate::engine::image_exists(image), Ok(true)) {
@@ -127,6 +146,20 @@ fn split_source(image: &str, from: Option<&str>) -> Result<(Option<String>, Stri
         )));
     }
     Ok((Some(dock.to_string()), rest.to_string()))
+}
+
+/// `DOCK:IMAGE` whose DOCK is not registered (and which is no image here).
+fn not_a_dock(image: &str, dock: &str, known: &[String]) -> Error {
+    let registered = if known.is_empty() {
+        "no dock is registered: `register-dock IP [MONIKER]` adds one".to_string()
+    } else {
+        format!("registered docks: {}", known.join(", "))
+    };
+    Error::Usage(format!(
+        "{} is not a registered dock ({registered}), and {} is not an image here",
+        quote(dock),
+        quote(image)
+    ))
 }
 
 /// A docker image reference or id, and nothing a shell or ssh could take for more:
@@ -142,16 +175,25 @@ fn check_reference(image: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "`{}` is not an image: NAME[:TAG], NAME@DIGEST or an image id (letters, digits \
+            "{} is not an image: NAME[:TAG], NAME@DIGEST or an image id (letters, digits \
              and `._-/:@`)",
-            image.escape_debug()
+            quote(image)
         )))
     }
 }
 
-fn run(args: &Args) -> Result<i32> {
+/// `docked`: the dock of this shell, whose DOCKER_HOST was set aside.
+fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
     // Every name is checked before anything runs.
-    let (from, given) = split_source(&args.image, args.from.as_deref())?;
+    let (from, given) = split_source(&args.image, args.from.as_deref(), args.dest.is_empty())?;
+    if let Some(dock) = docked {
+        let what = match (&from, args.dest.is_empty()) {
+            (None, _) => "the image is read from this machine's engine",
+            (Some(_), true) => "the image is loaded into this machine's engine",
+            (Some(_), false) => "the image is relayed through this machine, not loaded here",
+        };
+        eprintln!("transfer-image: docked to {dock}: {what}");
+    }
     let image = resolve_image(&given, &crate::project::user_name(), from.as_deref())?;
     check_reference(&image)?;
     let source = from.map(|f| Remote::for_dest(&f, args.sudo)).transpose()?;
@@ -162,13 +204,15 @@ fn run(args: &Args) -> Result<i32> {
             && remote.same_as(src)
         {
             return Err(Error::Usage(format!(
-                "{name} is where the image comes from: name other destinations"
+                "{} is where the image comes from: name other destinations",
+                quote(name)
             )));
         }
         if let Some(twice) = dests.iter().find(|d| d.same_as(&remote)) {
             return Err(Error::Usage(format!(
-                "{name} and {} are the same destination: name it once",
-                twice.name
+                "{} and {} are the same destination: name it once",
+                quote(name),
+                quote(&twice.name)
             )));
         }
         dests.push(remote);
@@ -229,10 +273,13 @@ fn run(args: &Args) -> Result<i32> {
                 args.via_registry,
                 !args.full,
                 args.dry_run,
+                several,
             ) {
                 Ok(None) => rest.push(engine),
                 Ok(Some(0)) => {}
-                Ok(Some(crate::exec::INTERRUPTED)) => return Ok(crate::exec::INTERRUPTED),
+                Ok(Some(crate::exec::INTERRUPTED)) => {
+                    return Ok(crate::process::interrupted_code());
+                }
                 Ok(Some(_)) => failed_by_registry.push(remote.name.clone()),
                 // A name refused, Ctrl-C, or the only destination: the command's error.
                 Err(e) if !several || matches!(e, Error::Usage(_) | Error::Interrupted(_)) => {
@@ -256,17 +303,31 @@ fn run(args: &Args) -> Result<i32> {
         return Ok(if failed_by_registry.is_empty() { 0 } else { 1 });
     }
     if args.dry_run {
+        // What the real run reads from the engine's storage is the archive `docker save`
+        // gives: the pipeline shown is that one, which can be pasted.
+        let source = match &image.origin {
+            Origin::Local { store: Some(_) } => {
+                eprintln!(
+                    "transfer-image: the real run reads the layers of {} from the engine's \
+                     storage, the archive `docker save` gives, faster (--docker-save runs the \
+                     pipeline as shown)",
+                    image.reference
+                );
+                format!("docker save {}", quote(&image.reference))
+            }
+            _ => image.shown(),
+        };
         for engine in dests {
             let target = Target {
                 engine,
                 codec: Codec::Zstd,
                 present: 0,
             };
-            println!("{} | {}", image.shown(), target.shown());
+            println!("{source} | {}", target.shown());
         }
         return Ok(0);
     }
-    let report = crate::transfer::run(&image, dests, args.full);
+    let report = crate::transfer::run(&image, dests, args.full, several);
     if let Some(bytes) = report.received {
         eprintln!(
             "transfer-image: received {} ({bytes} bytes) from {} in {:.1}s",
@@ -308,7 +369,7 @@ fn run(args: &Args) -> Result<i32> {
         }
     }
     if report.interrupted {
-        return Ok(crate::exec::INTERRUPTED);
+        return Ok(crate::process::interrupted_code());
     }
     let failed: Vec<&str> = failed_by_registry
         .iter()
@@ -338,17 +399,28 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     // this machine's (run-image's hint says `transfer-image IMAGE DOCK` to a docked
     // shell): the DOCKER_HOST that `source dock` set is not where images are read or
     // brought back to.
+    let mut docked = None;
     if let Some(dock) = dock::current()
         && std::env::var("DOCKER_HOST").ok() == Some(dock.ssh_url())
     {
-        eprintln!(
-            "transfer-image: docked to {}: the image is read from this machine's engine",
-            dock.name()
-        );
+        docked = Some(dock.name().to_string());
         // SAFETY: at the start of main, before this process starts any thread.
         unsafe { std::env::remove_var("DOCKER_HOST") };
     }
-    super::exit_code("transfer-image", run(&args))
+    match run(&args, docked.as_deref()) {
+        // A name that is no registered dock (nor a host) is refused before anything
+        // runs, as every other name is: a usage error.
+        Err(e @ Error::UnknownDock { .. }) => {
+            crate::error::report("transfer-image", &e);
+            crate::error::USAGE
+        }
+        // 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM.
+        Err(e @ Error::Interrupted(_)) => {
+            crate::error::report("transfer-image", &e);
+            crate::process::interrupted_code()
+        }
+        result => super::exit_code("transfer-image", result),
+    }
 }
 
 #[cfg(test)]
@@ -385,15 +457,15 @@ mod tests {
     #[test]
     fn a_user_at_host_prefix_is_a_source_and_a_plain_name_an_image() {
         assert_eq!(
-            split_source("ann@10.0.0.7:app:1", None).unwrap(),
+            split_source("ann@10.0.0.7:app:1", None, true).unwrap(),
             (Some("ann@10.0.0.7".to_string()), "app:1".to_string())
         );
         assert_eq!(
-            split_source("app:1", Some("gpu")).unwrap(),
+            split_source("app:1", Some("gpu"), true).unwrap(),
             (Some("gpu".to_string()), "app:1".to_string())
         );
         assert_eq!(
-            split_source("app", None).unwrap(),
+            split_source("app", None, true).unwrap(),
             (None, "app".to_string())
         );
     }

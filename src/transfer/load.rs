@@ -188,7 +188,8 @@ pub(crate) fn send(
         cut_off(&mut child);
         drop(sink);
     }
-    line.finish();
+    // The counts are final now (the compressor is flushed, the source read to its end).
+    line.finish(ended && !gone);
     children.remove(child.id());
     let status_ok = child.wait().map(|s| s.success()).unwrap_or(false);
     Outcome {

@@ -77,8 +77,9 @@ pub(crate) struct Report {
 }
 
 /// Sends `image` to every destination, each only the layers it lacks (every layer with
-/// `full`).
-pub(crate) fn run(image: &Image, dests: Vec<Engine>, full: bool) -> Report {
+/// `full`). `several`: more than one destination was named (progress lines name theirs,
+/// even when only one of them is left to send to).
+pub(crate) fn run(image: &Image, dests: Vec<Engine>, full: bool, several: bool) -> Report {
     let started = std::time::Instant::now();
     crate::process::install_signal_handlers();
     let children = Children::default();
@@ -94,7 +95,7 @@ pub(crate) fn run(image: &Image, dests: Vec<Engine>, full: bool) -> Report {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        let report = transfer(image, dests, full, &children, started);
+        let report = transfer(image, dests, full, several, &children, started);
         done.store(true, Ordering::SeqCst);
         report
     })
@@ -104,6 +105,7 @@ fn transfer(
     image: &Image,
     dests: Vec<Engine>,
     full: bool,
+    several: bool,
     children: &Children,
     started: std::time::Instant,
 ) -> Report {
@@ -144,7 +146,7 @@ fn transfer(
     let mut received = None;
     if !targets.is_empty() && !crate::process::interrupted() {
         let first: Vec<&Target> = targets.iter().map(|(_, t)| t).collect();
-        let (got, bytes, as_is) = pass(image, &first, false, children);
+        let (got, bytes, as_is) = pass(image, &first, false, several, children);
         received = bytes;
         // A destination that did not take an archive without some layers is sent
         // `docker save` whole; so is every destination when the source could not be
@@ -179,7 +181,7 @@ fn transfer(
         }
         if !again.is_empty() {
             let retry: Vec<&Target> = again.iter().map(|(_, t, _)| *t).collect();
-            let (got, bytes, _) = pass(image, &retry, true, children);
+            let (got, bytes, _) = pass(image, &retry, true, several, children);
             if let Some(b) = bytes {
                 received = Some(received.unwrap_or(0) + b);
             }
@@ -218,6 +220,7 @@ fn pass(
     image: &Image,
     targets: &[&Target],
     whole: bool,
+    several: bool,
     children: &Children,
 ) -> (Vec<Outcome>, Option<u64>, bool) {
     let present = |t: &Target| if whole { 0 } else { t.present };
@@ -246,12 +249,16 @@ fn pass(
             0 => "the image's configuration only".to_string(),
             missing => format!("{missing} of {layers} layers"),
         };
+        let verb = match t.engine {
+            Engine::Local => "receiving",
+            Engine::Remote(_) => "sending",
+        };
         eprintln!(
-            "{present} of {layers} layers already on {}: sending {what}",
+            "{present} of {layers} layers already on {}: {verb} {what}",
             t.name()
         );
     }
-    let lines = progress::Lines::new(targets.len() > 1);
+    let lines = progress::Lines::new(several || targets.len() > 1);
     let received = stream.received.clone();
     let input = std::mem::replace(&mut stream.input, Box::new(std::io::empty()));
     let labels = std::mem::take(&mut stream.labels);

@@ -32,10 +32,12 @@ impl Lines {
     pub(crate) fn line(&self, name: &str, total: u64) -> Line {
         let bar = if self.terminal {
             let bar = self.multi.add(ProgressBar::new(total));
+            // `wide_bar` takes what the terminal's width leaves: the line never wraps
+            // (a wrapped line is redrawn as a new one at each tick) at 80 columns.
             let template = if self.several {
-                "{prefix} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
+                "{prefix} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
             } else {
-                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
+                "{wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}"
             };
             bar.set_style(ProgressStyle::with_template(template).unwrap());
             bar.set_prefix(name.to_string());
@@ -83,27 +85,41 @@ impl Line {
         if !self.bar.is_hidden() {
             self.bar.set_position(self.read.min(self.total));
             if let Some((bytes, verb)) = wire {
-                self.bar
-                    .set_message(format!("({} {verb} on the wire)", mib(bytes)));
+                self.bar.set_message(format!("{} {verb}", mib(bytes)));
             }
             return;
         }
-        let tenth = (self.read * 10 / self.total).min(10);
+        // 100% is said by `finish`, with the final counts: the compressor still holds
+        // bytes when the last piece is read.
+        let tenth = (self.read * 10 / self.total).min(9);
         if tenth > self.tenth {
             self.tenth = tenth;
-            let wire = wire
-                .map(|(bytes, verb)| format!(", {} {verb}", mib(bytes)))
-                .unwrap_or_default();
-            eprintln!(
-                "transfer-image: {}{tenth}0% ({} read{wire})",
-                self.prefix,
-                mib(self.read)
-            );
+            self.say(&format!("{tenth}0%"), wire);
         }
     }
 
-    pub(crate) fn finish(&self) {
+    fn say(&self, done: &str, wire: Option<(u64, &str)>) {
+        let wire = wire
+            .map(|(bytes, verb)| format!(", {} {verb}", mib(bytes)))
+            .unwrap_or_default();
+        eprintln!(
+            "transfer-image: {}{done} ({} read{wire})",
+            self.prefix,
+            mib(self.read)
+        );
+    }
+
+    /// The line ends; `complete`: the whole archive went through (the counts are
+    /// final: what the summary says).
+    pub(crate) fn finish(&self, complete: bool) {
         self.bar.finish_and_clear();
+        if complete && self.bar.is_hidden() {
+            let wire = self
+                .wire
+                .as_ref()
+                .map(|(w, verb)| (w.load(Ordering::Relaxed), *verb));
+            self.say("100%", wire);
+        }
     }
 }
 

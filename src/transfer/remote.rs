@@ -14,6 +14,9 @@ pub(crate) struct Remote {
     pub ssh: Vec<String>,
     pub docker: String,
     pub name: String,
+    /// The user, host and port it reaches (22 unless given; the user name here unless
+    /// given, as ssh does): two spellings of one dock reach the same.
+    reach: (String, String, u16),
 }
 
 impl Remote {
@@ -26,7 +29,8 @@ impl Remote {
         // local command); ssh also gets `--` before it below.
         if dest.starts_with('-') {
             return Err(Error::Usage(format!(
-                "`{dest}` is not a destination: name a dock, or [user@]host[:port]"
+                "{} is not a destination: name a dock, or [user@]host[:port]",
+                quote(dest)
             )));
         }
         match dock::find(dest) {
@@ -63,10 +67,16 @@ impl Remote {
                 }
                 ssh.extend(["--".to_string(), login.to_string()]);
                 let _ = std::fs::create_dir_all(dock::registry_dir().join(".dockerutils"));
+                let (user, host) = match login.rsplit_once('@') {
+                    Some((user, host)) => (user.to_string(), host),
+                    None => (crate::project::user_name(), login),
+                };
+                let port = port.and_then(|p| p.parse().ok()).unwrap_or(22);
                 Ok(Remote {
                     ssh,
                     docker,
                     name: dest.to_string(),
+                    reach: (user, host.to_ascii_lowercase(), port),
                 })
             }
         }
@@ -85,6 +95,7 @@ impl Remote {
             ssh,
             docker,
             name: d.name().to_string(),
+            reach: (d.user.clone(), d.ip.to_ascii_lowercase(), 22),
         }
     }
 
@@ -101,20 +112,10 @@ impl Remote {
         words.join(" ")
     }
 
-    /// The login and port it reaches (two names of one dock reach the same).
-    fn reaches(&self) -> (&str, Option<&str>) {
-        let port = self
-            .ssh
-            .iter()
-            .position(|w| w == "-p")
-            .and_then(|i| self.ssh.get(i + 1))
-            .map(String::as_str);
-        (self.ssh.last().map_or("", String::as_str), port)
-    }
-
-    /// Whether `self` and `other` are the same engine (the same login on the same host).
+    /// Whether `self` and `other` are the same engine: the same user on the same host
+    /// and port, however each was named (a moniker, `user@ip`, `user@ip:22`).
     pub(crate) fn same_as(&self, other: &Remote) -> bool {
-        self.reaches() == other.reaches()
+        self.reach == other.reach
     }
 }
 
@@ -126,9 +127,9 @@ fn looks_like_host(dest: &str) -> bool {
 fn split_host(dest: &str) -> Result<(&str, Option<&str>)> {
     let wrong = || {
         Error::Usage(format!(
-            "`{}` is not a destination: name a dock, or [user@]host[:port] (a user name, an \
+            "{} is not a destination: name a dock, or [user@]host[:port] (a user name, an \
              address or host name, a port number)",
-            dest.escape_debug()
+            quote(dest)
         ))
     };
     let (login, port) = match dest.rsplit_once(':') {

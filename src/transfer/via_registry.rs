@@ -54,6 +54,7 @@ pub(crate) fn maybe_send(
     forced: bool,
     automatic: bool,
     dry_run: bool,
+    several: bool,
 ) -> Result<Option<i32>> {
     if !forced && dry_run && automatic {
         // A dry run asks the dock nothing, so it cannot tell which path it would take.
@@ -93,7 +94,7 @@ pub(crate) fn maybe_send(
             remote.name
         );
     }
-    match send(image, &real, remote, store) {
+    match send(image, &real, remote, store, several) {
         Ok(code) => Ok(Some(code)),
         Err(Refused(why)) if !forced => {
             eprintln!("transfer-image: {why}; sending the image with `docker load` instead");
@@ -453,6 +454,7 @@ fn send(
     real: &str,
     remote: &Remote,
     store: Option<&StoredImage>,
+    several: bool,
 ) -> Result<i32, Stop> {
     crate::process::install_signal_handlers();
     let started = Instant::now();
@@ -493,7 +495,7 @@ fn send(
     .map_err(|e| Error::spawn("ssh", e))?;
     // Open as long as the pull may go on: closing it stops the pull on the dock.
     let mut input = pull.stdin.take();
-    let mut progress = Progress::new(total);
+    let mut progress = Progress::new(total, several.then_some(remote.name.as_str()));
     let mut deadline = None;
     let status = loop {
         if let Some(status) = pull
@@ -503,6 +505,8 @@ fn send(
             break Some(status);
         }
         if crate::process::interrupted() && input.is_some() {
+            // The bar goes before the line that says why it stops.
+            progress.stop();
             eprintln!(
                 "transfer-image: interrupted: stopping the pull on {}",
                 remote.name
@@ -523,7 +527,13 @@ fn send(
         std::thread::sleep(Duration::from_millis(100));
     };
     drop(input);
-    progress.clear();
+    // The pull ended: the counts are final (the last tenth may have passed between two
+    // looks), and the line says them, as the summary will.
+    progress.finish(
+        stats.read.load(Ordering::Relaxed),
+        stats.sent.load(Ordering::Relaxed),
+        status.as_ref().is_some_and(|s| s.success()),
+    );
     drop(forward);
     drop(server);
     let fetched = stats.fetched.lock().unwrap().clone();
@@ -581,54 +591,83 @@ fn mib(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / 1048576.0)
 }
 
-/// Progress of the layers read: a bar on a terminal, a line per tenth otherwise.
+/// Progress of the layers read: a bar on a terminal, a line per tenth otherwise, named
+/// after the destination when there are several (each has its own registry path, one
+/// after the other, and lines of the load path may come between).
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: u64,
     tenth: u64,
+    prefix: String,
+    stopped: bool,
 }
 
 impl Progress {
-    fn new(total: u64) -> Progress {
+    fn new(total: u64, name: Option<&str>) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::with_draw_target(
                 Some(total),
                 indicatif::ProgressDrawTarget::stderr(),
             );
+            // `wide_bar` takes what the terminal's width leaves: the line never wraps.
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+                "{prefix}{wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
             ) {
                 bar.set_style(style);
             }
+            bar.set_prefix(name.map(|n| format!("{n} ")).unwrap_or_default());
             bar
         });
         Progress {
             bar,
             total: total.max(1),
             tenth: 0,
+            prefix: name.map(|n| format!("{n}: ")).unwrap_or_default(),
+            stopped: false,
         }
     }
 
     fn show(&mut self, read: u64, sent: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(read);
-            bar.set_message(format!("({} on the wire)", mib(sent)));
+        if self.stopped {
             return;
         }
-        let tenth = (read * 10 / self.total).min(10);
+        if let Some(bar) = &self.bar {
+            bar.set_position(read);
+            bar.set_message(format!("{} sent", mib(sent)));
+            return;
+        }
+        // 100% is said by `finish`, with the final counts.
+        let tenth = (read * 10 / self.total).min(9);
         if tenth > self.tenth {
             self.tenth = tenth;
-            eprintln!(
-                "transfer-image: {tenth}0% ({} read, {} sent)",
-                mib(read),
-                mib(sent)
-            );
+            self.say(&format!("{tenth}0%"), read, sent);
         }
     }
 
-    fn clear(&self) {
+    fn say(&self, done: &str, read: u64, sent: u64) {
+        eprintln!(
+            "transfer-image: {}{done} ({} read, {} sent)",
+            self.prefix,
+            mib(read),
+            mib(sent)
+        );
+    }
+
+    /// The bar is cleared; without one, a last line with the final counts when the pull
+    /// succeeded.
+    /// Nothing more is shown (an interruption): the bar is cleared now.
+    fn stop(&mut self) {
+        self.stopped = true;
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+
+    fn finish(&self, read: u64, sent: u64, ok: bool) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None if ok => self.say("100%", read, sent),
+            None => {}
         }
     }
 }
