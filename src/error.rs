@@ -197,7 +197,8 @@ impl Error {
         match self {
             Error::UnknownImage { .. } | Error::Usage(_) => USAGE,
             Error::ProgramMissing { .. } => 127,
-            Error::Interrupted(_) => 130,
+            // 128 + the signal that came: 130 for Ctrl-C, 143 for SIGTERM.
+            Error::Interrupted(_) => crate::process::interrupted_code(),
             _ => 1,
         }
     }

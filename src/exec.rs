@@ -14,7 +14,8 @@ use crate::plan::{Invocation, LogTo, NAME_TRIES, OnFailure, Plan, Step};
 use std::io::IsTerminal;
 use std::process::ExitStatus;
 
-/// Exit code for a plan interrupted between steps.
+/// Exit code for a plan interrupted by Ctrl-C (`process::interrupted_code` gives 128 + the
+/// signal that came).
 pub(crate) const INTERRUPTED: i32 = 130;
 
 use crate::process::{install_signal_handlers, interrupted};
@@ -42,7 +43,11 @@ pub(crate) fn execute(prog: &str, plan: &Plan) -> i32 {
     let mut rc = 0;
     for step in &plan.steps {
         if interrupted() {
-            rc = if rc == 0 { INTERRUPTED } else { rc };
+            rc = if rc == 0 {
+                crate::process::interrupted_code()
+            } else {
+                rc
+            };
             break;
         }
         match run_step(prog, step) {
