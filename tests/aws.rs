@@ -565,11 +565,12 @@ fn create_dock_refuses_two_monikers_a_case_clash_and_says_why_a_name_is_no_monik
     let (code, err) = create(&["one", "-m", "two"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("two monikers, `one` and `-m two`"), "{err}");
-    // The same one twice is one moniker: refused here only for the clash below.
+    // The same one twice is one moniker: refused here only for the clash below, which
+    // names the dock as it is registered.
     let (code, err) = create(&["REALDOCK", "-m", "REALDOCK"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("a dock named `REALDOCK` is already registered"),
+        err.contains("a dock named `realdock` is already registered"),
         "{err}"
     );
     let (code, err) = create(&["-m", "default"]);

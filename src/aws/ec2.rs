@@ -197,13 +197,15 @@ pub(crate) fn require_instance(aws: &Aws, dock: &Dock) -> Result<InstanceInfo> {
             // a registration that is in use.
             return Error::Aws {
                 message: format!(
-                    "{} is not an EC2 dock (registered with register-dock, and no instance of                      region {} has its IP {}): there is no instance to start, stop or destroy",
+                    "{} is not an EC2 dock (registered with register-dock, and no instance of \
+                     region {} has its IP {}): there is no instance to start, stop or destroy",
                     dock.name(),
                     aws.region(),
                     dock.ip
                 ),
                 hint: Some(format!(
-                    "`unregister-dock {}` removes it; if it is an EC2 instance, `--region` for                      another region, or add DOCK_INSTANCE_ID=<id> to {}",
+                    "`unregister-dock {}` removes it; if it is an EC2 instance, `--region` for \
+                     another region, or add DOCK_INSTANCE_ID=<id> to {}",
                     dock.name(),
                     dock.dir.join(crate::dock::CONFIG_FILE).display()
                 )),

@@ -62,7 +62,7 @@ pub(crate) struct Args {
     /// ssh user on the dock [default: dock.cfg's user, $DOCK_USER, else ubuntu]
     #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// Stop the dock after this long unused (30m, 2h, 1h30m; off: never) [default: dock.cfg's idle_stop, else 1h]
+    /// Stop the dock after this long unused (30m, 2h, 1h30m, 1d; at least 5m; off: never) [default: dock.cfg's idle_stop, else 1h]
     #[arg(long, value_name = "DURATION|off", value_parser = parse_limit)]
     pub idle_stop: Option<Limit>,
     /// A persistent spot instance (cheaper; AWS may stop it when it needs the capacity)
@@ -380,7 +380,8 @@ fn run(args: &Args) -> Result<i32> {
             .or_else(|| dock::moniker_taken(moniker, None))
         {
             return Err(Error::Usage(format!(
-                "a dock named `{moniker}` is already registered ({})",
+                "a dock named `{}` is already registered ({})",
+                existing.name(),
                 existing.destination()
             )));
         }

@@ -115,7 +115,8 @@ fn show(dock: &Dock) -> Result<i32> {
                  was registered with register-dock, without an EC2 instance. If it is an EC2 \
                  instance, `dockerutils idle-stop {name} --set 1h` finds it by its IP and \
                  installs the watcher; on any other machine `--set off` installs one that only \
-                 records its idle time (ls-dock's IDLE) and never stops it.",
+                 records its idle time (shown here; ls-dock reads it for EC2 docks only) and \
+                 never stops it.",
                 name = dock.name()
             );
             Ok(0)
@@ -159,7 +160,8 @@ fn running_instance(aws: &Aws, dock: &Dock) -> Result<ec2::InstanceInfo> {
             "dock {name} is not an EC2 dock (registered with register-dock, and no instance of \
              region {} has its IP {}): idle stop is for EC2 docks, as the watcher powers the \
              machine off and only EC2 starts it again (start-dock). `--set off` installs a \
-             watcher that only records its idle time (ls-dock's IDLE) and never stops it; \
+             watcher that only records its idle time (shown by `dockerutils idle-stop`; \
+             ls-dock reads it for EC2 docks only) and never stops it; \
              `--region` if the dock is an instance of another region",
             aws.region(),
             dock.ip

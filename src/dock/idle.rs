@@ -62,7 +62,7 @@ impl Limit {
             return Err(Error::Usage(format!(
                 "an idle limit of {} is too short: at least {} (a dock is checked two minutes \
                  after it boots; a shorter limit would stop it before you can reach it)",
-                human(secs),
+                exact(secs),
                 human(MIN_LIMIT)
             )));
         }
@@ -379,6 +379,9 @@ mod tests {
             short.contains("too short") && short.contains("5m"),
             "{short}"
         );
+        // Said as given, not rounded: 90s is not "1m".
+        let short = Limit::parse("90s").unwrap_err().to_string();
+        assert!(short.contains("of 1m30s is too short"), "{short}");
         assert_eq!(human(59), "59s");
         assert_eq!(human(3_660), "1h01m");
         assert_eq!(human(90_000), "1d01h");
