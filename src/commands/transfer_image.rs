@@ -336,10 +336,18 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
             report.elapsed.as_secs_f64()
         );
     }
-    if report.interrupted {
+    // Interrupted after every destination had the whole image, nothing was cut off: each
+    // loaded it (or said why not), and the exit code says so.
+    let cut = report.interrupted && report.outcomes.iter().any(|o| o.cut);
+    if cut {
         eprintln!(
             "transfer-image: interrupted: every transfer still running was cut off before the \
              image's end (its `docker load` takes nothing)"
+        );
+    } else if report.interrupted {
+        eprintln!(
+            "transfer-image: interrupted after the image's end had gone to every destination: \
+             nothing was cut off"
         );
     }
     for o in &report.outcomes {
@@ -361,14 +369,14 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
             ),
             // Its error was said when it happened.
             (false, _) if o.error.is_some() => {}
-            (false, _) if report.interrupted => {}
+            (false, _) if cut => {}
             (false, _) => eprintln!(
                 "transfer-image: error: {} did not load the image (see the messages above)",
                 o.name
             ),
         }
     }
-    if report.interrupted {
+    if cut {
         return Ok(crate::process::interrupted_code());
     }
     let failed: Vec<&str> = failed_by_registry

@@ -116,8 +116,11 @@ pub(crate) fn send(
         }
         Engine::Remote(r) => r.command(&target.script()),
     };
-    // Killed outright, we take it with us (this thread waits for it, so outlives it).
-    let mut child = match crate::process::spawn(cmd.stdin(Stdio::piped())) {
+    // Killed outright, we take it with us (this thread waits for it, so outlives it). Its
+    // own process group: a Ctrl-C is ours to act on, not passed on. Before the archive's
+    // end we cut it off (it loads nothing); after it, it finishes, and says whether it
+    // loaded (docker's daemon goes on loading a whole upload whatever its client does).
+    let mut child = match crate::process::spawn_in_own_group(cmd.stdin(Stdio::piped())) {
         Ok(child) => child,
         Err(e) => {
             return Outcome::failed(&name, format!("cannot run {:?}: {e}", cmd.get_program()));

@@ -339,6 +339,12 @@ fn dock_index(image: &Image, remote: &Remote, gnu_tar: bool) -> Result<Index> {
         ))
     };
     if !out.status.success() {
+        if crate::process::interrupted() {
+            return Err(Error::Interrupted(format!(
+                "stopped reading the layers of {} on {}; nothing was sent",
+                image.reference, remote.name
+            )));
+        }
         return Err(failed(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
