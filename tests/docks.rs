@@ -2135,6 +2135,10 @@ fn transfer_image_refuses_unregistered_docks_and_one_dock_named_twice_with_exit_
     );
     // Quoted as the shell would: `'` is not shown as `\'`.
     refused(&["app'1", "testdock"], &["\"app'1\" is not an image"]);
+    // A dock named and the image forgotten, an empty tag, an upper-case repository: no
+    // image, refused before docker is asked (the walk got docker's raw error, exit 1).
+    refused(&["testdock:", "testdock"], &["is not an image"]);
+    refused(&["App:1", "testdock"], &["is not an image"]);
     refused(
         &[&image, "u@host name"],
         &["'u@host name' is not a destination"],

@@ -166,11 +166,20 @@ fn not_a_dock(image: &str, dock: &str, known: &[String]) -> Error {
 /// letters, digits and `._-/:@`, starting with a letter or digit. (docker checks the
 /// rest of its grammar; this is what may reach a remote command line, quoted anyway.)
 fn check_reference(image: &str) -> Result<()> {
+    // The repository (before a tag or digest) is lower case, and a `:` or `@` is followed
+    // by something: `dock:` (a dock named, the image forgotten) or `App:1` is no image.
+    let repository = image.split('@').next().unwrap_or(image);
+    let repository = match repository.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => repository,
+    };
     let ok = image.len() <= 512
         && image.starts_with(|c: char| c.is_ascii_alphanumeric())
         && image
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && !image.ends_with([':', '@'])
+        && !repository.chars().any(|c| c.is_ascii_uppercase());
     if ok {
         Ok(())
     } else {
@@ -300,6 +309,14 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
         ));
     }
     if dests.is_empty() {
+        if several && !failed_by_registry.is_empty() {
+            eprintln!(
+                "transfer-image: error: {} of {} destinations failed: {}",
+                failed_by_registry.len(),
+                args.dest.len().max(failed_by_registry.len()),
+                failed_by_registry.join(", ")
+            );
+        }
         return Ok(if failed_by_registry.is_empty() { 0 } else { 1 });
     }
     if args.dry_run {
