@@ -177,6 +177,23 @@ impl Cfg {
         Ok(cfg)
     }
 
+    /// The configuration as Python's `ConfigParser.write` writes it (`key = value`, a
+    /// value's further lines indented by a tab), raw values as read: what the fuzz target
+    /// reads back to check that parsing keeps every section, key and value.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn write(&self) -> String {
+        let mut out = String::new();
+        let written = (!self.defaults.entries.is_empty()).then_some(&self.defaults);
+        for section in written.into_iter().chain(&self.sections) {
+            out.push_str(&format!("[{}]\n", section.name));
+            for (key, value) in &section.entries {
+                out.push_str(&format!("{key} = {}\n", value.replace('\n', "\n\t")));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     fn section_mut(&mut self, index: usize) -> &mut Section {
         if index == usize::MAX {
             &mut self.defaults

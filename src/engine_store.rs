@@ -38,7 +38,8 @@ struct StoredLayer {
 }
 
 /// One piece of a layer tar: bytes kept in tar-split, or a file's content from the diff.
-enum Piece {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
     Bytes(Vec<u8>),
     File { path: PathBuf, size: u64 },
 }
@@ -149,13 +150,7 @@ impl StoredImage {
                 continue;
             }
             let pieces = read_tar_split(&layer.tar_split)?;
-            let size: u64 = pieces
-                .iter()
-                .map(|p| match p {
-                    Piece::Bytes(b) => b.len() as u64,
-                    Piece::File { size, .. } => *size,
-                })
-                .sum();
+            let size = layer_size(&pieces);
             let mut header = tar::Header::new_gnu();
             header.set_size(size);
             header.set_mode(0o644);
@@ -190,12 +185,19 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -
 
 /// The layer tar's pieces, in order, from its tar-split file.
 fn read_tar_split(path: &Path) -> io::Result<Vec<Piece>> {
+    let file = std::fs::File::open(path)?;
+    parse_tar_split(BufReader::new(flate2::read::GzDecoder::new(file)), path)
+}
+
+/// The pieces of a tar-split stream (its JSON lines, once gunzipped); `path` names it in
+/// errors. A file's name keeps only its plain components: whatever the stream says, a
+/// file is looked for beneath the layer's diff directory.
+pub(crate) fn parse_tar_split(input: impl BufRead, path: &Path) -> io::Result<Vec<Piece>> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-    let file = std::fs::File::open(path)?;
     let mut pieces = Vec::new();
-    for line in BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
+    for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
@@ -237,6 +239,38 @@ fn read_tar_split(path: &Path) -> io::Result<Vec<Piece>> {
         }
     }
     Ok(pieces)
+}
+
+/// The length of the layer tar that the pieces make.
+pub(crate) fn layer_size(pieces: &[Piece]) -> u64 {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::File { size, .. } => *size,
+        })
+        .sum()
+}
+
+/// The layer tar that the pieces make with the files of `diff`, as `write_archive` streams
+/// it; checks that the progress it reports adds up to what it gave.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn assemble(pieces: Vec<Piece>, diff: &Path) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut seen = 0;
+    LayerReader {
+        pieces: pieces.into_iter(),
+        diff: diff.to_owned(),
+        current: None,
+        progress: &mut |n| seen += n,
+    }
+    .read_to_end(&mut out)?;
+    assert_eq!(
+        seen,
+        out.len() as u64,
+        "progress told of other bytes than were read"
+    );
+    Ok(out)
 }
 
 /// Reads the pieces one after the other: a layer tar as `docker save` gives it.
@@ -376,17 +410,7 @@ mod tests {
         );
         gz.write_all(lines.join("\n").as_bytes()).unwrap();
         gz.finish().unwrap();
-        let mut out = Vec::new();
-        let mut seen = 0;
-        LayerReader {
-            pieces: read_tar_split(&split)?.into_iter(),
-            diff: diff.to_owned(),
-            current: None,
-            progress: &mut |n| seen += n,
-        }
-        .read_to_end(&mut out)?;
-        assert_eq!(seen, out.len() as u64);
-        Ok(out)
+        super::assemble(read_tar_split(&split)?, diff)
     }
 
     #[test]

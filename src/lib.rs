@@ -20,6 +20,9 @@ pub mod engine_store;
 pub mod error;
 pub mod exec;
 pub mod expand;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod logrotate;
 pub mod notebook;
 pub mod plan;
