@@ -170,11 +170,13 @@ pub fn tar_split(data: &[u8]) {
     let again = engine_store::parse_tar_split(lines.as_bytes(), Path::new("again"))
         .expect("written tar-split reads back");
     assert_eq!(again, pieces);
-    let size = engine_store::layer_size(&pieces);
-    assert_eq!(
-        size as u128, total,
-        "the layer's size is not the sum of its pieces"
-    );
+    match engine_store::layer_size(&pieces) {
+        Ok(size) => assert_eq!(
+            size as u128, total,
+            "the layer's size is not the sum of its pieces"
+        ),
+        Err(_) => assert!(total > u64::MAX as u128, "sizes of {total} bytes refused"),
+    }
     let files: Vec<PathBuf> = pieces
         .iter()
         .filter_map(|p| match p {
@@ -265,7 +267,7 @@ mod tests {
             r#"{"type":1,"name_raw":"ZGlyL2I=","size":10}"#,
         );
         let pieces = engine_store::parse_tar_split(split.as_bytes(), Path::new("t")).unwrap();
-        assert_eq!(engine_store::layer_size(&pieces), 17);
+        assert_eq!(engine_store::layer_size(&pieces).unwrap(), 17);
         assert_eq!(
             engine_store::assemble(pieces, &layer_dir()).unwrap(),
             b"HDR1abc0123456789"
