@@ -14,6 +14,9 @@ mod dock;
 mod engine;
 mod error;
 mod exec;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod plan;
 mod process;
 mod project;

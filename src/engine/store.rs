@@ -38,7 +38,8 @@ struct StoredLayer {
 }
 
 /// One piece of a layer tar: bytes kept in tar-split, or a file's content from the diff.
-enum Piece {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
     Bytes(Vec<u8>),
     File { path: PathBuf, size: u64 },
 }
@@ -149,7 +150,7 @@ impl StoredImage {
     /// The size of layer `i`'s tar, as its tar-split file adds it up (headers, padding and
     /// file contents): the layer as `docker save` gives it, whose sha256 is its diff id.
     pub(crate) fn layer_tar_size(&self, i: usize) -> io::Result<u64> {
-        Ok(tar_size(&read_tar_split(&self.layers[i].tar_split)?))
+        layer_size(&read_tar_split(&self.layers[i].tar_split)?)
     }
 
     /// Layer `i`'s tar, byte for byte as `docker save` gives it; `progress` is told the
@@ -191,7 +192,7 @@ impl StoredImage {
             }
             let pieces = read_tar_split(&layer.tar_split)?;
             let mut header = tar::Header::new_gnu();
-            header.set_size(tar_size(&pieces));
+            header.set_size(layer_size(&pieces)?);
             header.set_mode(0o644);
             header.set_entry_type(tar::EntryType::Regular);
             let reader = LayerReader {
@@ -215,16 +216,6 @@ impl StoredImage {
 }
 
 /// The bytes a layer tar made of these pieces has.
-fn tar_size(pieces: &[Piece]) -> u64 {
-    pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Bytes(b) => b.len() as u64,
-            Piece::File { size, .. } => *size,
-        })
-        .sum()
-}
-
 fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
@@ -235,12 +226,19 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -
 
 /// The layer tar's pieces, in order, from its tar-split file.
 fn read_tar_split(path: &Path) -> io::Result<Vec<Piece>> {
+    let file = std::fs::File::open(path)?;
+    parse_tar_split(BufReader::new(flate2::read::GzDecoder::new(file)), path)
+}
+
+/// The pieces of a tar-split stream (its JSON lines, once gunzipped); `path` names it in
+/// errors. A file's name keeps only its plain components: whatever the stream says, a
+/// file is looked for beneath the layer's diff directory.
+pub(crate) fn parse_tar_split(input: impl BufRead, path: &Path) -> io::Result<Vec<Piece>> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-    let file = std::fs::File::open(path)?;
     let mut pieces = Vec::new();
-    for line in BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
+    for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
@@ -282,6 +280,46 @@ fn read_tar_split(path: &Path) -> io::Result<Vec<Piece>> {
         }
     }
     Ok(pieces)
+}
+
+/// The length of the layer tar that the pieces make. File sizes come from the tar-split
+/// file as they are: sizes that add up past 2^64 are an error, not a wrapped (or, in a
+/// debug build, panicking) sum.
+pub(crate) fn layer_size(pieces: &[Piece]) -> io::Result<u64> {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::File { size, .. } => *size,
+        })
+        .try_fold(0u64, u64::checked_add)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the layer's file sizes add up to more than 2^64 bytes",
+            )
+        })
+}
+
+/// The layer tar that the pieces make with the files of `diff`, as `write_archive` streams
+/// it; checks that the progress it reports adds up to what it gave.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn assemble(pieces: Vec<Piece>, diff: &Path) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut seen = 0;
+    LayerReader {
+        pieces: pieces.into_iter(),
+        diff: diff.to_owned(),
+        current: None,
+        progress: &mut |n| seen += n,
+    }
+    .read_to_end(&mut out)?;
+    assert_eq!(
+        seen,
+        out.len() as u64,
+        "progress told of other bytes than were read"
+    );
+    Ok(out)
 }
 
 /// Reads the pieces one after the other: a layer tar as `docker save` gives it.
@@ -421,17 +459,7 @@ mod tests {
         );
         gz.write_all(lines.join("\n").as_bytes()).unwrap();
         gz.finish().unwrap();
-        let mut out = Vec::new();
-        let mut seen = 0;
-        LayerReader {
-            pieces: read_tar_split(&split)?.into_iter(),
-            diff: diff.to_owned(),
-            current: None,
-            progress: &mut |n| seen += n,
-        }
-        .read_to_end(&mut out)?;
-        assert_eq!(seen, out.len() as u64);
-        Ok(out)
+        super::assemble(read_tar_split(&split)?, diff)
     }
 
     #[test]
@@ -493,6 +521,21 @@ mod tests {
         let err = assemble(&[&entry(&escape)], d).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
         assert_eq!(assemble(&[&entry("plain")], d).unwrap(), b"SECRET");
+    }
+
+    /// Found while writing the tar-split fuzz target (not by its runs): two file sizes
+    /// near 2^64 overflowed the layer's size, a panic in a debug build.
+    #[test]
+    fn sizes_that_add_up_past_u64_are_an_error() {
+        let huge = r#"{"type":1,"name":"a","size":10000000000000000000}"#;
+        let split = format!("{huge}\n{huge}\n");
+        let pieces = parse_tar_split(split.as_bytes(), Path::new("t")).unwrap();
+        let err = layer_size(&pieces).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            layer_size(&pieces[..1]).unwrap(),
+            10_000_000_000_000_000_000
+        );
     }
 
     #[test]

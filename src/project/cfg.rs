@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 
 pub(crate) const DEFAULT_SECTION: &str = "DEFAULT";
 
+/// The longest value that `%(name)s` interpolation may make (1 MiB).
+const MAX_VALUE: usize = 1 << 20;
+
 #[derive(Debug, Clone, Default)]
 struct Section {
     name: String,
@@ -177,6 +180,23 @@ impl Cfg {
         Ok(cfg)
     }
 
+    /// The configuration as Python's `ConfigParser.write` writes it (`key = value`, a
+    /// value's further lines indented by a tab), raw values as read: what the fuzz target
+    /// reads back to check that parsing keeps every section, key and value.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn write(&self) -> String {
+        let mut out = String::new();
+        let written = (!self.defaults.entries.is_empty()).then_some(&self.defaults);
+        for section in written.into_iter().chain(&self.sections) {
+            out.push_str(&format!("[{}]\n", section.name));
+            for (key, value) in &section.entries {
+                out.push_str(&format!("{key} = {}\n", value.replace('\n', "\n\t")));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     fn section_mut(&mut self, index: usize) -> &mut Section {
         if index == usize::MAX {
             &mut self.defaults
@@ -321,6 +341,21 @@ impl Cfg {
                     ));
                 };
                 out.push_str(&self.interpolate(section, key, value, depth + 1)?);
+                // Ten levels of keys that each name the one below several times multiply:
+                // a 500-byte cfg could ask for gigabytes (and hang the command) where
+                // Python would too. No real value comes near the cap; every level stops
+                // at it, so the work stays bounded.
+                if out.len() > MAX_VALUE {
+                    return Err(self.value_error(
+                        section,
+                        key,
+                        format!(
+                            "its %(…)s references expand to more than {} MiB; \
+                             a key that names another several times, at every level, multiplies",
+                            MAX_VALUE >> 20
+                        ),
+                    ));
+                }
                 rest = &after[close + 2..];
             } else {
                 return Err(self.value_error(
@@ -412,6 +447,24 @@ mod tests {
         assert_eq!(cfg.get("dev", "pct").unwrap().as_deref(), Some("100%"));
         let err = cfg.get("dev", "bad").unwrap_err().to_string();
         assert!(err.contains("[dev] bad") && err.contains("%%"), "{err}");
+    }
+
+    /// Found by the cfg fuzz target's reach (a crafted input: a timeout); references that
+    /// multiply at every level end in an error, not in gigabytes of value.
+    #[test]
+    fn interpolation_that_multiplies_stops_at_the_cap() {
+        let mut text = "[s]\nk0=x\n".to_string();
+        for i in 1..=8 {
+            text.push_str(&format!("k{i}={}\n", format!("%(k{})s", i - 1).repeat(8)));
+        }
+        let cfg = parse(&text).unwrap();
+        // 8^7 = 2 MiB of x: over the cap; one level less is within it.
+        assert_eq!(cfg.get("s", "k6").unwrap().unwrap().len(), 8usize.pow(6));
+        let err = cfg.get("s", "k8").unwrap_err().to_string();
+        assert!(
+            err.contains("[s] k8") && err.contains("more than 1 MiB"),
+            "{err}"
+        );
     }
 
     #[test]

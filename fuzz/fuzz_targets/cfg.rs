@@ -1,0 +1,4 @@
+//! Fuzz target: the checks of `dockerutils::fuzz_entry::cfg` (src/fuzz_entry.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dockerutils::fuzz_entry::cfg(data));
