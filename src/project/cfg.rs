@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 
 pub(crate) const DEFAULT_SECTION: &str = "DEFAULT";
 
-/// The longest value that `%(name)s` interpolation may make (1 MiB).
+/// The longest value that `%(name)s` interpolation may make (1 MiB), and the most
+/// references it may resolve for one value.
 const MAX_VALUE: usize = 1 << 20;
+const MAX_REFERENCES: usize = 10_000;
 
 #[derive(Debug, Clone, Default)]
 struct Section {
@@ -265,7 +267,11 @@ impl Cfg {
     pub(crate) fn get(&self, section: &str, key: &str) -> Result<Option<String>> {
         match self.raw(section, key) {
             None => Ok(None),
-            Some(raw) => self.interpolate(section, key, raw, 1).map(Some),
+            Some(raw) => {
+                let mut budget = MAX_REFERENCES;
+                self.interpolate(section, key, raw, 1, &mut budget)
+                    .map(Some)
+            }
         }
     }
 
@@ -306,7 +312,16 @@ impl Cfg {
         }
     }
 
-    fn interpolate(&self, section: &str, key: &str, raw: &str, depth: usize) -> Result<String> {
+    /// `raw` with its references resolved; `budget`: how many more references this value
+    /// may resolve.
+    fn interpolate(
+        &self,
+        section: &str,
+        key: &str,
+        raw: &str,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<String> {
         if depth > 10 {
             return Err(self.value_error(
                 section,
@@ -340,21 +355,30 @@ impl Cfg {
                         format!("%({name})s names no key of [{section}] or [DEFAULT]"),
                     ));
                 };
-                out.push_str(&self.interpolate(section, key, value, depth + 1)?);
                 // Ten levels of keys that each name the one below several times multiply:
-                // a 500-byte cfg could ask for gigabytes (and hang the command) where
-                // Python would too. No real value comes near the cap; every level stops
-                // at it, so the work stays bounded.
-                if out.len() > MAX_VALUE {
-                    return Err(self.value_error(
+                // a 500-byte cfg could ask for gigabytes, or a billion references to an
+                // empty key, and hang the command (as it hangs Python). No real value comes
+                // near either cap, and with both the work stays bounded.
+                let multiplies = |what: String| {
+                    self.value_error(
                         section,
                         key,
                         format!(
-                            "its %(…)s references expand to more than {} MiB; \
-                             a key that names another several times, at every level, multiplies",
-                            MAX_VALUE >> 20
+                            "its %(…)s references {what}; a key that names another several \
+                             times, at every level, multiplies"
                         ),
-                    ));
+                    )
+                };
+                if *budget == 0 {
+                    return Err(multiplies(format!("number more than {MAX_REFERENCES}")));
+                }
+                *budget -= 1;
+                out.push_str(&self.interpolate(section, key, value, depth + 1, budget)?);
+                if out.len() > MAX_VALUE {
+                    return Err(multiplies(format!(
+                        "expand to more than {} MiB",
+                        MAX_VALUE >> 20
+                    )));
                 }
                 rest = &after[close + 2..];
             } else {
@@ -449,20 +473,32 @@ mod tests {
         assert!(err.contains("[dev] bad") && err.contains("%%"), "{err}");
     }
 
-    /// Found by the cfg fuzz target's reach (a crafted input: a timeout); references that
-    /// multiply at every level end in an error, not in gigabytes of value.
+    /// Found by the cfg fuzz target's reach (crafted inputs: timeouts); references that
+    /// multiply at every level end in an error, not in gigabytes of value or a billion
+    /// references to an empty key.
     #[test]
-    fn interpolation_that_multiplies_stops_at_the_cap() {
-        let mut text = "[s]\nk0=x\n".to_string();
-        for i in 1..=8 {
-            text.push_str(&format!("k{i}={}\n", format!("%(k{})s", i - 1).repeat(8)));
-        }
-        let cfg = parse(&text).unwrap();
-        // 8^7 = 2 MiB of x: over the cap; one level less is within it.
-        assert_eq!(cfg.get("s", "k6").unwrap().unwrap().len(), 8usize.pow(6));
+    fn interpolation_that_multiplies_stops_at_the_caps() {
+        let multiplying = |leaf: &str| {
+            let mut text = format!("[s]\nk0={leaf}\n");
+            for i in 1..=8 {
+                text.push_str(&format!("k{i}={}\n", format!("%(k{})s", i - 1).repeat(8)));
+            }
+            parse(&text).unwrap()
+        };
+        // 1 KiB leaves: 8^3 of them (512 KiB) fit, 8^4 (4 MiB) do not.
+        let cfg = multiplying(&"x".repeat(1024));
+        assert_eq!(cfg.get("s", "k3").unwrap().unwrap().len(), 512 * 1024);
         let err = cfg.get("s", "k8").unwrap_err().to_string();
         assert!(
             err.contains("[s] k8") && err.contains("more than 1 MiB"),
+            "{err}"
+        );
+        // Empty leaves: 8^4 = 4096 references resolve, 8^6 are too many.
+        let cfg = multiplying("");
+        assert_eq!(cfg.get("s", "k4").unwrap().as_deref(), Some(""));
+        let err = cfg.get("s", "k6").unwrap_err().to_string();
+        assert!(
+            err.contains("[s] k6") && err.contains("more than 10000"),
             "{err}"
         );
     }
