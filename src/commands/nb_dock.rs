@@ -4,6 +4,7 @@
 //! network); a background `ssh -N -L` forwards a local port to it. The tunnel's pid and
 //! ports are kept in `~/.docker/<ip>/notebook`, and `nb-dock --stop` ends both.
 
+use crate::dock::session::Session;
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
 use crate::service::notebook;
@@ -82,16 +83,16 @@ fn alive(t: &Tunnel) -> bool {
 
 /// A script run by the dock user's login shell over the dock's shared connection: did it
 /// succeed, its stdout, its stderr.
-fn on_dock(dock: &Dock, script: &str) -> Result<(bool, String, String)> {
-    let ran = crate::dock::session::Session::shared(dock)?.script(script)?;
+fn on_dock(session: &Session, script: &str) -> Result<(bool, String, String)> {
+    let ran = session.script(script)?;
     Ok((ran.success(), ran.stdout, ran.stderr))
 }
 
 const STATE_DIR: &str = "$HOME/.dockerutils";
 
-fn start(args: &Args, dock: &Dock) -> Result<i32> {
+fn start(args: &Args, dock: &Dock, session: &Session) -> Result<i32> {
     if let Some(t) = read_record(dock).filter(alive) {
-        let (_, out, _) = on_dock(dock, &format!("cat {STATE_DIR}/jupyter.out"))?;
+        let (_, out, _) = on_dock(session, &format!("cat {STATE_DIR}/jupyter.out"))?;
         let url = notebook::lab_url(
             "127.0.0.1",
             t.local_port,
@@ -114,7 +115,7 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
          nohup jupyter lab --no-browser --ip=127.0.0.1 --port={rp} \
          >{STATE_DIR}/jupyter.out 2>&1 </dev/null & echo $! >{STATE_DIR}/jupyter.pid"
     );
-    let (ok, _, err) = on_dock(dock, &script)?;
+    let (ok, _, err) = on_dock(session, &script)?;
     if !ok {
         return Err(Error::Remote(format!(
             "cannot start Jupyter on {}: {err}",
@@ -171,7 +172,7 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
             let check = format!(
                 "kill -0 $(cat {STATE_DIR}/jupyter.pid) 2>/dev/null || tail -n 5 {STATE_DIR}/jupyter.out"
             );
-            match on_dock(dock, &check) {
+            match on_dock(session, &check) {
                 Ok((_, out, _)) if !out.trim().is_empty() => Some(format!(
                     "Jupyter stopped on {}: {}",
                     dock.name(),
@@ -182,7 +183,7 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
         },
     );
     if let Err(e) = waited {
-        let _ = stop(dock, false);
+        let _ = stop(dock, Some(session), false);
         return Err(match e {
             Error::Remote(m) => Error::Remote(format!(
                 "{m}\n(is Jupyter installed on the dock, on the PATH of a login shell? \
@@ -192,7 +193,7 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
             other => other,
         });
     }
-    let (_, out, _) = on_dock(dock, &format!("cat {STATE_DIR}/jupyter.out"))?;
+    let (_, out, _) = on_dock(session, &format!("cat {STATE_DIR}/jupyter.out"))?;
     let url = notebook::lab_url("127.0.0.1", lp, notebook::find_token(&out).as_deref());
     println!("Jupyter Lab on {}: {url}", dock.name());
     println!("(stop it with: nb-dock {} --stop)", dock.name());
@@ -203,7 +204,7 @@ fn start(args: &Args, dock: &Dock) -> Result<i32> {
 }
 
 /// Stops Jupyter on the dock and the local tunnel; `loud` says what it did.
-fn stop(dock: &Dock, loud: bool) -> Result<i32> {
+fn stop(dock: &Dock, session: Option<&Session>, loud: bool) -> Result<i32> {
     let mut did = vec![];
     if let Some(t) = read_record(dock) {
         if alive(&t) {
@@ -213,8 +214,17 @@ fn stop(dock: &Dock, loud: bool) -> Result<i32> {
         }
         let _ = std::fs::remove_file(record_path(dock));
     }
+    // The local tunnel is closed above even when the dock does not answer.
+    let owned;
+    let session = match session {
+        Some(session) => session,
+        None => {
+            owned = Session::shared(dock)?;
+            &owned
+        }
+    };
     let (_, out, _) = on_dock(
-        dock,
+        session,
         &format!(
             "p=$(cat {STATE_DIR}/jupyter.pid 2>/dev/null) && kill $p 2>/dev/null && echo stopped; \
              rm -f {STATE_DIR}/jupyter.pid"
@@ -235,11 +245,13 @@ fn stop(dock: &Dock, loud: bool) -> Result<i32> {
 
 pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let args = Args::parse_from(argv);
+    // One session for every command on the dock (the poll while Jupyter starts included):
+    // finding the shared connection costs two ssh processes, a command then a channel.
     let result = dock::named_or_current(args.name.as_deref()).and_then(|dock| {
         if args.stop {
-            stop(&dock, true)
+            stop(&dock, None, true)
         } else {
-            start(&args, &dock)
+            start(&args, &dock, &Session::shared(&dock)?)
         }
     });
     match result {
