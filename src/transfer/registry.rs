@@ -755,6 +755,7 @@ impl hyper::body::Body for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::saved::tar_of;
     use std::collections::BTreeMap;
     use std::net::TcpStream;
 
@@ -839,18 +840,6 @@ mod tests {
             out.extend_from_slice(&raw[..size]);
             raw = &raw[size + 2..];
         }
-    }
-
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, content) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(content.len() as u64);
-            h.set_mode(0o644);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, name, *content).unwrap();
-        }
-        b.into_inner().unwrap()
     }
 
     /// A registry of a one-layer image (a classic `docker save`, unpacked): its port, the

@@ -299,6 +299,21 @@ fn go_arch() -> &'static str {
     }
 }
 
+/// A tar of `files` (name, content), as an archive or a layer (for the tests of this
+/// folder).
+#[cfg(test)]
+pub(crate) fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, *content).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,19 +321,6 @@ mod tests {
 
     fn digest(bytes: &[u8]) -> String {
         format!("sha256:{:x}", Sha256::digest(bytes))
-    }
-
-    /// A tar of `files` (name, content), as an archive or a layer.
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, content) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(content.len() as u64);
-            h.set_mode(0o644);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, name, *content).unwrap();
-        }
-        b.into_inner().unwrap()
     }
 
     fn config_for(layers: &[&[u8]]) -> Vec<u8> {
