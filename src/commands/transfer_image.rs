@@ -439,11 +439,7 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             crate::error::report("transfer-image", &e);
             crate::error::USAGE
         }
-        // 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM.
-        Err(e @ Error::Interrupted(_)) => {
-            crate::error::report("transfer-image", &e);
-            crate::process::interrupted_code()
-        }
+        // An interruption exits 128 + the signal (Error::Interrupted's own exit code).
         result => super::exit_code("transfer-image", result),
     }
 }
