@@ -180,7 +180,12 @@ pub(crate) fn send(
     let mut level = None;
     if ended {
         match sink.write_all(&END_OF_ARCHIVE).and_then(|()| sink.finish()) {
-            Ok(l) => level = l,
+            Ok(l) => {
+                level = l;
+                // The whole archive is there: a Ctrl-C from now on lets this `docker
+                // load` finish and say whether it loaded, rather than kill it.
+                children.remove(child.id());
+            }
             // The other side ended (it refused the archive): its messages say why.
             Err(_) => gone = true,
         }
@@ -191,6 +196,14 @@ pub(crate) fn send(
         cut_off(&mut child);
         drop(sink);
     }
+    // A write that failed because Ctrl-C killed the other side (the transfer kills
+    // every child at once, which can come before this thread sees its feed end) is a
+    // cut, not a refusal: the archive's end never got there.
+    let cut = if gone {
+        crate::process::interrupted()
+    } else {
+        !ended
+    };
     // The counts are final now (the compressor is flushed, the source read to its end).
     line.finish(ended && !gone);
     children.remove(child.id());
@@ -200,7 +213,7 @@ pub(crate) fn send(
         sent: matches!(target.engine, Engine::Remote(_)).then(|| wire.load(Ordering::Relaxed)),
         level,
         elapsed: started.elapsed(),
-        cut: !ended && !gone,
+        cut,
         error: None,
         name,
     }
