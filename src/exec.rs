@@ -169,12 +169,12 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
     use std::io::{Read, Write};
     let mut command = crate::process::command(inv);
     if inv.stdin.is_some() {
-        command.stdin(std::process::Stdio::piped());
+        command.stdin(crate::process::Stdio::piped());
     }
     let capture = inv.on_failure == OnFailure::MissingImageIsFine;
     let mut watch = inv.name().map(NameTaken::new);
     if capture || watch.is_some() {
-        command.stderr(std::process::Stdio::piped());
+        command.stderr(crate::process::Stdio::piped());
     }
     let child = match crate::process::spawn(&mut command) {
         Ok(child) => child,
@@ -501,7 +501,7 @@ fn log_once(
         pipes.map_err(|e| crate::error::Error::io("cannot make a pipe", e))?;
     let mut command = crate::process::command(inv);
     command
-        .stdin(std::process::Stdio::null())
+        .stdin(crate::process::Stdio::null())
         .stdout(out)
         .stderr(err);
     let spawned = crate::process::spawn(&mut command);

@@ -112,11 +112,11 @@ fn export_branch(root: &Path, branch: &str, into: &Path) -> Result<()> {
         )));
     }
     let mut git = crate::process::spawn(
-        std::process::Command::new("git")
+        crate::process::Command::new("git")
             .args(["archive", "--format=tar", "--end-of-options", branch])
             .current_dir(root)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
+            .stdout(crate::process::Stdio::piped())
+            .stderr(crate::process::Stdio::piped()),
     )
     .map_err(|e| Error::spawn("git", e))?;
     let mut archive = tar::Archive::new(git.stdout.take().unwrap());

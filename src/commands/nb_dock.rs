@@ -7,9 +7,9 @@
 use crate::dock::session::Session;
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
+use crate::process::{Command, Stdio};
 use crate::service::notebook;
 use clap::Parser;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]

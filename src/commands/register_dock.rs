@@ -336,7 +336,7 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
+    use crate::process::Command;
 
     #[test]
     fn a_workspace_is_absolute_or_in_the_dock_users_home() {
@@ -355,11 +355,12 @@ mod tests {
         let home = tmp.path().join("my home's");
         std::fs::create_dir_all(home.join("ws")).unwrap();
         let run = |ws: &str| {
-            let out = Command::new("sh")
-                .args(["-c", PROBE, "probe", ws, "ann b"])
-                .env("HOME", &home)
-                .output()
-                .unwrap();
+            let out = crate::process::output(
+                Command::new("sh")
+                    .args(["-c", PROBE, "probe", ws, "ann b"])
+                    .env("HOME", &home),
+            )
+            .unwrap();
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         assert_eq!(run("~/ws"), format!("{}/ws\nok\n", home.display()));

@@ -422,7 +422,7 @@ fn watch(w: Watch, open: bool, tunnel_ended: Option<Box<dyn Fn() -> bool + Send>
             Err(_) => return,
         }
         let logs = crate::process::output(
-            std::process::Command::new("docker").args(["logs", &w.container]),
+            crate::process::Command::new("docker").args(["logs", &w.container]),
         )
         .map(|o| {
             let mut text = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -98,7 +98,7 @@ pub(crate) fn sync(prog: &str) -> Result<Synced> {
     for inv in &steps {
         eprintln!("{}", inv.display());
         let out = crate::process::output(
-            std::process::Command::new(&inv.program)
+            crate::process::Command::new(&inv.program)
                 .args(inv.argv())
                 .env_remove("DOCKER_HOST")
                 .env_remove("DOCKER_CONTEXT"),

@@ -15,8 +15,8 @@
 use crate::dock::Dock;
 use crate::error::{Error, Result};
 use crate::plan::quote;
+use crate::process::{Command, Stdio};
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The watcher, as installed on docks at `/usr/local/sbin/dockerutils-idle`.

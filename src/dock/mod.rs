@@ -562,11 +562,11 @@ pub(crate) fn close_connection(dock: &Dock) {
     }
     for path in paths {
         let _ = crate::process::run(
-            std::process::Command::new("ssh")
+            crate::process::Command::new("ssh")
                 .args(["-o", &path, "-O", "exit"])
                 .arg(dock.destination())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null()),
+                .stdout(crate::process::Stdio::null())
+                .stderr(crate::process::Stdio::null()),
         );
     }
 }

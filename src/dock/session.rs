@@ -54,7 +54,7 @@ impl Session {
         // `-O check` asks the master without connecting; when none answers, any ssh with
         // the dock's options starts one that outlives it (ControlPersist).
         let check = crate::process::output(
-            std::process::Command::new("ssh")
+            crate::process::Command::new("ssh")
                 .args(dock.ssh_options())
                 .args(["-O", "check", "--"])
                 .arg(dock.destination()),
@@ -62,7 +62,7 @@ impl Session {
         .map_err(|e| Error::spawn("ssh", e))?;
         if !check.status.success() {
             let start = crate::process::output(
-                std::process::Command::new("ssh")
+                crate::process::Command::new("ssh")
                     .args(dock.ssh_options())
                     .args(["-o", "LogLevel=error", "--"])
                     .arg(dock.destination())
@@ -186,7 +186,7 @@ fn control_dir() -> PathBuf {
 /// The path of the dock's control socket, as ssh expands its options (`%C`, `~`).
 fn control_socket(dock: &Dock) -> Result<PathBuf> {
     let out = crate::process::output(
-        std::process::Command::new("ssh")
+        crate::process::Command::new("ssh")
             .arg("-G")
             .args(dock.ssh_options())
             .arg("--")

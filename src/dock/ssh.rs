@@ -205,7 +205,7 @@ pub(crate) fn shim_main(argv: Vec<OsString>) -> i32 {
         eprintln!("dockerutils ssh shim: no ssh found on PATH (install openssh-client)");
         return 127;
     };
-    let mut cmd = std::process::Command::new(&ssh);
+    let mut cmd = crate::process::Command::new(&ssh);
     if let (Some(dest), Some(current)) = (destination(args), dock::current())
         && is_the_docks(&dest, &current)
     {

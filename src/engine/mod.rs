@@ -58,11 +58,11 @@ pub(crate) fn diagnose(code: i32) -> Option<String> {
     if code != 1 && code != 125 {
         return None;
     }
-    let mut probe = std::process::Command::new("docker");
+    let mut probe = crate::process::Command::new("docker");
     probe
         .args(["version", "--format", "{{.Server.Version}}"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stdout(crate::process::Stdio::null())
+        .stderr(crate::process::Stdio::null());
     let output = match crate::process::bounded(probe, PROBE_TIMEOUT, false).ok()? {
         Ended::Exited(out) => out,
         Ended::TimedOut(_) | Ended::Interrupted => {
@@ -158,11 +158,11 @@ pub(crate) fn hung(shown: &str, limit: Duration) -> String {
 /// a hung docker is an error that says so.
 fn query(args: &[&str]) -> crate::error::Result<std::process::Output> {
     use crate::error::Error;
-    let mut command = std::process::Command::new("docker");
+    let mut command = crate::process::Command::new("docker");
     command
         .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+        .stdout(crate::process::Stdio::piped())
+        .stderr(crate::process::Stdio::piped());
     let limit = query_timeout();
     match crate::process::bounded(command, limit, false).map_err(|e| Error::spawn("docker", e))? {
         Ended::Exited(out) => Ok(out),

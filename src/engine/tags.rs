@@ -34,7 +34,7 @@ pub(crate) fn newest<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<Stri
 /// The timestamp tags of `name` in the local engine.
 pub(crate) fn local_tags(name: &str) -> Result<Vec<String>> {
     let out = crate::process::output(
-        std::process::Command::new("docker").args(["images", "--format", "{{.Tag}}", name]),
+        crate::process::Command::new("docker").args(["images", "--format", "{{.Tag}}", name]),
     )
     .map_err(|e| Error::spawn("docker", e))?;
     if !out.status.success() {

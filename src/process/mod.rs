@@ -1,7 +1,16 @@
 //! The one door to child processes. Every program the tool starts (docker, git, rsync,
 //! ssh, zstd's peers, user scripts) is started here, so the same rules hold for all:
 //!
-//! - The child gets SIGTERM when this process dies, whatever kills it (`die_with_us`).
+//! - The child gets SIGTERM when this process dies, whatever kills it (`kill -9`
+//!   included): no docker CLI outlives the command that started it. For `docker run`,
+//!   docker's signal proxy passes the SIGTERM to the container, which then stops (`--rm`
+//!   removes it) instead of running to its end with its output going nowhere; a `docker
+//!   build`, `rsync` or `pre_build_script` whose command was killed has no one to report
+//!   to either. Linux sends it when the *thread* that started the child ends: the plan
+//!   runner waits for its child on the thread that started it (`build-image -j` runs each
+//!   build's plan on its own thread, start to end), so that thread outlives the child.
+//!   std cannot start a child so without a full `fork`: [`spawn`](mod@spawn) does
+//!   (`Command` and `Stdio` here are its, in std's shape).
 //! - A signal sent to us alone (`kill`, cron, a supervisor) is passed on to every running
 //!   child of our process group, however many (`build-image -j` runs several); a
 //!   terminal's signal (Ctrl-C) has reached them already, as it reached us.
@@ -17,11 +26,15 @@
 //! what the caller ends itself, or what outlives us; [`replace`] is exec(2), for the ssh
 //! shim.
 
+mod spawn;
+
+pub(crate) use spawn::{Child, Command, Stdio};
+
 use crate::plan::Invocation;
 use std::io;
 use std::ops::DerefMut;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{ExitStatus, Output};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -87,8 +100,7 @@ pub(crate) fn interrupted_code() -> i32 {
 
 /// The command of a planned invocation: its program, argv, environment and directory.
 pub(crate) fn command(inv: &Invocation) -> Command {
-    // std spawns with posix_spawn (vfork) unless a directory is set or a `pre_exec` is
-    // given: set the directory only when it differs.
+    // The child changes directory only when it differs (a system call saved).
     let mut command = Command::new(&inv.program);
     command.args(inv.argv());
     if std::env::current_dir().ok().as_deref() != Some(inv.cwd.as_path()) {
@@ -164,25 +176,32 @@ impl Drop for Running {
 
 /// Starts `command`: it dies with us, and signals sent to us are passed on to it.
 pub(crate) fn spawn(command: &mut Command) -> io::Result<Running> {
-    die_with_us(command);
-    let child = command.spawn()?;
-    let pid = child.id() as i32;
-    let slot = RUNNING.iter().position(|s| {
-        s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    });
+    let mut slot = None;
+    // Listed while signals are blocked: a signal that arrives at once reaches it too.
+    let child = spawn::spawn_with(take(command), true, |pid| {
+        slot = RUNNING.iter().position(|s| {
+            s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
+    })?;
     Ok(Running {
         child: Some(child),
         slot,
     })
 }
 
+/// The command to start, leaving in its place an empty one (a `Command` is used once: its
+/// stdio descriptors go to the child).
+fn take(command: &mut Command) -> Command {
+    std::mem::replace(command, Command::new(""))
+}
+
 /// Starts `command` in a process group of its own: it dies with us, but neither a
 /// terminal's Ctrl-C nor a signal sent to us reaches it; the caller ends it (an ssh
 /// tunnel that must outlive the container it serves until that has stopped).
 pub(crate) fn spawn_in_own_group(command: &mut Command) -> io::Result<Running> {
-    die_with_us(command);
-    let child = command.process_group(0).spawn()?;
+    command.own_process_group();
+    let child = spawn::spawn(take(command), true)?;
     Ok(Running {
         child: Some(child),
         slot: None,
@@ -190,9 +209,11 @@ pub(crate) fn spawn_in_own_group(command: &mut Command) -> io::Result<Running> {
 }
 
 /// Starts `command` to outlive us: its own process group, no signal passed on, no death
-/// signal (nb-dock's tunnel, which `nb-dock --stop` ends later; a browser).
-pub(crate) fn spawn_detached(command: &mut Command) -> io::Result<Child> {
-    command.process_group(0).spawn()
+/// signal (nb-dock's tunnel, which `nb-dock --stop` ends later; a browser). std's spawn
+/// does that as well as ours: it is not ours to watch.
+pub(crate) fn spawn_detached(command: &mut Command) -> io::Result<std::process::Child> {
+    command.own_process_group();
+    take(command).into_std().spawn()
 }
 
 /// Runs `command` with the stdio it was given (ours by default) and waits for it.
@@ -211,7 +232,7 @@ pub(crate) fn output(command: &mut Command) -> io::Result<Output> {
 
 /// Replaces this process with `command` (exec(2)); returns only when that fails.
 pub(crate) fn replace(command: &mut Command) -> io::Error {
-    command.exec()
+    take(command).into_std().exec()
 }
 
 /// How a bounded call ended.
@@ -237,11 +258,8 @@ pub(crate) fn bounded(
     abandon_on_interrupt: bool,
 ) -> io::Result<Ended> {
     use std::io::Read;
-    command.process_group(0).stdin(Stdio::null());
-    die_with_us(&mut command);
-    let mut child = command.spawn()?;
-    // Our copies of any pipe's writing end go with the Command.
-    drop(command);
+    command.own_process_group().stdin(Stdio::null());
+    let mut child = spawn::spawn(command, true)?;
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
         pipe.map(|mut p| {
             std::thread::spawn(move || {
@@ -291,38 +309,6 @@ pub(crate) fn bounded(
         stdout: collect(out),
         stderr: collect(err),
     }))
-}
-
-/// The child gets SIGTERM when this process dies, whatever kills it (`kill -9` included):
-/// no docker CLI outlives the command that started it. For `docker run`, docker's signal
-/// proxy passes the SIGTERM to the container, which then stops (`--rm` removes it) instead
-/// of running to its end with its output going nowhere.
-///
-/// Every child gets it: a `docker build`, `rsync` or `pre_build_script` whose command was
-/// killed has no one to report to either. The price is a `fork` instead of std's
-/// `posix_spawn` (a `pre_exec` forces it): about 40 more page faults per start, lost in
-/// the noise of `perf stat -r 200 -e task-clock run-image …` against a fake docker here
-/// (8 alternating runs each way, debug build: 2.2–4.1 ms forked, 2.5–3.3 ms spawned).
-///
-/// Linux sends the signal when the *thread* that forked the child ends: the plan runner
-/// waits for its child on the thread that started it (`build-image -j` runs each build's
-/// plan on its own thread, start to end), so that thread outlives the child.
-fn die_with_us(command: &mut Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec the closure only makes async-signal-safe calls
-    // (prctl, getppid, _exit) and allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // We died between the fork and the prctl: the signal will never come.
-            if libc::getppid() != parent {
-                libc::_exit(128 + libc::SIGTERM);
-            }
-            Ok(())
-        });
-    }
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ impl Project {
 
     fn git_describe(&self) -> String {
         crate::process::output(
-            std::process::Command::new("git")
+            crate::process::Command::new("git")
                 .args(["describe", "--tags", "--always", "--dirty"])
                 .current_dir(&self.root),
         )
@@ -358,11 +358,12 @@ mod tests {
         let mnt = root.join("mnt");
         std::fs::create_dir_all(root.join("docker/dev")).unwrap();
         std::fs::create_dir_all(&mnt).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "tmpfs"])
-            .arg(&mnt)
-            .status()
-            .expect("mount(8)");
+        let status = crate::process::run(
+            crate::process::Command::new("mount")
+                .args(["-t", "tmpfs", "tmpfs"])
+                .arg(&mnt),
+        )
+        .expect("mount(8)");
         assert!(
             status.success(),
             "mounting a tmpfs needs root (run the tests as root)"
@@ -373,7 +374,7 @@ mod tests {
         let across =
             |name: &str| (name == "DOCKERUTILS_DISCOVERY_ACROSS_FILESYSTEM").then(|| "1".into());
         let found_across = find_root(&mnt.join("deep"), across);
-        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        let _ = crate::process::run(crate::process::Command::new("umount").arg(&mnt));
         let err = found.unwrap_err();
         assert!(
             matches!(&err, Error::NoProject { boundary: Some(b), .. } if b == &root),

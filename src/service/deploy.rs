@@ -385,9 +385,9 @@ fn bound(inv: &Invocation) -> (Duration, bool) {
 fn step(out: &Report, inv: &Invocation) -> std::result::Result<(), Failed> {
     out.command(inv);
     let mut command = crate::process::command(inv);
-    command.stderr(std::process::Stdio::piped());
+    command.stderr(crate::process::Stdio::piped());
     if !out.inherit {
-        command.stdout(std::process::Stdio::piped());
+        command.stdout(crate::process::Stdio::piped());
     }
     let (limit, abandon) = bound(inv);
     let output = match crate::process::bounded(command, limit, abandon) {
@@ -579,7 +579,7 @@ fn watch(name: &str, opts: &Options, out: &Report) -> std::result::Result<String
 /// The exit code of the container's first death since `since` (unix seconds), from the
 /// engine's events.
 fn first_exit_code(id: &str, since: u64) -> Option<i64> {
-    let mut command = std::process::Command::new("docker");
+    let mut command = crate::process::Command::new("docker");
     command
         .args(["events", "--since", &since.to_string()])
         .args(["--until", &(crate::time::unix_secs() + 1).to_string()])
@@ -590,8 +590,8 @@ fn first_exit_code(id: &str, since: u64) -> Option<i64> {
             "event=die",
         ])
         .args(["--format", "{{.Actor.Attributes.exitCode}}"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+        .stdout(crate::process::Stdio::piped())
+        .stderr(crate::process::Stdio::null());
     let Ended::Exited(out) =
         crate::process::bounded(command, engine::query_timeout(), false).ok()?
     else {
@@ -607,7 +607,7 @@ fn log_tail(name: &str) -> String {
     let run = || -> std::io::Result<String> {
         // One pipe for both streams: the lines in the order docker wrote them.
         let (mut reader, writer) = std::io::pipe()?;
-        let mut command = std::process::Command::new("docker");
+        let mut command = crate::process::Command::new("docker");
         command
             .args(["logs", "--tail", &LOG_LINES.to_string(), name])
             .stdout(writer.try_clone()?)

@@ -94,11 +94,11 @@ pub(crate) fn open_in_browser(url: &str) -> bool {
     };
     // Not waited for: a browser may run for as long as the user keeps it.
     crate::process::spawn_detached(
-        std::process::Command::new(opener)
+        crate::process::Command::new(opener)
             .arg(url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
+            .stdin(crate::process::Stdio::null())
+            .stdout(crate::process::Stdio::null())
+            .stderr(crate::process::Stdio::null()),
     )
     .is_ok()
 }
@@ -126,8 +126,8 @@ pub(crate) struct Tunnel {
 impl Tunnel {
     /// Starts the tunnel; `prog` prefixes what ssh says on stderr.
     pub(crate) fn open(prog: &str, inv: &crate::plan::Invocation) -> Result<Tunnel> {
+        use crate::process::{Command, Stdio};
         use std::io::BufRead;
-        use std::process::{Command, Stdio};
         use std::sync::atomic::{AtomicBool, Ordering};
         let program = match inv.program.as_str() {
             "ssh" => crate::dock::ssh::real_ssh_program(),

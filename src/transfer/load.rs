@@ -12,8 +12,9 @@ use super::Children;
 use super::progress::Line;
 use super::remote::{Codec, Engine};
 use crate::dock::compress::AdaptiveZstd;
+use crate::process::{Command, Stdio};
 use std::io::{self, Write};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::ChildStdin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -222,7 +223,7 @@ pub(crate) fn send(
 /// Kills `docker load` (or the ssh in front of it) before its input is closed: cut off,
 /// it loads nothing.
 fn cut_off(child: &mut crate::process::Running) {
-    let _ = std::process::Child::kill(child);
+    let _ = crate::process::Child::kill(child);
 }
 
 /// Where the bytes go: straight into `docker load`, or through a compressor into ssh.

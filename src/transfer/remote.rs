@@ -5,8 +5,8 @@
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
 use crate::plan::quote;
+use crate::process::Command;
 use std::collections::HashSet;
-use std::process::Command;
 
 /// How to reach the remote: the ssh command line up to and including the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,10 +11,10 @@ use crate::engine::store::{self, StoredImage};
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use crate::process::Running;
+use crate::process::{Command, Stdio};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

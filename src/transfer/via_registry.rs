@@ -29,9 +29,9 @@ use super::remote::Remote;
 use crate::engine::store::{self, StoredImage};
 use crate::error::{Error, Result};
 use crate::plan::quote;
+use crate::process::{Command, Stdio};
 use crate::process::{Ended, bounded as run_bounded};
 use std::io::IsTerminal;
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
