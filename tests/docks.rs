@@ -2046,13 +2046,19 @@ fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
     let image = build(&p, "small");
     let out = d
         .cmd("transfer-image")
-        .args(["--dry-run", &image, "testdock", "dockuser@127.0.0.9"])
+        .args([
+            "--dry-run",
+            &image,
+            "testdock",
+            "dockuser@127.0.0.9",
+            "ann@[fd00::9]:2222",
+        ])
         .output()
         .unwrap();
     let shown = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<&str> = shown.lines().collect();
-    assert_eq!(lines.len(), 2, "{shown}");
+    assert_eq!(lines.len(), 3, "{shown}");
     // A command to paste, even where the real run reads the engine's storage.
     for line in &lines {
         assert!(
@@ -2067,6 +2073,11 @@ fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
     );
     assert!(lines[0].ends_with(&format!("-- {}@{} 'zstd -dc | docker load'", d.user, d.ip)));
     assert!(lines[1].ends_with("-- dockuser@127.0.0.9 'zstd -dc | docker load'"));
+    // An unregistered IPv6 dock: the port from after the brackets, the address without.
+    assert!(
+        lines[2].ends_with("-p 2222 -- ann@fd00::9 'zstd -dc | docker load'"),
+        "{shown}"
+    );
     let out = d
         .cmd("transfer-image")
         .args(["--dry-run", "testdock:app:1"])

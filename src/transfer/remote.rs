@@ -37,7 +37,7 @@ impl Remote {
             Ok(d) => Ok(Remote::for_dock(&d, docker)),
             Err(e) if !looks_like_host(dest) => Err(e),
             Err(_) => {
-                let (login, port) = split_host(dest)?;
+                let HostDest { user, host, port } = split_host(dest)?;
                 let own = dock::registry_dir()
                     .join(".dockerutils")
                     .join("known_hosts");
@@ -65,13 +65,14 @@ impl Remote {
                 if let Some(port) = port {
                     ssh.extend(["-p".to_string(), port.to_string()]);
                 }
-                ssh.extend(["--".to_string(), login.to_string()]);
-                let _ = std::fs::create_dir_all(dock::registry_dir().join(".dockerutils"));
-                let (user, host) = match login.rsplit_once('@') {
-                    Some((user, host)) => (user.to_string(), host),
-                    None => (crate::project::user_name(), login),
+                let login = match user {
+                    Some(user) => format!("{user}@{host}"),
+                    None => host.to_string(),
                 };
-                let port = port.and_then(|p| p.parse().ok()).unwrap_or(22);
+                ssh.extend(["--".to_string(), login]);
+                let _ = std::fs::create_dir_all(dock::registry_dir().join(".dockerutils"));
+                let user = user.map_or_else(crate::project::user_name, str::to_string);
+                let port = port.unwrap_or(22);
                 Ok(Remote {
                     ssh,
                     docker,
@@ -123,35 +124,65 @@ fn looks_like_host(dest: &str) -> bool {
     dest.contains(['.', '@', ':']) || dest == "localhost"
 }
 
-/// `[user@]host[:port]`, each part checked: ssh is given nothing else.
-fn split_host(dest: &str) -> Result<(&str, Option<&str>)> {
+/// A destination of the form `[user@]host[:port]`.
+#[derive(Debug, PartialEq, Eq)]
+struct HostDest<'a> {
+    user: Option<&'a str>,
+    /// An address (IPv6 without its brackets) or host name.
+    host: &'a str,
+    port: Option<u16>,
+}
+
+/// `[user@]host[:port]`, each part checked: ssh is given nothing else. An IPv6 address
+/// is written `[::1]` (then a port may follow) or bare (`::1`, no port), as ssh and scp
+/// take them.
+fn split_host(dest: &str) -> Result<HostDest<'_>> {
     let wrong = || {
         Error::Usage(format!(
             "{} is not a destination: name a dock, or [user@]host[:port] (a user name, an \
-             address or host name, a port number)",
+             address or host name, a port number; an IPv6 address in brackets when a port \
+             follows)",
             quote(dest)
         ))
     };
-    let (login, port) = match dest.rsplit_once(':') {
-        Some((l, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => (l, Some(p)),
-        _ => (dest, None),
-    };
-    if port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..))) {
-        return Err(wrong());
-    }
-    let host = match login.rsplit_once('@') {
-        Some((user, host)) => {
+    let (user, rest) = match dest.rsplit_once('@') {
+        Some((user, rest)) => {
             if !dock::valid_user(user) {
                 return Err(wrong());
             }
-            host
+            (Some(user), rest)
         }
-        None => login,
+        None => (None, dest),
+    };
+    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or_else(wrong)?;
+        if !host.contains(':') {
+            return Err(wrong());
+        }
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(wrong)?)),
+        }
+    } else if rest.matches(':').count() > 1 {
+        (rest, None)
+    } else {
+        match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if p.chars().all(|c| c.is_ascii_digit()) => match p.parse::<u16>() {
+            Ok(p @ 1..) => Some(p),
+            _ => return Err(wrong()),
+        },
+        Some(_) => return Err(wrong()),
     };
     if dock::check_address(host).is_err() && host != "localhost" {
         return Err(wrong());
     }
-    Ok((login, port))
+    Ok(HostDest { user, host, port })
 }
 
 /// An engine: this machine's, or a remote one.
@@ -352,19 +383,37 @@ mod tests {
 
     #[test]
     fn a_host_destination_is_a_user_a_host_and_a_port_only() {
+        let dest = |user, host, port| HostDest { user, host, port };
         assert_eq!(
             split_host("admin@10.0.0.7:2222").unwrap(),
-            ("admin@10.0.0.7", Some("2222"))
+            dest(Some("admin"), "10.0.0.7", Some(2222))
         );
         assert_eq!(
             split_host("gpu.example.com").unwrap(),
-            ("gpu.example.com", None)
+            dest(None, "gpu.example.com", None)
         );
         assert_eq!(
             split_host("ann@corp@gpu.example.com").unwrap(),
-            ("ann@corp@gpu.example.com", None)
+            dest(Some("ann@corp"), "gpu.example.com", None)
+        );
+        assert_eq!(
+            split_host("ann@[::1]:2222").unwrap(),
+            dest(Some("ann"), "::1", Some(2222))
+        );
+        assert_eq!(
+            split_host("[fd00::7]").unwrap(),
+            dest(None, "fd00::7", None)
+        );
+        assert_eq!(
+            split_host("ann@fd00::7").unwrap(),
+            dest(Some("ann"), "fd00::7", None)
         );
         for bad in [
+            "u@[::1]x",
+            "u@[::1]:",
+            "u@[10.0.0.7]:22",
+            "u@[::1",
+            "u@10.0.0.7:",
             "x;touch /tmp/F@10.0.0.7",
             "$(touch F)@10.0.0.7",
             "u@host name",
