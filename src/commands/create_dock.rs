@@ -36,7 +36,7 @@ pub(crate) struct Args {
     #[arg(value_name = "MONIKER")]
     pub dock: Option<String>,
     /// The instance's Name tag [default: <user>-<moniker>, or <user>-dock]
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, value_parser = parse_name)]
     pub name: Option<String>,
     /// Moniker to register the dock under (shown in the prompt when docked)
     #[arg(short = 'm', long)]
@@ -81,6 +81,21 @@ pub(crate) struct Args {
 
 fn parse_limit(text: &str) -> std::result::Result<Limit, String> {
     Limit::parse(text).map_err(|e| e.to_string())
+}
+
+/// A Name tag: what EC2 takes (at most 256 characters), without control characters,
+/// which the summary, the console and ls-dock would print as they are.
+fn parse_name(text: &str) -> std::result::Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("the name is empty".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("a name cannot hold control characters (a newline, tab, escape…)".into());
+    }
+    if text.chars().count() > 256 {
+        return Err("a name is at most 256 characters (EC2's limit for a tag value)".into());
+    }
+    Ok(text.to_string())
 }
 
 /// Everything the RunInstances call will carry.
@@ -497,6 +512,16 @@ pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_with_control_characters_or_too_long_is_refused_as_a_usage_error() {
+        for bad in ["gpu\u{1b}[2Jbox", "a\nb", " ", &"x".repeat(257)] {
+            let err = Args::try_parse_from(["create-dock", "-n", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+        let ok = Args::try_parse_from(["create-dock", "-n", "Ann's GPU box (é)"]).unwrap();
+        assert_eq!(ok.name.as_deref(), Some("Ann's GPU box (é)"));
+    }
 
     #[test]
     fn the_prompt_shows_the_idle_limit_exactly() {
