@@ -254,7 +254,8 @@ impl Dock {
     }
 }
 
-/// Every registered dock, sorted by directory name.
+/// Every registered dock, in the order a listing shows them: by moniker (ignoring case),
+/// then the docks without one by address (10.0.0.9 before 10.0.0.10), then by host name.
 pub(crate) fn all() -> Vec<Dock> {
     all_in(&registry_dir())
 }
@@ -271,7 +272,14 @@ pub(crate) fn all_in(registry: &Path) -> Vec<Dock> {
             Dock::parse(&text, &dir)
         })
         .collect();
-    docks.sort_by(|a, b| a.dir.cmp(&b.dir));
+    docks.sort_by_cached_key(|d| {
+        let name = d.name();
+        match name.parse::<std::net::IpAddr>() {
+            _ if name != d.ip => (0, name.to_lowercase(), None),
+            Ok(addr) => (1, String::new(), Some(addr)),
+            Err(_) => (2, name.to_lowercase(), None),
+        }
+    });
     docks
 }
 
@@ -574,6 +582,44 @@ pub(crate) fn close_connection(dock: &Dock) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docks_are_listed_by_moniker_then_by_address_as_numbers_then_by_host_name() {
+        let registry = tempfile::tempdir().unwrap();
+        for (ip, moniker) in [
+            ("10.0.0.10", "none"),
+            ("gpu.example.com", ""),
+            ("10.0.0.9", ""),
+            ("10.0.0.1", "zeta"),
+            ("10.0.0.2", "Alpha"),
+            ("fd00::1", "none"),
+            ("10.0.0.3", "beta"),
+        ] {
+            let dir = registry.path().join(ip);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join(CONFIG_FILE),
+                format!("DOCK_USER=ann\nDOCK_MONIKER={moniker}\nDOCK_HOSTNAME=\nDOCK_IP={ip}\n"),
+            )
+            .unwrap();
+        }
+        let names: Vec<String> = all_in(registry.path())
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Alpha",
+                "beta",
+                "zeta",
+                "10.0.0.9",
+                "10.0.0.10",
+                "fd00::1",
+                "gpu.example.com"
+            ]
+        );
+    }
 
     #[test]
     fn reads_and_writes_the_python_tools_format() {
