@@ -7,7 +7,9 @@
 // ways (BENCHMARKS.md, "Start-up", 2026-11-30): PIE costs 0.5-0.7 ms over `-no-pie`, and
 // `-z pack-relative-relocs` (DT_RELR: the table shrinks to 10 KB) gains nothing on top
 // (the same relocations are still applied, the same pages written) while needing glibc
-// 2.36 to run, so it is not used.
+// 2.36 to run, so it is not used. The start-up target is met with PIE by the daily binary
+// (src/cli/daily.rs), which leaves the relocation-heavy AWS SDK out of build-image and
+// run-image (BENCHMARKS.md, "Start-up", 2026-12-01).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
 }

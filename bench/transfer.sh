@@ -43,36 +43,7 @@ register-dock "$DOCKERUTILS_TEST_DOCK_IP" benchdock -u "$DOCKERUTILS_TEST_DOCK_U
 dock=$DOCKERUTILS_TEST_DOCK_USER@$DOCKERUTILS_TEST_DOCK_IP
 ssh_opts="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=error"
 
-# ~200 MB of real files, in 4 layers, and a small top layer.
-python3 - "$work/ctx/files" <<'PY'
-import os, shutil, sys
-dest, total, limit, n = sys.argv[1], 0, 200_000_000, 0
-for root, _, files in os.walk("/usr/lib/x86_64-linux-gnu"):
-    for f in sorted(files):
-        src = os.path.join(root, f)
-        if os.path.islink(src) or not os.path.isfile(src):
-            continue
-        part = os.path.join(dest, str(n % 4))
-        n += 1
-        os.makedirs(part, exist_ok=True)
-        shutil.copyfile(src, os.path.join(part, f"{total}-{f}"))
-        total += os.path.getsize(src)
-        if total >= limit:
-            sys.exit(0)
-PY
-# A stamp in each layer: no layer of an earlier run (or any other image) is reused, on
-# either engine, so the first transfer really sends everything.
-for n in 0 1 2 3; do date +%s%N > "$work/ctx/files/$n/.stamp"; done
-printf 'one\n' > "$work/ctx/top.txt"
-cat > "$work/ctx/Dockerfile" <<'DF'
-FROM scratch
-COPY files/0 /files/0
-COPY files/1 /files/1
-COPY files/2 /files/2
-COPY files/3 /files/3
-COPY top.txt /top.txt
-DF
-docker build -q -t "$image" "$work/ctx" >/dev/null
+build_layered_image "$work/ctx" "$image"
 first_id=$(docker image inspect --format '{{.Id}}' "$image")
 ids+=("$first_id")
 echo "image: $(docker image inspect --format '{{.Size}}' "$image") bytes"

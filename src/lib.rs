@@ -24,7 +24,7 @@ mod service;
 mod time;
 mod transfer;
 
-pub use cli::main;
+pub use cli::{daily_main, main};
 
 /// What the integration tests use of the library itself (the idle watcher's installer,
 /// run for real on the test dock); everything else is tested through the commands.

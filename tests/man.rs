@@ -146,7 +146,8 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
     std::fs::write(
         &cargo,
         "#!/bin/sh\n# cargo install … --root ROOT\nwhile [ $# -gt 0 ]; do [ \"$1\" = --root ] && root=$2; shift; done\n\
-         mkdir -p \"$root/bin\" && cp \"$DOCKERUTILS_BIN\" \"$root/bin/dockerutils\"\n",
+         mkdir -p \"$root/bin\" && cp \"$DOCKERUTILS_BIN\" \"$root/bin/dockerutils\" \
+         && cp \"$DOCKERUTILS_DAILY_BIN\" \"$root/bin/dockerutils-daily\"\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -157,6 +158,10 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
         .env("PREFIX", &prefix)
         .env("DOCKERUTILS_BIN", env!("CARGO_BIN_EXE_dockerutils"))
         .env(
+            "DOCKERUTILS_DAILY_BIN",
+            env!("CARGO_BIN_EXE_dockerutils-daily"),
+        )
+        .env(
             "PATH",
             format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap()),
         )
@@ -164,12 +169,47 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bin = prefix.join("bin");
-    for name in ["build-image", "ssh-dock", "ls-dock"] {
+    for (name, binary) in [
+        ("build-image", "dockerutils-daily"),
+        ("run-image", "dockerutils-daily"),
+        ("ssh-dock", "dockerutils"),
+        ("ls-dock", "dockerutils"),
+    ] {
         assert_eq!(
             std::fs::read_link(bin.join(name)).unwrap(),
-            std::path::Path::new("dockerutils")
+            std::path::Path::new(binary),
+            "{name}"
         );
     }
+    // The daily binary serves its commands, hands anything else to the full binary…
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(bin.join(program)).args(args).output().unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, help, _) = run("build-image", &["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(help.contains("Usage: build-image"), "{help}");
+    let (code, version, err) = run("dockerutils-daily", &["--version"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(version.starts_with("dockerutils "), "{version}");
+    let (code, _, err) = run("dockerutils-daily", &["no-such-command"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown command `no-such-command`"), "{err}");
+    // … and says what to do when the full binary is not beside it.
+    std::fs::remove_file(bin.join("dockerutils")).unwrap();
+    let (code, _, err) = run("dockerutils-daily", &["ls-dock"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("dockerutils is not there") && err.contains("bash install.sh"),
+        "{err}"
+    );
+    let (code, help, _) = run("run-image", &["--help"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "the daily commands need only their own binary"
+    );
+    assert!(help.contains("Usage: run-image"), "{help}");
     for name in ["init", "completions", "man", "ssh-config", "idle-stop"] {
         assert!(!bin.join(name).exists(), "{name} must not be linked");
     }

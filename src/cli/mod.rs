@@ -4,8 +4,11 @@
 //! and the multi-call entry that picks a command by the name the binary was invoked as.
 
 mod completions;
+mod daily;
 mod definitions;
 mod man;
+
+pub use daily::daily_main;
 
 use crate::commands::{
     self, auto_build, build_image, create_dock, deploy_image, destroy_dock, dock_env, genversion,
@@ -172,6 +175,7 @@ use std::path::Path;
 /// Multi-call entry: `build-image …` (a link named after the command) or
 /// `dockerutils build-image …`.
 pub fn main(argv: Vec<OsString>) -> i32 {
+    crate::project::publish::set_lookup(crate::project::publish::newest_published);
     let invoked = argv
         .first()
         .and_then(|a| Path::new(a).file_name())

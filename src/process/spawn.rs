@@ -74,6 +74,8 @@ pub(crate) struct Command {
     pub(super) std: std::process::Command,
     pub(super) stdio: [Option<Stdio>; 3],
     pub(super) pgroup: bool,
+    /// The program's argv[0], when it is not the program as given.
+    pub(super) arg0: Option<OsString>,
 }
 
 impl Command {
@@ -82,7 +84,13 @@ impl Command {
             std: std::process::Command::new(program),
             stdio: [None, None, None],
             pgroup: false,
+            arg0: None,
         }
+    }
+    /// The name the program sees itself called by (a multi-call binary's command).
+    pub(crate) fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
     }
     pub(crate) fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
         self.std.arg(arg);
@@ -145,6 +153,9 @@ impl Command {
         }
         if self.pgroup {
             self.std.process_group(0);
+        }
+        if let Some(arg0) = &self.arg0 {
+            self.std.arg0(arg0);
         }
         self.std
     }
@@ -361,7 +372,7 @@ fn prepare(
     let program = command.std.get_program();
     let path = find_program(program, path_var.as_deref())?;
     let path = cstring(path.as_os_str())?;
-    let mut args = vec![cstring(program)?];
+    let mut args = vec![cstring(command.arg0.as_deref().unwrap_or(program))?];
     for a in command.std.get_args() {
         args.push(cstring(a)?);
     }
@@ -622,15 +633,18 @@ mod tests {
     fn arguments_environment_directory_and_both_pipes_reach_the_program() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Command::new("sh");
-        c.args(["-c", "pwd; echo \"$1|$A|${HOME-unset}\"; cat; echo err >&2; exit 3"])
-            .arg("sh")
-            .arg("a b; $(x)")
-            .env("A", "é")
-            .env_remove("HOME")
-            .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args([
+            "-c",
+            "pwd; echo \"$1|$A|${HOME-unset}\"; cat; echo err >&2; exit 3",
+        ])
+        .arg("sh")
+        .arg("a b; $(x)")
+        .env("A", "é")
+        .env_remove("HOME")
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = spawn(c, true).unwrap();
         child.stdin.take().unwrap().write_all(b"in\n").unwrap();
         let out = child.wait_with_output().unwrap();
@@ -710,9 +724,9 @@ mod tests {
                 c.arg("30");
                 spawn(c, die_with_us)
             })
-                .join()
-                .unwrap()
-                .unwrap()
+            .join()
+            .unwrap()
+            .unwrap()
         };
         let mut dies = started(true);
         let status = dies.wait().unwrap();

@@ -117,6 +117,37 @@ pub(crate) fn expand_tag(t: &Target, account: &str, region: &str, ctx: &Context)
     ctx.expand_env(&formatted).map_err(bad)
 }
 
+/// How `run-image --latest` finds the newest published tag ([`newest_published`]'s
+/// shape). Set once by the binary's entry point: the full binary sets
+/// [`newest_published`]; the daily one (`cli::daily`), which carries neither the AWS SDK
+/// nor an HTTP client, sets a function that hands the whole run to the full binary. Only
+/// a function stored here at run time keeps that code out of the daily binary's link.
+pub(crate) type Lookup = fn(&Project, &str, &Context, &AwsArgs) -> Result<Option<(String, String)>>;
+
+static LOOKUP: std::sync::OnceLock<Lookup> = std::sync::OnceLock::new();
+
+/// Sets how the newest published tag is found (the first call wins).
+pub(crate) fn set_lookup(lookup: Lookup) {
+    let _ = LOOKUP.set(lookup);
+}
+
+/// The newest published tag, found as the entry point said.
+pub(crate) fn newest_published_tag(
+    project: &Project,
+    image: &str,
+    ctx: &Context,
+    aws_args: &AwsArgs,
+) -> Result<Option<(String, String)>> {
+    // The library's own tests have no entry point.
+    #[cfg(test)]
+    let lookup = LOOKUP.get().copied().unwrap_or(newest_published);
+    #[cfg(not(test))]
+    let lookup = *LOOKUP
+        .get()
+        .expect("the entry point sets the registry lookup");
+    lookup(project, image, ctx, aws_args)
+}
+
 /// The newest timestamp tag of an image type in the registry it is published to (its
 /// section's `image_repo` and `publication_tag`), with the reference to pull it by.
 pub(crate) fn newest_published(

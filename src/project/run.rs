@@ -296,7 +296,7 @@ fn latest_steps(
             .unwrap_or(false);
     let mut chosen = here.clone();
     if args.latest || pull_latest {
-        let published = crate::project::publish::newest_published(
+        let published = crate::project::publish::newest_published_tag(
             project,
             &args.image,
             ctx,

@@ -54,7 +54,23 @@ pub(crate) fn bin_dir() -> &'static Path {
             .map(str::to_owned)
             .collect();
         names.push("dockerutils".into());
+        // build-image and run-image go to the daily binary, as install.sh links them.
+        let daily = Path::new(env!("CARGO_BIN_EXE_dockerutils-daily"));
+        let daily_names = Command::new(daily).arg("--list-commands").output().unwrap();
+        let daily_names: Vec<String> = String::from_utf8_lossy(&daily_names.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            !daily_names.is_empty(),
+            "the daily binary lists its commands"
+        );
         for name in names {
+            let target = if daily_names.contains(&name) {
+                daily
+            } else {
+                target
+            };
             let link = dir.join(&name);
             // Test binaries run side by side: only (re)make a link that is not right.
             if std::fs::read_link(&link).ok().as_deref() != Some(target) {

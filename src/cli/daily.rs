@@ -1,0 +1,106 @@
+//! The daily binary, `dockerutils-daily` (src/bin/): `build-image` and `run-image`, the
+//! commands of the edit-build-run loop, linked to it by install.sh.
+//!
+//! Why a second binary: the full one carries the AWS SDK, TLS and an async runtime, whose
+//! ~54 000 relative relocations the loader applies at every start (the binary is a PIE,
+//! for ASLR; build.rs), ~0.9 ms and ~230 page faults before `main`. This one is linked
+//! from the same library with only what these two commands reach, and starts ~1.3 ms
+//! sooner (BENCHMARKS.md, "Start-up"). What they reach only rarely and needs the
+//! network clients (`run-image --latest`: the newest tag in ECR or a registry) is not
+//! linked in: such a run is handed, whole and before anything has run, to the full
+//! binary next to this one; so are completion requests and any other name.
+
+use super::Main;
+use crate::commands;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The commands this binary serves itself; a test checks each against the command table.
+pub(super) const DAILY: &[(&str, Main)] = &[
+    ("build-image", commands::build_image::main),
+    ("run-image", commands::run_image::main),
+];
+
+/// The name of the full binary, next to this one.
+const FULL: &str = "dockerutils";
+
+pub fn daily_main(argv: Vec<OsString>) -> i32 {
+    let invoked = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let completing =
+        std::env::var_os(super::completions::VAR).is_some_and(|v| !v.is_empty() && v != "0");
+    if !completing && let Some((_, main)) = DAILY.iter().find(|(name, _)| *name == invoked) {
+        crate::project::publish::set_lookup(|_, _, _, _| Err(hand_over(&original_argv())));
+        return main(argv);
+    }
+    // For install.sh: the names to link to this binary.
+    if argv.get(1).is_some_and(|a| a == "--list-commands")
+        && !DAILY.iter().any(|(n, _)| *n == invoked)
+    {
+        for (name, _) in DAILY {
+            println!("{name}");
+        }
+        return 0;
+    }
+    let e = hand_over(&argv);
+    eprintln!("{invoked}: error: {e}");
+    1
+}
+
+/// This process's own argv (what a hand-over from deep in a command runs again).
+fn original_argv() -> Vec<OsString> {
+    std::env::args_os().collect()
+}
+
+/// Runs `argv` with the full binary in this process's place (exec: same pid, same
+/// terminal, its exit code is ours). Returns only if that cannot be done, with why.
+fn hand_over(argv: &[OsString]) -> crate::error::Error {
+    let full = match full_binary() {
+        Ok(full) => full,
+        Err(e) => return e,
+    };
+    let mut command = crate::process::Command::new(&full);
+    command.arg0(argv.first().cloned().unwrap_or_else(|| FULL.into()));
+    command.args(argv.iter().skip(1));
+    let e = crate::process::replace(&mut command);
+    crate::error::Error::Tool(format!("cannot run {}: {e}", full.display()))
+}
+
+/// The full binary: beside this one (install.sh puts both in one directory, cargo builds
+/// both into one).
+fn full_binary() -> crate::error::Result<PathBuf> {
+    let exe = std::env::current_exe()
+        .map_err(|e| crate::error::Error::io("cannot tell where this binary is", e))?;
+    let full = exe.with_file_name(FULL);
+    if full.is_file() {
+        Ok(full)
+    } else {
+        Err(crate::error::Error::Tool(format!(
+            "{} is not there, next to {}: install both with `bash install.sh`",
+            full.display(),
+            exe.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daily commands are commands of the table, linked under their names, and the
+    /// same entry points (a second list, but one that cannot drift from the first).
+    #[test]
+    fn the_daily_commands_are_the_tables_own() {
+        for (name, main) in DAILY {
+            let entry = super::super::entry(name).expect("a command of the table");
+            assert!(!entry.subcommand_only, "{name} is linked");
+            assert!(
+                std::ptr::fn_addr_eq(entry.main, *main),
+                "{name}: the table runs another function"
+            );
+        }
+    }
+}
