@@ -1,6 +1,12 @@
 //! The engines an image moves between: this machine's, or a remote one reached over ssh
 //! (a registered dock, or any `[user@]host[:port]` running docker); and what an engine
 //! holds (its layer chains) and has (zstd, GNU tar), asked in one command.
+//!
+//! A remote engine is reached by the `ssh` CLI (a registered dock's with its options, so
+//! over its shared master), started through `crate::process`, not by the openssh crate:
+//! a stream's ssh must run in a process group of its own and die with us, which openssh's
+//! children cannot be given (ARCHITECTURE.md, "Where the shape is bent"). Its one remote
+//! script has every word quoted by `plan::quote`.
 
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
