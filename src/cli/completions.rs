@@ -57,17 +57,16 @@ pub(super) struct Args {
 /// The registration code for every command name, calling back into `binary`.
 pub(super) fn script(shell: Shell, binary: &str) -> std::io::Result<String> {
     let mut buf = Vec::new();
-    let names = cli::linked_names().chain(["dockerutils"]);
+    let names = cli::linked_names().chain(["dockerutils".to_string()]);
     for name in names {
         shell
             .completer()
-            .write_registration(VAR, name, name, binary, &mut buf)?;
+            .write_registration(VAR, &name, &name, binary, &mut buf)?;
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-pub(super) fn main(argv: Vec<OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(super) fn main(args: Args) -> i32 {
     // The binary itself (links resolved), so completion works whatever PATH holds.
     let binary = std::env::current_exe()
         .map(|p| p.to_string_lossy().into_owned())

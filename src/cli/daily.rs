@@ -10,16 +10,37 @@
 //! linked in: such a run is handed, whole and before anything has run, to the full
 //! binary next to this one; so are completion requests and any other name.
 
-use super::Main;
-use crate::commands;
+use crate::commands::{build_image, run_image};
+use clap::{FromArgMatches, Subcommand};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// The commands this binary serves itself; a test checks each against the command table.
-pub(super) const DAILY: &[(&str, Main)] = &[
-    ("build-image", commands::build_image::main),
-    ("run-image", commands::run_image::main),
-];
+/// The commands this binary serves itself: variants of `super::Cmd` (a test checks that
+/// each is one, with the same definition), so that only their code is linked here.
+#[derive(Subcommand)]
+enum Daily {
+    #[command(name = "build-image")]
+    BuildImage(build_image::Args),
+    #[command(name = "run-image")]
+    RunImage(run_image::Args),
+}
+
+impl Daily {
+    fn run(self) -> i32 {
+        match self {
+            Daily::BuildImage(a) => build_image::main(a),
+            Daily::RunImage(a) => run_image::main(a),
+        }
+    }
+}
+
+/// The names of the daily commands.
+fn names() -> Vec<String> {
+    Daily::augment_subcommands(clap::Command::new("dockerutils-daily"))
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
 
 /// The name of the full binary, next to this one.
 const FULL: &str = "dockerutils";
@@ -32,15 +53,18 @@ pub fn daily_main(argv: Vec<OsString>) -> i32 {
         .unwrap_or_default();
     let completing =
         std::env::var_os(super::completions::VAR).is_some_and(|v| !v.is_empty() && v != "0");
-    if !completing && let Some((_, main)) = DAILY.iter().find(|(name, _)| *name == invoked) {
+    if !completing && Daily::has_subcommand(&invoked) {
         crate::project::publish::set_lookup(|_, _, _, _| Err(hand_over(&original_argv())));
-        return main(argv);
+        let root = Daily::augment_subcommands(clap::Command::new("dockerutils").multicall(true));
+        let matches = root.get_matches_from(argv);
+        return match Daily::from_arg_matches(&matches) {
+            Ok(daily) => daily.run(),
+            Err(e) => e.exit(),
+        };
     }
     // For install.sh: the names to link to this binary.
-    if argv.get(1).is_some_and(|a| a == "--list-commands")
-        && !DAILY.iter().any(|(n, _)| *n == invoked)
-    {
-        for (name, _) in DAILY {
+    if argv.get(1).is_some_and(|a| a == "--list-commands") {
+        for name in names() {
             println!("{name}");
         }
         return 0;
@@ -90,17 +114,21 @@ fn full_binary() -> crate::error::Result<PathBuf> {
 mod tests {
     use super::*;
 
-    /// The daily commands are commands of the table, linked under their names, and the
-    /// same entry points (a second list, but one that cannot drift from the first).
+    /// The daily commands are commands of the list, linked under their names, with the
+    /// same definitions (a second list, but one that cannot drift from the first).
     #[test]
-    fn the_daily_commands_are_the_tables_own() {
-        for (name, main) in DAILY {
-            let entry = super::super::entry(name).expect("a command of the table");
+    fn the_daily_commands_are_the_lists_own() {
+        let root = Daily::augment_subcommands(clap::Command::new("dockerutils-daily"));
+        for daily in root.get_subcommands() {
+            let name = daily.get_name();
+            let entry = super::super::entry(name).expect("a command of the list");
             assert!(!entry.subcommand_only, "{name} is linked");
-            assert!(
-                std::ptr::fn_addr_eq(entry.main, *main),
-                "{name}: the table runs another function"
+            assert_eq!(
+                daily.clone().render_long_help().to_string(),
+                entry.command().render_long_help().to_string(),
+                "{name}"
             );
         }
+        assert_eq!(names(), ["build-image", "run-image"]);
     }
 }

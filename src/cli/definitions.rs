@@ -1,10 +1,11 @@
-//! The clap side of the command table (`super::COMMANDS`): `dockerutils` with every
+//! The clap side of the command list (`super::Cmd`): `dockerutils` with every
 //! command as a subcommand, and the completers that find argument values when the shell
 //! asks: image names from the project's `docker/` tree (and its cfg's synthetic images),
-//! dock names from the registry. The commands' own files stay as they are: the table
-//! attaches these to the argument of each command that takes an image or a dock.
+//! dock names from the registry. The commands' own files stay as they are:
+//! `super::with_completers` attaches these to the argument of each command that takes an
+//! image or a dock.
 
-use super::COMMANDS;
+use super::entries;
 use crate::project::Project;
 use crate::project::cfg::keys;
 use clap::Command;
@@ -12,9 +13,9 @@ use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 use std::ffi::OsStr;
 
 /// The names install.sh links to the binary.
-pub(super) fn linked_names() -> impl Iterator<Item = &'static str> {
-    COMMANDS
-        .iter()
+pub(super) fn linked_names() -> impl Iterator<Item = String> {
+    entries()
+        .into_iter()
         .filter(|e| !e.subcommand_only)
         .map(|e| e.name)
 }
@@ -33,7 +34,7 @@ pub(super) enum Images {
 /// The completer of `dockerutils man COMMAND`: every page's name.
 pub(super) fn man_page_completer() -> ArgValueCompleter {
     ArgValueCompleter::new(|current: &OsStr| {
-        let names = COMMANDS.iter().map(|e| (e.name.to_string(), e.about()));
+        let names = entries().into_iter().map(|e| (e.name.clone(), e.about()));
         candidates(
             current,
             names.chain([("dockerutils".to_string(), "the tool".to_string())]),
@@ -56,7 +57,7 @@ pub(super) fn dockerutils() -> Command {
         )
         .subcommand_required(true)
         .subcommand_value_name("COMMAND")
-        .subcommands(COMMANDS.iter().map(|e| e.command()))
+        .subcommands(entries().iter().map(|e| e.command()))
 }
 
 pub(super) fn with_images(cmd: Command, arg: &str, which: Images) -> Command {
@@ -151,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_command_has_its_clap_definition_and_completers_attach() {
-        for e in COMMANDS {
+        for e in entries() {
             let mut cmd = e.command();
             cmd.build();
             assert_eq!(cmd.get_name(), e.name);
@@ -162,10 +163,12 @@ mod tests {
 
     #[test]
     fn only_the_tools_own_subcommands_are_not_linked() {
-        let linked: Vec<&str> = linked_names().collect();
-        assert!(linked.contains(&"build-image") && linked.contains(&"ssh-dock"));
+        let linked: Vec<String> = linked_names().collect();
+        assert!(
+            linked.iter().any(|n| n == "build-image") && linked.iter().any(|n| n == "ssh-dock")
+        );
         for name in ["init", "completions", "man", "ssh-config", "idle-stop"] {
-            assert!(!linked.contains(&name));
+            assert!(!linked.iter().any(|n| n == name));
             assert!(super::super::entry(name).is_some(), "{name}");
         }
     }

@@ -2,7 +2,7 @@
 //! definitions as `--help`: one per command (`build-image.1`, …), `dockerutils-init.1` and
 //! the like for the commands that are only `dockerutils <command>`, and `dockerutils.1`.
 
-use super::{COMMANDS, definitions as cli};
+use super::{definitions as cli, entries};
 use crate::error::{Error, Result};
 use clap::Parser;
 use clap_mangen::Man;
@@ -31,9 +31,9 @@ pub(super) struct Args {
 }
 
 /// Every page's command name: the tool, then its commands.
-pub(super) fn page_names() -> Vec<&'static str> {
-    std::iter::once("dockerutils")
-        .chain(COMMANDS.iter().map(|e| e.name))
+pub(super) fn page_names() -> Vec<String> {
+    std::iter::once("dockerutils".to_string())
+        .chain(entries().into_iter().map(|e| e.name))
         .collect()
 }
 
@@ -57,9 +57,9 @@ pub(super) fn page(name: &str) -> Result<(String, Vec<u8>)> {
         // pages are under their own names.
         let mut roff = Roff::default();
         roff.control("SH", ["COMMANDS"]);
-        for e in COMMANDS {
+        for e in entries() {
             roff.control("TP", []);
-            roff.text([bold(page_title(e.name)), roman("(1)")]);
+            roff.text([bold(page_title(&e.name)), roman("(1)")]);
             roff.text([roman(e.about())]);
         }
         roff.control("SH", ["SEE ALSO"]);
@@ -115,11 +115,13 @@ fn write_pages(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-pub(super) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(super) fn main(args: Args) -> i32 {
     let result = match (&args.dir, &args.command) {
         (Some(dir), Some(name)) => write_pages(dir, &[name]),
-        (Some(dir), None) => write_pages(dir, &page_names()),
+        (Some(dir), None) => {
+            let names = page_names();
+            write_pages(dir, &names.iter().map(String::as_str).collect::<Vec<_>>())
+        }
         (None, name) => page(name.as_deref().unwrap_or("dockerutils")).map(|(_, text)| {
             use std::io::Write;
             let _ = std::io::stdout().write_all(&text);
@@ -144,12 +146,12 @@ mod tests {
     #[test]
     fn every_command_has_a_page_with_its_title() {
         for name in page_names() {
-            let (file, text) = page(name).unwrap();
+            let (file, text) = page(&name).unwrap();
             let text = String::from_utf8(text).unwrap();
             let title = if name == "dockerutils" {
                 name.to_string()
             } else {
-                page_title(name)
+                page_title(&name)
             };
             assert_eq!(file, format!("{title}.1"));
             assert!(text.contains(&format!("\n.TH {title} 1 ")), "{text}");

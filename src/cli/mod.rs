@@ -1,7 +1,7 @@
-//! The command line: the one table of commands (name, entry point, clap definition) from
-//! which dispatch,
-//! `--list-commands`, usage, the clap definitions of completions and man pages are made,
-//! and the multi-call entry that picks a command by the name the binary was invoked as.
+//! The command line: the one list of commands, [`Cmd`] (a clap `Subcommand` enum: each
+//! variant a command's `Args`), from which dispatch (a multi-call parse: the command is
+//! the name the binary was invoked as, or `dockerutils <command>`), `--list-commands`,
+//! usage, completions and man pages are made; one about text per command, its clap one.
 
 mod completions;
 mod daily;
@@ -11,163 +11,205 @@ mod man;
 pub use daily::daily_main;
 
 use crate::commands::{
-    self, auto_build, build_image, create_dock, deploy_image, destroy_dock, dock_env, genversion,
+    auto_build, build_image, create_dock, deploy_image, destroy_dock, dock_env, genversion,
     idle_stop, init, ls_dock, nb_dock, publish_image, register_dock, run_image, run_notebook,
     serve_hooks, ssh_config, ssh_dock, start_dock, stop_dock, sync, transfer_image,
     unregister_dock,
 };
-use clap::CommandFactory;
+use clap::{FromArgMatches, Subcommand};
 use definitions::{Images, man_page_completer, with_docks, with_images};
 
-/// A command's entry point: its argv (its name first), its exit code.
-pub(crate) type Main = fn(Vec<std::ffi::OsString>) -> i32;
+/// Every command, in the order usage and the man page list them.
+#[derive(Subcommand)]
+enum Cmd {
+    #[command(name = "build-image")]
+    BuildImage(build_image::Args),
+    #[command(name = "run-image")]
+    RunImage(run_image::Args),
+    #[command(name = "run-notebook")]
+    RunNotebook(run_notebook::Args),
+    #[command(name = "genversion")]
+    Genversion(genversion::Args),
+    #[command(name = "register-dock")]
+    RegisterDock(register_dock::Args),
+    #[command(name = "unregister-dock")]
+    UnregisterDock(unregister_dock::Args),
+    #[command(name = "dock-env")]
+    DockEnv(dock_env::Args),
+    #[command(name = "ssh-dock")]
+    SshDock(ssh_dock::Args),
+    #[command(name = "nb-dock")]
+    NbDock(nb_dock::Args),
+    #[command(name = "sync-up")]
+    SyncUp(sync::Args),
+    #[command(name = "sync-down")]
+    SyncDown(sync::Args),
+    #[command(name = "transfer-image")]
+    TransferImage(transfer_image::Args),
+    #[command(name = "auto-build")]
+    AutoBuild(auto_build::Args),
+    #[command(name = "publish-image")]
+    PublishImage(publish_image::Args),
+    #[command(name = "deploy-image")]
+    DeployImage(deploy_image::Args),
+    #[command(name = "serve-hooks")]
+    ServeHooks(serve_hooks::Args),
+    #[command(name = "create-dock")]
+    CreateDock(create_dock::Args),
+    #[command(name = "start-dock")]
+    StartDock(start_dock::Args),
+    #[command(name = "stop-dock")]
+    StopDock(stop_dock::Args),
+    #[command(name = "destroy-dock")]
+    DestroyDock(destroy_dock::Args),
+    #[command(name = "ls-dock")]
+    LsDock(ls_dock::Args),
+    #[command(name = "ssh-config")]
+    SshConfig(ssh_config::Args),
+    #[command(name = "idle-stop")]
+    IdleStop(idle_stop::Args),
+    #[command(name = "init")]
+    Init(init::Args),
+    #[command(name = "completions")]
+    Completions(completions::Args),
+    #[command(name = "man")]
+    Man(man::Args),
+}
 
-/// One command: everything the tool knows of it.
+impl Cmd {
+    /// Runs the command; its exit code.
+    fn run(self) -> i32 {
+        use crate::commands as c;
+        match self {
+            Cmd::BuildImage(a) => c::build_image::main(a),
+            Cmd::RunImage(a) => c::run_image::main(a),
+            Cmd::RunNotebook(a) => c::run_notebook::main(a),
+            Cmd::Genversion(a) => c::genversion::main(a),
+            Cmd::RegisterDock(a) => c::register_dock::main(a),
+            Cmd::UnregisterDock(a) => c::unregister_dock::main(a),
+            Cmd::DockEnv(a) => c::dock_env::main(a),
+            Cmd::SshDock(a) => c::ssh_dock::main(a),
+            Cmd::NbDock(a) => c::nb_dock::main(a),
+            Cmd::SyncUp(a) => c::sync::main_up(a),
+            Cmd::SyncDown(a) => c::sync::main_down(a),
+            Cmd::TransferImage(a) => c::transfer_image::main(a),
+            Cmd::AutoBuild(a) => c::auto_build::main(a),
+            Cmd::PublishImage(a) => c::publish_image::main(a),
+            Cmd::DeployImage(a) => c::deploy_image::main(a),
+            Cmd::ServeHooks(a) => c::serve_hooks::main(a),
+            Cmd::CreateDock(a) => c::create_dock::main(a),
+            Cmd::StartDock(a) => c::start_dock::main(a),
+            Cmd::StopDock(a) => c::stop_dock::main(a),
+            Cmd::DestroyDock(a) => c::destroy_dock::main(a),
+            Cmd::LsDock(a) => c::ls_dock::main(a),
+            Cmd::SshConfig(a) => c::ssh_config::main(a),
+            Cmd::IdleStop(a) => c::idle_stop::main(a),
+            Cmd::Init(a) => c::init::main(a),
+            Cmd::Completions(a) => completions::main(a),
+            Cmd::Man(a) => man::main(a),
+        }
+    }
+}
+
+/// Only `dockerutils <name>`, never linked under their own names (a command called
+/// `init`, `man`, `ssh-config` or `idle-stop` on PATH would be a trap).
+const SUBCOMMAND_ONLY: &[&str] = &["ssh-config", "idle-stop", "init", "completions", "man"];
+
+/// Is `name` a command linked under its own name?
+fn is_linked(name: &str) -> bool {
+    Cmd::has_subcommand(name) && !SUBCOMMAND_ONLY.contains(&name)
+}
+
+/// One command as help, completions and man pages see it.
 pub(crate) struct Entry {
-    pub name: &'static str,
-    pub main: Main,
-    /// Its clap definition (which `--help`, completions and man pages read), with the
-    /// completers of its image and dock arguments.
-    define: fn() -> clap::Command,
-    /// Only `dockerutils <name>`, never linked under its own name (a command called
-    /// `init`, `man`, `ssh-config` or `idle-stop` on PATH would be a trap).
+    pub name: String,
+    /// Its clap definition, with the completers of its image and dock arguments.
+    command: clap::Command,
     pub subcommand_only: bool,
 }
 
 impl Entry {
     /// The clap command, named as installed.
     pub(crate) fn command(&self) -> clap::Command {
-        (self.define)().name(self.name)
+        self.command.clone()
     }
 
     /// Its one-line description: the clap definition's `about`.
     pub(crate) fn about(&self) -> String {
-        self.command()
+        self.command
             .get_about()
             .map(|a| a.to_string())
             .unwrap_or_default()
     }
 }
 
-/// The entry of the command `name`.
-pub(crate) fn entry(name: &str) -> Option<&'static Entry> {
-    COMMANDS.iter().find(|e| e.name == name)
+/// Every command of [`Cmd`], in its order.
+pub(crate) fn entries() -> Vec<Entry> {
+    Cmd::augment_subcommands(clap::Command::new("dockerutils"))
+        .get_subcommands()
+        .map(|c| {
+            let name = c.get_name().to_string();
+            Entry {
+                command: with_completers(&name, c.clone()),
+                subcommand_only: SUBCOMMAND_ONLY.contains(&name.as_str()),
+                name,
+            }
+        })
+        .collect()
 }
 
-const fn linked(name: &'static str, main: Main, define: fn() -> clap::Command) -> Entry {
-    Entry {
-        name,
-        main,
-        define,
-        subcommand_only: false,
-    }
+/// The command `name`.
+pub(crate) fn entry(name: &str) -> Option<Entry> {
+    entries().into_iter().find(|e| e.name == name)
 }
 
-const fn only_as_subcommand(
-    name: &'static str,
-    main: Main,
-    define: fn() -> clap::Command,
-) -> Entry {
-    Entry {
-        name,
-        main,
-        define,
-        subcommand_only: true,
-    }
-}
-
-/// Every command, in the order usage and the man page list them: the one list from
-/// which dispatch, `--list-commands`, usage, completions and man pages are made.
-pub(crate) const COMMANDS: &[Entry] = &[
-    linked("build-image", commands::build_image::main, || {
-        with_images(build_image::Args::command(), "image", Images::Build)
-    }),
-    linked("run-image", commands::run_image::main, || {
-        with_images(run_image::Args::command(), "image", Images::Run)
-    }),
-    linked(
-        "run-notebook",
-        commands::run_notebook::main,
-        run_notebook::Args::command,
-    ),
-    linked(
-        "genversion",
-        commands::genversion::main,
-        genversion::Args::command,
-    ),
-    linked(
-        "register-dock",
-        commands::register_dock::main,
-        register_dock::Args::command,
-    ),
-    linked("unregister-dock", commands::unregister_dock::main, || {
-        with_docks(unregister_dock::Args::command(), "name")
-    }),
-    linked("dock-env", commands::dock_env::main, || {
-        with_docks(dock_env::Args::command(), "name")
-    }),
-    // clap numbers the `last` COMMAND argument before NAME, and the completion engine
-    // takes positionals by number: NAME is made the first explicitly.
-    linked("ssh-dock", commands::ssh_dock::main, || {
-        with_docks(ssh_dock::Args::command(), "name")
+/// `command` with the completers of its image and dock arguments.
+fn with_completers(name: &str, command: clap::Command) -> clap::Command {
+    match name {
+        "build-image" => with_images(command, "image", Images::Build),
+        "run-image" | "deploy-image" => with_images(command, "image", Images::Run),
+        "auto-build" => with_images(command, "images", Images::Dirs),
+        "publish-image" => with_images(command, "image", Images::Dirs),
+        "unregister-dock" | "dock-env" | "nb-dock" | "start-dock" | "stop-dock"
+        | "destroy-dock" | "idle-stop" => with_docks(command, "name"),
+        // clap numbers the `last` COMMAND argument before NAME, and the completion engine
+        // takes positionals by number: NAME is made the first explicitly.
+        "ssh-dock" => with_docks(command, "name")
             .mut_arg("name", |a| a.index(1))
-            .mut_arg("command", |a| a.index(2))
-    }),
-    linked("nb-dock", commands::nb_dock::main, || {
-        with_docks(nb_dock::Args::command(), "name")
-    }),
-    linked("sync-up", commands::sync::main_up, || {
-        with_docks(sync::Args::command(), "dock")
-    }),
-    linked("sync-down", commands::sync::main_down, || {
-        with_docks(sync::Args::command(), "dock")
-    }),
-    linked("transfer-image", commands::transfer_image::main, || {
-        with_docks(with_docks(transfer_image::Args::command(), "dest"), "from")
-    }),
-    linked("auto-build", commands::auto_build::main, || {
-        with_images(auto_build::Args::command(), "images", Images::Dirs)
-    }),
-    linked("publish-image", commands::publish_image::main, || {
-        with_images(publish_image::Args::command(), "image", Images::Dirs)
-    }),
-    linked("deploy-image", commands::deploy_image::main, || {
-        with_images(deploy_image::Args::command(), "image", Images::Run)
-    }),
-    linked(
-        "serve-hooks",
-        commands::serve_hooks::main,
-        serve_hooks::Args::command,
-    ),
-    linked(
-        "create-dock",
-        commands::create_dock::main,
-        create_dock::Args::command,
-    ),
-    linked("start-dock", commands::start_dock::main, || {
-        with_docks(start_dock::Args::command(), "name")
-    }),
-    linked("stop-dock", commands::stop_dock::main, || {
-        with_docks(stop_dock::Args::command(), "name")
-    }),
-    linked("destroy-dock", commands::destroy_dock::main, || {
-        with_docks(destroy_dock::Args::command(), "name")
-    }),
-    linked("ls-dock", commands::ls_dock::main, ls_dock::Args::command),
-    only_as_subcommand(
-        "ssh-config",
-        commands::ssh_config::main,
-        ssh_config::Args::command,
-    ),
-    only_as_subcommand("idle-stop", commands::idle_stop::main, || {
-        with_docks(idle_stop::Args::command(), "name")
-    }),
-    only_as_subcommand("init", commands::init::main, init::Args::command),
-    only_as_subcommand("completions", completions::main, completions::Args::command),
-    only_as_subcommand("man", man::main, || {
-        man::Args::command().mut_arg("command", |a| a.add(man_page_completer()))
-    }),
-];
+            .mut_arg("command", |a| a.index(2)),
+        "sync-up" | "sync-down" => with_docks(command, "dock"),
+        "transfer-image" => with_docks(with_docks(command, "dest"), "from"),
+        "man" => command.mut_arg("command", |a| a.add(man_page_completer())),
+        _ => command,
+    }
+}
+
+/// Parses `argv` as a command and runs it. A linked command is parsed as by its own name
+/// (a multi-call parse: `build-image …`, and `dockerutils build-image …` alike, so its
+/// usage lines and `--version` say `build-image`); the others as subcommands of
+/// `dockerutils` (`dockerutils init …`, as their usage lines say). A wrong command line is
+/// clap's error, exit code 2.
+fn run_command(mut argv: Vec<OsString>) -> i32 {
+    let invoked = |argv: &[OsString]| {
+        argv.first()
+            .and_then(|a| Path::new(a).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    if invoked(&argv) == "dockerutils" && is_linked(&argv[1].to_string_lossy()) {
+        argv.remove(0);
+    }
+    let as_link = invoked(&argv) != "dockerutils";
+    let root = clap::Command::new("dockerutils")
+        .multicall(as_link)
+        .subcommand_required(true);
+    let root = Cmd::augment_subcommands(root);
+    let matches = root.get_matches_from(argv);
+    match Cmd::from_arg_matches(&matches) {
+        Ok(cmd) => cmd.run(),
+        Err(e) => e.exit(),
+    }
+}
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -186,8 +228,8 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         return code;
     }
     // `init`, `completions`, `man`, `ssh-config`, `idle-stop`: only as `dockerutils <command>`.
-    if let Some(e) = entry(&invoked).filter(|e| !e.subcommand_only) {
-        return (e.main)(argv);
+    if is_linked(&invoked) {
+        return run_command(argv);
     }
     // The ssh shim that `source dock` puts first on PATH.
     if invoked == "ssh" {
@@ -214,16 +256,14 @@ pub fn main(argv: Vec<OsString>) -> i32 {
                 0
             }
         }
-        Some(name) => match entry(name) {
-            Some(e) => (e.main)(argv[1..].to_vec()),
-            None => {
-                eprintln!(
-                    "dockerutils: error: unknown command `{name}`\n\n{}",
-                    usage()
-                );
-                crate::error::USAGE
-            }
-        },
+        Some(name) if Cmd::has_subcommand(name) => run_command(argv),
+        Some(name) => {
+            eprintln!(
+                "dockerutils: error: unknown command `{name}`\n\n{}",
+                usage()
+            );
+            crate::error::USAGE
+        }
     }
 }
 
@@ -232,7 +272,7 @@ fn usage() -> String {
         "dockerutils {}: project-convention tool for Docker\n\nUsage: dockerutils <COMMAND> [ARGS]...  (or each command by its own name)\n\nCommands:\n",
         env!("CARGO_PKG_VERSION")
     );
-    for e in COMMANDS {
+    for e in entries() {
         out.push_str(&format!("  {:<16}{}\n", e.name, e.about()));
     }
     out.push_str("\n`<COMMAND> --help` tells more about each.\n");

@@ -285,7 +285,6 @@ fn run(args: &Args) -> Result<i32> {
     Ok(rc)
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     super::exit_code("auto-build", run(&args))
 }

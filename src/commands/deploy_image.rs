@@ -65,7 +65,6 @@ fn run(args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     crate::commands::exit_code("deploy-image", run(&args))
 }

@@ -127,7 +127,6 @@ fn finish(
     Ok(0)
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     super::exit_code("destroy-dock", run(&args))
 }

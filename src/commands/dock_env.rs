@@ -128,8 +128,7 @@ fn code(args: &Args) -> Result<String> {
     Ok(dock_code(&dock, Some(&shim.to_string_lossy())))
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     match code(&args) {
         Ok(code) => {
             print!("{code}");

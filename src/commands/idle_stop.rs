@@ -255,8 +255,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(code)
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     super::exit_code("idle-stop", run(&args))
 }
 

@@ -259,8 +259,7 @@ fn list() -> String {
         .collect()
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     if args.list {
         print!("{}", list());
         return 0;

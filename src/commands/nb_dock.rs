@@ -243,8 +243,7 @@ fn stop(dock: &Dock, session: Option<&Session>, loud: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     // One session for every command on the dock (the poll while Jupyter starts included):
     // finding the shared connection costs two ssh processes, a command then a channel.
     let result = dock::named_or_current(args.name.as_deref()).and_then(|dock| {

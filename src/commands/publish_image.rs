@@ -25,7 +25,6 @@ fn run(args: &Args) -> Result<i32> {
     publish(&project, &args.request, &ctx)
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     super::exit_code("publish-image", run(&args))
 }

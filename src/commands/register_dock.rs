@@ -291,8 +291,7 @@ pub(crate) fn run(args: &Args) -> Result<Registered> {
     })
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let mut args = Args::parse_from(argv);
+pub(crate) fn main(mut args: Args) -> i32 {
     // Host names are case-insensitive: one registry entry (one directory) per host.
     args.ip = args.ip.to_ascii_lowercase();
     match run(&args) {

@@ -24,8 +24,7 @@ pub(crate) struct Args {
     pub dry_run: bool,
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     let ctx = Context::from_process();
     let planned = Project::discover_here(&ctx.user).and_then(|p| plan(&p, &args.request, &ctx));
     super::finish("run-image", args.dry_run, planned)

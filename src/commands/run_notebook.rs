@@ -442,8 +442,7 @@ fn watch(w: Watch, open: bool, tunnel_ended: Option<Box<dyn Fn() -> bool + Send>
     });
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     let ctx = Context::from_process();
     let here = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let project = Project::discover_here(&ctx.user).ok();

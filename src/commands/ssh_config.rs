@@ -225,8 +225,7 @@ fn run(args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     match run(&args) {
         Ok(code) => code,
         Err(e) => {

@@ -22,8 +22,7 @@ pub(crate) struct Args {
     pub dry_run: bool,
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     let planned = dock::named_or_current(args.name.as_deref()).map(|dock| {
         let tty = args.command.is_empty() && std::io::stdin().is_terminal();
         let mut plan = crate::plan::Plan::default();

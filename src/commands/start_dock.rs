@@ -80,8 +80,7 @@ pub(crate) fn new_address(
     }
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     match run(&args) {
         Ok(()) => 0,
         Err(e) => super::fail("start-dock", &e),

@@ -25,8 +25,7 @@ pub(crate) struct Args {
     pub dry_run: bool,
 }
 
-fn main_for(name: &str, direction: Direction, argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+fn main_for(name: &str, direction: Direction, args: Args) -> i32 {
     let ctx = Context::from_process();
     let dock = match args.dock.as_deref() {
         None if dock::current().is_none() => Err(crate::error::Error::Usage(format!(
@@ -42,10 +41,10 @@ fn main_for(name: &str, direction: Direction, argv: Vec<std::ffi::OsString>) -> 
     rc
 }
 
-pub(crate) fn main_up(argv: Vec<std::ffi::OsString>) -> i32 {
-    main_for("sync-up", Direction::Up, argv)
+pub(crate) fn main_up(args: Args) -> i32 {
+    main_for("sync-up", Direction::Up, args)
 }
 
-pub(crate) fn main_down(argv: Vec<std::ffi::OsString>) -> i32 {
-    main_for("sync-down", Direction::Down, argv)
+pub(crate) fn main_down(args: Args) -> i32 {
+    main_for("sync-down", Direction::Down, args)
 }

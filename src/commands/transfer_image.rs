@@ -418,8 +418,7 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
     Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     // In a docked shell DOCKER_HOST points at the dock, but this machine's engine is
     // this machine's (run-image's hint says `transfer-image IMAGE DOCK` to a docked
     // shell): the DOCKER_HOST that `source dock` set is not where images are read or

@@ -16,8 +16,7 @@ pub(crate) struct Args {
     pub name: String,
 }
 
-pub(crate) fn main(argv: Vec<std::ffi::OsString>) -> i32 {
-    let args = Args::parse_from(argv);
+pub(crate) fn main(args: Args) -> i32 {
     let dock = match dock::find(&args.name) {
         Ok(d) => d,
         Err(e) => return super::fail("unregister-dock", &e),
