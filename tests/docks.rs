@@ -615,6 +615,51 @@ fn ssh_dock_as_the_registered_user_and_unknown_or_unreachable_docks() {
     );
 }
 
+/// Outside a project a sync copies the current directory (as 2.0.7), but never `/`, a
+/// directory right under it or the home directory: refused with exit 2 before anything
+/// runs, the dry run too. A plain directory elsewhere is still synced.
+#[test]
+fn a_sync_outside_a_project_refuses_the_root_top_level_directories_and_home() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let sockets = d.home().join(".docker/.dockerutils/cm");
+    let opened = || std::fs::read_dir(&sockets).map_or(0, |r| r.count());
+    let before = opened();
+    for dir in [PathBuf::from("/"), PathBuf::from("/tmp"), d.home().to_path_buf()] {
+        for (command, dry) in [("sync-up", true), ("sync-up", false), ("sync-down", false)] {
+            let mut cmd = d.cmd(command);
+            cmd.args(["--dock", "testdock"]).current_dir(&dir);
+            if dry {
+                cmd.arg("--dry-run");
+            }
+            let out = cmd.output().unwrap();
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} in {dir:?}: {err}");
+            assert!(
+                err.contains("is no project") && err.contains("cd into the project"),
+                "{err}"
+            );
+            assert_eq!(text(&out.stdout), "", "{command} in {dir:?}: nothing planned");
+        }
+    }
+    assert_eq!(opened(), before, "no connection to the dock was opened");
+    let plain = d.home().join("notes");
+    std::fs::create_dir_all(&plain).unwrap();
+    let out = d
+        .cmd("sync-up")
+        .args(["--dock", "testdock", "--dry-run"])
+        .current_dir(&plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("{}/ ", plain.display())),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn sync_up_and_down_honour_dockerignore() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -365,10 +365,10 @@ pub(crate) fn plan(
     if let Some(dock) = docked {
         out.prepare
             .steps
-            .extend(sync::plan(dock, sync::Direction::Up, ctx).steps);
+            .extend(sync::plan(dock, sync::Direction::Up, ctx)?.steps);
         out.run
             .cleanup
-            .extend(sync::plan(dock, sync::Direction::Down, ctx).steps);
+            .extend(sync::plan(dock, sync::Direction::Down, ctx)?.steps);
     }
     if let Some(inv) = run_inv
         && let (Some((ip, port)), Some(container)) = (published_8888(&inv), container_name(&inv))

@@ -33,7 +33,7 @@ fn main_for(name: &str, direction: Direction, args: Args) -> i32 {
         ))),
         given => dock::named_or_current(given),
     };
-    let planned: Result<Plan> = dock.map(|d| plan(&d, direction, &ctx));
+    let planned: Result<Plan> = dock.and_then(|d| plan(&d, direction, &ctx));
     let rc = super::finish(name, args.dry_run, planned);
     if rc == 0 && !args.dry_run {
         eprintln!("Sync complete");

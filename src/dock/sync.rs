@@ -5,6 +5,7 @@
 
 use super::Dock;
 use crate::context::Context;
+use crate::error::{Error, Result};
 use crate::plan::{Explanation, Invocation, OnFailure, Plan, quote};
 use std::path::{Path, PathBuf};
 
@@ -14,13 +15,30 @@ pub(crate) enum Direction {
     Down,
 }
 
-/// The local directory to sync: the project root when inside a project, else here.
-fn local_dir() -> PathBuf {
-    let here = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    here.ancestors()
-        .find(|d| d.join("docker").is_dir())
-        .map(Path::to_path_buf)
-        .unwrap_or(here)
+/// The local directory to sync: the project root when inside a project, else here (as
+/// 2.0.7 syncs the current directory), but never `/`, a directory right under it (`/tmp`,
+/// `/home`) or the home directory: outside a project those are a mistyped `cd`, and the
+/// copy would be everything under them (a walk synced 3.5 GB of /tmp).
+fn local_dir(home: Option<&Path>) -> Result<PathBuf> {
+    let here =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    if let Some(root) = here.ancestors().find(|d| d.join("docker").is_dir()) {
+        return Ok(root.to_path_buf());
+    }
+    let top = here.parent().is_none_or(|p| p.parent().is_none());
+    if top || home.is_some_and(|h| h == here) {
+        return Err(Error::Usage(format!(
+            "{} is no project (no docker/ directory in it or above) and is {}: a sync would \
+             copy everything under it. cd into the project first",
+            quote(&here.display().to_string()),
+            if top {
+                "a top-level directory"
+            } else {
+                "your home directory"
+            }
+        )));
+    }
+    Ok(here)
 }
 
 /// The steps of a sync (also used by run-notebook when docked).
@@ -37,8 +55,8 @@ fn local_dir() -> PathBuf {
 /// interrupted run leaves that one file half-written until the next (the other way,
 /// the user's file would be root's for good). Going up,
 /// the dock's copy takes the local modes (executables stay executable there).
-pub(crate) fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
-    let local = local_dir();
+pub(crate) fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Result<Plan> {
+    let local = local_dir(dirs::home_dir().as_deref())?;
     let remote = dock.code_dir(&ctx.user, &local);
     let ssh_cmd = std::iter::once("ssh".to_string())
         .chain(dock.ssh_options())
@@ -102,5 +120,5 @@ pub(crate) fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Plan {
         }
     }
     plan.run(rsync);
-    plan
+    Ok(plan)
 }
