@@ -466,6 +466,47 @@ fn ctrl_c_during_all_stops_the_run_instead_of_going_on_to_the_next_image() {
     assert!(!image_exists(&p.image("a")) && !image_exists(&p.image("b")));
 }
 
+/// Ctrl-C in a parallel `all` after one image had failed: the exit code is the
+/// interruption's (130), as a shell's loop must see it, and the summary tells the image
+/// that failed by itself from the one whose build was cut off.
+#[test]
+fn ctrl_c_after_a_failure_exits_130_and_says_which_build_was_interrupted() {
+    require_engine();
+    let p = Project::new("ctrlcfail");
+    p.dockerfile("broken", "FROM scratch\nCOPY missing-file /x\n")
+        .dockerfile("slow", BUSYBOX_DOCKERFILE)
+        .cfg(&format!(
+            "[slow]\npre_build_script=sh -c 'sleep 2; echo READY_$((6*7)); sleep 60'\n"
+        ));
+    let log = p.root.join("out.log");
+    let line = format!(
+        "{} all -j 2 2>{}",
+        common::bin_dir().join("build-image").display(),
+        log.display()
+    );
+    let mut child = common::in_terminal(&line, &p.root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_ready(&mut child);
+    let err = || std::fs::read_to_string(&log).unwrap_or_default();
+    // broken fails at once (its file is missing); slow waits in its pre-build script.
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || err()
+            .contains("missing-file")),
+        "{}",
+        err()
+    );
+    assert_eq!(press_ctrl_c(&mut child), Some(130), "{}", err());
+    let err = err();
+    assert!(
+        err.contains("0 built, 0 up to date, 1 failed (broken), 1 interrupted (slow)"),
+        "{err}"
+    );
+    assert!(!image_exists(&p.image("slow")));
+}
+
 #[test]
 fn a_failed_run_leaves_no_container_behind() {
     require_engine();

@@ -249,6 +249,7 @@ fn run(args: &Args) -> Result<i32> {
             Some(Outcome::Failed(code)) => format!("FAILED{from}: the build exited with {code}"),
             Some(Outcome::Blocked(parent)) => format!("FAILED: not built, because {parent} failed"),
             Some(Outcome::Interrupted) => "FAILED: not tried, the run was interrupted".into(),
+            Some(Outcome::Cut) => "FAILED: its build was interrupted".into(),
             None => "FAILED: not tried, the steps before the builds failed".into(),
         };
         eprintln!("{} auto-build: {target} ({image}): {line}", now());

@@ -606,6 +606,8 @@ pub(crate) enum Outcome {
     Blocked(String),
     /// Not tried: the run was interrupted (Ctrl-C, SIGTERM) before its turn.
     Interrupted,
+    /// Its build was cut off by the interruption.
+    Cut,
 }
 
 /// The current input digest of an image's build (parents as they are in the engine now).
@@ -652,11 +654,15 @@ fn up_to_date(part: &ImagePart, digest: &str) -> Result<bool> {
 }
 
 fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
+    // A build that ends badly once the run is interrupted was cut off, whatever its
+    // docker said: reported so, not as a failure of the image.
+    let ended = |rc| match rc {
+        0 => Outcome::Built,
+        _ if crate::process::interrupted() => Outcome::Cut,
+        rc => Outcome::Failed(rc),
+    };
     if !if_changed {
-        return match crate::exec::execute("build-image", &part.plan) {
-            0 => Outcome::Built,
-            rc => Outcome::Failed(rc),
-        };
+        return ended(crate::exec::execute("build-image", &part.plan));
     }
     let digest = match inputs_digest(project, part) {
         Ok(d) => d,
@@ -672,10 +678,7 @@ fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
             Outcome::UpToDate
         }
         Err(e) => Outcome::Failed(crate::error::fail("build-image", &e)),
-        Ok(false) => match crate::exec::execute("build-image", &labelled(part, &digest)) {
-            0 => Outcome::Built,
-            rc => Outcome::Failed(rc),
-        },
+        Ok(false) => ended(crate::exec::execute("build-image", &labelled(part, &digest))),
     }
 }
 
@@ -783,6 +786,7 @@ pub(crate) fn schedule(
     let failed = targets(|o| matches!(o, Outcome::Failed(_)));
     let skipped = targets(|o| matches!(o, Outcome::Blocked(_)));
     let not_started = targets(|o| *o == Outcome::Interrupted);
+    let cut = targets(|o| *o == Outcome::Cut);
     if images.len() > 1 {
         let listed = |names: &[&str]| match names {
             [] => String::new(),
@@ -798,6 +802,9 @@ pub(crate) fn schedule(
         if !skipped.is_empty() {
             line += &format!(", {} skipped{}", skipped.len(), listed(&skipped));
         }
+        if !cut.is_empty() {
+            line += &format!(", {} interrupted{}", cut.len(), listed(&cut));
+        }
         if !not_started.is_empty() {
             line += &format!(
                 ", {} not started (interrupted){}",
@@ -811,10 +818,13 @@ pub(crate) fn schedule(
         Outcome::Failed(rc) => Some(*rc),
         _ => None,
     });
+    // Interrupted, the exit code says so (128 + the signal), as a shell would of a
+    // command it stopped, whatever had failed before: the summary line tells the rest.
     let rc = match first_failure {
+        _ if crate::process::interrupted() => crate::process::interrupted_code(),
         Some(rc) => rc,
         None if !skipped.is_empty() => 1,
-        None if !not_started.is_empty() => crate::exec::INTERRUPTED,
+        None if !not_started.is_empty() || !cut.is_empty() => crate::exec::INTERRUPTED,
         None => rc_cleanup,
     };
     (rc, outcome)
