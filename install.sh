@@ -25,6 +25,11 @@ echo "installed into $bin: dockerutils dock $("$bin/dockerutils" --list-commands
 man1=$prefix/share/man/man1
 "$bin/dockerutils" man --dir "$man1" >/dev/null
 echo "man pages in $man1"
+# The reference (the cfg keys, images, docks, …), which the man pages point to.
+doc=$prefix/share/doc/dockerutils
+install -d "$doc"
+install -m 0644 README.md docs/*.md "$doc/"
+echo "reference in $doc"
 echo "TAB completion: add \`source <(dockerutils completions bash)\` to ~/.bashrc (zsh, fish: see \`dockerutils completions --help\`)"
 case ":$PATH:" in
   *":$bin:"*) ;;

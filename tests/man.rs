@@ -213,6 +213,11 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
     for name in ["init", "completions", "man", "ssh-config", "idle-stop"] {
         assert!(!bin.join(name).exists(), "{name} must not be linked");
     }
+    // The reference the man pages point to.
+    let doc = prefix.join("share/doc/dockerutils");
+    for file in ["README.md", "cfg.md", "images.md", "docks.md"] {
+        assert!(doc.join(file).is_file(), "{file}");
+    }
     let man1 = prefix.join("share/man/man1");
     for page in ["dockerutils.1", "build-image.1", "dockerutils-init.1"] {
         assert!(man1.join(page).is_file(), "{page}");

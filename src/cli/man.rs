@@ -64,8 +64,10 @@ pub(super) fn page(name: &str) -> Result<(String, Vec<u8>)> {
         }
         roff.control("SH", ["SEE ALSO"]);
         roff.text([roman(
-            "`<command> --help`; docs/images.md of dockerutils for the project conventions and \
-             docs/cfg.md for docker/dockerutils.cfg.",
+            "`<command> --help`; the reference installed next to these pages, \
+             share/doc/dockerutils (docs/ in the source): images.md for the project \
+             conventions, cfg.md for docker/dockerutils.cfg (its keys and how values are \
+             written), docks.md, services.md.",
         )]);
         roff.to_writer(&mut part).map_err(io)?;
         let preamble = preamble();

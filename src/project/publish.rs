@@ -162,7 +162,12 @@ pub(crate) fn newest_published(
         dry_run: true,
         aws: aws_args.clone(),
     };
-    let mut t = target_unresolved(project, &args)?;
+    let mut t = target_unresolved(project, &args).map_err(|e| match e {
+        Error::Usage(m) => Error::Usage(format!(
+            "the newest build is looked for where [{image}] is published, and {m}"
+        )),
+        e => e,
+    })?;
     let (repository, found) = if t.repo == "aws" {
         let aws = Aws::load(aws_args)?;
         let account = if t.template.contains("{account}") {

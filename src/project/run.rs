@@ -32,6 +32,9 @@ pub(crate) struct Request {
     #[arg(short = 'k', long)]
     pub keep: bool,
     /// Command to run in the container (replaces the cfg's `cmd`)
+    ///
+    /// Split into words as a shell would, but run by none (as 2.0.7): for pipes, `;`,
+    /// redirections or the container's variables, -c 'sh -c "…"'.
     #[arg(
         short = 'c',
         long = "command",
