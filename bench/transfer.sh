@@ -7,7 +7,7 @@
 # layer. Then pull back (DOCK:IMAGE) against a push of the same image, the bytes of a pull
 # back after a one-layer change made on the dock, and, with the second test dock, a
 # fan-out to both docks against two transfers in sequence.
-#   bash bench/transfer.sh
+#   bash bench/transfer.sh          # PULL_RUNS=N: runs of the push/pull comparison (3)
 # The test docks already running (DOCKERUTILS_TEST_DOCK_IP set, as after `source
 # /work/test-env.sh` or `eval "$(bash tests/dock-env.sh start)"`) are used as they are;
 # otherwise they are started here, and stopped at the end. Only this run's images are
@@ -87,7 +87,7 @@ PY
 # on the dock): both are removed where the transfer must bring everything.
 second_id=$(docker image inspect --format '{{.Id}}' "$image")
 ids+=("$second_id")
-hyperfine --runs 3 \
+hyperfine --runs "${PULL_RUNS:-3}" \
   --export-json "$repo/target/bench/transfer-pull.json" --export-markdown "$repo/target/bench/transfer-pull.md" \
   --prepare "DOCKER_HOST=$dock1 docker rmi -f $second_id $first_id >/dev/null 2>&1; true" \
   -n 'push: transfer-image IMAGE DOCK' "transfer-image $image benchdock" \
