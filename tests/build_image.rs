@@ -475,9 +475,7 @@ fn ctrl_c_after_a_failure_exits_130_and_says_which_build_was_interrupted() {
     let p = Project::new("ctrlcfail");
     p.dockerfile("broken", "FROM scratch\nCOPY missing-file /x\n")
         .dockerfile("slow", BUSYBOX_DOCKERFILE)
-        .cfg(&format!(
-            "[slow]\npre_build_script=sh -c 'sleep 2; echo READY_$((6*7)); sleep 60'\n"
-        ));
+        .cfg("[slow]\npre_build_script=sh -c 'sleep 2; echo READY_$((6*7)); sleep 60'\n");
     let log = p.root.join("out.log");
     let line = format!(
         "{} all -j 2 2>{}",

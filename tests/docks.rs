@@ -626,7 +626,11 @@ fn a_sync_outside_a_project_refuses_the_root_top_level_directories_and_home() {
     let sockets = d.home().join(".docker/.dockerutils/cm");
     let opened = || std::fs::read_dir(&sockets).map_or(0, |r| r.count());
     let before = opened();
-    for dir in [PathBuf::from("/"), PathBuf::from("/tmp"), d.home().to_path_buf()] {
+    for dir in [
+        PathBuf::from("/"),
+        PathBuf::from("/tmp"),
+        d.home().to_path_buf(),
+    ] {
         for (command, dry) in [("sync-up", true), ("sync-up", false), ("sync-down", false)] {
             let mut cmd = d.cmd(command);
             cmd.args(["--dock", "testdock"]).current_dir(&dir);
@@ -640,7 +644,11 @@ fn a_sync_outside_a_project_refuses_the_root_top_level_directories_and_home() {
                 err.contains("is no project") && err.contains("cd into the project"),
                 "{err}"
             );
-            assert_eq!(text(&out.stdout), "", "{command} in {dir:?}: nothing planned");
+            assert_eq!(
+                text(&out.stdout),
+                "",
+                "{command} in {dir:?}: nothing planned"
+            );
         }
     }
     assert_eq!(opened(), before, "no connection to the dock was opened");

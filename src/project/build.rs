@@ -678,7 +678,10 @@ fn build_one(project: &Project, part: &ImagePart, if_changed: bool) -> Outcome {
             Outcome::UpToDate
         }
         Err(e) => Outcome::Failed(crate::error::fail("build-image", &e)),
-        Ok(false) => ended(crate::exec::execute("build-image", &labelled(part, &digest))),
+        Ok(false) => ended(crate::exec::execute(
+            "build-image",
+            &labelled(part, &digest),
+        )),
     }
 }
 

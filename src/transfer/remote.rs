@@ -14,10 +14,14 @@ use crate::plan::quote;
 use crate::process::Command;
 use std::collections::HashSet;
 
-/// How to reach the remote: the ssh command line up to and including the destination.
+/// How to reach the remote: ssh with these options to this destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Remote {
-    pub ssh: Vec<String>,
+    /// ssh's options (`-o …`, `-p PORT`): a registered dock's (its shared connection), or
+    /// those of a plain `[user@]host[:port]`.
+    pub options: Vec<String>,
+    /// `[user@]host`, given to ssh after `--`.
+    pub dest: String,
     pub docker: String,
     pub name: String,
     /// The user, host and port it reaches (22 unless given; the user name here unless
@@ -51,8 +55,7 @@ impl Remote {
                     .unwrap_or_default()
                     .join(".ssh")
                     .join("known_hosts");
-                let mut ssh: Vec<String> = [
-                    "ssh",
+                let mut options: Vec<String> = [
                     "-o",
                     "StrictHostKeyChecking=accept-new",
                     "-o",
@@ -62,25 +65,25 @@ impl Remote {
                 ]
                 .map(String::from)
                 .to_vec();
-                ssh.push("-o".into());
-                ssh.push(format!(
+                options.push("-o".into());
+                options.push(format!(
                     "UserKnownHostsFile={} {}",
                     own.display(),
                     users.display()
                 ));
                 if let Some(port) = port {
-                    ssh.extend(["-p".to_string(), port.to_string()]);
+                    options.extend(["-p".to_string(), port.to_string()]);
                 }
                 let login = match user {
                     Some(user) => format!("{user}@{host}"),
                     None => host.to_string(),
                 };
-                ssh.extend(["--".to_string(), login]);
                 let _ = std::fs::create_dir_all(dock::registry_dir().join(".dockerutils"));
                 let user = user.map_or_else(crate::project::user_name, str::to_string);
                 let port = port.unwrap_or(22);
                 Ok(Remote {
-                    ssh,
+                    options,
+                    dest: login,
                     docker,
                     name: dest.to_string(),
                     reach: (user, host.to_ascii_lowercase(), port),
@@ -90,33 +93,41 @@ impl Remote {
     }
 
     fn for_dock(d: &Dock, docker: String) -> Remote {
-        let mut ssh = vec!["ssh".to_string()];
-        ssh.extend(d.ssh_options());
-        ssh.extend([
-            "-o".to_string(),
-            "LogLevel=error".to_string(),
-            "--".to_string(),
-            d.destination(),
-        ]);
+        let mut options = d.ssh_options();
+        options.extend(["-o".to_string(), "LogLevel=error".to_string()]);
         Remote {
-            ssh,
+            options,
+            dest: d.destination(),
             docker,
             name: d.name().to_string(),
             reach: (d.user.clone(), d.ip.to_ascii_lowercase(), 22),
         }
     }
 
+    /// `ssh OPTIONS EXTRA… -- DEST [SCRIPT]`, SCRIPT run by the remote's shell.
+    pub(crate) fn argv(&self, extra: &[&str], remote_script: Option<&str>) -> Vec<String> {
+        let mut argv = vec!["ssh".to_string()];
+        argv.extend(self.options.iter().cloned());
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        argv.extend(["--".to_string(), self.dest.clone()]);
+        argv.extend(remote_script.map(str::to_owned));
+        argv
+    }
+
     pub(crate) fn command(&self, remote_script: &str) -> Command {
-        let mut cmd = Command::new(&self.ssh[0]);
-        cmd.args(&self.ssh[1..]).arg(remote_script);
+        let argv = self.argv(&[], Some(remote_script));
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         cmd
     }
 
     /// `ssh … 'SCRIPT'` as it can be pasted into a shell.
     pub(crate) fn shown(&self, remote_script: &str) -> String {
-        let mut words: Vec<String> = self.ssh.iter().map(|w| quote(w)).collect();
-        words.push(quote(remote_script));
-        words.join(" ")
+        self.argv(&[], Some(remote_script))
+            .iter()
+            .map(|w| quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Whether `self` and `other` are the same engine: the same user on the same host

@@ -110,14 +110,11 @@ pub(crate) fn maybe_send(
 /// Does the remote engine keep its images in the containerd store? One ssh; any failure
 /// says no (the load path's own probe then says what is wrong).
 fn containerd_store(remote: &Remote) -> bool {
-    let mut cmd = Command::new(&remote.ssh[0]);
-    cmd.args(&remote.ssh[1..])
-        .arg(format!(
-            "{} info --format '{{{{json .DriverStatus}}}}'",
-            remote.docker
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut cmd = remote.command(&format!(
+        "{} info --format '{{{{json .DriverStatus}}}}'",
+        remote.docker
+    ));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     match run_bounded(cmd, CONTROL_LIMIT, true) {
         Ok(Ended::Exited(out)) if out.status.success() => {
             is_containerd_store(&String::from_utf8_lossy(&out.stdout))
@@ -167,28 +164,18 @@ impl From<Error> for Stop {
     }
 }
 
-/// ssh to the remote for this transfer: the remote's options, and a control connection of
-/// the transfer's own when they have none (`-O forward` needs a master).
+/// ssh to the remote for this transfer: the remote, and a control connection of the
+/// transfer's own when its options have none (`-O forward` needs a master).
 struct Link {
-    program: String,
-    options: Vec<String>,
-    dest: String,
+    remote: Remote,
     /// The directory of our own control socket, when the remote has no shared connection.
     own: Option<tempfile::TempDir>,
 }
 
 impl Link {
     fn new(remote: &Remote) -> Result<Link> {
-        // Remote::ssh is `ssh OPTIONS… -- DEST`.
-        let n = remote.ssh.len();
-        if n < 3 || remote.ssh[n - 2] != "--" {
-            return Err(Error::Remote(format!(
-                "unexpected ssh command line for {}",
-                remote.name
-            )));
-        }
-        let mut options = remote.ssh[1..n - 2].to_vec();
-        let shared = options.iter().any(|o| o.starts_with("ControlPath="));
+        let mut remote = remote.clone();
+        let shared = remote.options.iter().any(|o| o.starts_with("ControlPath="));
         let own = if shared {
             None
         } else {
@@ -197,7 +184,7 @@ impl Link {
                 .tempdir()
                 .map_err(|e| Error::io("cannot make a directory for the ssh connection", e))?;
             let path = dir.path().join("cm");
-            options.extend(
+            remote.options.extend(
                 [
                     "ControlMaster=auto".to_string(),
                     format!(
@@ -213,21 +200,11 @@ impl Link {
             );
             Some(dir)
         };
-        Ok(Link {
-            program: remote.ssh[0].clone(),
-            options,
-            dest: remote.ssh[n - 1].clone(),
-            own,
-        })
+        Ok(Link { remote, own })
     }
 
     fn argv(&self, control: &[&str], remote_command: Option<&str>) -> Vec<String> {
-        let mut argv = vec![self.program.clone()];
-        argv.extend(self.options.iter().cloned());
-        argv.extend(control.iter().map(|s| s.to_string()));
-        argv.extend(["--".to_string(), self.dest.clone()]);
-        argv.extend(remote_command.map(str::to_owned));
-        argv
+        self.remote.argv(control, remote_command)
     }
 
     fn command(&self, control: &[&str], remote_command: Option<&str>) -> Command {
