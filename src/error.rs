@@ -195,7 +195,8 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::UnknownImage { .. } | Error::Usage(_) => USAGE,
+            // A name that is no image or no registered dock: mistyped, like any usage.
+            Error::UnknownImage { .. } | Error::UnknownDock { .. } | Error::Usage(_) => USAGE,
             Error::ProgramMissing { .. } => 127,
             // 128 + the signal that came: 130 for Ctrl-C, 143 for SIGTERM.
             Error::Interrupted(_) => crate::process::interrupted_code(),

@@ -484,7 +484,8 @@ fn an_unknown_region_is_refused_before_any_request() {
         .arg("mars-1")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // `x` is no registered dock either: a usage error, before any request.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(aws.actions().is_empty());
 }
 

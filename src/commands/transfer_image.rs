@@ -431,16 +431,9 @@ pub(crate) fn main(args: Args) -> i32 {
         // SAFETY: at the start of main, before this process starts any thread.
         unsafe { std::env::remove_var("DOCKER_HOST") };
     }
-    match run(&args, docked.as_deref()) {
-        // A name that is no registered dock (nor a host) is refused before anything
-        // runs, as every other name is: a usage error.
-        Err(e @ Error::UnknownDock { .. }) => {
-            crate::error::report("transfer-image", &e);
-            crate::error::USAGE
-        }
-        // An interruption exits 128 + the signal (Error::Interrupted's own exit code).
-        result => super::exit_code("transfer-image", result),
-    }
+    // A name that is no registered dock is a usage error (exit 2), an interruption exits
+    // 128 + the signal: the errors' own exit codes.
+    super::exit_code("transfer-image", run(&args, docked.as_deref()))
 }
 
 #[cfg(test)]
