@@ -158,6 +158,8 @@ fn bash_completes_project_images_for_the_image_commands() {
         ["base", "dev", "prod", "shell", "tests"]
     );
     assert_eq!(bash_offers(&w, &w.cwd, &["publish-image", "p"]), ["prod"]);
+    // transfer-image's IMAGE: the project's images (any docker reference is taken too).
+    assert_eq!(bash_offers(&w, &w.cwd, &["transfer-image", "d"]), ["dev"]);
     // Through the tool's own name, and after flags.
     assert_eq!(
         bash_offers(&w, &w.cwd, &["dockerutils", "build-image", "-f", "p"]),

@@ -346,7 +346,11 @@ fn register_writes_the_python_tools_format_privately() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!d.home().join(".docker/10.9.9.9").exists());
     let out = d.cmd("unregister-dock").arg("other").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "a mistyped name is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a mistyped name is a usage error"
+    );
     assert!(
         text(&out.stderr).contains("no dock `other` is registered"),
         "{}",
@@ -570,7 +574,11 @@ fn ssh_dock_as_the_registered_user_and_unknown_or_unreachable_docks() {
         .args(["nope", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "a mistyped name is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a mistyped name is a usage error"
+    );
     assert!(text(&out.stderr).contains("no dock `nope` is registered"));
 
     let out = d.cmd("ssh-dock").output().unwrap();

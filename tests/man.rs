@@ -195,6 +195,17 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
     let (code, _, err) = run("dockerutils-daily", &["no-such-command"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("unknown command `no-such-command`"), "{err}");
+    assert!(!err.contains("tip:"), "nothing is close to it: {err}");
+    let (code, _, err) = run("dockerutils", &["biuld-image"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("unknown command `biuld-image`")
+            && err.contains("tip: a similar command exists: `build-image`"),
+        "{err}"
+    );
+    let (code, _, err) = run("dockerutils", &["--bogus"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown option `--bogus`"), "{err}");
     // … and says what to do when the full binary is not beside it.
     std::fs::remove_file(bin.join("dockerutils")).unwrap();
     let (code, _, err) = run("dockerutils-daily", &["ls-dock"]);

@@ -40,9 +40,15 @@ enum Cmd {
     SshDock(ssh_dock::Args),
     #[command(name = "nb-dock")]
     NbDock(nb_dock::Args),
-    #[command(name = "sync-up")]
+    #[command(
+        name = "sync-up",
+        about = "Copy the project (its root, found from any subdirectory) to the current dock"
+    )]
     SyncUp(sync::Args),
-    #[command(name = "sync-down")]
+    #[command(
+        name = "sync-down",
+        about = "Copy the project back from the current dock (files newer here are kept)"
+    )]
     SyncDown(sync::Args),
     #[command(name = "transfer-image")]
     TransferImage(transfer_image::Args),
@@ -178,7 +184,14 @@ fn with_completers(name: &str, command: clap::Command) -> clap::Command {
             .mut_arg("name", |a| a.index(1))
             .mut_arg("command", |a| a.index(2)),
         "sync-up" | "sync-down" => with_docks(command, "dock"),
-        "transfer-image" => with_docks(with_docks(command, "dest"), "from"),
+        // As for ssh-dock: the positionals numbered explicitly once their completers are in.
+        "transfer-image" => with_images(
+            with_docks(with_docks(command, "dest"), "from"),
+            "image",
+            Images::Dirs,
+        )
+        .mut_arg("image", |a| a.index(1))
+        .mut_arg("dest", |a| a.index(2)),
         "man" => command.mut_arg("command", |a| a.add(man_page_completer())),
         _ => command,
     }
@@ -258,8 +271,22 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         }
         Some(name) if Cmd::has_subcommand(name) => run_command(argv),
         Some(name) => {
+            let what = if name.starts_with('-') {
+                "option"
+            } else {
+                "command"
+            };
+            let names: Vec<String> = entries().into_iter().map(|e| e.name).collect();
+            // A typo or two away from a command: say which (as clap does for flags).
+            let tip = names
+                .iter()
+                .map(|n| (strsim::osa_distance(name, n), n))
+                .filter(|(d, _)| *d <= 2)
+                .min()
+                .map(|(_, n)| format!("\n\n  tip: a similar command exists: `{n}`"))
+                .unwrap_or_default();
             eprintln!(
-                "dockerutils: error: unknown command `{name}`\n\n{}",
+                "dockerutils: error: unknown {what} `{name}`{tip}\n\n{}",
                 usage()
             );
             crate::error::USAGE

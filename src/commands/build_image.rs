@@ -14,7 +14,7 @@ use clap::Parser;
     about = "Build a project image from docker/<IMAGE>/Dockerfile, named <project>-<IMAGE>:<user>",
     long_about = "Build a project image from docker/<IMAGE>/Dockerfile, named <project>-<IMAGE>:<user> \
         (or as its dockerutils.cfg section says). The build context is the project root. \
-        `all` builds every image (base first); `clean` removes the project's images.",
+        `all` builds every image, each after those it is built FROM; `clean` removes the project's images.",
     after_help = "Examples:\n  build-image dev\n  build-image dev -f        # build docker/base first\n  build-image all -t v1.2\n  build-image clean\n  build-image dev --dry-run # print the docker commands only"
 )]
 pub(crate) struct Args {
