@@ -2146,8 +2146,9 @@ fn transfer_image_refuses_hostile_names_and_dry_runs_each_destination() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout)
-            .ends_with(" 'docker save app:1 | zstd -q -c --fast=1 --adapt' | zstd -dc | docker load\n"),
+        text(&out.stdout).ends_with(
+            " 'docker save app:1 | zstd -q -c --fast=1 --adapt' | zstd -dc | docker load\n"
+        ),
         "{}",
         text(&out.stdout)
     );
