@@ -63,7 +63,7 @@ pub(crate) struct Args {
     #[arg(short = 'u', long)]
     pub user: Option<String>,
     /// Stop the dock after this long unused (30m, 2h, 1h30m, 1d; at least 5m; off: never) [default: dock.cfg's idle_stop, else 1h]
-    #[arg(long, value_name = "DURATION|off", value_parser = parse_limit)]
+    #[arg(long, value_name = "DURATION|off")]
     pub idle_stop: Option<Limit>,
     /// A persistent spot instance (cheaper; AWS may stop it when it needs the capacity)
     /// [default: dock.cfg's spot, else on-demand]
@@ -77,10 +77,6 @@ pub(crate) struct Args {
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-}
-
-fn parse_limit(text: &str) -> std::result::Result<Limit, String> {
-    Limit::parse(text).map_err(|e| e.to_string())
 }
 
 /// A Name tag: what EC2 takes (at most 256 characters), without control characters,

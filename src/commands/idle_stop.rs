@@ -32,17 +32,13 @@ pub(crate) struct Args {
     /// Moniker or IP of the dock [default: the current dock]
     pub name: Option<String>,
     /// The new limit: a duration (30m, 2h, 1h30m, 1d; at least 5m), or off (never stop)
-    #[arg(long, value_name = "DURATION|off", value_parser = parse_limit)]
+    #[arg(long, value_name = "DURATION|off")]
     pub set: Option<Limit>,
     /// Show what would be done, change nothing
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-}
-
-fn parse_limit(text: &str) -> std::result::Result<Limit, String> {
-    Limit::parse(text).map_err(|e| e.to_string())
 }
 
 /// The ssh that installs (or updates) the watcher on the dock with this limit.

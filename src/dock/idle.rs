@@ -45,6 +45,14 @@ pub enum Limit {
     After(u64),
 }
 
+/// How clap reads a `--idle-stop`/`--set` value: [`Limit::parse`], its error as text.
+impl std::str::FromStr for Limit {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Limit, String> {
+        Limit::parse(text).map_err(|e| e.to_string())
+    }
+}
+
 impl Limit {
     /// `off`, or a duration: `90m`, `2h`, `1h30m`, `1d`, `3600s` (at least [`MIN_LIMIT`]).
     pub fn parse(text: &str) -> Result<Limit> {
