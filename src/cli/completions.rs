@@ -97,11 +97,7 @@ pub(super) fn try_complete(argv: &[OsString]) -> Option<i32> {
         eprintln!("dockerutils: {VAR}={shell}: completions are for bash, zsh and fish");
         return Some(1);
     };
-    let name = words
-        .first()
-        .and_then(|w| std::path::Path::new(w).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = super::invoked_name(&words);
     let mut cmd = match super::entry(&name) {
         Some(e) if !e.subcommand_only => e.command(),
         _ => cli::dockerutils(),

@@ -13,7 +13,7 @@
 use crate::commands::{build_image, run_image};
 use clap::{FromArgMatches, Subcommand};
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The commands this binary serves itself: variants of `super::Cmd` (a test checks that
 /// each is one, with the same definition), so that only their code is linked here.
@@ -46,11 +46,7 @@ fn names() -> Vec<String> {
 const FULL: &str = "dockerutils";
 
 pub fn daily_main(argv: Vec<OsString>) -> i32 {
-    let invoked = argv
-        .first()
-        .and_then(|a| Path::new(a).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let invoked = super::invoked_name(&argv);
     let completing =
         std::env::var_os(super::completions::VAR).is_some_and(|v| !v.is_empty() && v != "0");
     if !completing && Daily::has_subcommand(&invoked) {

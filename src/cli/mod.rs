@@ -203,16 +203,10 @@ fn with_completers(name: &str, command: clap::Command) -> clap::Command {
 /// `dockerutils` (`dockerutils init …`, as their usage lines say). A wrong command line is
 /// clap's error, exit code 2.
 fn run_command(mut argv: Vec<OsString>) -> i32 {
-    let invoked = |argv: &[OsString]| {
-        argv.first()
-            .and_then(|a| Path::new(a).file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    if invoked(&argv) == "dockerutils" && is_linked(&argv[1].to_string_lossy()) {
+    if invoked_name(&argv) == "dockerutils" && is_linked(&argv[1].to_string_lossy()) {
         argv.remove(0);
     }
-    let as_link = invoked(&argv) != "dockerutils";
+    let as_link = invoked_name(&argv) != "dockerutils";
     let root = clap::Command::new("dockerutils")
         .multicall(as_link)
         .subcommand_required(true);
@@ -227,15 +221,20 @@ fn run_command(mut argv: Vec<OsString>) -> i32 {
 use std::ffi::OsString;
 use std::path::Path;
 
+/// The name a command line's program was invoked as (`build-image` for
+/// `/usr/local/bin/build-image`): what a multi-call binary dispatches on.
+fn invoked_name(argv: &[OsString]) -> String {
+    argv.first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Multi-call entry: `build-image …` (a link named after the command) or
 /// `dockerutils build-image …`.
 pub fn main(argv: Vec<OsString>) -> i32 {
     crate::project::publish::set_lookup(crate::project::publish::newest_published);
-    let invoked = argv
-        .first()
-        .and_then(|a| Path::new(a).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let invoked = invoked_name(&argv);
     // TAB in a shell that sourced `dockerutils completions <shell>`.
     if let Some(code) = completions::try_complete(&argv) {
         return code;
