@@ -67,3 +67,16 @@ COPY top.txt /top.txt
 DF
   docker build -q -t "$image" "$ctx" >/dev/null
 }
+
+# bench_home_on_dock WORK: a home of the benchmark's own in WORK/home, the commands on PATH
+# (WORK/bin), and the test dock registered there as `benchdock`; sets `dock` (user@ip)
+# and `ssh_opts` (plain ssh to it, for the pipes timed against ours).
+bench_home_on_dock() {
+  local work=$1
+  mkdir -p "$work/bin" "$work/home"
+  install_commands "$work/bin"
+  export HOME=$work/home PATH=$work/bin:$PATH
+  register-dock "$DOCKERUTILS_TEST_DOCK_IP" benchdock -u "$DOCKERUTILS_TEST_DOCK_USER" >/dev/null
+  dock=$DOCKERUTILS_TEST_DOCK_USER@$DOCKERUTILS_TEST_DOCK_IP
+  ssh_opts="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=error"
+}

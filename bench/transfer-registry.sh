@@ -32,12 +32,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/bin" "$work/home" "$work/ctx/files"
-install_commands "$work/bin"
-export HOME=$work/home PATH=$work/bin:$PATH
-register-dock "$DOCKERUTILS_TEST_DOCK_IP" benchdock -u "$DOCKERUTILS_TEST_DOCK_USER" >/dev/null
-dock=$DOCKERUTILS_TEST_DOCK_USER@$DOCKERUTILS_TEST_DOCK_IP
-ssh_opts="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=error"
+bench_home_on_dock "$work"
 
 build_layered_image "$work/ctx" "$image"
 first_id=$(docker image inspect --format '{{.Id}}' "$image")

@@ -437,17 +437,12 @@ fn ctrl_c_during_a_build_stops_it_and_still_cleans_up() {
     );
 }
 
-#[test]
-fn ctrl_c_during_all_stops_the_run_instead_of_going_on_to_the_next_image() {
-    require_engine();
-    let p = Project::new("ctrlcall");
-    // `all` goes on past a failed image; an interrupted one ends the run.
-    p.dockerfile("a", BUSYBOX_DOCKERFILE)
-        .dockerfile("b", BUSYBOX_DOCKERFILE)
-        .cfg(&format!("[a]\npre_build_script={}\n", common::READY_CMD));
+/// `build-image ARGS` at a terminal in `p` (stderr to a log file, whose path is returned
+/// with the child), once a pre-build script has said READY_42.
+fn build_image_at_a_terminal(p: &Project, args: &str) -> (std::process::Child, std::path::PathBuf) {
     let log = p.root.join("out.log");
     let line = format!(
-        "{} all 2>{}",
+        "{} {args} 2>{}",
         common::bin_dir().join("build-image").display(),
         log.display()
     );
@@ -457,6 +452,18 @@ fn ctrl_c_during_all_stops_the_run_instead_of_going_on_to_the_next_image() {
         .spawn()
         .unwrap();
     common::wait_for_ready(&mut child);
+    (child, log)
+}
+
+#[test]
+fn ctrl_c_during_all_stops_the_run_instead_of_going_on_to_the_next_image() {
+    require_engine();
+    let p = Project::new("ctrlcall");
+    // `all` goes on past a failed image; an interrupted one ends the run.
+    p.dockerfile("a", BUSYBOX_DOCKERFILE)
+        .dockerfile("b", BUSYBOX_DOCKERFILE)
+        .cfg(&format!("[a]\npre_build_script={}\n", common::READY_CMD));
+    let (mut child, log) = build_image_at_a_terminal(&p, "all");
     assert_eq!(press_ctrl_c(&mut child), Some(130));
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -476,18 +483,7 @@ fn ctrl_c_after_a_failure_exits_130_and_says_which_build_was_interrupted() {
     p.dockerfile("broken", "FROM scratch\nCOPY missing-file /x\n")
         .dockerfile("slow", BUSYBOX_DOCKERFILE)
         .cfg("[slow]\npre_build_script=sh -c 'sleep 2; echo READY_$((6*7)); sleep 60'\n");
-    let log = p.root.join("out.log");
-    let line = format!(
-        "{} all -j 2 2>{}",
-        common::bin_dir().join("build-image").display(),
-        log.display()
-    );
-    let mut child = common::in_terminal(&line, &p.root)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    common::wait_for_ready(&mut child);
+    let (mut child, log) = build_image_at_a_terminal(&p, "all -j 2");
     let err = || std::fs::read_to_string(&log).unwrap_or_default();
     // broken fails at once (its file is missing); slow waits in its pre-build script.
     assert!(
