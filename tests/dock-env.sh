@@ -35,8 +35,9 @@ sock2=$run2/docker.sock
 ip2=127.0.0.3
 log() { printf '[dock-env] %s\n' "$*" >&2; }
 
-stop_second() {
-  for pidfile in "$state/sshd2.pid" "$run2/dockerd.pid"; do
+# kill_pidfiles FILE...: ends the process each names (waiting up to 10 s) and removes it.
+kill_pidfiles() {
+  for pidfile in "$@"; do
     if [ -f "$pidfile" ]; then
       pid=$(cat "$pidfile")
       kill "$pid" 2>/dev/null || true
@@ -44,19 +45,16 @@ stop_second() {
       rm -f "$pidfile"
     fi
   done
+}
+
+stop_second() {
+  kill_pidfiles "$state/sshd2.pid" "$run2/dockerd.pid"
   ip link del dock1 2>/dev/null || true
 }
 
 stop() {
   stop_second
-  for pidfile in "$state/sshd.pid" "$run/dockerd.pid" "$state/agent.pid"; do
-    if [ -f "$pidfile" ]; then
-      pid=$(cat "$pidfile")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-      rm -f "$pidfile"
-    fi
-  done
+  kill_pidfiles "$state/sshd.pid" "$run/dockerd.pid" "$state/agent.pid"
   ip link del dock0 2>/dev/null || true
 }
 
