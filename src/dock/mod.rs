@@ -15,7 +15,7 @@
 //! the generated ssh config (`crate::dock::ssh_config`) all reuse the same connection.
 
 pub(crate) mod cfg;
-pub(crate) mod compress;
+pub(crate) use dockerutils_reader::compress;
 pub(crate) mod context;
 pub(crate) mod hosts;
 pub(crate) mod idle;

@@ -1,7 +1,8 @@
 //! The boundary with the Docker engine: the docker CLI invocations dockerutils makes, and
 //! what to tell the user when the engine does not answer.
 
-pub(crate) mod store;
+// The engine's storage read directly: crates/reader, which a dock runs too.
+pub(crate) use dockerutils_reader::store;
 pub(crate) mod tags;
 
 use crate::plan::Invocation;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// An image found in the local engine's storage.
 #[derive(Debug, Clone)]
-pub(crate) struct StoredImage {
+pub struct StoredImage {
     /// The configuration's bytes (the image id is their digest).
     config: Vec<u8>,
     id_hex: String,
@@ -39,7 +39,7 @@ struct StoredLayer {
 
 /// One piece of a layer tar: bytes kept in tar-split, or a file's content from the diff.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Piece {
+pub enum Piece {
     Bytes(Vec<u8>),
     File { path: PathBuf, size: u64 },
 }
@@ -48,7 +48,7 @@ pub(crate) enum Piece {
 /// the engine's storage; `None` when it cannot be read there (another driver or image
 /// store, no read access, a reference that is not one of its tags), and `docker save` is
 /// the way.
-pub(crate) fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
+pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     if inspect["GraphDriver"]["Name"].as_str()? != "overlay2" {
         return None;
     }
@@ -118,7 +118,7 @@ pub(crate) fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
 }
 
 /// `name` → `name:latest`; `name:tag` (or `name@digest`) as is.
-pub(crate) fn tagged(reference: &str) -> String {
+pub fn tagged(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
     if last.contains(':') || reference.contains('@') {
         reference.to_owned()
@@ -130,7 +130,7 @@ pub(crate) fn tagged(reference: &str) -> String {
 impl StoredImage {
     /// Each layer's file in the archive [`StoredImage::write_archive`] writes, bottom
     /// first, with the size of its content.
-    pub(crate) fn layer_files(&self) -> Vec<(String, u64)> {
+    pub fn layer_files(&self) -> Vec<(String, u64)> {
         self.layers
             .iter()
             .map(|l| (format!("{}/layer.tar", l.chain_hex), l.size))
@@ -138,24 +138,24 @@ impl StoredImage {
     }
 
     /// The image configuration's bytes (their sha256 is the image id).
-    pub(crate) fn config(&self) -> &[u8] {
+    pub fn config(&self) -> &[u8] {
         &self.config
     }
 
     /// The number of layers, bottom first.
-    pub(crate) fn layer_count(&self) -> usize {
+    pub fn layer_count(&self) -> usize {
         self.layers.len()
     }
 
     /// The size of layer `i`'s tar, as its tar-split file adds it up (headers, padding and
     /// file contents): the layer as `docker save` gives it, whose sha256 is its diff id.
-    pub(crate) fn layer_tar_size(&self, i: usize) -> io::Result<u64> {
+    pub fn layer_tar_size(&self, i: usize) -> io::Result<u64> {
         layer_size(&read_tar_split(&self.layers[i].tar_split)?)
     }
 
     /// Layer `i`'s tar, byte for byte as `docker save` gives it; `progress` is told the
     /// bytes as they are read.
-    pub(crate) fn layer_tar<P: FnMut(u64)>(
+    pub fn layer_tar<P: FnMut(u64)>(
         &self,
         i: usize,
         progress: P,
@@ -173,7 +173,7 @@ impl StoredImage {
     /// layers (which the receiving engine holds; their tar-split is not even read).
     /// `progress` is told the layer bytes as they are written, and the size of a skipped
     /// layer at once.
-    pub(crate) fn write_archive<W: Write>(
+    pub fn write_archive<W: Write>(
         &self,
         skip: usize,
         out: W,
@@ -233,7 +233,7 @@ fn read_tar_split(path: &Path) -> io::Result<Vec<Piece>> {
 /// The pieces of a tar-split stream (its JSON lines, once gunzipped); `path` names it in
 /// errors. A file's name keeps only its plain components: whatever the stream says, a
 /// file is looked for beneath the layer's diff directory.
-pub(crate) fn parse_tar_split(input: impl BufRead, path: &Path) -> io::Result<Vec<Piece>> {
+pub fn parse_tar_split(input: impl BufRead, path: &Path) -> io::Result<Vec<Piece>> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
@@ -285,7 +285,7 @@ pub(crate) fn parse_tar_split(input: impl BufRead, path: &Path) -> io::Result<Ve
 /// The length of the layer tar that the pieces make. File sizes come from the tar-split
 /// file as they are: sizes that add up past 2^64 are an error, not a wrapped (or, in a
 /// debug build, panicking) sum.
-pub(crate) fn layer_size(pieces: &[Piece]) -> io::Result<u64> {
+pub fn layer_size(pieces: &[Piece]) -> io::Result<u64> {
     pieces
         .iter()
         .map(|p| match p {
@@ -302,9 +302,9 @@ pub(crate) fn layer_size(pieces: &[Piece]) -> io::Result<u64> {
 }
 
 /// The layer tar that the pieces make with the files of `diff`, as `write_archive` streams
-/// it; checks that the progress it reports adds up to what it gave.
-#[cfg(any(test, fuzzing))]
-pub(crate) fn assemble(pieces: Vec<Piece>, diff: &Path) -> io::Result<Vec<u8>> {
+/// it; checks that the progress it reports adds up to what it gave. (For tests and the
+/// fuzz target of the main crate, hence public.)
+pub fn assemble(pieces: Vec<Piece>, diff: &Path) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut seen = 0;
     LayerReader {

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 
 /// zstd's levels it moves between: the fast (negative) levels for links faster than
 /// compression, up to what still compresses at tens of MB/s on a small machine.
-pub(crate) const MIN_LEVEL: i32 = -5;
-pub(crate) const MAX_LEVEL: i32 = 9;
-pub(crate) const START_LEVEL: i32 = 3;
+pub const MIN_LEVEL: i32 = -5;
+pub const MAX_LEVEL: i32 = 9;
+pub const START_LEVEL: i32 = 3;
 const CHUNK: usize = 4 << 20;
 
 /// A compression format whose independent frames, concatenated, decompress as one stream.
-pub(crate) trait Codec: Sized {
+pub trait Codec: Sized {
     /// The levels it moves between, and the first.
     const MIN_LEVEL: i32;
     const MAX_LEVEL: i32;
@@ -36,7 +36,7 @@ pub(crate) trait Codec: Sized {
 }
 
 /// zstd frames.
-pub(crate) struct Zstd(zstd::bulk::Compressor<'static>);
+pub struct Zstd(zstd::bulk::Compressor<'static>);
 
 impl Codec for Zstd {
     const MIN_LEVEL: i32 = MIN_LEVEL;
@@ -54,13 +54,13 @@ impl Codec for Zstd {
 }
 
 /// zstd whose level follows the link.
-pub(crate) type AdaptiveZstd<W> = Adaptive<W, Zstd>;
+pub type AdaptiveZstd<W> = Adaptive<W, Zstd>;
 
 /// gzip members (a gzip file may be several, one after the other, and is read as one
 /// stream: gzip(1), Go's `gzip.Reader`, flate2's `MultiGzDecoder`). Level 0 stores the
 /// data (deflate's stored blocks, written here: a copy and a CRC, at memory speed: the
 /// level for a link faster than deflate); 1 to 6 are deflate's.
-pub(crate) struct Gzip(i32);
+pub struct Gzip(i32);
 
 impl Codec for Gzip {
     const MIN_LEVEL: i32 = 0;
@@ -105,7 +105,7 @@ impl Codec for Gzip {
 }
 
 /// gzip whose level follows the link.
-pub(crate) type AdaptiveGzip<W> = Adaptive<W, Gzip>;
+pub type AdaptiveGzip<W> = Adaptive<W, Gzip>;
 
 /// The level of the next chunk, from what the last one cost: we waited for the link
 /// (it is the bottleneck: compress harder), or the link waited for us (we are: compress
@@ -126,7 +126,7 @@ fn next_level<C: Codec>(
     .clamp(C::MIN_LEVEL, C::MAX_LEVEL)
 }
 
-pub(crate) struct Adaptive<W: Write + Send + 'static, C: Codec> {
+pub struct Adaptive<W: Write + Send + 'static, C: Codec> {
     buf: Vec<u8>,
     chunk: usize,
     level: i32,
@@ -139,7 +139,7 @@ pub(crate) struct Adaptive<W: Write + Send + 'static, C: Codec> {
 }
 
 impl<W: Write + Send + 'static, C: Codec> Adaptive<W, C> {
-    pub(crate) fn new(out: W) -> io::Result<Self> {
+    pub fn new(out: W) -> io::Result<Self> {
         Self::with_chunk(out, CHUNK)
     }
 
@@ -170,7 +170,7 @@ impl<W: Write + Send + 'static, C: Codec> Adaptive<W, C> {
     }
 
     /// The level the next chunk will be compressed at.
-    pub(crate) fn level(&self) -> i32 {
+    pub fn level(&self) -> i32 {
         self.level
     }
 
@@ -218,7 +218,7 @@ impl<W: Write + Send + 'static, C: Codec> Adaptive<W, C> {
     }
 
     /// Sends what is left and waits until the link has taken everything.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    pub fn finish(mut self) -> io::Result<W> {
         self.send_chunk()?;
         self.tx = None;
         match self.writer.take().expect("finish once").join() {
