@@ -2,7 +2,8 @@
 # Installs dockerutils: one binary, linked under the name of every user command
 # (build-image, run-image, …), and the daily binary that build-image and run-image are
 # linked to instead (the same code without the AWS SDK: it starts faster), into
-# $PREFIX/bin (default ~/.local), and the man pages into $PREFIX/share/man/man1.
+# $PREFIX/bin (default ~/.local), the reader a pull back runs on a dock into
+# $PREFIX/lib/dockerutils, and the man pages into $PREFIX/share/man/man1.
 #   bash install.sh                 # ~/.local/bin
 #   PREFIX=/usr/local bash install.sh
 set -euo pipefail
@@ -17,6 +18,10 @@ done
 for name in $("$bin/dockerutils-daily" --list-commands); do
   ln -sf dockerutils-daily "$bin/$name"
 done
+# The reader a pull back (`transfer-image DOCK:IMAGE`) runs on a dock, static: transfer-image
+# finds it in $PREFIX/lib/dockerutils (without it, a pull uses `docker save` on the dock).
+reader=$(bash crates/reader/build-static.sh --release)
+install -D -m 0755 "$reader" "$prefix/lib/dockerutils/dockerutils-reader"
 # `source dock NAME` finds this file on PATH.
 install -m 0644 templates/dock "$bin/dock"
 echo "installed into $bin: dockerutils dock $("$bin/dockerutils" --list-commands | tr '\n' ' ')"

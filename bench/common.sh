@@ -9,9 +9,11 @@ target=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 if [ "${DOCKERUTILS_BENCH_PROFILE:-release}" = dev ]; then
   cargo build --quiet
+  bash crates/reader/build-static.sh >/dev/null
   exe=$target/debug/dockerutils
 else
   cargo build --release --quiet
+  bash crates/reader/build-static.sh --release >/dev/null
   exe=$target/release/dockerutils
 fi
 mkdir -p "$repo/target/bench"

@@ -1654,15 +1654,27 @@ fn bytes_sent_to(stderr: &str, dest: &str) -> u64 {
 }
 
 /// Pull back: an image built on the dock comes here whole the first time; after a
-/// one-layer change there, only that layer crosses the wire (the dock's GNU tar leaves
-/// the others out of its `docker save`), and the local engine's `docker load` takes it.
+/// one-layer change there, only that layer crosses the wire, and the local engine's
+/// `docker load` takes it. Read by the reader on the dock (its engine's storage, the
+/// reader put there by the first pull) ...
 #[test]
 fn pull_back_brings_only_the_layers_this_machine_lacks() {
+    pulls_back_only_the_layers_this_machine_lacks(&[], "--entrypoint /dockerutils-reader ");
+}
+
+/// ... or with `--docker-save`, by `docker save` there, GNU tar leaving the layers this
+/// machine holds out.
+#[test]
+fn pull_back_with_docker_save_brings_only_the_layers_this_machine_lacks() {
+    pulls_back_only_the_layers_this_machine_lacks(&["--docker-save"], "tar --delete -f -");
+}
+
+fn pulls_back_only_the_layers_this_machine_lacks(extra: &[&str], read_by: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = test_dock();
     assert!(d.register("testdock", None).status.success());
     let ctx = random_context(&[("big.bin", 8)]);
-    let name = format!("du-pull-{}", std::process::id());
+    let name = format!("du-pull{}-{}", extra.len(), std::process::id());
     let (v1, v2) = (format!("{name}:1"), format!("{name}:2"));
     build_on(
         &d.engine,
@@ -1670,13 +1682,25 @@ fn pull_back_brings_only_the_layers_this_machine_lacks() {
         &v1,
         &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\nRUN echo one > /top\n"),
     );
+    // The dock forgets the reader: the first pull puts it there, the second finds it.
+    let readers = on_engine(&d.engine, &["images", "-q", "dockerutils-reader"]);
+    for id in readers.lines() {
+        on_engine(&d.engine, &["rmi", "-f", id]);
+    }
     let first = d
         .cmd("transfer-image")
+        .args(extra)
         .arg(format!("testdock:{v1}"))
         .output()
         .unwrap();
     let err = text(&first.stderr);
     assert!(first.status.success(), "{err}");
+    assert!(err.contains(read_by), "{err}");
+    let reader_put = err.contains("transfer-image: putting the reader on testdock (once: ");
+    assert_eq!(reader_put, extra.is_empty(), "{err}");
+    let reader_images = on_engine(&d.engine, &["images", "-q", "dockerutils-reader"]);
+    let expected = if extra.is_empty() { 1 } else { 0 };
+    assert_eq!(reader_images.lines().count(), expected, "{err}");
     let full = bytes_received(&err);
     assert!(
         full > 7_000_000,
@@ -1693,6 +1717,7 @@ fn pull_back_brings_only_the_layers_this_machine_lacks() {
     );
     let second = d
         .cmd("transfer-image")
+        .args(extra)
         .arg(format!("testdock:{v2}"))
         .output()
         .unwrap();
@@ -1702,7 +1727,8 @@ fn pull_back_brings_only_the_layers_this_machine_lacks() {
         err.contains("4 of 5 layers already on this machine"),
         "{err}"
     );
-    assert!(err.contains("tar --delete -f -"), "{err}");
+    assert!(err.contains(read_by), "{err}");
+    assert!(!err.contains("putting the reader"), "put there once: {err}");
     let delta = bytes_received(&err);
     assert!(
         delta * 10 < full,
@@ -1716,6 +1742,66 @@ fn pull_back_brings_only_the_layers_this_machine_lacks() {
     assert_eq!(text(&top.stdout), "two\n", "{}", text(&top.stderr));
     on_engine(&d.engine, &["rmi", "-f", &v2, &v1]);
     common::cleanup().remove_later([v2, v1]);
+}
+
+/// A reader that fails on the dock (here busybox, static, which knows no `archive`) is
+/// said, and the image comes with `docker save` instead; a reader that is not a static
+/// binary is not even put there.
+#[test]
+fn a_reader_that_fails_on_the_dock_falls_back_to_docker_save() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    assert!(d.register("testdock", None).status.success());
+    let ctx = random_context(&[("big.bin", 2)]);
+    let image = format!("du-pullfail-{}:1", std::process::id());
+    build_on(
+        &d.engine,
+        ctx.path(),
+        &image,
+        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
+    );
+    let dynamic = d
+        .cmd("transfer-image")
+        .env("DOCKERUTILS_READER", "/bin/sh")
+        .arg(format!("testdock:{image}"))
+        .output()
+        .unwrap();
+    let err = text(&dynamic.stderr);
+    assert!(dynamic.status.success(), "{err}");
+    assert!(
+        !err.contains("reader"),
+        "a dynamic binary is not used: {err}"
+    );
+    assert!(err.contains(&format!("docker save {image}")), "{err}");
+    std::process::Command::new("docker")
+        .args(["rmi", "-f", &image])
+        .output()
+        .unwrap();
+
+    let failing = d
+        .cmd("transfer-image")
+        .env("DOCKERUTILS_READER", "/bin/busybox")
+        .arg(format!("testdock:{image}"))
+        .output()
+        .unwrap();
+    let err = text(&failing.stderr);
+    assert!(failing.status.success(), "{err}");
+    assert!(err.contains("--entrypoint /dockerutils-reader "), "{err}");
+    assert!(
+        err.contains(&format!(
+            "sending `docker save {image}` whole to this machine instead"
+        )),
+        "{err}"
+    );
+    assert_eq!(common::image_id(&image), id_on(&d.engine, &image));
+    // busybox's image goes, by its tag (the sha256 of /bin/busybox).
+    let busybox_tag = err
+        .lines()
+        .find_map(|l| l.split("(once: ").nth(1))
+        .map(|t| t.trim_end_matches(')').to_owned())
+        .unwrap_or_else(|| panic!("the reader was put there: {err}"));
+    on_engine(&d.engine, &["rmi", "-f", &busybox_tag, &image]);
+    common::cleanup().remove_later([image]);
 }
 
 /// Fan-out: one reading of the image, and each dock gets the layers it lacks: the first
@@ -2008,6 +2094,20 @@ fn nothing_left_running(d: &TestDock, image: &str) {
     };
     let gone = common::wait_until(std::time::Duration::from_secs(15), || left().is_empty());
     assert!(gone, "still running: {:?}", left());
+    // Nor a container of the reader on the dock (a pull back's): it ends when it next
+    // writes to the ssh that is gone, and `--rm` removes it.
+    let readers = || {
+        on_engine(
+            &d.engine,
+            &["ps", "-a", "--format", "{{.Image}} {{.Status}}"],
+        )
+        .lines()
+        .filter(|l| l.starts_with("dockerutils-reader"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    let gone = common::wait_until(std::time::Duration::from_secs(15), || readers().is_empty());
+    assert!(gone, "reader containers left on the dock: {:?}", readers());
 }
 
 /// Ctrl-C midway in a pull back (exit code 130), SIGTERM in a fan-out (143): no engine
@@ -2030,6 +2130,7 @@ fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
     let id = id_on(&d.engine, &pulled);
     let (code, said) = interrupt_at(&d, &[&format!("testdock:{pulled}")], "10%", "-INT");
     assert_eq!(code, Some(130), "{said}");
+    assert!(said.contains("--entrypoint /dockerutils-reader "), "{said}");
     assert!(said.contains("transfer-image: interrupted"), "{said}");
     nothing_left_running(&d, &pulled);
     assert!(

@@ -22,6 +22,8 @@ command -v dockerd >/dev/null 2>&1 || docker info >/dev/null 2>&1 || missing+=(d
 command -v script >/dev/null 2>&1 || missing+=(util-linux)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+# glibc's static libraries: crates/reader is built static (a dock runs it in an empty container).
+[ -e "$(gcc -print-file-name=libc.a 2>/dev/null)" ] || missing+=(libc6-dev)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
@@ -89,4 +91,7 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 
 # --- tests -------------------------------------------------------------------------------
+log "building the static reader a pull back runs on a dock (crates/reader)"
+bash crates/reader/build-static.sh >/dev/null
+
 cargo test --no-fail-fast "$@"

@@ -19,6 +19,7 @@ use crate::engine::tags;
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use crate::project::Project;
+use crate::transfer::dock_reader::Reader;
 use crate::transfer::load::Target;
 use crate::transfer::progress::mib;
 use crate::transfer::remote::{Codec, Engine, HERE, Remote};
@@ -51,8 +52,9 @@ pub(crate) struct Args {
     /// Send every layer, even those a destination has
     #[arg(long)]
     pub full: bool,
-    /// Read a local image with `docker save`, even where this process can read the
-    /// engine's storage (by default the layers are read from it directly: faster)
+    /// Read the image with `docker save`: here, even where this process can read the
+    /// engine's storage; on a dock, instead of the reader run there (by default the
+    /// layers are read from the storage directly: faster)
     #[arg(long)]
     pub docker_save: bool,
     /// Send the image through a temporary read-only registry that the remote's engine
@@ -259,9 +261,10 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
                 remote,
                 codec: Codec::ZstdAdapt,
                 gnu_tar: true,
+                reader: None,
             },
         },
-        Some(remote) => source::dock_image(remote, &image)?,
+        Some(remote) => source::dock_image(remote, &image, args.docker_save)?,
     };
     // Engines whose `docker load` takes only whole images (the containerd store) pull an
     // image from here out of a registry instead (crate::transfer::via_registry), each
@@ -331,6 +334,12 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
                     image.reference
                 );
                 format!("docker save {}", quote(&image.reference))
+            }
+            Origin::Dock { .. } => {
+                if let Some(reader) = Reader::find().filter(|_| !args.docker_save) {
+                    eprintln!("transfer-image: {}", reader.note());
+                }
+                image.shown()
             }
             _ => image.shown(),
         };

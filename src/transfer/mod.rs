@@ -4,7 +4,8 @@
 //! - [`remote`]: the engines (this machine's, or a dock or `[user@]host[:port]` over
 //!   ssh) and what each holds and has, asked in one command;
 //! - [`source`]: the image, read once: from this machine's engine (its storage, or
-//!   `docker save`), or from a dock (`docker save` there, GNU tar leaving layers out);
+//!   `docker save`), or from a dock (its storage, by [`dock_reader`] run there; or
+//!   `docker save` there, GNU tar leaving layers out);
 //! - [`split`]: that archive cut into pieces labelled by layer;
 //! - [`load`]: the work for one destination: the pieces it lacks into its `docker load`;
 //! - [`progress`]: a progress line per destination;
@@ -20,6 +21,7 @@
 //! others. A destination that refused an archive without some layers is sent the image
 //! again, whole, in a second pass for those destinations only.
 
+pub(crate) mod dock_reader;
 pub(crate) mod load;
 pub(crate) mod progress;
 pub(crate) mod registry;

@@ -285,14 +285,19 @@ pub(crate) struct EngineState {
     pub chains: HashSet<Vec<String>>,
     /// `docker image inspect`'s JSON of the image asked about.
     pub image: Option<serde_json::Value>,
+    /// Its `uname -m` (when an image was asked about).
+    pub arch: Option<String>,
+    /// It has the image of the reader asked about (transfer::dock_reader).
+    pub reader: bool,
 }
 
 /// What the probe asks.
 pub(crate) enum Ask<'a> {
     /// The layer chains of every image (a destination).
     Chains,
-    /// One image's inspect (a source).
-    Image(&'a str),
+    /// One image's inspect (a source), and whether the engine has the reader's image
+    /// with this tag.
+    Image(&'a str, Option<&'a str>),
 }
 
 /// One command there: is docker there, zstd, GNU tar; and the chains or the image.
@@ -305,8 +310,9 @@ pub(crate) fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
             "ids=$({d} image ls -q --no-trunc) || exit 5; printf '%s\\n' \"$ids\" | sort -u | \
              xargs -r {d} image inspect --format '{{{{range .RootFS.Layers}}}}{{{{.}}}} {{{{end}}}}' 2>/dev/null; true"
         ),
-        Ask::Image(image) => format!(
-            "printf 'image '; {d} image inspect --format '{{{{json .}}}}' {} || exit 4",
+        Ask::Image(image, reader) => format!(
+            "{}; printf 'image '; {d} image inspect --format '{{{{json .}}}}' {} || exit 4",
+            super::dock_reader::probe_script(engine, reader),
             quote(image)
         ),
     };
@@ -334,7 +340,7 @@ pub(crate) fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
             (Some(255), _) if matches!(engine, Engine::Remote(_)) => {
                 format!("cannot reach {name} over ssh: {stderr}")
             }
-            (Some(4), Ask::Image(image)) => {
+            (Some(4), Ask::Image(image, _)) => {
                 format!("image `{image}` is not on {name} ({stderr})")
             }
             _ => format!("listing the images on {name} failed: {stderr}"),
@@ -351,7 +357,17 @@ pub(crate) fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
     let gnu_tar = lines.next() == Some("gnutar");
     let mut chains = HashSet::new();
     let mut image = None;
+    let mut arch = None;
+    let mut reader = false;
     for line in lines {
+        if let Some(a) = line.strip_prefix("arch ") {
+            arch = Some(a.to_owned());
+            continue;
+        }
+        if line == "reader" {
+            reader = true;
+            continue;
+        }
         if let Some(json) = line.strip_prefix("image ") {
             image = Some(
                 serde_json::from_str(json)
@@ -369,6 +385,8 @@ pub(crate) fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
         gnu_tar,
         chains,
         image,
+        arch,
+        reader,
     })
 }
 

@@ -1,11 +1,13 @@
 //! The image to move, read once: from this machine's engine (its storage when this
-//! process can read it, else `docker save`), or from a dock's engine (`docker save`
-//! there, the layers that every destination holds left out by GNU tar on the dock).
+//! process can read it, else `docker save`), or from a dock's engine (its storage, by the
+//! reader run there: [`super::dock_reader`]; else `docker save` there, the layers that
+//! every destination holds left out by GNU tar on the dock).
 //!
 //! A source gives an uncompressed archive stream and the labels of its layer files
 //! (archive path → layer index), which is what each destination filters on.
 
 use super::Children;
+use super::dock_reader::{OnDock, Reader};
 use super::remote::{self, Ask, Codec, Engine, Remote};
 use crate::engine::store::{self, StoredImage};
 use crate::error::{Error, Result};
@@ -29,11 +31,13 @@ pub(crate) struct Image {
 pub(crate) enum Origin {
     /// This machine's engine, and the image in its storage when that is readable.
     Local { store: Option<Arc<StoredImage>> },
-    /// A dock's engine: `docker save` there, compressed with what it has.
+    /// A dock's engine: the reader there (its storage), else `docker save` there,
+    /// compressed with what it has.
     Dock {
         remote: Remote,
         codec: Codec,
         gnu_tar: bool,
+        reader: Option<Box<OnDock>>,
     },
 }
 
@@ -106,10 +110,16 @@ pub(crate) fn local_image(image: &str, docker_save: bool) -> Result<Image> {
     })
 }
 
-/// The image on a dock: one ssh says what it is and what the dock has.
-pub(crate) fn dock_image(remote: Remote, image: &str) -> Result<Image> {
-    let state = remote::probe(&Engine::Remote(remote.clone()), Ask::Image(image))?;
+/// The image on a dock: one ssh says what it is and what the dock has (the reader's
+/// image, unless `docker_save`).
+pub(crate) fn dock_image(remote: Remote, image: &str, docker_save: bool) -> Result<Image> {
+    let reader = if docker_save { None } else { Reader::find() };
+    let tag = reader.as_ref().map(|r| r.tag.as_str());
+    let state = remote::probe(&Engine::Remote(remote.clone()), Ask::Image(image, tag))?;
     let inspect = state.image.unwrap_or_default();
+    let reader =
+        reader.and_then(|r| OnDock::new(r, state.reader, state.arch.as_deref(), &inspect, image));
+    let reader = reader.map(Box::new);
     Ok(Image {
         reference: image.to_string(),
         layers: diff_ids(&inspect),
@@ -118,6 +128,7 @@ pub(crate) fn dock_image(remote: Remote, image: &str) -> Result<Image> {
             remote,
             codec: state.codec,
             gnu_tar: state.gnu_tar,
+            reader,
         },
     })
 }
@@ -241,8 +252,48 @@ pub(crate) fn open(
         }
         Origin::Dock {
             remote,
+            reader: Some(reader),
+            ..
+        } if !whole && reader_is_there(reader, remote, children) => {
+            let script = reader.script(&remote.docker, skip);
+            let mut child = crate::process::spawn(
+                remote
+                    .command(&script)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped()),
+            )
+            .map_err(|e| Error::spawn("ssh", e))?;
+            children.add(child.id());
+            let received = Arc::new(AtomicU64::new(0));
+            let counted = Counted {
+                inner: child.stdout.take().unwrap(),
+                count: received.clone(),
+            };
+            Ok(Stream {
+                input: Box::new(
+                    zstd::stream::read::Decoder::new(counted).map_err(|e| Error::io("zstd", e))?,
+                ),
+                labels: store::layer_file_names(&image.layers)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (p, i))
+                    .collect(),
+                // The reader knows the skipped layers' sizes, this side does not: the
+                // progress line counts what crosses.
+                left_out: 0,
+                received: Some(received),
+                shown: format!("{} | zstd -dc", remote.shown(&script)),
+                producer: Producer::Child {
+                    child,
+                    what: format!("the reader on {}", remote.name),
+                },
+            })
+        }
+        Origin::Dock {
+            remote,
             codec,
             gnu_tar,
+            ..
         } => {
             let d = &remote.docker;
             let save = format!("{d} save {}", quote(&image.reference));
@@ -302,6 +353,30 @@ pub(crate) fn open(
                     what: format!("`{script}` on {}", remote.name),
                 },
             })
+        }
+    }
+}
+
+/// Whether the dock has the reader's image, putting it there if not; a failure to is
+/// said, and `docker save` does instead.
+fn reader_is_there(reader: &OnDock, remote: &Remote, children: &Children) -> bool {
+    if reader.present.load(Ordering::Relaxed) {
+        return true;
+    }
+    eprintln!(
+        "transfer-image: putting the reader on {} (once: {})",
+        remote.name, reader.reader.tag
+    );
+    match reader.reader.import(remote, children) {
+        Ok(()) => {
+            reader.present.store(true, Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            if !crate::process::interrupted() {
+                eprintln!("transfer-image: {e}; reading the image with `docker save` instead");
+            }
+            false
         }
     }
 }

@@ -55,30 +55,59 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     // UpperDir = <root>/overlay2/<cache-id>/diff, the top layer's files.
     let upper = PathBuf::from(inspect["GraphDriver"]["Data"]["UpperDir"].as_str()?);
     let top_cache = upper.parent()?.file_name()?.to_str()?.to_owned();
-    let root = upper.parent()?.parent()?.parent()?.to_path_buf();
+    let root = upper.parent()?.parent()?.parent()?;
+    // Referred to by id, digest or another spelling: `docker save` knows best.
+    let tag = tagged(reference);
+    if !inspect["RepoTags"]
+        .as_array()?
+        .iter()
+        .any(|t| t.as_str() == Some(tag.as_str()))
+    {
+        return None;
+    }
+    let image = open_at(root, inspect["Id"].as_str()?, &tag)?;
+    // The store must be the one the engine described: the top layer is its UpperDir.
+    let top = image.layers.last()?;
+    if top.diff.parent()?.file_name()?.to_str()? != top_cache {
+        return None;
+    }
+    Some(image)
+}
+
+/// The image `id` (`sha256:…`) in the storage of the engine whose root directory is
+/// `root`, to be tagged `tag` where it is loaded: its configuration (checked against the
+/// id) gives its layers. What the reader on a dock opens (crates/reader/src/main.rs),
+/// told the root and id by transfer-image.
+pub fn open_at(root: &Path, id: &str, tag: &str) -> Option<StoredImage> {
     let store = root.join("image/overlay2");
-    let id_hex = inspect["Id"].as_str()?.strip_prefix("sha256:")?.to_owned();
+    let id_hex = id.strip_prefix("sha256:")?.to_owned();
+    if id_hex.len() != 64 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
     let config = std::fs::read(store.join("imagedb/content/sha256").join(&id_hex)).ok()?;
     if format!("{:x}", Sha256::digest(&config)) != id_hex {
         return None;
     }
-    let diff_ids: Vec<&str> = inspect["RootFS"]["Layers"]
+    let parsed: Value = serde_json::from_slice(&config).ok()?;
+    let diff_ids: Vec<&str> = parsed["rootfs"]["diff_ids"]
         .as_array()?
         .iter()
         .map(|v| v.as_str())
         .collect::<Option<_>>()?;
     let mut layers = Vec::new();
-    let mut chain = String::new();
-    for diff_id in &diff_ids {
-        chain = if chain.is_empty() {
-            diff_id.to_string()
-        } else {
-            format!("sha256:{:x}", Sha256::digest(format!("{chain} {diff_id}")))
-        };
+    for chain in chain_ids(&diff_ids) {
         let chain_hex = chain.strip_prefix("sha256:")?.to_owned();
+        if chain_hex.len() != 64 || !chain_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
         let dir = store.join("layerdb/sha256").join(&chain_hex);
         let cache_id = std::fs::read_to_string(dir.join("cache-id")).ok()?;
-        let diff = root.join("overlay2").join(cache_id.trim()).join("diff");
+        let cache_id = cache_id.trim();
+        // A directory name, never a path out of the storage.
+        if cache_id.is_empty() || cache_id.contains('/') || cache_id.starts_with('.') {
+            return None;
+        }
+        let diff = root.join("overlay2").join(cache_id).join("diff");
         let size = std::fs::read_to_string(dir.join("size"))
             .ok()?
             .trim()
@@ -95,26 +124,35 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
             diff,
         });
     }
-    // The store must be the one the engine described: the top layer is its UpperDir.
-    let top = layers.last()?;
-    if top.diff.parent()?.file_name()?.to_str()? != top_cache {
-        return None;
-    }
-    // Referred to by id, digest or another spelling: `docker save` knows best.
-    let tag = tagged(reference);
-    if !inspect["RepoTags"]
-        .as_array()?
-        .iter()
-        .any(|t| t.as_str() == Some(tag.as_str()))
-    {
-        return None;
-    }
     Some(StoredImage {
         config,
         id_hex,
-        tag,
+        tag: tag.to_owned(),
         layers,
     })
+}
+
+/// The chain id of each layer (bottom first) of an image whose layers have these diff ids:
+/// the bottom layer's diff id, then the digest of "<chain below> <diff id>".
+pub fn chain_ids<S: AsRef<str>>(diff_ids: &[S]) -> Vec<String> {
+    let mut chains: Vec<String> = Vec::new();
+    for diff_id in diff_ids {
+        let diff_id = diff_id.as_ref();
+        chains.push(match chains.last() {
+            None => diff_id.to_owned(),
+            Some(below) => format!("sha256:{:x}", Sha256::digest(format!("{below} {diff_id}"))),
+        });
+    }
+    chains
+}
+
+/// The path of each layer's file (bottom first) in the archive [`StoredImage::write_archive`]
+/// writes of an image with these diff ids.
+pub fn layer_file_names<S: AsRef<str>>(diff_ids: &[S]) -> Vec<String> {
+    chain_ids(diff_ids)
+        .iter()
+        .map(|c| format!("{}/layer.tar", c.strip_prefix("sha256:").unwrap_or(c)))
+        .collect()
 }
 
 /// `name` → `name:latest`; `name:tag` (or `name@digest`) as is.
@@ -536,6 +574,23 @@ mod tests {
             layer_size(&pieces[..1]).unwrap(),
             10_000_000_000_000_000_000
         );
+    }
+
+    #[test]
+    fn chain_ids_are_dockers() {
+        // The chain id of two layers, as docker computes it (image/spec: ChainID).
+        let a = "sha256:aaaa";
+        let b = "sha256:bbbb";
+        let ab = format!("sha256:{:x}", Sha256::digest("sha256:aaaa sha256:bbbb"));
+        assert_eq!(chain_ids(&[a, b]), [a.to_owned(), ab.clone()]);
+        assert_eq!(
+            layer_file_names(&[a, b]),
+            [
+                "aaaa/layer.tar".to_owned(),
+                format!("{}/layer.tar", &ab[7..])
+            ]
+        );
+        assert!(chain_ids::<&str>(&[]).is_empty());
     }
 
     #[test]
