@@ -43,6 +43,22 @@ pub(crate) fn control_dir(registry: &Path) -> PathBuf {
     registry.join(".dockerutils").join("cm")
 }
 
+/// `DIR/%C` (made, 0700, if missing) when it fits a socket path once ssh expands `%C` (40
+/// characters).
+pub(crate) fn control_path_in(dir: &Path) -> Option<PathBuf> {
+    let path = dir.join("%C");
+    if path.as_os_str().len() - 2 + 40 > MAX_CONTROL_PATH {
+        return None;
+    }
+    if !dir.is_dir() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
+    Some(path)
+}
+
 /// The longest control socket path, its tokens expanded: a Unix socket path has at most
 /// 107 bytes, and ssh binds `<path>.<16 random characters>` first. A longer one (or one
 /// in a missing directory) is not a lost optimisation: ssh then exits with 255.
@@ -146,8 +162,7 @@ impl Dock {
     /// another user must not ride this one; the port is always 22); `None` (no reuse)
     /// when even that is too long.
     pub(crate) fn control_path(&self) -> Option<PathBuf> {
-        let shared = control_dir(self.registry()).join("%C");
-        if shared.as_os_str().len() - 2 + 40 <= MAX_CONTROL_PATH {
+        if let Some(shared) = control_path_in(&control_dir(self.registry())) {
             return Some(shared);
         }
         let own = self.dir.join("cm-%r");

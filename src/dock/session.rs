@@ -1,20 +1,30 @@
-//! The SSH the tool itself does on a dock (not the docker CLI's, which the shim serves),
-//! through the `openssh` crate: a command's arguments go through its `arg()`, escaped
-//! for the remote shell one by one, never joined into a string the shell would parse.
+//! The SSH the tool itself does (not the docker CLI's, which the shim serves, nor the
+//! user's own `ssh-dock` and rsync's transport), through the `openssh` crate's native
+//! multiplexing: a command is a channel of a control master, opened by speaking ssh's mux
+//! protocol on the master's socket, its stdio file descriptors handed to the master. No
+//! ssh process runs per command, so none is left for a terminal's Ctrl-C to kill early or
+//! for us to forget: an interrupted stream is cut by shutting down our end of its socket.
+//! Arguments go through openssh's `arg()`, escaped for the remote shell one by one; a
+//! pipeline is one `sh -c SCRIPT` whose words `plan::quote` quoted.
 //!
-//! [`Session::shared`] rides the dock's shared connection (the control master every ssh
-//! to the dock uses, `Dock::ssh_options`): it makes sure the master runs, asks ssh where
-//! its socket is, and resumes it, so a command costs a channel, not a handshake.
-//! [`Session::fresh`] is a connection of its own that ends with the value (register-dock's
-//! probe: the address may be a new machine whose key must not be learned yet).
-//!
-//! Plan steps that run on a dock (sync-up's mkdir, run-image's mount check) stay `ssh`
-//! invocations over the same master: `--dry-run` prints them as commands a user can copy.
+//! [`Mux::connect`] rides the master of `ssh OPTIONS -- DEST`: a registered dock's shared
+//! one (`Dock::ssh_options`: the same that `ssh gpu-box`, the shim and `ssh-dock` use), or,
+//! for a remote whose options name no control socket (a plain `[user@]host[:port]`), one in
+//! this home's socket directory that this value ends when it drops (`-O exit`; ssh's
+//! ControlPersist ends it a minute later should we die first). A master that does not
+//! answer is started by an `ssh … true` through `crate::process` (ssh keeps it in the
+//! background: ControlPersist). [`Session`] wraps one for register-dock and nb-dock;
+//! [`Session::fresh`] is register-dock's connection of its own (it must not learn a host
+//! key yet), which openssh starts and ends.
 
 use super::Dock;
 use crate::error::{Error, Result};
 use openssh::{KnownHosts, SessionBuilder, Stdio};
+use std::future::Future;
+use std::io;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a remote command did.
@@ -32,62 +42,331 @@ impl Ran {
     }
 }
 
-/// A connection to a dock and the runtime its calls block on.
-pub(crate) struct Session {
-    runtime: tokio::runtime::Runtime,
-    /// `None` once closed.
-    session: Option<openssh::Session>,
-    name: String,
+/// The runtime openssh's calls block on: one per thread, so that a remote child is
+/// spawned and waited for on the thread that owns it (its mux connection belongs to the
+/// runtime it was opened on) while other threads do the same with theirs.
+fn block_on<F: Future>(f: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime");
+    }
+    RUNTIME.with(|rt| rt.block_on(f))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("cannot start the async runtime", e))
+/// The shell of a script: by its path, which does not depend on the remote user's PATH.
+const SH: &str = "/bin/sh";
+
+/// A remote reached through a control master, by native multiplexing.
+pub(crate) struct Mux {
+    session: Arc<openssh::Session>,
+    name: String,
+    /// `ssh OPTIONS … -- DEST` of a master this value started for a plain host: ended
+    /// (`-O exit`) when the value drops, rather than left for its minute.
+    exit_on_drop: Option<(Vec<String>, String)>,
+}
+
+/// How a remote child's stdin or stdout is given.
+pub(crate) enum Io {
+    Null,
+    /// Ours (its output goes where ours does).
+    Inherit,
+    /// A socket: the caller gets our end.
+    Socket,
+}
+
+/// A command running on the remote.
+pub(crate) struct RemoteChild {
+    child: openssh::Child<Arc<openssh::Session>>,
+    /// Our end of its stdin socket (`Io::Socket`).
+    pub stdin: Option<UnixStream>,
+    /// Our end of its stdout socket.
+    pub stdout: Option<UnixStream>,
+    cut: Cut,
+}
+
+/// Our ends of a remote child's sockets, held apart from the streams the caller reads
+/// and writes (cloneable, for the thread that watches for Ctrl-C). The master holds the
+/// other ends: a socket is closed for it only by `shutdown`, never by dropping one copy.
+#[derive(Clone)]
+pub(crate) struct Cut(Arc<(Option<UnixStream>, Option<UnixStream>)>);
+
+impl Cut {
+    /// Cuts it off: it reads the end of its input, its writes fail, and every read or
+    /// write of ours on them returns at once.
+    pub(crate) fn cut(&self) {
+        for end in [&self.0.0, &self.0.1].into_iter().flatten() {
+            let _ = end.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Ends its input (it reads the end of it), once everything was written.
+    pub(crate) fn end_input(&self) -> io::Result<()> {
+        match &self.0.0 {
+            Some(stdin) => stdin.shutdown(std::net::Shutdown::Write),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RemoteChild {
+    pub(crate) fn cutter(&self) -> Cut {
+        self.cut.clone()
+    }
+
+    /// Waits for it to end: its exit code, or `None` when it ended without one (killed
+    /// by a signal there, or the connection went).
+    pub(crate) fn wait(self) -> io::Result<Option<i32>> {
+        match block_on(self.child.wait()) {
+            Ok(status) => Ok(status.code()),
+            Err(openssh::Error::RemoteProcessTerminated) => Ok(None),
+            // openssh reads exit code 127 as "not found"; it is still a code.
+            Err(openssh::Error::Remote(e)) if e.kind() == io::ErrorKind::NotFound => Ok(Some(127)),
+            Err(e) => Err(io::Error::other(connect_error(&e))),
+        }
+    }
+}
+
+impl Mux {
+    /// Rides the control master of `ssh OPTIONS -- DEST` (`name`: what messages call the
+    /// remote), starting it if none answers; at most `limit` for that (ssh's own
+    /// ConnectTimeout otherwise).
+    pub(crate) fn connect(
+        options: &[String],
+        dest: &str,
+        name: &str,
+        limit: Option<Duration>,
+    ) -> Result<Mux> {
+        let mut options = options.to_vec();
+        let plain = !options.iter().any(|o| o.starts_with("ControlPath="));
+        if plain {
+            options.extend(own_control_options()?);
+        }
+        let ssh = |extra: &[&str], command: Option<&str>| {
+            let mut cmd = crate::process::Command::new("ssh");
+            cmd.args(&options).args(extra).arg("--").arg(dest);
+            cmd.args(command);
+            cmd
+        };
+        let ctl = control_socket(
+            &crate::process::output(&mut ssh(&["-G"], None)).map_err(|e| Error::spawn("ssh", e))?,
+        )
+        .ok_or_else(|| {
+            Error::Remote(format!(
+                "{name}: ssh gives its connection no control socket (`ssh -G` says none)"
+            ))
+        })?;
+        // `-O check` asks the master without connecting; when none answers, any ssh with
+        // these options starts one that outlives it (ControlPersist).
+        let check = crate::process::output(&mut ssh(&["-O", "check"], None))
+            .map_err(|e| Error::spawn("ssh", e))?;
+        let started = !check.status.success();
+        if started {
+            let start = ssh(&["-o", "LogLevel=error"], Some("true"));
+            let out = match limit {
+                None => {
+                    let mut start = start;
+                    crate::process::output(start.stdin(crate::process::Stdio::null()))
+                        .map_err(|e| Error::spawn("ssh", e))?
+                }
+                Some(limit) => match crate::process::bounded(start, limit, true)
+                    .map_err(|e| Error::spawn("ssh", e))?
+                {
+                    crate::process::Ended::Exited(out) => out,
+                    crate::process::Ended::TimedOut(after) => {
+                        return Err(Error::Remote(format!(
+                            "cannot reach {name} over ssh: no answer in {}s",
+                            after.as_secs()
+                        )));
+                    }
+                    crate::process::Ended::Interrupted => {
+                        return Err(Error::Interrupted(format!("connecting to {name}")));
+                    }
+                },
+            };
+            if !out.status.success() {
+                return Err(Error::Remote(format!(
+                    "cannot reach {name} over ssh: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(Mux {
+            session: Arc::new(openssh::Session::resume_mux(ctl.into_boxed_path(), None)),
+            name: name.to_string(),
+            exit_on_drop: (plain && started).then(|| (options, dest.to_string())),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `program` with `args` there (each argument one word there, whatever it
+    /// holds), stdin closed, its output captured.
+    pub(crate) fn output(&self, program: &str, args: &[&str]) -> Result<Ran> {
+        self.output_within(program, args, None)
+    }
+
+    /// `sh -c SCRIPT` there (the script one argument: its words are the caller's to
+    /// quote), output captured.
+    pub(crate) fn script_output(&self, script: &str) -> Result<Ran> {
+        self.output(SH, &["-c", script])
+    }
+
+    /// [`Mux::script_output`], given up on after `limit` (the command may go on there:
+    /// the mux protocol cannot stop it; it is one that ends by itself).
+    pub(crate) fn script_output_within(&self, script: &str, limit: Duration) -> Result<Ran> {
+        self.output_within(SH, &["-c", script], Some(limit))
+    }
+
+    fn output_within(&self, program: &str, args: &[&str], limit: Option<Duration>) -> Result<Ran> {
+        let out = block_on(async {
+            let mut command = self.session.command(program);
+            let output = command.args(args).stdin(Stdio::null()).output();
+            match limit {
+                None => Some(output.await),
+                Some(limit) => tokio::time::timeout(limit, output).await.ok(),
+            }
+        });
+        match out {
+            None => Err(Error::Remote(format!(
+                "{}: no answer within {} s",
+                self.name,
+                limit.unwrap_or_default().as_secs()
+            ))),
+            Some(Ok(o)) => Ok(Ran {
+                code: o.status.code(),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            }),
+            // openssh reads exit code 127 as "not found"; it is still a code.
+            Some(Err(openssh::Error::Remote(e))) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(Ran {
+                    code: Some(127),
+                    stdout: String::new(),
+                    stderr: format!("{program}: not found there"),
+                })
+            }
+            Some(Err(openssh::Error::RemoteProcessTerminated)) => Ok(Ran {
+                code: None,
+                stdout: String::new(),
+                stderr: "the remote command ended without an exit code".into(),
+            }),
+            Some(Err(e)) => Err(Error::Remote(format!(
+                "ssh to {}: {}",
+                self.name,
+                connect_error(&e)
+            ))),
+        }
+    }
+
+    /// Starts `sh -c SCRIPT` there with the given stdin and stdout (stderr: ours).
+    pub(crate) fn spawn_script(&self, script: &str, stdin: Io, stdout: Io) -> Result<RemoteChild> {
+        let give = |io: Io| -> Result<(Stdio, Option<UnixStream>, Option<UnixStream>)> {
+            Ok(match io {
+                Io::Null => (Stdio::null(), None, None),
+                Io::Inherit => (Stdio::inherit(), None, None),
+                Io::Socket => {
+                    let (ours, theirs) =
+                        UnixStream::pair().map_err(|e| Error::io("a socket pair", e))?;
+                    let kept = ours.try_clone().map_err(|e| Error::io("a socket", e))?;
+                    (
+                        Stdio::from(std::os::fd::OwnedFd::from(theirs)),
+                        Some(ours),
+                        Some(kept),
+                    )
+                }
+            })
+        };
+        let (stdin_io, stdin, stdin_kept) = give(stdin)?;
+        let (stdout_io, stdout, stdout_kept) = give(stdout)?;
+        let child = block_on(async {
+            openssh::Session::to_command(self.session.clone(), SH)
+                .arg("-c")
+                .arg(script)
+                .stdin(stdin_io)
+                .stdout(stdout_io)
+                .stderr(Stdio::inherit())
+                .spawn()
+                .await
+        })
+        .map_err(|e| Error::Remote(format!("ssh to {}: {}", self.name, connect_error(&e))))?;
+        Ok(RemoteChild {
+            child,
+            stdin,
+            stdout,
+            cut: Cut(Arc::new((stdin_kept, stdout_kept))),
+        })
+    }
+
+    /// Asks the master to forward `remote_port` on the remote's loopback to `local` here
+    /// (`-R`), until [`Mux::cancel_remote_forward`].
+    pub(crate) fn forward_remote(
+        &self,
+        remote_port: u16,
+        local: std::net::SocketAddr,
+    ) -> Result<()> {
+        let listen = openssh::Socket::new("127.0.0.1", remote_port);
+        let connect = openssh::Socket::from(local);
+        block_on(
+            self.session
+                .request_port_forward(openssh::ForwardType::Remote, listen, connect),
+        )
+        .map_err(|e| Error::Remote(format!("ssh to {}: {}", self.name, connect_error(&e))))
+    }
+
+    pub(crate) fn cancel_remote_forward(
+        &self,
+        remote_port: u16,
+        local: std::net::SocketAddr,
+    ) -> Result<()> {
+        let listen = openssh::Socket::new("127.0.0.1", remote_port);
+        let connect = openssh::Socket::from(local);
+        block_on(
+            self.session
+                .close_port_forward(openssh::ForwardType::Remote, listen, connect),
+        )
+        .map_err(|e| Error::Remote(format!("ssh to {}: {}", self.name, connect_error(&e))))
+    }
+}
+
+impl Drop for Mux {
+    fn drop(&mut self) {
+        if let Some((options, dest)) = self.exit_on_drop.take() {
+            let _ = crate::process::output(
+                crate::process::Command::new("ssh")
+                    .args(&options)
+                    .args(["-O", "exit", "--"])
+                    .arg(&dest)
+                    .stdin(crate::process::Stdio::null()),
+            );
+        }
+    }
+}
+
+/// A connection to a dock: [`Mux`] for register-dock and nb-dock.
+pub(crate) struct Session {
+    mux: Mux,
 }
 
 impl Session {
     /// The dock's shared connection, started if it is not running.
     pub(crate) fn shared(dock: &Dock) -> Result<Session> {
-        let ctl = control_socket(dock)?;
-        // `-O check` asks the master without connecting; when none answers, any ssh with
-        // the dock's options starts one that outlives it (ControlPersist).
-        let check = crate::process::output(
-            crate::process::Command::new("ssh")
-                .args(dock.ssh_options())
-                .args(["-O", "check", "--"])
-                .arg(dock.destination()),
-        )
-        .map_err(|e| Error::spawn("ssh", e))?;
-        if !check.status.success() {
-            let start = crate::process::output(
-                crate::process::Command::new("ssh")
-                    .args(dock.ssh_options())
-                    .args(["-o", "LogLevel=error", "--"])
-                    .arg(dock.destination())
-                    .arg("true"),
-            )
-            .map_err(|e| Error::spawn("ssh", e))?;
-            if !start.status.success() {
-                return Err(Error::Remote(format!(
-                    "cannot reach dock {} over ssh: {}",
-                    dock.name(),
-                    String::from_utf8_lossy(&start.stderr).trim()
-                )));
-            }
-        }
         Ok(Session {
-            runtime: runtime()?,
-            session: Some(openssh::Session::resume(ctl.into_boxed_path(), None)),
-            name: dock.name().to_string(),
+            mux: Mux::connect(
+                &dock.ssh_options(),
+                &dock.destination(),
+                &format!("dock {}", dock.name()),
+                None,
+            )?,
         })
     }
 
     /// A connection of its own to `dock`'s address as its user (with its identity), that
     /// learns no host key and closes when dropped (or [`close`](Session::close)d).
     pub(crate) fn fresh(dock: &Dock, connect_timeout: Duration) -> Result<Session> {
-        let runtime = runtime()?;
         let mut builder = SessionBuilder::default();
         builder
             .user(dock.user.clone())
@@ -99,64 +378,33 @@ impl Session {
             builder.keyfile(identity);
         }
         let host = dock.ip.clone();
-        let session = runtime
-            .block_on(builder.connect(&host))
-            .map_err(|e| Error::Remote(connect_error(&e)))?;
+        let session =
+            block_on(builder.connect_mux(&host)).map_err(|e| Error::Remote(connect_error(&e)))?;
         Ok(Session {
-            runtime,
-            session: Some(session),
-            name: dock.name().to_string(),
+            mux: Mux {
+                session: Arc::new(session),
+                name: format!("dock {}", dock.name()),
+                exit_on_drop: None,
+            },
         })
     }
 
     /// Runs `program` with `args` on the dock (each argument one word there, whatever
     /// it holds), stdin closed, its output captured.
     pub(crate) fn run(&self, program: &str, args: &[&str]) -> Result<Ran> {
-        let session = self.session.as_ref().expect("an open session");
-        let out = self.runtime.block_on(async {
-            session
-                .command(program)
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .await
-        });
-        match out {
-            Ok(o) => Ok(Ran {
-                // ssh's own 255 (the connection failed) is not the command's.
-                code: o.status.code().filter(|c| *c != 255),
-                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            }),
-            Err(e) => Err(Error::Remote(format!(
-                "ssh to dock {}: {}",
-                self.name,
-                connect_error(&e)
-            ))),
-        }
+        self.mux.output(program, args)
     }
 
     /// A shell script run by the dock user's login shell (`sh -lc SCRIPT`), the script
     /// one argument.
     pub(crate) fn script(&self, script: &str) -> Result<Ran> {
-        self.run("sh", &["-lc", script])
+        self.run(SH, &["-lc", script])
     }
 
-    /// Ends a connection of its own (a shared one is left to its master).
-    pub(crate) fn close(mut self) {
-        if let Some(session) = self.session.take() {
-            let _ = self.runtime.block_on(session.close());
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        // A fresh session's master is ended by openssh when its value drops; a resumed
-        // one is not (the dock's master stays for the next command).
-        if let Some(session) = self.session.take() {
-            drop(session);
-        }
+    /// Ends a connection of its own (a shared one is left to its master): openssh shuts
+    /// down the master it started when its session drops.
+    pub(crate) fn close(self) {
+        drop(self);
     }
 }
 
@@ -183,25 +431,59 @@ fn control_dir() -> PathBuf {
     dir
 }
 
-/// The path of the dock's control socket, as ssh expands its options (`%C`, `~`).
-fn control_socket(dock: &Dock) -> Result<PathBuf> {
-    let out = crate::process::output(
-        crate::process::Command::new("ssh")
-            .arg("-G")
-            .args(dock.ssh_options())
-            .arg("--")
-            .arg(dock.destination()),
-    )
-    .map_err(|e| Error::spawn("ssh", e))?;
+/// The control socket `ssh -G`'s output names (ssh's expansion of `%C`, `~`), if any.
+fn control_socket(out: &std::process::Output) -> Option<PathBuf> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("controlpath "))
         .filter(|p| *p != "none")
         .map(PathBuf::from)
-        .ok_or_else(|| {
-            Error::Remote(format!(
-                "dock {}: ssh gives its connection no control socket (`ssh -G` says none)",
-                dock.name()
-            ))
-        })
+}
+
+/// Control options for a remote whose options name no socket (a plain host): a master in
+/// the docks' socket directory of this home (`%C` hashes user, host and port; the home
+/// keeps its known hosts and identities apart from another's), or, when that path is too
+/// long for a socket, in `/tmp/dockerutils-<uid>/<hash of the home>` (0700, ours: refused
+/// otherwise); kept a minute after its last use.
+fn own_control_options() -> Result<Vec<String>> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let registry = super::registry_dir();
+    let in_home = super::control_dir(&registry);
+    // `%C` as is: the directory's own `%` doubled, the token not (one socket per host).
+    let spelled = super::control_path_in(&in_home)
+        .and_then(|_| super::ssh_config::path_word(&in_home, "/%C"));
+    let spelled = match spelled {
+        Some(spelled) => spelled,
+        None => {
+            // SAFETY: getuid(2) cannot fail.
+            let uid = unsafe { libc::getuid() };
+            let top = PathBuf::from(format!("/tmp/dockerutils-{uid}"));
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&top);
+            let meta = std::fs::symlink_metadata(&top)
+                .map_err(|e| Error::io(top.display().to_string(), e))?;
+            if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+                return Err(Error::Remote(format!(
+                    "{} is not a private directory of yours (for ssh's control sockets): \
+                     remove it",
+                    top.display()
+                )));
+            }
+            use sha2::Digest;
+            let home = format!(
+                "{:x}",
+                sha2::Sha256::digest(registry.as_os_str().as_encoded_bytes())
+            );
+            let dir = top.join(&home[..12]);
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+            format!("{}/%C", dir.display())
+        }
+    };
+    Ok([
+        "ControlMaster=auto".to_string(),
+        format!("ControlPath={spelled}"),
+        "ControlPersist=60".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect())
 }

@@ -133,9 +133,6 @@ impl Command {
         self.pgroup = true;
         self
     }
-    pub(crate) fn get_program(&self) -> &OsStr {
-        self.std.get_program()
-    }
 
     /// std's command with the same stdio and group: for what is not ours to watch
     /// (spawned to outlive us) and for exec(2).

@@ -19,10 +19,10 @@
 
 use super::Children;
 use super::remote::{Engine, Remote};
+use crate::dock::session::Io;
 use crate::engine::store;
 use crate::error::{Error, Result};
 use crate::plan::quote;
-use crate::process::Stdio;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,30 +86,26 @@ impl Reader {
             .into_inner()
             .map_err(|e| Error::io("an archive in memory", e))?;
         let script = self.import_script(&remote.docker);
-        let mut child = crate::process::spawn(
-            remote
-                .command(&script)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        )
-        .map_err(|e| Error::spawn("ssh", e))?;
-        let pid = child.id();
-        children.add(pid);
-        let mut stdin = child.stdin.take().expect("piped");
-        let wrote = stdin.write_all(&archive);
+        let mut child = remote.mux()?.spawn_script(&script, Io::Socket, Io::Null)?;
+        let key = children.add_remote(child.cutter());
+        let mut stdin = child.stdin.take().expect("a socket");
+        let wrote = stdin
+            .write_all(&archive)
+            .and_then(|()| child.cutter().end_input());
         drop(stdin);
-        let out = child.wait_with_output();
-        children.remove(pid);
-        let out = out.map_err(|e| Error::io("ssh", e))?;
-        match (wrote, out.status.success()) {
-            (Ok(()), true) => Ok(()),
-            (wrote, _) => Err(Error::Remote(format!(
-                "`{script}` on {} failed ({}): {}{}",
+        let code = child.wait();
+        children.remove_remote(key);
+        match (wrote, code) {
+            (Ok(()), Ok(Some(0))) => Ok(()),
+            (wrote, code) => Err(Error::Remote(format!(
+                "`{script}` on {} failed ({}){}",
                 remote.name,
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim(),
-                wrote.err().map(|e| format!(" ({e})")).unwrap_or_default()
+                match code {
+                    Ok(Some(c)) => format!("exit status {c}: its message above"),
+                    Ok(None) => "no exit status".to_string(),
+                    Err(e) => e.to_string(),
+                },
+                wrote.err().map(|e| format!(": {e}")).unwrap_or_default()
             ))),
         }
     }

@@ -4,17 +4,18 @@
 //! came of it.
 //!
 //! Only a stream that reached the archive's end is closed normally. Any other ending
-//! (the source failed, Ctrl-C, the other side went away) kills `docker load` (or the ssh
-//! that feeds it) first: an engine whose `docker load` is cut off loads nothing, where a
-//! stream closed early at an entry boundary would read as a shorter archive.
+//! (the source failed, Ctrl-C, the other side went away) cuts `docker load` off first
+//! (killed here; on a remote, its socket shut down both ways, so that the master closes
+//! its channel): an engine whose `docker load` is cut off loads nothing, where a stream
+//! closed early at an entry boundary would read as a shorter archive.
 
 use super::Children;
 use super::progress::Line;
 use super::remote::{Codec, Engine};
 use crate::dock::compress::AdaptiveZstd;
+use crate::dock::session::{Io, RemoteChild};
 use crate::process::{Command, Stdio};
 use std::io::{self, Write};
-use std::process::ChildStdin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -109,33 +110,18 @@ pub(crate) fn send(
 ) -> Outcome {
     let started = Instant::now();
     let name = target.name().to_string();
-    let mut cmd = match &target.engine {
-        Engine::Local => {
-            let mut cmd = Command::new("docker");
-            cmd.arg("load");
-            cmd
-        }
-        Engine::Remote(r) => r.command(&target.script()),
+    let mut loader = match Loader::start(target, children) {
+        Ok(loader) => loader,
+        Err(e) => return Outcome::failed(&name, e),
     };
-    // Killed outright, we take it with us (this thread waits for it, so outlives it). Its
-    // own process group: a Ctrl-C is ours to act on, not passed on. Before the archive's
-    // end we cut it off (it loads nothing); after it, it finishes, and says whether it
-    // loaded (docker's daemon goes on loading a whole upload whatever its client does).
-    let mut child = match crate::process::spawn_in_own_group(cmd.stdin(Stdio::piped())) {
-        Ok(child) => child,
-        Err(e) => {
-            return Outcome::failed(&name, format!("cannot run {:?}: {e}", cmd.get_program()));
-        }
-    };
-    children.add(child.id());
     let wire = Arc::new(AtomicU64::new(0));
-    let stdin = child.stdin.take().unwrap();
+    let input = loader.input();
     let sink = match &target.engine {
-        Engine::Local => Ok(Sink::Plain(stdin)),
+        Engine::Local => Ok(Sink::Plain(input)),
         Engine::Remote(_) => {
             line.watch(wire.clone(), "sent");
             let counting = Counting {
-                inner: stdin,
+                inner: input,
                 count: wire.clone(),
             };
             if target.codec.is_zstd() {
@@ -151,9 +137,8 @@ pub(crate) fn send(
     let mut sink = match sink {
         Ok(sink) => sink,
         Err(e) => {
-            cut_off(&mut child);
-            children.remove(child.id());
-            let _ = child.wait();
+            loader.cut_off();
+            let _ = loader.wait(children);
             return Outcome::failed(&name, format!("cannot start the compressor: {e}"));
         }
     };
@@ -180,12 +165,16 @@ pub(crate) fn send(
     drop(feed);
     let mut level = None;
     if ended {
-        match sink.write_all(&END_OF_ARCHIVE).and_then(|()| sink.finish()) {
+        match sink
+            .write_all(&END_OF_ARCHIVE)
+            .and_then(|()| sink.finish())
+            .and_then(|l| loader.end_input().map(|()| l))
+        {
             Ok(l) => {
                 level = l;
                 // The whole archive is there: a Ctrl-C from now on lets this `docker
-                // load` finish and say whether it loaded, rather than kill it.
-                children.remove(child.id());
+                // load` finish and say whether it loaded, rather than cut it off.
+                loader.unlist(children);
             }
             // The other side ended (it refused the archive): its messages say why.
             Err(_) => gone = true,
@@ -194,10 +183,10 @@ pub(crate) fn send(
         // The other side ended before the archive did: what it said is the reason.
         drop(sink);
     } else {
-        cut_off(&mut child);
+        loader.cut_off();
         drop(sink);
     }
-    // A write that failed because Ctrl-C killed the other side (the transfer kills
+    // A write that failed because Ctrl-C cut the other side off (the transfer cuts
     // every child at once, which can come before this thread sees its feed end) is a
     // cut, not a refusal: the archive's end never got there.
     let cut = if gone {
@@ -207,8 +196,7 @@ pub(crate) fn send(
     };
     // The counts are final now (the compressor is flushed, the source read to its end).
     line.finish(ended && !gone);
-    children.remove(child.id());
-    let status_ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    let status_ok = loader.wait(children);
     Outcome {
         loaded: ended && !gone && status_ok,
         sent: matches!(target.engine, Engine::Remote(_)).then(|| wire.load(Ordering::Relaxed)),
@@ -220,17 +208,93 @@ pub(crate) fn send(
     }
 }
 
-/// Kills `docker load` (or the ssh in front of it) before its input is closed: cut off,
-/// it loads nothing.
-fn cut_off(child: &mut crate::process::Running) {
-    let _ = crate::process::Child::kill(child);
+/// A destination's `docker load`: a process here, or a command on the remote (its
+/// stdin a socket whose other end the SSH layer's master holds).
+enum Loader {
+    Local(crate::process::Running),
+    Remote { child: RemoteChild, key: u64 },
 }
 
-/// Where the bytes go: straight into `docker load`, or through a compressor into ssh.
+impl Loader {
+    fn start(target: &Target, children: &Children) -> Result<Loader, String> {
+        match &target.engine {
+            Engine::Local => {
+                // Killed outright, we take it with us (this thread waits for it, so
+                // outlives it). Its own process group: a Ctrl-C is ours to act on, not
+                // passed on. Before the archive's end we cut it off (it loads nothing);
+                // after it, it finishes, and says whether it loaded (docker's daemon goes
+                // on loading a whole upload whatever its client does).
+                let mut cmd = Command::new("docker");
+                cmd.arg("load").stdin(Stdio::piped());
+                let child = crate::process::spawn_in_own_group(&mut cmd)
+                    .map_err(|e| format!("cannot run docker: {e}"))?;
+                children.add(child.id());
+                Ok(Loader::Local(child))
+            }
+            // No process here: a channel of the remote's master, nothing for a Ctrl-C
+            // at the terminal to reach.
+            Engine::Remote(r) => {
+                let child = r
+                    .mux()
+                    .and_then(|m| m.spawn_script(&target.script(), Io::Socket, Io::Inherit))
+                    .map_err(|e| e.to_string())?;
+                let key = children.add_remote(child.cutter());
+                Ok(Loader::Remote { child, key })
+            }
+        }
+    }
+
+    /// Where the archive goes.
+    fn input(&mut self) -> Box<dyn Write + Send> {
+        match self {
+            Loader::Local(child) => Box::new(child.stdin.take().expect("piped")),
+            Loader::Remote { child, .. } => Box::new(child.stdin.take().expect("a socket")),
+        }
+    }
+
+    /// Closes the input for the other side (a remote's socket is shut down for writing:
+    /// the master holds a copy of it, so dropping ours would not end it).
+    fn end_input(&self) -> io::Result<()> {
+        match self {
+            Loader::Local(_) => Ok(()),
+            Loader::Remote { child, .. } => child.cutter().end_input(),
+        }
+    }
+
+    /// Cuts it off before its input is closed: cut off, it loads nothing.
+    fn cut_off(&mut self) {
+        match self {
+            Loader::Local(child) => {
+                let _ = crate::process::Child::kill(child);
+            }
+            Loader::Remote { child, .. } => child.cutter().cut(),
+        }
+    }
+
+    /// Takes it off the list a Ctrl-C cuts off.
+    fn unlist(&self, children: &Children) {
+        match self {
+            Loader::Local(child) => children.remove(child.id()),
+            Loader::Remote { key, .. } => children.remove_remote(*key),
+        }
+    }
+
+    /// Waits for it: whether it loaded.
+    fn wait(self, children: &Children) -> bool {
+        self.unlist(children);
+        match self {
+            Loader::Local(mut child) => child.wait().map(|s| s.success()).unwrap_or(false),
+            Loader::Remote { child, .. } => matches!(child.wait(), Ok(Some(0))),
+        }
+    }
+}
+
+/// Where the bytes go: straight into `docker load` here, or through a compressor to the
+/// remote's.
 enum Sink {
-    Plain(ChildStdin),
-    Zstd(AdaptiveZstd<Counting<ChildStdin>>),
-    Gzip(flate2::write::GzEncoder<Counting<ChildStdin>>),
+    Plain(Box<dyn Write + Send>),
+    Zstd(AdaptiveZstd<Counting<Box<dyn Write + Send>>>),
+    Gzip(flate2::write::GzEncoder<Counting<Box<dyn Write + Send>>>),
 }
 
 impl Sink {

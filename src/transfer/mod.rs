@@ -31,6 +31,7 @@ pub(crate) mod source;
 pub(crate) mod split;
 pub(crate) mod via_registry;
 
+use crate::dock::session::Cut;
 use load::{Msg, Outcome, Target};
 use remote::{Ask, Engine};
 use source::Image;
@@ -43,27 +44,54 @@ use std::time::Duration;
 /// Pieces waiting for one destination: with 1 MiB pieces, a few MiB per destination.
 const QUEUE: usize = 8;
 
-/// The processes a transfer runs (ssh, `docker save`, `docker load`): killed at once on
-/// Ctrl-C, so that nothing is left half-done on either side.
+/// What a transfer runs (`docker save` and `docker load` here, commands on remotes):
+/// cut off at once on Ctrl-C, so that nothing is left half-done on either side.
 #[derive(Default)]
-pub(crate) struct Children(Mutex<Vec<u32>>);
+pub(crate) struct Children(Mutex<Vec<Running>>);
+
+enum Running {
+    /// A process here: killed.
+    Pid(u32),
+    /// A command on a remote (by its key): its sockets shut down.
+    Remote(u64, Cut),
+}
 
 impl Children {
     pub(crate) fn add(&self, pid: u32) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+        self.lock().push(Running::Pid(pid));
     }
 
     pub(crate) fn remove(&self, pid: u32) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|&p| p != pid);
+        self.lock()
+            .retain(|r| !matches!(r, Running::Pid(p) if *p == pid));
+    }
+
+    /// Lists a remote command; the key to take it off the list again.
+    pub(crate) fn add_remote(&self, cut: Cut) -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.lock().push(Running::Remote(key, cut));
+        key
+    }
+
+    pub(crate) fn remove_remote(&self, key: u64) {
+        self.lock()
+            .retain(|r| !matches!(r, Running::Remote(k, _) if *k == key));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn kill_all(&self) {
-        for &pid in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            // SAFETY: kill(2) on a child of ours that has not been waited for.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        for running in self.lock().iter() {
+            match running {
+                // SAFETY: kill(2) on a child of ours that has not been waited for.
+                Running::Pid(pid) => unsafe {
+                    libc::kill(*pid as i32, libc::SIGKILL);
+                },
+                Running::Remote(_, cut) => cut.cut(),
+            }
         }
     }
 }

@@ -2,20 +2,23 @@
 //! (a registered dock, or any `[user@]host[:port]` running docker); and what an engine
 //! holds (its layer chains) and has (zstd, GNU tar), asked in one command.
 //!
-//! A remote engine is reached by the `ssh` CLI (a registered dock's with its options, so
-//! over its shared master), started through `crate::process`, not by the openssh crate:
-//! a stream's ssh must run in a process group of its own and die with us, which openssh's
-//! children cannot be given (ARCHITECTURE.md, "Where the shape is bent"). Its one remote
-//! script has every word quoted by `plan::quote`.
+//! A remote engine is reached through the SSH layer (`dock::session::Mux`: openssh's
+//! native multiplexing over the control master of `ssh OPTIONS -- DEST`, a registered
+//! dock's shared one or one for a plain host), connected on first use and shared by every
+//! command and stream of the transfer. Each remote command is one `sh -c SCRIPT` whose
+//! words `plan::quote` quoted; [`Remote::shown`] is the same as an `ssh` command line a
+//! user can paste.
 
+use crate::dock::session::Mux;
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use crate::process::Command;
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
 /// How to reach the remote: ssh with these options to this destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Remote {
     /// ssh's options (`-o …`, `-p PORT`): a registered dock's (its shared connection), or
     /// those of a plain `[user@]host[:port]`.
@@ -27,6 +30,34 @@ pub(crate) struct Remote {
     /// The user, host and port it reaches (22 unless given; the user name here unless
     /// given, as ssh does): two spellings of one dock reach the same.
     reach: (String, String, u16),
+    /// Its connection, made on first use and shared by the clones of this value.
+    mux: Arc<OnceLock<std::result::Result<Arc<Mux>, String>>>,
+}
+
+impl PartialEq for Remote {
+    fn eq(&self, other: &Remote) -> bool {
+        (
+            &self.options,
+            &self.dest,
+            &self.docker,
+            &self.name,
+            &self.reach,
+        ) == (
+            &other.options,
+            &other.dest,
+            &other.docker,
+            &other.name,
+            &other.reach,
+        )
+    }
+}
+
+impl Eq for Remote {}
+
+impl std::fmt::Debug for Mux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mux({})", self.name())
+    }
 }
 
 impl Remote {
@@ -87,6 +118,7 @@ impl Remote {
                     docker,
                     name: dest.to_string(),
                     reach: (user, host.to_ascii_lowercase(), port),
+                    mux: Arc::default(),
                 })
             }
         }
@@ -101,7 +133,21 @@ impl Remote {
             docker,
             name: d.name().to_string(),
             reach: (d.user.clone(), d.ip.to_ascii_lowercase(), 22),
+            mux: Arc::default(),
         }
+    }
+
+    /// Its connection: the control master's, started if none answers (once: a failure
+    /// is remembered for the rest of the transfer).
+    pub(crate) fn mux(&self) -> Result<Arc<Mux>> {
+        self.mux
+            .get_or_init(|| {
+                Mux::connect(&self.options, &self.dest, &self.name, None)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(Error::Remote)
     }
 
     /// `ssh OPTIONS EXTRA… -- DEST [SCRIPT]`, SCRIPT run by the remote's shell.
@@ -112,13 +158,6 @@ impl Remote {
         argv.extend(["--".to_string(), self.dest.clone()]);
         argv.extend(remote_script.map(str::to_owned));
         argv
-    }
-
-    pub(crate) fn command(&self, remote_script: &str) -> Command {
-        let argv = self.argv(&[], Some(remote_script));
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        cmd
     }
 
     /// `ssh … 'SCRIPT'` as it can be pasted into a shell.
@@ -227,15 +266,28 @@ impl Engine {
         }
     }
 
-    /// `script` run by a POSIX shell there.
-    pub(crate) fn command(&self, script: &str) -> Command {
+    /// `script` run by a POSIX shell there, stdin closed: its exit code (`None`: it had
+    /// none) and output.
+    pub(crate) fn output(&self, script: &str) -> Result<(Option<i32>, String, String)> {
         match self {
             Engine::Local => {
-                let mut cmd = Command::new("sh");
-                cmd.arg("-c").arg(script);
-                cmd
+                let out = crate::process::output(
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg(script)
+                        .stdin(crate::process::Stdio::null()),
+                )
+                .map_err(|e| Error::spawn("sh", e))?;
+                Ok((
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                ))
             }
-            Engine::Remote(r) => r.command(script),
+            Engine::Remote(r) => {
+                let ran = r.mux()?.script_output(script)?;
+                Ok((ran.code, ran.stdout, ran.stderr))
+            }
         }
     }
 }
@@ -323,23 +375,11 @@ pub(crate) fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
          if tar --version 2>/dev/null | grep -q 'GNU tar'; then echo gnutar; else echo tar; fi; \
          {what}"
     );
-    let out = crate::process::output(&mut engine.command(&script)).map_err(|e| {
-        Error::io(
-            format!(
-                "cannot run {}",
-                engine.command(&script).get_program().display()
-            ),
-            e,
-        )
-    })?;
+    let (code, stdout, stderr) = engine.output(&script)?;
     let name = engine.name();
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let what = match (out.status.code(), &ask) {
+    if code != Some(0) {
+        let what = match (code, &ask) {
             (Some(3), _) => format!("{name} has no docker on its PATH"),
-            (Some(255), _) if matches!(engine, Engine::Remote(_)) => {
-                format!("cannot reach {name} over ssh: {stderr}")
-            }
             (Some(4), Ask::Image(image, _)) => {
                 format!("image `{image}` is not on {name} ({stderr})")
             }
@@ -347,8 +387,7 @@ pub(crate) fn probe(engine: &Engine, ask: Ask) -> Result<EngineState> {
         };
         return Err(Error::Remote(what));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
+    let mut lines = stdout.lines();
     let codec = match lines.next() {
         Some("zstd-adapt") => Codec::ZstdAdapt,
         Some("zstd") => Codec::Zstd,

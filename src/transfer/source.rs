@@ -9,6 +9,7 @@
 use super::Children;
 use super::dock_reader::{OnDock, Reader};
 use super::remote::{self, Ask, Codec, Engine, Remote};
+use crate::dock::session::{Io, RemoteChild};
 use crate::engine::store::{self, StoredImage};
 use crate::error::{Error, Result};
 use crate::plan::quote;
@@ -151,7 +152,15 @@ pub(crate) struct Stream {
 
 enum Producer {
     Thread(std::thread::JoinHandle<io::Result<()>>),
-    Child { child: Running, what: String },
+    Child {
+        child: Running,
+        what: String,
+    },
+    Remote {
+        child: RemoteChild,
+        key: u64,
+        what: String,
+    },
 }
 
 impl Stream {
@@ -171,6 +180,18 @@ impl Stream {
                     Err(io::Error::other(format!("{what} failed ({status})")))
                 }
             }
+            Producer::Remote { child, key, what } => {
+                children.remove_remote(key);
+                match child.wait()? {
+                    Some(0) => Ok(()),
+                    Some(code) => Err(io::Error::other(format!(
+                        "{what} failed (exit status: {code})"
+                    ))),
+                    None => Err(io::Error::other(format!(
+                        "{what} ended without an exit status"
+                    ))),
+                }
+            }
         }
     }
 
@@ -187,6 +208,13 @@ impl Stream {
                 // SIGKILL, and reaped.
                 child.kill();
                 children.remove(child.id());
+                None
+            }
+            Producer::Remote { child, key, .. } => {
+                // Cut off, and not waited for: the remote command ends when it next
+                // writes (a `docker save` still exporting would keep us).
+                child.cutter().cut();
+                children.remove_remote(key);
                 None
             }
         }
@@ -256,14 +284,7 @@ pub(crate) fn open(
             ..
         } if !whole && reader_is_there(reader, remote, children) => {
             let script = reader.script(&remote.docker, skip);
-            let mut child = crate::process::spawn(
-                remote
-                    .command(&script)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped()),
-            )
-            .map_err(|e| Error::spawn("ssh", e))?;
-            children.add(child.id());
+            let (mut child, key) = spawn_reading(remote, &script, children)?;
             let received = Arc::new(AtomicU64::new(0));
             let counted = Counted {
                 inner: child.stdout.take().unwrap(),
@@ -283,8 +304,9 @@ pub(crate) fn open(
                 left_out: 0,
                 received: Some(received),
                 shown: format!("{} | zstd -dc", remote.shown(&script)),
-                producer: Producer::Child {
+                producer: Producer::Remote {
                     child,
+                    key,
                     what: format!("the reader on {}", remote.name),
                 },
             })
@@ -299,7 +321,7 @@ pub(crate) fn open(
             let save = format!("{d} save {}", quote(&image.reference));
             let skip = if *gnu_tar && !whole { skip } else { 0 };
             let index = if (labels || skip > 0) && !whole {
-                dock_index(image, remote, *gnu_tar)?
+                dock_index(image, remote, *gnu_tar, children)?
             } else {
                 Index::default()
             };
@@ -315,14 +337,7 @@ pub(crate) fn open(
             }
             script.push_str(" | ");
             script.push_str(codec.compress());
-            let mut child = crate::process::spawn(
-                remote
-                    .command(&script)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped()),
-            )
-            .map_err(|e| Error::spawn("ssh", e))?;
-            children.add(child.id());
+            let (mut child, key) = spawn_reading(remote, &script, children)?;
             let received = Arc::new(AtomicU64::new(0));
             let counted = Counted {
                 inner: child.stdout.take().unwrap(),
@@ -348,13 +363,21 @@ pub(crate) fn open(
                 left_out,
                 received: Some(received),
                 shown: format!("{} | {}", remote.shown(&script), codec.decompress()),
-                producer: Producer::Child {
+                producer: Producer::Remote {
                     child,
+                    key,
                     what: format!("`{script}` on {}", remote.name),
                 },
             })
         }
     }
+}
+
+/// `script` on the dock, its stdout ours to read, listed in `children` (by the key).
+fn spawn_reading(remote: &Remote, script: &str, children: &Children) -> Result<(RemoteChild, u64)> {
+    let child = remote.mux()?.spawn_script(script, Io::Null, Io::Socket)?;
+    let key = children.add_remote(child.cutter());
+    Ok((child, key))
 }
 
 /// Whether the dock has the reader's image, putting it there if not; a failure to is
@@ -393,7 +416,7 @@ struct Index {
 /// manifest and its layer files' sizes. The archive names layers by ids of its own,
 /// known only from its manifest, and the manifest comes last: before a stream can leave
 /// layers out, their names must be known.
-fn dock_index(image: &Image, remote: &Remote, gnu_tar: bool) -> Result<Index> {
+fn dock_index(image: &Image, remote: &Remote, gnu_tar: bool, children: &Children) -> Result<Index> {
     let save = format!("{} save {}", remote.docker, quote(&image.reference));
     let script = if gnu_tar {
         format!(
@@ -404,25 +427,29 @@ fn dock_index(image: &Image, remote: &Remote, gnu_tar: bool) -> Result<Index> {
         format!("{save} | tar -xOf - manifest.json")
     };
     eprintln!("{}", remote.shown(&script));
-    let out =
-        crate::process::output(&mut remote.command(&script)).map_err(|e| Error::spawn("ssh", e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Listed while it runs: Ctrl-C cuts it off, as it does the streams.
+    let (mut child, key) = spawn_reading(remote, &script, children)?;
+    let mut text = String::new();
+    let read = child.stdout.take().unwrap().read_to_string(&mut text);
+    children.remove_remote(key);
+    let code = child.wait().ok().flatten();
     let failed = |why: String| {
         Error::Remote(format!(
             "reading the layers of {} on {} failed: {why}",
             image.reference, remote.name
         ))
     };
-    if !out.status.success() {
+    if read.is_err() || code != Some(0) {
         if crate::process::interrupted() {
             return Err(Error::Interrupted(format!(
                 "stopped reading the layers of {} on {}; nothing was sent",
                 image.reference, remote.name
             )));
         }
-        return Err(failed(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
+        return Err(failed(format!(
+            "exit status {} (its message above)",
+            code.map_or("none".to_string(), |c| c.to_string())
+        )));
     }
     let mut index = Index::default();
     for line in text.lines() {

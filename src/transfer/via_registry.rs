@@ -8,14 +8,14 @@
 //!
 //! The steps, each a command of its own (`--dry-run` prints them):
 //! 1. the registry listens on this machine's 127.0.0.1, on a port the system picks;
-//! 2. `ssh -O forward -R 127.0.0.1:0:127.0.0.1:PORT` adds a forward from the dock's 127.0.0.1 (a
-//!    port sshd picks there) to it, on the dock's shared connection (a plain
-//!    `[user@]host` gets a connection of its own for the transfer). A loopback registry
-//!    needs no TLS for docker;
+//! 2. a forward from a port on the dock's 127.0.0.1 to it (`-R`, asked of the remote's
+//!    control master by the SSH layer, `dock::session`; shown as the `ssh -O forward`
+//!    that does the same): a random port of the dock's ephemeral range, another if sshd
+//!    refuses it. A loopback registry needs no TLS for docker;
 //! 3. on the dock, `docker pull` of a temporary reference (a random repository name on
 //!    that port), `docker tag` to the image's name, and `docker rmi` of the temporary tag
 //!    and the repo digest the pull recorded, whatever happened;
-//! 4. `ssh -O cancel` of the forward, and the registry stops.
+//! 4. the forward is cancelled (`ssh -O cancel`), and the registry stops.
 //!
 //! Interrupted (Ctrl-C, SIGTERM): the remote script's standard input is closed, on which it
 //! stops the pull (`kill -INT`) and removes the temporary references; then the forward is
@@ -26,11 +26,11 @@
 
 use super::registry::{Image, Server};
 use super::remote::Remote;
+use crate::dock::session::{Io, Mux};
 use crate::engine::store::{self, StoredImage};
 use crate::error::{Error, Result};
 use crate::plan::quote;
 use crate::process::{Command, Stdio};
-use crate::process::{Ended, bounded as run_bounded};
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -107,18 +107,18 @@ pub(crate) fn maybe_send(
     }
 }
 
-/// Does the remote engine keep its images in the containerd store? One ssh; any failure
-/// says no (the load path's own probe then says what is wrong).
+/// Does the remote engine keep its images in the containerd store? One command; any
+/// failure says no (the load path's own probe then says what is wrong).
 fn containerd_store(remote: &Remote) -> bool {
-    let mut cmd = remote.command(&format!(
-        "{} info --format '{{{{json .DriverStatus}}}}'",
+    let script = format!(
+        "{} info --format '{{{{json .DriverStatus}}}}' 2>/dev/null",
         remote.docker
-    ));
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    match run_bounded(cmd, CONTROL_LIMIT, true) {
-        Ok(Ended::Exited(out)) if out.status.success() => {
-            is_containerd_store(&String::from_utf8_lossy(&out.stdout))
-        }
+    );
+    match remote
+        .mux()
+        .and_then(|m| m.script_output_within(&script, CONTROL_LIMIT))
+    {
+        Ok(ran) if ran.success() => is_containerd_store(&ran.stdout),
         _ => false,
     }
 }
@@ -164,155 +164,85 @@ impl From<Error> for Stop {
     }
 }
 
-/// ssh to the remote for this transfer: the remote, and a control connection of the
-/// transfer's own when its options have none (`-O forward` needs a master).
-struct Link {
-    remote: Remote,
-    /// The directory of our own control socket, when the remote has no shared connection.
-    own: Option<tempfile::TempDir>,
+/// `ssh OPTIONS CONTROL… -- DEST [COMMAND]` as a user could paste it: what the SSH layer
+/// does, said the way ssh's own command line says it.
+fn shown(remote: &Remote, control: &[&str], command: Option<&str>) -> String {
+    remote
+        .argv(control, command)
+        .iter()
+        .map(|w| quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-impl Link {
-    fn new(remote: &Remote) -> Result<Link> {
-        let mut remote = remote.clone();
-        let shared = remote.options.iter().any(|o| o.starts_with("ControlPath="));
-        let own = if shared {
-            None
-        } else {
-            let dir = tempfile::Builder::new()
-                .prefix("dockerutils-cm-")
-                .tempdir()
-                .map_err(|e| Error::io("cannot make a directory for the ssh connection", e))?;
-            let path = dir.path().join("cm");
-            remote.options.extend(
-                [
-                    "ControlMaster=auto".to_string(),
-                    format!(
-                        "ControlPath={}",
-                        crate::dock::ssh_config::path_word(&path, "")
-                            .unwrap_or_else(|| path.display().to_string())
-                    ),
-                    // It ends by itself a minute after its last use, should `-O exit` never come.
-                    "ControlPersist=60".to_string(),
-                ]
-                .into_iter()
-                .flat_map(|o| ["-o".to_string(), o]),
-            );
-            Some(dir)
-        };
-        Ok(Link { remote, own })
-    }
-
-    fn argv(&self, control: &[&str], remote_command: Option<&str>) -> Vec<String> {
-        self.remote.argv(control, remote_command)
-    }
-
-    fn command(&self, control: &[&str], remote_command: Option<&str>) -> Command {
-        let argv = self.argv(control, remote_command);
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        cmd
-    }
-
-    fn shown(&self, control: &[&str], remote_command: Option<&str>) -> String {
-        self.argv(control, remote_command)
-            .iter()
-            .map(|w| quote(w))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// Runs an ssh command within CONTROL_LIMIT, its own process group (Ctrl-C is ours to
-    /// handle), stdout and stderr captured.
-    fn run(&self, control: &[&str], remote_command: Option<&str>) -> Result<std::process::Output> {
-        let mut cmd = self.command(control, remote_command);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        match run_bounded(cmd, CONTROL_LIMIT, false).map_err(|e| Error::spawn("ssh", e))? {
-            Ended::Exited(out) => Ok(out),
-            _ => Err(Error::Remote(format!(
-                "`{}` did not end within {} s",
-                self.shown(control, remote_command),
-                CONTROL_LIMIT.as_secs()
-            ))),
-        }
-    }
-
-    /// Makes sure the control connection is up (the shared one may have closed since the
-    /// last command; our own is opened here).
-    fn connect(&self, name: &str) -> Result<()> {
-        if self.run(&["-O", "check"], None)?.status.success() {
-            return Ok(());
-        }
-        let out = self.run(&[], Some("true"))?;
-        if !out.status.success() {
-            return Err(Error::Remote(format!(
-                "cannot reach {name} over ssh: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(())
-    }
-
-    /// `-R 127.0.0.1:0:127.0.0.1:LOCAL`: a port sshd picks on the remote's loopback
-    /// (`-O forward` prints it), forwarded to LOCAL here. The bind address is said, so an
-    /// sshd with `GatewayPorts clientspecified` does not open it to the network.
-    fn spec(local: &str) -> String {
-        format!("127.0.0.1:0:127.0.0.1:{local}")
-    }
-
-    /// Adds the forward from a port on the dock's loopback to `local`: that port.
-    fn forward(&self, local: u16, name: &str) -> Result<u16, Stop> {
-        let spec = Self::spec(&local.to_string());
-        let args = ["-O", "forward", "-R", &spec];
-        let out = self.run(&args, None)?;
-        let port = String::from_utf8_lossy(&out.stdout).trim().parse::<u16>();
-        match port {
-            Ok(port) if out.status.success() && port > 0 => {
-                eprintln!("{}   # {name}'s 127.0.0.1:{port}", self.shown(&args, None));
-                Ok(port)
-            }
-            _ => Err(Refused(format!(
-                "{name}'s sshd did not open a forward to this machine ({}): remote forwarding \
-                 (AllowTcpForwarding) is needed for the registry path",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))),
-        }
-    }
-
-    fn cancel(&self, local: u16) {
-        let spec = Self::spec(&local.to_string());
-        let args = ["-O", "cancel", "-R", &spec];
-        eprintln!("{}", self.shown(&args, None));
-        match self.run(&args, None) {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => eprintln!(
-                "transfer-image: warning: the forward to 127.0.0.1:{local} was not cancelled: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => eprintln!("transfer-image: warning: {e}"),
-        }
-    }
+/// `-R 127.0.0.1:REMOTE:127.0.0.1:LOCAL`. The bind address is said, so an sshd with
+/// `GatewayPorts clientspecified` does not open it to the network.
+fn spec(remote: &str, local: &str) -> String {
+    format!("127.0.0.1:{remote}:127.0.0.1:{local}")
 }
 
-impl Drop for Link {
-    /// Our own control connection ends with the transfer.
-    fn drop(&mut self) {
-        if self.own.is_some() {
-            let _ = self.run(&["-O", "exit"], None);
-        }
-    }
+/// Ports tried on the dock: its ephemeral range (Linux's default), where nothing listens
+/// for long; another when sshd cannot listen on one.
+const PORT_TRIES: usize = 8;
+
+fn random_port() -> u16 {
+    let hex = random_hex();
+    let n = u32::from_str_radix(&hex[..8], 16).unwrap_or(0);
+    32768 + (n % (60999 - 32768 + 1)) as u16
 }
 
-/// The forward, cancelled when dropped (on every way out).
-struct Forward<'a> {
-    link: &'a Link,
+/// The forward from a port on the dock's loopback to `local` here, cancelled when
+/// dropped (on every way out).
+struct Forward {
+    mux: std::sync::Arc<Mux>,
+    shown: String,
     local: u16,
     remote: u16,
 }
 
-impl Drop for Forward<'_> {
+impl Forward {
+    fn open(remote: &Remote, local: u16) -> Result<Forward, Stop> {
+        let mux = remote.mux()?;
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], local));
+        let mut why = String::new();
+        for _ in 0..PORT_TRIES {
+            let port = random_port();
+            match mux.forward_remote(port, to) {
+                Ok(()) => {
+                    let spec = spec(&port.to_string(), &local.to_string());
+                    eprintln!(
+                        "{}   # {}'s 127.0.0.1:{port}",
+                        shown(remote, &["-O", "forward", "-R", &spec], None),
+                        remote.name
+                    );
+                    return Ok(Forward {
+                        shown: shown(remote, &["-O", "cancel", "-R", &spec], None),
+                        mux,
+                        local,
+                        remote: port,
+                    });
+                }
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Err(Refused(format!(
+            "{}'s sshd did not open a forward to this machine ({why}): remote forwarding \
+             (AllowTcpForwarding) is needed for the registry path",
+            remote.name
+        )))
+    }
+}
+
+impl Drop for Forward {
     fn drop(&mut self) {
-        self.link.cancel(self.local);
+        eprintln!("{}", self.shown);
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], self.local));
+        if let Err(e) = self.mux.cancel_remote_forward(self.remote, to) {
+            eprintln!(
+                "transfer-image: warning: the forward to 127.0.0.1:{} was not cancelled: {e}",
+                self.local
+            );
+        }
     }
 }
 
@@ -354,24 +284,29 @@ fn source_line(image: &str, real: &str, from_store: bool, local: &str) -> String
 
 /// `--dry-run`: the steps, with the ports and the temporary name as placeholders.
 fn shown_steps(image: &str, real: &str, remote: &Remote, from_store: bool) -> Vec<String> {
-    let link = match Link::new(remote) {
-        Ok(link) => link,
-        Err(e) => return vec![e.to_string()],
-    };
     let temp = format!("127.0.0.1:PORT/{TEMP_REPO_PREFIX}RANDOM:{TEMP_TAG}");
     let digest = format!("127.0.0.1:PORT/{TEMP_REPO_PREFIX}RANDOM@MANIFEST_DIGEST");
     vec![
         source_line(image, real, from_store, "LOCALPORT"),
         format!(
-            "{}   # prints PORT, the forward's end on {}",
-            link.shown(&["-O", "forward", "-R", &Link::spec("LOCALPORT")], None),
+            "{}   # PORT: a free port of {}'s loopback",
+            shown(
+                remote,
+                &["-O", "forward", "-R", &spec("PORT", "LOCALPORT")],
+                None
+            ),
             remote.name
         ),
-        link.shown(
+        shown(
+            remote,
             &[],
             Some(&pull_script(&remote.docker, &temp, &digest, real)),
         ),
-        link.shown(&["-O", "cancel", "-R", &Link::spec("LOCALPORT")], None),
+        shown(
+            remote,
+            &["-O", "cancel", "-R", &spec("PORT", "LOCALPORT")],
+            None,
+        ),
     ]
 }
 
@@ -447,39 +382,44 @@ fn send(
         "{}",
         source_line(image, real, from_store, &local.to_string())
     );
-    let link = Link::new(remote)?;
-    link.connect(&remote.name)?;
+    // The remote's connection (the dock's shared master, started if it is not up).
+    remote.mux()?;
     if crate::process::interrupted() {
         return Err(Failed(Error::Interrupted("nothing was sent".into())));
     }
-    let port = link.forward(local, &remote.name)?;
-    let forward = Forward {
-        link: &link,
-        local,
-        remote: port,
-    };
+    let forward = Forward::open(remote, local)?;
     let temp = format!("127.0.0.1:{}/{repo}:{TEMP_TAG}", forward.remote);
     let temp_digest = format!("127.0.0.1:{}/{repo}@{digest}", forward.remote);
     let script = pull_script(&remote.docker, &temp, &temp_digest, real);
-    eprintln!("{}", link.shown(&[], Some(&script)));
-    // Its own process group: a Ctrl-C here reaches us, and we end the pull (and what it
-    // left on the dock) ourselves.
-    let mut pull = crate::process::spawn_in_own_group(
-        link.command(&[], Some(&script))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null()),
-    )
-    .map_err(|e| Error::spawn("ssh", e))?;
-    // Open as long as the pull may go on: closing it stops the pull on the dock.
-    let mut input = pull.stdin.take();
+    eprintln!("{}", shown(remote, &[], Some(&script)));
+    // A channel of the master (no process here for a Ctrl-C to reach): we end the pull,
+    // and what it left on the dock, ourselves. Started and waited for by a thread of its
+    // own, so that this one can watch for Ctrl-C and the deadline meanwhile.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let mux = remote.mux()?;
+    let pull = std::thread::spawn(
+        move || match mux.spawn_script(&script, Io::Socket, Io::Null) {
+            Ok(mut child) => {
+                let stdin = child.stdin.take();
+                let _ = started_tx.send(Ok((stdin, child.cutter())));
+                child.wait().ok().flatten()
+            }
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                None
+            }
+        },
+    );
+    let (stdin, cut) = started_rx
+        .recv()
+        .map_err(|_| Error::Remote("the pull did not start".into()))??;
+    // Open as long as the pull may go on: ending it stops the pull on the dock.
+    let mut input = Some(stdin);
     let mut progress = Progress::new(total, several.then_some(remote.name.as_str()));
     let mut deadline = None;
-    let status = loop {
-        if let Some(status) = pull
-            .try_wait()
-            .map_err(|e| Error::io("waiting for ssh", e))?
-        {
-            break Some(status);
+    let status: Option<Option<i32>> = loop {
+        if pull.is_finished() {
+            break Some(pull.join().unwrap_or(None));
         }
         if crate::process::interrupted() && input.is_some() {
             // The bar goes before the line that says why it stops.
@@ -488,13 +428,13 @@ fn send(
                 "transfer-image: interrupted: stopping the pull on {}",
                 remote.name
             );
+            let _ = cut.end_input();
             input = None;
             deadline = Some(Instant::now() + STOP_LIMIT);
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
-            // SAFETY: kill(2) of our child's own process group; the child is not reaped.
-            unsafe { libc::kill(-(pull.id() as i32), libc::SIGKILL) };
-            let _ = pull.wait();
+            // Given up on: its channel is cut, the thread left to end with it.
+            cut.cut();
             break None;
         }
         progress.show(
@@ -509,7 +449,7 @@ fn send(
     progress.finish(
         stats.read.load(Ordering::Relaxed),
         stats.sent.load(Ordering::Relaxed),
-        status.as_ref().is_some_and(|s| s.success()),
+        status == Some(Some(0)),
     );
     drop(forward);
     drop(server);
@@ -518,7 +458,7 @@ fn send(
         eprintln!("transfer-image: reading layer {error}");
     }
     let sent = stats.sent.load(Ordering::Relaxed);
-    let ok = status.as_ref().is_some_and(|s| s.success());
+    let ok = status == Some(Some(0));
     if status.is_none() {
         return Err(Failed(Error::Interrupted(format!(
             "{} did not say within {} s that its pull stopped; the forward is cancelled, but \
@@ -539,10 +479,7 @@ fn send(
             "transfer-image: error: {} did not pull the image (see the messages above)",
             remote.name
         );
-        return Ok(status
-            .and_then(|s| s.code())
-            .filter(|&c| c != 0)
-            .unwrap_or(1));
+        return Ok(status.flatten().filter(|&c| c != 0).unwrap_or(1));
     }
     let fetched_layers = layers.iter().filter(|l| fetched.contains(l)).count();
     let mut encodings = stats.encodings.lock().unwrap().clone();
