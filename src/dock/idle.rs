@@ -13,10 +13,9 @@
 //! under on the dock instead of `/`: the test dock's user is not root.
 
 use crate::dock::Dock;
+use crate::dock::session::Mux;
 use crate::error::{Error, Result};
 use crate::plan::quote;
-use crate::process::{Command, Stdio};
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 /// The watcher, as installed on docks at `/usr/local/sbin/dockerutils-idle`.
@@ -268,81 +267,56 @@ pub(crate) enum Answer {
 }
 
 /// Asks every dock at once for its watcher's state, over its shared SSH connection
-/// (made if there is none, and kept as every ssh to a dock keeps it); what has not
-/// answered by `timeout` is [`Answer::NoAnswer`] and its ssh is killed.
+/// (made if there is none, and kept as every ssh to a dock keeps it), through the SSH
+/// layer (`dock::session`); what has not answered by `timeout` is [`Answer::NoAnswer`]:
+/// a master still being started is killed at the limit (its ssh's process group), a
+/// command on a channel is given up on (it ends by itself: `cat` and `date`).
 pub(crate) fn read_states(docks: &[&Dock], timeout: Duration) -> Vec<Answer> {
     let started = Instant::now();
     // ssh's own connect timeout, in whole seconds: not shorter than ours, which decides.
     let connect = (timeout.as_secs_f64().ceil() as u64).max(1);
     let command = read_command();
-    let mut children: Vec<Option<crate::process::Running>> = docks
-        .iter()
-        .map(|dock| {
-            let inv = crate::dock::ssh::to_dock(dock, false, std::slice::from_ref(&command));
-            let mut cmd = Command::new(&inv.program);
-            // ssh takes an option's first value: these come before the dock's.
-            cmd.args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                &format!("ConnectTimeout={connect}"),
-            ])
-            .args(inv.argv())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-            crate::process::spawn(&mut cmd).ok()
-        })
-        .collect();
-    // Each output is read on a thread of its own: a control master that ssh forks keeps
-    // no copy of the pipe, but a reader must never hold up the others.
     let (send, receive) = std::sync::mpsc::channel();
-    for (i, child) in children.iter_mut().enumerate() {
-        if let Some(mut out) = child.as_mut().and_then(|c| c.stdout.take()) {
-            let send = send.clone();
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = out.read_to_string(&mut text);
-                let _ = send.send((i, text));
-            });
-        }
+    for (i, dock) in docks.iter().enumerate() {
+        // ssh takes an option's first value: these come before the dock's.
+        let mut options: Vec<String> = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &format!("ConnectTimeout={connect}"),
+        ]
+        .map(String::from)
+        .to_vec();
+        options.extend(dock.ssh_options());
+        let (dest, name) = (dock.destination(), dock.name().to_string());
+        let (send, command) = (send.clone(), command.clone());
+        // A thread each: a dock that does not answer must never hold up the others.
+        std::thread::spawn(move || {
+            let answer = Mux::connect(&options, &dest, &name, Some(timeout))
+                .and_then(|mux| {
+                    let left = timeout.saturating_sub(started.elapsed());
+                    mux.script_output_within(&command, left)
+                })
+                .ok()
+                // `date` runs last: exit 0 with `now=` is an answer, with or without state.
+                .filter(|ran| ran.success() && ran.stdout.contains("now="))
+                .map_or(Answer::NoAnswer, |ran| {
+                    Answer::State(State::parse(&ran.stdout))
+                });
+            let _ = send.send((i, answer));
+        });
     }
     drop(send);
     let mut answers = vec![Answer::NoAnswer; docks.len()];
-    let mut outputs: Vec<Option<String>> = vec![None; docks.len()];
-    let mut done = vec![false; docks.len()];
-    loop {
-        while let Ok((i, text)) = receive.try_recv() {
-            outputs[i] = Some(text);
-        }
-        for (i, child) in children.iter_mut().enumerate() {
-            if done[i] {
-                continue;
+    let mut left = docks.len();
+    while left > 0 {
+        let wait = timeout.saturating_sub(started.elapsed());
+        match receive.recv_timeout(wait) {
+            Ok((i, answer)) => {
+                answers[i] = answer;
+                left -= 1;
             }
-            let Some(c) = child else {
-                done[i] = true;
-                continue;
-            };
-            // Exited, and its output read to the end.
-            if let Ok(Some(status)) = c.try_wait()
-                && let Some(text) = outputs[i].take()
-            {
-                done[i] = true;
-                // `date` runs last: exit 0 with `now=` is an answer, with or without state.
-                if status.success() && text.contains("now=") {
-                    answers[i] = Answer::State(State::parse(&text));
-                }
-            }
-        }
-        if done.iter().all(|d| *d) || started.elapsed() >= timeout {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    for (i, child) in children.iter_mut().enumerate() {
-        if let Some(c) = child.as_mut().filter(|_| !done[i]) {
-            // SIGKILL, and reaped.
-            c.kill();
+            Err(_) => break,
         }
     }
     answers

@@ -133,6 +133,9 @@ impl Running {
         status
     }
 
+    /// Kept though unused: it shadows std's `try_wait` (reached through `Deref`), which
+    /// would leave the pid listed for signals after the child is reaped.
+    #[allow(dead_code)]
     pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         let status = self.deref_mut().try_wait();
         if !matches!(status, Ok(None)) {
