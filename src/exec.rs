@@ -167,6 +167,16 @@ fn name_taken_note(prog: &str, refused: &Invocation, next: usize) -> String {
 /// says there is no other name to try.
 fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
     use std::io::{Read, Write};
+    if let Some(remote) = &inv.on_dock {
+        return Ran::Done(match run_on_dock(inv, remote) {
+            Ok(code) => outcome(prog, inv, code, &[], false),
+            Err(e) => {
+                crate::error::report(prog, &e);
+                // ssh's own code for a connection that failed.
+                StepResult::Stop(255)
+            }
+        });
+    }
     let mut command = crate::process::command(inv);
     if inv.stdin.is_some() {
         command.stdin(crate::process::Stdio::piped());
@@ -224,20 +234,51 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
         }
         let _ = std::io::stderr().write_all(&held);
     }
-    if code == 0 {
-        return Ran::Done(StepResult::Ok);
+    Ran::Done(outcome(prog, inv, code, &stderr, capture))
+}
+
+/// Runs a plan's command on a dock through the SSH layer (stdin its text, or closed;
+/// stdout and stderr ours): its exit code, 255 when it ended without one (as ssh says).
+fn run_on_dock(inv: &Invocation, remote: &crate::plan::OnDock) -> crate::error::Result<i32> {
+    use crate::dock::session::{Io, Mux};
+    use std::io::Write;
+    let name = format!("dock {}", remote.name);
+    let mux = Mux::connect(&remote.options, &remote.dest, &name, None)?;
+    let (program, args) = remote.words.split_first().expect("a command has a program");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stdin = if inv.stdin.is_some() {
+        Io::Socket
+    } else {
+        Io::Null
+    };
+    let mut child = mux.spawn(program, &args, stdin, Io::Inherit)?;
+    if let (Some(input), Some(mut socket)) = (&inv.stdin, child.stdin.take()) {
+        // A program that exits without reading it is reported by its exit code.
+        let _ = socket.write_all(input.value.as_bytes());
+        let _ = child.cutter().end_input();
     }
-    let stderr = String::from_utf8_lossy(&stderr);
+    let code = child
+        .wait()
+        .map_err(|e| crate::error::Error::io(format!("ssh to {name}"), e))?;
+    Ok(code.unwrap_or(255))
+}
+
+/// What a command's exit `code` (and its captured stderr) makes of its step.
+fn outcome(prog: &str, inv: &Invocation, code: i32, stderr: &[u8], capture: bool) -> StepResult {
+    if code == 0 {
+        return StepResult::Ok;
+    }
+    let stderr = String::from_utf8_lossy(stderr);
     if capture && stderr.contains("No such image") {
         let image = inv.args.last().map(|a| a.value.as_str()).unwrap_or("");
         eprintln!("{image} is not present (nothing to remove)");
-        return Ran::Done(StepResult::Ok);
+        return StepResult::Ok;
     }
     eprint!("{stderr}");
     for hint in failure_hints(inv, code) {
         eprintln!("{prog}: hint: {hint}");
     }
-    Ran::Done(match &inv.on_failure {
+    match &inv.on_failure {
         OnFailure::Explain(known) if known.code == code && !interrupted() => {
             eprintln!("{prog}: error: {}", known.error);
             eprintln!("{prog}: hint: {}", known.hint);
@@ -245,7 +286,7 @@ fn run_once(prog: &str, inv: &Invocation, last_try: bool) -> Ran {
         }
         OnFailure::Stop | OnFailure::Explain(_) => StepResult::Stop(code),
         OnFailure::MissingImageIsFine => StepResult::Noted(code),
-    })
+    }
 }
 
 /// docker's exit code when docker itself (not the container) failed to run it.

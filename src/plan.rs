@@ -89,6 +89,19 @@ pub(crate) struct Invocation {
     /// The project image a `docker run` runs: when docker fails and its engine does not
     /// have the image, exec says how to get it there. (Boxed: a `Step` stays small.)
     pub image: Option<Box<RunsImage>>,
+    /// A command on a dock: exec runs `words` there through the SSH layer (openssh, each
+    /// word escaped on its own); `program` and `args` are the `ssh` command line that does
+    /// the same, which is what is printed and what `--dry-run` shows.
+    pub on_dock: Option<Box<OnDock>>,
+}
+
+/// A command a plan runs on a dock: its connection, and the words run there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OnDock {
+    pub options: Vec<String>,
+    pub dest: String,
+    pub name: String,
+    pub words: Vec<String>,
 }
 
 /// The image of a `docker run` (`name:tag`) and the `docker/` subdirectory it is built from.
@@ -148,6 +161,7 @@ impl Invocation {
             log: None,
             unique_name: None,
             image: None,
+            on_dock: None,
         }
     }
 

@@ -991,12 +991,15 @@ run-image dev; echo "rc=$?"
         )),
         "{shown}"
     );
+    // What runs there: `/bin/sh -c SCRIPT`, each word quoted for the dock's shell.
     let words = shlex::split(shown).unwrap();
-    let remote = words.last().unwrap();
+    let n = words.len();
+    assert_eq!(words[n - 3..n - 1], ["/bin/sh", "-c"], "{shown}");
+    let script = shlex::split(&words[n - 1]).unwrap().remove(0);
     assert_eq!(
-        shlex::split(remote).unwrap()[3],
+        shlex::split(&script).unwrap()[3],
         format!("{};", copy.display()),
-        "{remote}"
+        "{script}"
     );
     // After sync-up: the container runs on the copy.
     assert!(

@@ -43,7 +43,7 @@ pub(crate) struct Args {
 
 /// The ssh that installs (or updates) the watcher on the dock with this limit.
 pub(crate) fn plan(dock: &Dock, limit: Limit) -> Plan {
-    let mut inv = crate::dock::ssh::to_dock(dock, false, &[idle::install_command()]);
+    let mut inv = crate::dock::ssh::script_on_dock(dock, &idle::install_command());
     inv.stdin = Some(Arg::from(idle::installer(limit)));
     inv.stdin_label = Some(
         format!(
@@ -258,6 +258,7 @@ pub(crate) fn main(args: Args) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::quote;
 
     #[test]
     fn the_plan_is_one_ssh_with_the_installer_on_stdin() {
@@ -281,10 +282,25 @@ mod tests {
         let shown = inv.display();
         let (line, label) = shown.split_once(" < ").unwrap();
         let words = shlex::split(line).unwrap();
+        // What runs there: `/bin/sh -c INSTALL`, each word quoted for the dock's shell.
         assert_eq!(
-            words[words.len() - 2..],
-            ["ubuntu@10.0.0.5".to_string(), idle::install_command()],
+            words[words.len() - 4..],
+            [
+                "ubuntu@10.0.0.5".to_string(),
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                quote(&idle::install_command())
+            ],
             "{shown}"
+        );
+        let on_dock = inv.on_dock.as_ref().expect("run through the SSH layer");
+        assert_eq!(
+            on_dock.words,
+            [
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                idle::install_command()
+            ]
         );
         assert!(label.ends_with("limit 2h00m"), "{shown}");
         assert!(

@@ -173,16 +173,16 @@ pub(crate) fn root() -> String {
         .to_string()
 }
 
-/// The remote command that installs the watcher from stdin: as root (through `sudo -n`
-/// for a user that is not; exit 3 when that needs a password), or under [`root`].
+/// The script (`/bin/sh -c` on the dock) that installs the watcher from stdin: as root
+/// (through `sudo -n` for a user that is not; exit 3 when that needs a password), or
+/// under [`root`].
 pub(crate) fn install_command() -> String {
-    let inner = match root().as_str() {
+    match root().as_str() {
         "" => "if [ \"$(id -u)\" -ne 0 ]; then sudo -n true 2>/dev/null || exit 3; \
                exec sudo -n sh -s; fi; exec sh -s"
             .to_string(),
         dir => format!("DOCKERUTILS_IDLE_ROOT={} exec sh -s", quote(dir)),
-    };
-    format!("sh -c {}", quote(&inner))
+    }
 }
 
 /// The exit code of [`install_command`] when the dock's user cannot become root.

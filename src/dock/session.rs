@@ -264,6 +264,18 @@ impl Mux {
 
     /// Starts `sh -c SCRIPT` there with the given stdin and stdout (stderr: ours).
     pub(crate) fn spawn_script(&self, script: &str, stdin: Io, stdout: Io) -> Result<RemoteChild> {
+        self.spawn(SH, &["-c", script], stdin, stdout)
+    }
+
+    /// Starts `program` with `args` there (each one word there), with the given stdin
+    /// and stdout (stderr: ours).
+    pub(crate) fn spawn(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Io,
+        stdout: Io,
+    ) -> Result<RemoteChild> {
         let give = |io: Io| -> Result<(Stdio, Option<UnixStream>, Option<UnixStream>)> {
             Ok(match io {
                 Io::Null => (Stdio::null(), None, None),
@@ -283,9 +295,8 @@ impl Mux {
         let (stdin_io, stdin, stdin_kept) = give(stdin)?;
         let (stdout_io, stdout, stdout_kept) = give(stdout)?;
         let child = block_on(async {
-            openssh::Session::to_command(self.session.clone(), SH)
-                .arg("-c")
-                .arg(script)
+            openssh::Session::to_command(self.session.clone(), program)
+                .args(args)
                 .stdin(stdin_io)
                 .stdout(stdout_io)
                 .stderr(Stdio::inherit())

@@ -9,7 +9,7 @@
 //! untouched.
 
 use crate::dock::{self, Dock};
-use crate::plan::Invocation;
+use crate::plan::{Invocation, quote};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,26 @@ pub(crate) fn to_dock(dock: &Dock, tty: bool, remote: &[String]) -> Invocation {
     inv.args(["-o", "LogLevel=error", "--"])
         .arg(dock.destination())
         .args(remote.iter().map(String::as_str))
+}
+
+/// A plan step that runs `words` on the dock through the SSH layer (each one word there,
+/// whatever it holds); shown as the `ssh` line that does the same (each word quoted for
+/// the dock's shell, which the ssh CLI joins them for).
+pub(crate) fn on_dock(dock: &Dock, words: &[&str]) -> Invocation {
+    let quoted: Vec<String> = words.iter().map(|w| quote(w)).collect();
+    let mut inv = to_dock(dock, false, &quoted);
+    inv.on_dock = Some(Box::new(crate::plan::OnDock {
+        options: dock.ssh_options(),
+        dest: dock.destination(),
+        name: dock.name().to_string(),
+        words: words.iter().map(|w| w.to_string()).collect(),
+    }));
+    inv
+}
+
+/// A plan step that runs `script` on the dock: `/bin/sh -c SCRIPT` (see [`on_dock`]).
+pub(crate) fn script_on_dock(dock: &Dock, script: &str) -> Invocation {
+    on_dock(dock, &["/bin/sh", "-c", script])
 }
 
 /// `ssh -N -L [BIND:]LOCAL:127.0.0.1:REMOTE` to the dock: a local port forwarded to a port

@@ -79,12 +79,8 @@ pub(crate) fn plan(dock: &Dock, direction: Direction, ctx: &Context) -> Result<P
     ]);
     match direction {
         Direction::Up => {
-            // The path is one word for the dock's shell, whatever it holds.
-            let mut mkdir = crate::dock::ssh::to_dock(
-                dock,
-                false,
-                &["mkdir".into(), "-p".into(), "--".into(), quote(&remote)],
-            );
+            // The path is one word on the dock, whatever it holds.
+            let mut mkdir = crate::dock::ssh::on_dock(dock, &["mkdir", "-p", "--", &remote]);
             mkdir.on_failure = OnFailure::Explain(Box::new(Explanation {
                 code: 1,
                 error: format!(

@@ -362,7 +362,7 @@ impl DockedMounts {
              done; [ -z \"$m\" ] || exit 3",
             list.join(" ")
         );
-        let mut inv = crate::dock::ssh::to_dock(dock, false, &[script]);
+        let mut inv = crate::dock::ssh::script_on_dock(dock, &script);
         inv.cwd = project.root.clone();
         let copy = dock.code_dir(&ctx.user, &project.root);
         let inside = |s: &String| s == &copy || s.starts_with(&format!("{copy}/"));
