@@ -397,24 +397,22 @@ fn nb_dock_starts_jupyter_on_the_dock_behind_a_tunnel_and_stops_it() {
     let record =
         std::fs::read_to_string(d.home.path().join(".docker").join(&d.ip).join("notebook"))
             .unwrap();
-    let pid: u32 = record
+    // The tunnel is a control master of its own (not the shared one, nor the shim's):
+    // it answers on the recorded socket, and it forwards the local port.
+    let ctl = record
         .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("pid=")
-        .parse()
+        .find_map(|l| l.strip_prefix("ctl="))
+        .unwrap_or_else(|| panic!("no ctl= in {record}"))
+        .to_string();
+    assert!(!ctl.contains("/cm/"), "not the shared master: {ctl}");
+    let check = Command::new("ssh")
+        .args(["-o", &format!("ControlPath={ctl}"), "-O", "check", "x"])
+        .output()
         .unwrap();
-    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-        .unwrap()
-        .replace('\0', " ");
     assert!(
-        cmdline
-            .split(' ')
-            .next()
-            .is_some_and(|p| p.ends_with("ssh"))
-            && !cmdline.contains(".dockerutils/bin/ssh")
-            && cmdline.contains(&format!("-L {local}:127.0.0.1:{remote}")),
-        "{cmdline}"
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
     );
 
     // Again: it says where it already runs.
@@ -435,6 +433,7 @@ fn nb_dock_starts_jupyter_on_the_dock_behind_a_tunnel_and_stops_it() {
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(http_get(local, "/").is_none(), "tunnel closed");
+    assert!(!Path::new(&ctl).exists(), "its master ended: {ctl}");
     assert!(http_get(remote, "/").is_none(), "jupyter stopped");
 
     // No jupyter on the dock: a clear error, soon, and no tunnel left behind.

@@ -1,13 +1,14 @@
 //! `nb-dock [NAME]`: Jupyter Lab on a dock, reached through an SSH tunnel.
 //!
 //! Jupyter listens on the dock's loopback only (nothing is exposed on the dock's
-//! network); a background `ssh -N -L` forwards a local port to it. The tunnel's pid and
-//! ports are kept in `~/.docker/<ip>/notebook`, and `nb-dock --stop` ends both.
+//! network); a local port is forwarded to it by a control master of the tunnel's own
+//! (`dock::session::OwnTunnel`: started by ssh, kept until told to end; the forward asked
+//! of it through openssh). The tunnel's socket and ports are kept in
+//! `~/.docker/<ip>/notebook`, and `nb-dock --stop` ends both.
 
-use crate::dock::session::Session;
+use crate::dock::session::{OwnTunnel, Session};
 use crate::dock::{self, Dock};
 use crate::error::{Error, Result};
-use crate::process::{Command, Stdio};
 use crate::service::notebook;
 use clap::Parser;
 use std::time::{Duration, Instant};
@@ -44,10 +45,12 @@ pub(crate) struct Args {
     pub no_browser: bool,
 }
 
-/// The running tunnel of a dock, as recorded.
+/// The running tunnel of a dock, as recorded: the socket of its master (or, recorded by
+/// an earlier version, the pid of its `ssh -N -L`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Tunnel {
-    pid: u32,
+    ctl: Option<std::path::PathBuf>,
+    pid: Option<u32>,
     local_port: u16,
     remote_port: u16,
 }
@@ -58,27 +61,45 @@ fn record_path(dock: &Dock) -> std::path::PathBuf {
 
 fn read_record(dock: &Dock) -> Option<Tunnel> {
     let text = std::fs::read_to_string(record_path(dock)).ok()?;
-    let get = |k: &str| {
+    let value = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.trim().parse::<u32>().ok())
+            .map(str::trim)
     };
+    let number = |k: &str| value(k).and_then(|v| v.parse::<u32>().ok());
     Some(Tunnel {
-        pid: get("pid")?,
-        local_port: get("local_port")? as u16,
-        remote_port: get("remote_port")? as u16,
+        ctl: value("ctl").map(std::path::PathBuf::from),
+        pid: number("pid"),
+        local_port: number("local_port")? as u16,
+        remote_port: number("remote_port")? as u16,
     })
 }
 
-/// Is the recorded pid still our ssh (and not a recycled pid)?
+/// Is the recorded tunnel still there: its master answers (or the recorded pid is still
+/// our ssh, not a recycled pid)?
 fn alive(t: &Tunnel) -> bool {
-    std::fs::read(format!("/proc/{}/cmdline", t.pid))
+    if let Some(ctl) = &t.ctl {
+        return OwnTunnel::alive(ctl);
+    }
+    let Some(pid) = t.pid else { return false };
+    std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| {
             let c = String::from_utf8_lossy(&c);
             c.contains("ssh")
                 && c.contains(&format!("{}:127.0.0.1:{}", t.local_port, t.remote_port))
         })
         .unwrap_or(false)
+}
+
+/// Where the tunnel's master listens: `~/.docker/<ip>/nb.sock`, or in a short directory
+/// of ours when that path is too long for a socket.
+fn tunnel_socket(dock: &Dock) -> Result<std::path::PathBuf> {
+    let path = dock.dir.join("nb.sock");
+    // ssh binds `<path>.<16 random characters>` first; a socket path has 107 bytes.
+    if path.as_os_str().len() + 17 <= 107 {
+        return Ok(path);
+    }
+    Ok(crate::dock::session::short_socket_dir()?.join(format!("nb-{}.sock", dock.ip)))
 }
 
 /// A script run by the dock user's login shell over the dock's shared connection: did it
@@ -123,27 +144,25 @@ fn start(args: &Args, dock: &Dock, session: &Session) -> Result<i32> {
         )));
     }
     let lp = args.port.unwrap_or_else(|| notebook::free_local_port(8888));
-    // In its own process group, so that Ctrl-C here leaves it be.
-    let inv = crate::dock::ssh::tunnel(dock, None, lp, rp);
     // The real ssh, not the shim a docked shell puts first on PATH: through the shim the
-    // forward rides the shared connection and outlives `nb-dock --stop` (see
-    // ssh::real_ssh_program).
-    let mut tunnel = Command::new(crate::dock::ssh::real_ssh_program());
-    tunnel
-        .args(inv.argv())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = crate::process::spawn_detached(&mut tunnel)
-        .map_err(|e| Error::io("cannot start the ssh tunnel", e))?;
-    let record = Tunnel {
-        pid: child.id(),
-        local_port: lp,
-        remote_port: rp,
-    };
+    // master would be the shared one (see ssh::real_ssh_program).
+    let ctl = tunnel_socket(dock)?;
+    let program = crate::dock::ssh::real_ssh_program();
+    if let Err(e) = OwnTunnel::open(
+        std::path::Path::new(&program),
+        &dock.ssh_options(),
+        &dock.destination(),
+        &format!("dock {}", dock.name()),
+        &ctl,
+        lp,
+        rp,
+    ) {
+        let _ = stop(dock, Some(session), false);
+        return Err(e);
+    }
     std::fs::write(
         record_path(dock),
-        format!("pid={}\nlocal_port={lp}\nremote_port={rp}\n", record.pid),
+        format!("ctl={}\nlocal_port={lp}\nremote_port={rp}\n", ctl.display()),
     )
     .map_err(|e| Error::io("cannot record the tunnel", e))?;
     eprintln!("Waiting for Jupyter to answer through localhost:{lp}…");
@@ -153,22 +172,13 @@ fn start(args: &Args, dock: &Dock, session: &Session) -> Result<i32> {
         lp,
         Duration::from_secs(args.timeout),
         || {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                return Some(format!(
-                    "the ssh tunnel to {} ended ({status}): {}",
-                    dock.name(),
-                    err.trim()
-                ));
-            }
             if last_check.elapsed() < Duration::from_secs(2) {
                 return None;
             }
             last_check = Instant::now();
+            if !OwnTunnel::alive(&ctl) {
+                return Some(format!("the ssh tunnel to {} ended", dock.name()));
+            }
             let check = format!(
                 "kill -0 $(cat {STATE_DIR}/jupyter.pid) 2>/dev/null || tail -n 5 {STATE_DIR}/jupyter.out"
             );
@@ -208,8 +218,15 @@ fn stop(dock: &Dock, session: Option<&Session>, loud: bool) -> Result<i32> {
     let mut did = vec![];
     if let Some(t) = read_record(dock) {
         if alive(&t) {
-            // SAFETY: kill(2) of the tunnel ssh we started (checked by its command line).
-            unsafe { libc::kill(t.pid as i32, libc::SIGTERM) };
+            match (&t.ctl, t.pid) {
+                (Some(ctl), _) => OwnTunnel::close(ctl),
+                // SAFETY: kill(2) of the tunnel ssh an earlier version started (checked
+                // by its command line).
+                (None, Some(pid)) => unsafe {
+                    libc::kill(pid as i32, libc::SIGTERM);
+                },
+                (None, None) => {}
+            }
             did.push(format!("closed the tunnel on localhost:{}", t.local_port));
         }
         let _ = std::fs::remove_file(record_path(dock));

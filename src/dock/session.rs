@@ -343,6 +343,80 @@ impl Mux {
     }
 }
 
+/// A tunnel that outlives the command (nb-dock's): a control master of its own, kept
+/// until it is told to end (ControlPersist=yes), on the socket `ctl`, with a local forward
+/// asked of it through openssh. Its own, not the dock's shared one, which ends 10 minutes
+/// after its last session and would take the forward with it.
+pub(crate) struct OwnTunnel;
+
+impl OwnTunnel {
+    /// Starts the master (`ssh` by `program`, the real one, not a docked shell's shim) and
+    /// forwards 127.0.0.1:`local` here to 127.0.0.1:`remote` on the dock.
+    pub(crate) fn open(
+        program: &std::path::Path,
+        options: &[String],
+        dest: &str,
+        name: &str,
+        ctl: &std::path::Path,
+        local: u16,
+        remote: u16,
+    ) -> Result<()> {
+        let spelled = super::ssh_config::path_word(ctl, "").ok_or_else(|| {
+            Error::Remote(format!("{} cannot be a control socket", ctl.display()))
+        })?;
+        // ssh takes an option's first value: these come before the dock's.
+        let out = crate::process::output(
+            crate::process::Command::new(program)
+                .args([
+                    "-o",
+                    "ControlMaster=yes",
+                    "-o",
+                    &format!("ControlPath={spelled}"),
+                    "-o",
+                    "ControlPersist=yes",
+                    "-o",
+                    "LogLevel=error",
+                ])
+                .args(options)
+                .arg("--")
+                .arg(dest)
+                .arg("true")
+                .stdin(crate::process::Stdio::null()),
+        )
+        .map_err(|e| Error::spawn("ssh", e))?;
+        if !out.status.success() {
+            return Err(Error::Remote(format!(
+                "cannot reach {name} over ssh: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let session = openssh::Session::resume_mux(ctl.into(), None);
+        let forwarded = block_on(session.request_port_forward(
+            openssh::ForwardType::Local,
+            openssh::Socket::new("127.0.0.1", local),
+            openssh::Socket::new("127.0.0.1", remote),
+        ));
+        if let Err(e) = forwarded {
+            let _ = block_on(session.close());
+            return Err(Error::Remote(format!(
+                "the tunnel from localhost:{local} to {name} did not open: {}",
+                connect_error(&e)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the master on `ctl` answers.
+    pub(crate) fn alive(ctl: &std::path::Path) -> bool {
+        ctl.exists() && block_on(openssh::Session::resume_mux(ctl.into(), None).check()).is_ok()
+    }
+
+    /// Ends the master on `ctl`, and with it the forward.
+    pub(crate) fn close(ctl: &std::path::Path) {
+        let _ = block_on(openssh::Session::resume_mux(ctl.into(), None).close());
+    }
+}
+
 impl Drop for Mux {
     fn drop(&mut self) {
         if let Some((options, dest)) = self.exit_on_drop.take() {
@@ -451,13 +525,39 @@ fn control_socket(out: &std::process::Output) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// A directory for control sockets when the home's is too long for a socket path:
+/// `/tmp/dockerutils-<uid>/<hash of the home>` (0700, ours: refused otherwise).
+pub(crate) fn short_socket_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    // SAFETY: getuid(2) cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let top = PathBuf::from(format!("/tmp/dockerutils-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&top);
+    let meta =
+        std::fs::symlink_metadata(&top).map_err(|e| Error::io(top.display().to_string(), e))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::Remote(format!(
+            "{} is not a private directory of yours (for ssh's control sockets): remove it",
+            top.display()
+        )));
+    }
+    use sha2::Digest;
+    let registry = super::registry_dir();
+    let home = format!(
+        "{:x}",
+        sha2::Sha256::digest(registry.as_os_str().as_encoded_bytes())
+    );
+    let dir = top.join(&home[..12]);
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    Ok(dir)
+}
+
 /// Control options for a remote whose options name no socket (a plain host): a master in
 /// the docks' socket directory of this home (`%C` hashes user, host and port; the home
 /// keeps its known hosts and identities apart from another's), or, when that path is too
 /// long for a socket, in `/tmp/dockerutils-<uid>/<hash of the home>` (0700, ours: refused
 /// otherwise); kept a minute after its last use.
 fn own_control_options() -> Result<Vec<String>> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let registry = super::registry_dir();
     let in_home = super::control_dir(&registry);
     // `%C` as is: the directory's own `%` doubled, the token not (one socket per host).
@@ -465,29 +565,7 @@ fn own_control_options() -> Result<Vec<String>> {
         .and_then(|_| super::ssh_config::path_word(&in_home, "/%C"));
     let spelled = match spelled {
         Some(spelled) => spelled,
-        None => {
-            // SAFETY: getuid(2) cannot fail.
-            let uid = unsafe { libc::getuid() };
-            let top = PathBuf::from(format!("/tmp/dockerutils-{uid}"));
-            let _ = std::fs::DirBuilder::new().mode(0o700).create(&top);
-            let meta = std::fs::symlink_metadata(&top)
-                .map_err(|e| Error::io(top.display().to_string(), e))?;
-            if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
-                return Err(Error::Remote(format!(
-                    "{} is not a private directory of yours (for ssh's control sockets): \
-                     remove it",
-                    top.display()
-                )));
-            }
-            use sha2::Digest;
-            let home = format!(
-                "{:x}",
-                sha2::Sha256::digest(registry.as_os_str().as_encoded_bytes())
-            );
-            let dir = top.join(&home[..12]);
-            let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-            format!("{}/%C", dir.display())
-        }
+        None => format!("{}/%C", short_socket_dir()?.display()),
     };
     Ok([
         "ControlMaster=auto".to_string(),
