@@ -243,7 +243,7 @@ fn run_on_dock(inv: &Invocation, remote: &crate::plan::OnDock) -> crate::error::
     use crate::dock::session::{Io, Mux};
     use std::io::Write;
     let name = format!("dock {}", remote.name);
-    let mux = Mux::connect(&remote.options, &remote.dest, &name, None)?;
+    let mux = Mux::connect(&remote.options, &remote.dest, &name, None, false)?;
     let (program, args) = remote.words.split_first().expect("a command has a program");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let stdin = if inv.stdin.is_some() {

@@ -102,6 +102,9 @@ pub(crate) struct OnDock {
     pub dest: String,
     pub name: String,
     pub words: Vec<String>,
+    /// A tunnel instead of a command (`words` empty): `[BIND:]LOCAL` here forwarded to
+    /// 127.0.0.1:REMOTE on the dock.
+    pub forward: Option<(Option<String>, u16, u16)>,
 }
 
 /// The image of a `docker run` (`name:tag`) and the `docker/` subdirectory it is built from.

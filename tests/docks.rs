@@ -2134,6 +2134,8 @@ fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
     let (code, said) = interrupt_at(&d, &[&format!("testdock:{pulled}")], "10%", "-INT");
     assert_eq!(code, Some(130), "{said}");
     assert!(said.contains("--entrypoint /dockerutils-reader "), "{said}");
+    // No summary of what was received, as if it had gone well.
+    assert!(!said.contains("transfer-image: received"), "{said}");
     assert!(said.contains("transfer-image: interrupted"), "{said}");
     nothing_left_running(&d, &pulled);
     assert!(
@@ -2159,12 +2161,54 @@ fn an_interrupted_pull_back_or_fan_out_leaves_every_engine_as_it_was() {
     // SIGTERM this time: 128 + 15, as a shell says of a process it killed.
     let (code, said) = interrupt_at(&d, &args, "10%", "-TERM");
     assert_eq!(code, Some(143), "{said}");
+    // What the docks' `docker load` and zstd say of the cut (an unexpected end) is not
+    // shown: it would read as a fault of theirs.
+    assert!(
+        !said.contains("unexpected EOF") && !said.contains("premature end"),
+        "{said}"
+    );
     nothing_left_running(&d, &sent);
     for engine in std::iter::once(&d.engine).chain(engine2.as_ref()) {
         assert_eq!(id_on(engine, &sent), "", "{said}");
         assert_eq!(id_on(engine, &id), "", "{said}");
     }
     common::cleanup().remove_later([sent]);
+}
+
+/// Ctrl-C (to the terminal's process group) while the connection to a host that does
+/// not answer is being made: exit 130 and a word of why, on either path.
+#[test]
+fn ctrl_c_while_connecting_to_a_silent_host_exits_130() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = test_dock();
+    let p = Project::new("xfersilent");
+    p.dockerfile("small", "FROM scratch\nCOPY busybox /bin/busybox\n");
+    let image = build(&p, "small");
+    // Accepts, and never says a word: ssh waits for its banner.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dest = format!("nobody@127.0.0.1:{port}");
+    for extra in [&[][..], &["--via-registry"][..]] {
+        use std::os::unix::process::CommandExt;
+        let mut child = d
+            .cmd("transfer-image")
+            .args([image.as_str(), dest.as_str()])
+            .args(extra)
+            .process_group(0)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // SAFETY: kill(2) of the process group of the child we started.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{extra:?}: {err}");
+        assert!(err.contains("interrupted"), "{extra:?}: {err}");
+        assert!(!err.trim_end().ends_with(':'), "{extra:?}: {err}");
+    }
+    drop(silent);
+    common::cleanup().remove_later([image]);
 }
 
 /// Names that a shell or ssh could take for more are refused before anything runs (no

@@ -585,6 +585,12 @@ fn run_notebook_when_docked_syncs_up_runs_on_the_dock_and_syncs_down() {
         ready.ends_with(&format!("http://127.0.0.1:{port}/lab?token=tok42")),
         "through the tunnel: {ready}"
     );
+    // The tunnel: a control master of its own, on a socket named by the local port.
+    let master = Command::new("pgrep")
+        .args(["-f", &format!("tunnel-[0-9]*-{port}.sock")])
+        .output()
+        .unwrap();
+    assert!(!master.stdout.is_empty(), "the tunnel's master runs");
     // On the dock, the notebook is on its loopback only; here, the tunnel serves it.
     let name = container_of(&image, Some(&engine));
     assert_eq!(
@@ -621,11 +627,9 @@ fn run_notebook_when_docked_syncs_up_runs_on_the_dock_and_syncs_down() {
         "{}\n"
     );
     assert!(http_get(port, "/").is_none(), "the tunnel is closed");
+    // The tunnel is a master of its own on a socket named by the local port: ended.
     let tunnels = Command::new("pgrep")
-        .args([
-            "-f",
-            &format!("-L 127.0.0.1:{port}:127.0.0.1:{remote_port}"),
-        ])
+        .args(["-f", &format!("tunnel-[0-9]*-{port}.sock")])
         .output()
         .unwrap();
     assert!(

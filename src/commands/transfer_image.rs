@@ -158,9 +158,11 @@ fn not_a_dock(image: &str, dock: &str, known: &[String]) -> Error {
         format!("registered docks: {}", known.join(", "))
     };
     Error::Usage(format!(
-        "{} is not a registered dock ({registered}), and {} is not an image here",
+        "{} is not a registered dock ({registered}), and {} is not an image here; from a \
+         host that is not registered, name its user: `transfer-image --from USER@{} IMAGE`",
         quote(dock),
-        quote(image)
+        quote(image),
+        quote(dock)
     ))
 }
 
@@ -170,24 +172,45 @@ fn not_a_dock(image: &str, dock: &str, known: &[String]) -> Error {
 fn check_reference(image: &str) -> Result<()> {
     // The repository (before a tag or digest) is lower case, and a `:` or `@` is followed
     // by something: `dock:` (a dock named, the image forgotten) or `App:1` is no image.
-    let repository = image.split('@').next().unwrap_or(image);
-    let repository = match repository.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => name,
-        _ => repository,
+    // One tag at most (`app:1:2` is none), one digest (`@sha256:` and 64 hex digits), and
+    // a `:` inside the repository only as a registry's port (`host:5000/app`).
+    let (named, digest) = match image.split_once('@') {
+        Some((named, digest)) => (named, Some(digest)),
+        None => (image, None),
     };
+    let (repository, tag) = match named.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (named, None),
+    };
+    let mut parts = repository.split('/');
+    let first = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    let port_ok = !first.contains(':')
+        || (!rest.is_empty()
+            && first.split_once(':').is_some_and(|(_, port)| {
+                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+            }));
+    let digest_ok = digest.is_none_or(|d| {
+        d.strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
     let ok = image.len() <= 512
         && image.starts_with(|c: char| c.is_ascii_alphanumeric())
         && image
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
         && !image.ends_with([':', '@'])
-        && !repository.chars().any(|c| c.is_ascii_uppercase());
+        && !repository.chars().any(|c| c.is_ascii_uppercase())
+        && rest.iter().all(|p| !p.contains(':'))
+        && port_ok
+        && tag.is_none_or(|t| !t.is_empty() && !t.contains('@'))
+        && digest_ok;
     if ok {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "{} is not an image: NAME[:TAG], NAME@DIGEST or an image id (letters, digits \
-             and `._-/:@`)",
+            "{} is not an image: NAME[:TAG], NAME@sha256:DIGEST or an image id (NAME in \
+             lowercase letters, digits and `._-/`; a TAG may have capitals too)",
             quote(image)
         )))
     }
@@ -195,6 +218,10 @@ fn check_reference(image: &str) -> Result<()> {
 
 /// `docked`: the dock of this shell, whose DOCKER_HOST was set aside.
 fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
+    if !args.dry_run {
+        // From the first probe on, a Ctrl-C is ours to act on (exit 128 + the signal).
+        crate::process::install_signal_handlers();
+    }
     // Every name is checked before anything runs.
     let (from, given) = split_source(&args.image, args.from.as_deref(), args.dest.is_empty())?;
     if let Some(dock) = docked {
@@ -254,7 +281,7 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
         None => source::local_image(&image, args.docker_save)?,
         // Nothing runs for a dry run: what the dock has is assumed (zstd, GNU tar).
         Some(remote) if args.dry_run => Image {
-            reference: image,
+            reference: source::named(&image, None),
             layers: vec![],
             size: 0,
             origin: Origin::Dock {
@@ -354,7 +381,10 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
         return Ok(0);
     }
     let report = crate::transfer::run(&image, dests, args.full, several);
-    if let Some(bytes) = report.received {
+    // Interrupted after every destination had the whole image, nothing was cut off: each
+    // loaded it (or said why not), and the exit code says so.
+    let cut = report.interrupted && report.outcomes.iter().any(|o| o.cut);
+    if let Some(bytes) = report.received.filter(|_| !cut) {
         eprintln!(
             "transfer-image: received {} ({bytes} bytes) from {} in {:.1}s",
             mib(bytes),
@@ -362,9 +392,6 @@ fn run(args: &Args, docked: Option<&str>) -> Result<i32> {
             report.elapsed.as_secs_f64()
         );
     }
-    // Interrupted after every destination had the whole image, nothing was cut off: each
-    // loaded it (or said why not), and the exit code says so.
-    let cut = report.interrupted && report.outcomes.iter().any(|o| o.cut);
     if cut {
         eprintln!(
             "transfer-image: interrupted: every transfer still running was cut off before the \
@@ -455,8 +482,10 @@ mod tests {
             "app",
             "app:1",
             "127.0.0.1:5000/team/app:v1.2-rc_3",
-            "app@sha256:0123abcd",
+            "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             "9e179e0bc948",
+            "app:V1-Release",
+            "localhost:5000/app",
         ] {
             assert!(check_reference(good).is_ok(), "{good}");
         }
@@ -466,6 +495,12 @@ mod tests {
             "app;touch F",
             "app$(touch F)",
             "app name",
+            "app:v1:extra",
+            "app@sha256:abc",
+            "app@md5:0123",
+            "team/a:1/app",
+            "host:/app",
+            "WalkPull:v1",
             "app'",
             "app\"",
             "app\n",

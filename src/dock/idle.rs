@@ -292,7 +292,7 @@ pub(crate) fn read_states(docks: &[&Dock], timeout: Duration) -> Vec<Answer> {
         let (send, command) = (send.clone(), command.clone());
         // A thread each: a dock that does not answer must never hold up the others.
         std::thread::spawn(move || {
-            let answer = Mux::connect(&options, &dest, &name, Some(timeout))
+            let answer = Mux::connect(&options, &dest, &name, Some(timeout), false)
                 .and_then(|mux| {
                     let left = timeout.saturating_sub(started.elapsed());
                     mux.script_output_within(&command, left)

@@ -84,30 +84,66 @@ pub(crate) struct RemoteChild {
     /// Our end of its stdout socket.
     pub stdout: Option<UnixStream>,
     cut: Cut,
+    /// The thread that passes its stderr on to ours.
+    stderr: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Our ends of a remote child's sockets, held apart from the streams the caller reads
 /// and writes (cloneable, for the thread that watches for Ctrl-C). The master holds the
 /// other ends: a socket is closed for it only by `shutdown`, never by dropping one copy.
 #[derive(Clone)]
-pub(crate) struct Cut(Arc<(Option<UnixStream>, Option<UnixStream>)>);
+pub(crate) struct Cut(Arc<Ends>);
+
+struct Ends {
+    stdin: Option<UnixStream>,
+    stdout: Option<UnixStream>,
+    stderr: UnixStream,
+    cut: std::sync::atomic::AtomicBool,
+}
 
 impl Cut {
     /// Cuts it off: it reads the end of its input, its writes fail, and every read or
-    /// write of ours on them returns at once.
+    /// write of ours on them returns at once. What it says from then on is not shown:
+    /// only the other side noticing the cut (`unexpected EOF`), which would read as a
+    /// fault of its own.
     pub(crate) fn cut(&self) {
-        for end in [&self.0.0, &self.0.1].into_iter().flatten() {
+        self.0.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for end in [&self.0.stdin, &self.0.stdout].into_iter().flatten() {
             let _ = end.shutdown(std::net::Shutdown::Both);
         }
+        let _ = self.0.stderr.shutdown(std::net::Shutdown::Both);
     }
 
     /// Ends its input (it reads the end of it), once everything was written.
     pub(crate) fn end_input(&self) -> io::Result<()> {
-        match &self.0.0 {
+        match &self.0.stdin {
             Some(stdin) => stdin.shutdown(std::net::Shutdown::Write),
             None => Ok(()),
         }
     }
+}
+
+/// Passes what a remote child writes on stderr to ours, as it comes, until it was cut off
+/// or we were interrupted.
+fn pass_stderr(mut from: UnixStream, ends: Arc<Ends>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if !ends.cut.load(std::sync::atomic::Ordering::SeqCst)
+                        && !crate::process::interrupted()
+                    {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    })
 }
 
 impl RemoteChild {
@@ -115,10 +151,15 @@ impl RemoteChild {
         self.cut.clone()
     }
 
-    /// Waits for it to end: its exit code, or `None` when it ended without one (killed
-    /// by a signal there, or the connection went).
-    pub(crate) fn wait(self) -> io::Result<Option<i32>> {
-        match block_on(self.child.wait()) {
+    /// Waits for it to end (and for what it said on stderr to be passed on): its exit
+    /// code, or `None` when it ended without one (killed by a signal there, or the
+    /// connection went).
+    pub(crate) fn wait(mut self) -> io::Result<Option<i32>> {
+        let status = block_on(self.child.wait());
+        if let Some(thread) = self.stderr.take() {
+            let _ = thread.join();
+        }
+        match status {
             Ok(status) => Ok(status.code()),
             Err(openssh::Error::RemoteProcessTerminated) => Ok(None),
             // openssh reads exit code 127 as "not found"; it is still a code.
@@ -131,17 +172,20 @@ impl RemoteChild {
 impl Mux {
     /// Rides the control master of `ssh OPTIONS -- DEST` (`name`: what messages call the
     /// remote), starting it if none answers; at most `limit` for that (ssh's own
-    /// ConnectTimeout otherwise).
+    /// ConnectTimeout otherwise). `own`: the options are [`plain_host_options`]' (a plain
+    /// host): a master this value starts, it ends when it drops. Options that name no
+    /// control socket get those.
     pub(crate) fn connect(
         options: &[String],
         dest: &str,
         name: &str,
         limit: Option<Duration>,
+        own: bool,
     ) -> Result<Mux> {
         let mut options = options.to_vec();
-        let plain = !options.iter().any(|o| o.starts_with("ControlPath="));
-        if plain {
-            options.extend(own_control_options()?);
+        let plain = own || !options.iter().any(|o| o.starts_with("ControlPath="));
+        if !options.iter().any(|o| o.starts_with("ControlPath=")) {
+            options.extend(plain_host_options()?);
         }
         let ssh = |extra: &[&str], command: Option<&str>| {
             let mut cmd = crate::process::Command::new("ssh");
@@ -162,6 +206,7 @@ impl Mux {
         let check = crate::process::output(&mut ssh(&["-O", "check"], None))
             .map_err(|e| Error::spawn("ssh", e))?;
         let started = !check.status.success();
+        let interrupted = |name: &str| Error::Interrupted(format!("connecting to {name}"));
         if started {
             let start = ssh(&["-o", "LogLevel=error"], Some("true"));
             let out = match limit {
@@ -180,15 +225,22 @@ impl Mux {
                             after.as_secs()
                         )));
                     }
-                    crate::process::Ended::Interrupted => {
-                        return Err(Error::Interrupted(format!("connecting to {name}")));
-                    }
+                    crate::process::Ended::Interrupted => return Err(interrupted(name)),
                 },
             };
             if !out.status.success() {
+                // A Ctrl-C reaches the ssh too (our process group): it ends saying nothing.
+                if crate::process::interrupted() {
+                    return Err(interrupted(name));
+                }
+                let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 return Err(Error::Remote(format!(
                     "cannot reach {name} over ssh: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    if said.is_empty() {
+                        format!("ssh ended ({}) without a word", out.status)
+                    } else {
+                        said
+                    }
                 )));
             }
         }
@@ -262,13 +314,14 @@ impl Mux {
         }
     }
 
-    /// Starts `sh -c SCRIPT` there with the given stdin and stdout (stderr: ours).
+    /// Starts `sh -c SCRIPT` there with the given stdin and stdout (stderr: passed on to
+    /// ours until it is cut off).
     pub(crate) fn spawn_script(&self, script: &str, stdin: Io, stdout: Io) -> Result<RemoteChild> {
         self.spawn(SH, &["-c", script], stdin, stdout)
     }
 
     /// Starts `program` with `args` there (each one word there), with the given stdin
-    /// and stdout (stderr: ours).
+    /// and stdout (stderr: passed on to ours until it is cut off).
     pub(crate) fn spawn(
         &self,
         program: &str,
@@ -294,51 +347,53 @@ impl Mux {
         };
         let (stdin_io, stdin, stdin_kept) = give(stdin)?;
         let (stdout_io, stdout, stdout_kept) = give(stdout)?;
+        let (stderr_io, stderr, stderr_kept) = give(Io::Socket)?;
         let child = block_on(async {
             openssh::Session::to_command(self.session.clone(), program)
                 .args(args)
                 .stdin(stdin_io)
                 .stdout(stdout_io)
-                .stderr(Stdio::inherit())
+                .stderr(stderr_io)
                 .spawn()
                 .await
         })
         .map_err(|e| Error::Remote(format!("ssh to {}: {}", self.name, connect_error(&e))))?;
+        let ends = Arc::new(Ends {
+            stdin: stdin_kept,
+            stdout: stdout_kept,
+            stderr: stderr_kept.expect("a socket"),
+            cut: std::sync::atomic::AtomicBool::new(false),
+        });
+        let stderr = stderr.map(|s| pass_stderr(s, ends.clone()));
         Ok(RemoteChild {
             child,
             stdin,
             stdout,
-            cut: Cut(Arc::new((stdin_kept, stdout_kept))),
+            cut: Cut(ends),
+            stderr,
         })
     }
 
     /// Asks the master to forward `remote_port` on the remote's loopback to `local` here
-    /// (`-R`), until [`Mux::cancel_remote_forward`].
-    pub(crate) fn forward_remote(
+    /// (`-R`) with `open`, or to cancel that forward.
+    pub(crate) fn remote_forward(
         &self,
+        open: bool,
         remote_port: u16,
         local: std::net::SocketAddr,
     ) -> Result<()> {
         let listen = openssh::Socket::new("127.0.0.1", remote_port);
         let connect = openssh::Socket::from(local);
-        block_on(
-            self.session
-                .request_port_forward(openssh::ForwardType::Remote, listen, connect),
-        )
-        .map_err(|e| Error::Remote(format!("ssh to {}: {}", self.name, connect_error(&e))))
-    }
-
-    pub(crate) fn cancel_remote_forward(
-        &self,
-        remote_port: u16,
-        local: std::net::SocketAddr,
-    ) -> Result<()> {
-        let listen = openssh::Socket::new("127.0.0.1", remote_port);
-        let connect = openssh::Socket::from(local);
-        block_on(
-            self.session
-                .close_port_forward(openssh::ForwardType::Remote, listen, connect),
-        )
+        let kind = openssh::ForwardType::Remote;
+        block_on(async {
+            if open {
+                self.session
+                    .request_port_forward(kind, listen, connect)
+                    .await
+            } else {
+                self.session.close_port_forward(kind, listen, connect).await
+            }
+        })
         .map_err(|e| Error::Remote(format!("ssh to {}: {}", self.name, connect_error(&e))))
     }
 }
@@ -390,20 +445,33 @@ impl OwnTunnel {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        let session = openssh::Session::resume_mux(ctl.into(), None);
-        let forwarded = block_on(session.request_port_forward(
-            openssh::ForwardType::Local,
-            openssh::Socket::new("127.0.0.1", local),
-            openssh::Socket::new("127.0.0.1", remote),
-        ));
-        if let Err(e) = forwarded {
-            let _ = block_on(session.close());
-            return Err(Error::Remote(format!(
-                "the tunnel from localhost:{local} to {name} did not open: {}",
-                connect_error(&e)
-            )));
+        if let Err(e) = OwnTunnel::forward(ctl, None, local, remote) {
+            OwnTunnel::close(ctl);
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// Asks the master on `ctl` to forward `bind:local` here (loopback without `bind`) to
+    /// 127.0.0.1:`remote` on the remote.
+    pub(crate) fn forward(
+        ctl: &std::path::Path,
+        bind: Option<&str>,
+        local: u16,
+        remote: u16,
+    ) -> Result<()> {
+        let session = openssh::Session::resume_mux(ctl.into(), None);
+        block_on(session.request_port_forward(
+            openssh::ForwardType::Local,
+            openssh::Socket::new(bind.unwrap_or("127.0.0.1"), local),
+            openssh::Socket::new("127.0.0.1", remote),
+        ))
+        .map_err(|e| {
+            Error::Remote(format!(
+                "the tunnel from localhost:{local} did not open: {}",
+                connect_error(&e)
+            ))
+        })
     }
 
     /// Whether the master on `ctl` answers.
@@ -445,6 +513,7 @@ impl Session {
                 &dock.destination(),
                 &format!("dock {}", dock.name()),
                 None,
+                false,
             )?,
         })
     }
@@ -557,7 +626,7 @@ pub(crate) fn short_socket_dir() -> Result<PathBuf> {
 /// keeps its known hosts and identities apart from another's), or, when that path is too
 /// long for a socket, in `/tmp/dockerutils-<uid>/<hash of the home>` (0700, ours: refused
 /// otherwise); kept a minute after its last use.
-fn own_control_options() -> Result<Vec<String>> {
+pub(crate) fn plain_host_options() -> Result<Vec<String>> {
     let registry = super::registry_dir();
     let in_home = super::control_dir(&registry);
     // `%C` as is: the directory's own `%` doubled, the token not (one socket per host).

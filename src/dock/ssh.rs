@@ -59,6 +59,7 @@ pub(crate) fn on_dock(dock: &Dock, words: &[&str]) -> Invocation {
         dest: dock.destination(),
         name: dock.name().to_string(),
         words: words.iter().map(|w| w.to_string()).collect(),
+        forward: None,
     }));
     inv
 }
@@ -72,13 +73,15 @@ pub(crate) fn script_on_dock(dock: &Dock, script: &str) -> Invocation {
 /// on the dock's loopback, where a notebook listens without being exposed on the dock's
 /// network. Its own connection (not the shared one, which closes 10 minutes after its
 /// last session). `bind`: the local address it listens on (ssh's default: loopback).
+/// What runs is `service::notebook::Tunnel`: a master of its own with the forward asked
+/// of it through openssh; this line is the ssh command that does the same.
 pub(crate) fn tunnel(dock: &Dock, bind: Option<&str>, local: u16, remote: u16) -> Invocation {
     let spec = match bind {
         Some(addr) if addr.contains(':') => format!("[{addr}]:{local}:127.0.0.1:{remote}"),
         Some(addr) => format!("{addr}:{local}:127.0.0.1:{remote}"),
         None => format!("{local}:127.0.0.1:{remote}"),
     };
-    Invocation::new(
+    let mut inv = Invocation::new(
         "ssh",
         std::env::current_dir().unwrap_or_else(|_| "/".into()),
     )
@@ -93,7 +96,15 @@ pub(crate) fn tunnel(dock: &Dock, bind: Option<&str>, local: u16, remote: u16) -
         "-L",
     ])
     .arg(spec)
-    .arg(dock.destination())
+    .arg(dock.destination());
+    inv.on_dock = Some(Box::new(crate::plan::OnDock {
+        options: dock.ssh_options(),
+        dest: dock.destination(),
+        name: dock.name().to_string(),
+        words: vec![],
+        forward: Some((bind.map(str::to_string), local, remote)),
+    }));
+    inv
 }
 
 /// ssh options that take a value (the word after them is not the destination).

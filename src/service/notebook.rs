@@ -115,34 +115,60 @@ pub(crate) fn free_local_port(preferred: u16) -> u16 {
 }
 
 /// A running SSH tunnel (`ssh::tunnel`) that lives as long as this value: dropping it
-/// ends the ssh. It runs in its own process group, so that a Ctrl-C at the terminal
-/// leaves it to us (it is closed once the notebook has ended, not while the container is
-/// still stopping), and on Linux it is told to end if we die without closing it.
+/// ends it. It is a control master of its own (`ssh -N`, no command), started through
+/// `crate::process` in a process group of its own (a Ctrl-C at the terminal leaves it to
+/// us: it is closed once the notebook has ended, not while the container is still
+/// stopping), told to end if we die; the forward is asked of it through openssh
+/// (`dock::session::OwnTunnel::forward`).
 pub(crate) struct Tunnel {
     child: crate::process::Running,
+    ctl: std::path::PathBuf,
     ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// How long the master has to answer on its socket.
+const MASTER_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Tunnel {
-    /// Starts the tunnel; `prog` prefixes what ssh says on stderr.
+    /// Starts the tunnel `inv` describes; `prog` prefixes what ssh says on stderr.
     pub(crate) fn open(prog: &str, inv: &crate::plan::Invocation) -> Result<Tunnel> {
+        use crate::dock::session::OwnTunnel;
         use crate::process::{Command, Stdio};
         use std::io::BufRead;
         use std::sync::atomic::{AtomicBool, Ordering};
-        let program = match inv.program.as_str() {
-            "ssh" => crate::dock::ssh::real_ssh_program(),
-            other => other.into(),
+        let Some(remote) = inv.on_dock.as_deref() else {
+            return Err(Error::Remote(format!("`{}` is no tunnel", inv.display())));
         };
-        let mut cmd = Command::new(program);
-        cmd.args(inv.argv())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let Some((bind, local, port)) = remote.forward.clone() else {
+            return Err(Error::Remote(format!("`{}` is no tunnel", inv.display())));
+        };
+        let ctl = crate::dock::session::short_socket_dir()?
+            .join(format!("tunnel-{}-{local}.sock", std::process::id()));
+        let spelled = crate::dock::ssh_config::path_word(&ctl, "")
+            .ok_or_else(|| Error::Remote(format!("{} cannot be a socket", ctl.display())))?;
+        // The real ssh, not a docked shell's shim; ssh takes an option's first value:
+        // these come before the dock's.
+        let mut cmd = Command::new(crate::dock::ssh::real_ssh_program());
+        cmd.args([
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            &format!("ControlPath={spelled}"),
+            "-o",
+            "ControlPersist=no",
+            "-o",
+            "LogLevel=error",
+        ])
+        .args(&remote.options)
+        .args(["-N", "--", &remote.dest])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = crate::process::spawn_in_own_group(&mut cmd)
             .map_err(|e| Error::io("cannot start the ssh tunnel", e))?;
         let ended = std::sync::Arc::new(AtomicBool::new(false));
         let stderr = child.stderr.take().expect("piped");
-        let (prog, flag) = (prog.to_string(), ended.clone());
+        let (who, flag) = (prog.to_string(), ended.clone());
         // Read ssh's stderr (a full pipe would stop it). Until the server listens, each
         // poll through the tunnel makes ssh say "channel N: open failed: connect failed":
         // expected, not shown.
@@ -152,15 +178,27 @@ impl Tunnel {
                 .map_while(std::result::Result::ok)
             {
                 if !line.contains("open failed") {
-                    eprintln!("{prog}: ssh tunnel: {line}");
+                    eprintln!("{who}: ssh tunnel: {line}");
                 }
             }
             flag.store(true, Ordering::SeqCst);
         });
-        Ok(Tunnel { child, ended })
+        let tunnel = Tunnel { child, ctl, ended };
+        let started = std::time::Instant::now();
+        while !OwnTunnel::alive(&tunnel.ctl) {
+            if tunnel.ended.load(Ordering::SeqCst) || started.elapsed() > MASTER_LIMIT {
+                return Err(Error::Remote(format!(
+                    "the ssh tunnel to dock {} did not start (its message above)",
+                    remote.name
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        OwnTunnel::forward(&tunnel.ctl, bind.as_deref(), local, port)?;
+        Ok(tunnel)
     }
 
-    /// Has the ssh ended (it failed: the port is taken, the dock does not answer)?
+    /// Has the ssh ended (it failed: the dock does not answer)?
     pub(crate) fn ended(&self) -> impl Fn() -> bool + Send + 'static {
         let flag = self.ended.clone();
         move || flag.load(std::sync::atomic::Ordering::SeqCst)
@@ -172,6 +210,7 @@ impl Drop for Tunnel {
         // SAFETY: kill(2) of our own child, not yet reaped (so its pid is not reused).
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.ctl);
     }
 }
 

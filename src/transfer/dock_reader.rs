@@ -59,6 +59,7 @@ impl Reader {
                     .find(|p| p.is_file())?
             }
         };
+        let binary = std::fs::canonicalize(&binary).unwrap_or(binary);
         let bytes = std::fs::read(&binary).ok()?;
         if !is_static_elf(&bytes) {
             return None;
@@ -110,6 +111,15 @@ impl Reader {
         }
     }
 
+    /// The import as the ssh line that does the same.
+    pub(crate) fn import_shown(&self, remote: &Remote) -> String {
+        format!(
+            "{} < {}  # a tar of the one file",
+            remote.shown(&self.import_script(&remote.docker)),
+            quote(&self.binary.display().to_string())
+        )
+    }
+
     fn import_script(&self, docker: &str) -> String {
         format!("{docker} import - {}", quote(&self.tag))
     }
@@ -144,35 +154,49 @@ impl OnDock {
     /// Whether the dock can run `reader` on `reference`, the image `inspect` describes:
     /// the overlay2 driver, the dock's `uname -m` this machine's architecture, and a
     /// reference that is one of the image's tags (by id or digest, `docker save` knows
-    /// best what to call it).
+    /// best what to call it); if not, why.
     pub(crate) fn new(
         reader: Reader,
         present: bool,
         arch: Option<&str>,
         inspect: &serde_json::Value,
         reference: &str,
-    ) -> Option<OnDock> {
-        if arch != Some(std::env::consts::ARCH)
-            || inspect["GraphDriver"]["Name"].as_str() != Some("overlay2")
-        {
-            return None;
+    ) -> std::result::Result<OnDock, String> {
+        if arch != Some(std::env::consts::ARCH) {
+            return Err(format!(
+                "the dock is {} (`uname -m`), this machine {}",
+                arch.unwrap_or("of an unknown architecture"),
+                std::env::consts::ARCH
+            ));
         }
-        // UpperDir = <root>/overlay2/<cache-id>/diff (as crates/reader's store::open).
-        let upper = Path::new(inspect["GraphDriver"]["Data"]["UpperDir"].as_str()?);
-        let root = upper.parent()?.parent()?.parent()?.to_str()?.to_owned();
-        if !root.starts_with('/') || root == "/" {
-            return None;
+        let driver = inspect["GraphDriver"]["Name"].as_str().unwrap_or("unknown");
+        if driver != "overlay2" {
+            return Err(format!(
+                "its engine keeps the image in `{driver}`, not overlay2 on the classic image store"
+            ));
         }
         let tag = store::tagged(reference);
-        let tags = inspect["RepoTags"].as_array()?;
-        if !tags.iter().any(|t| t.as_str() == Some(tag.as_str())) {
-            return None;
+        let tags = inspect["RepoTags"].as_array();
+        if !tags.is_some_and(|t| t.iter().any(|t| t.as_str() == Some(tag.as_str()))) {
+            return Err(format!(
+                "`{reference}` is not one of the image's NAME:TAG names (by id or digest, \
+                 `docker save` names what it loads)"
+            ));
         }
-        Some(OnDock {
+        // UpperDir = <root>/overlay2/<cache-id>/diff (as crates/reader's store::open).
+        let root = inspect["GraphDriver"]["Data"]["UpperDir"]
+            .as_str()
+            .map(Path::new)
+            .and_then(|upper| upper.parent()?.parent()?.parent()?.to_str())
+            .filter(|root| root.starts_with('/') && *root != "/");
+        let (Some(root), Some(id)) = (root, inspect["Id"].as_str()) else {
+            return Err("its engine did not say where the image's layers are".into());
+        };
+        Ok(OnDock {
             reader,
             present: AtomicBool::new(present),
-            root,
-            id: inspect["Id"].as_str()?.to_owned(),
+            root: root.to_owned(),
+            id: id.to_owned(),
             tag,
         })
     }
@@ -278,6 +302,7 @@ mod tests {
         });
         let arch = Some(std::env::consts::ARCH);
         let on = OnDock::new(reader.clone(), true, arch, &inspect, "c;$(x):2").unwrap();
+        let why = |r: std::result::Result<OnDock, String>| r.err().unwrap_or_default();
         assert_eq!(on.root, "/var/lib/my docker");
         let script = on.script("docker", 2);
         assert_eq!(
@@ -291,18 +316,35 @@ mod tests {
         let words = shlex::split(&script).unwrap();
         assert_eq!(words.len(), 17);
         assert_eq!(words[16], "c;$(x):2");
+        assert!(why(OnDock::new(reader.clone(), true, arch, &inspect, "a b")).contains("NAME:TAG"));
         assert!(
-            OnDock::new(reader.clone(), true, arch, &inspect, "a b").is_none(),
-            "untagged"
+            why(OnDock::new(
+                reader.clone(),
+                true,
+                arch,
+                &inspect,
+                "sha256:1"
+            ))
+            .contains("NAME:TAG")
         );
-        assert!(OnDock::new(reader.clone(), true, arch, &inspect, "sha256:1").is_none());
-        assert!(OnDock::new(reader.clone(), true, Some("riscv64"), &inspect, "a b:1").is_none());
-        assert!(OnDock::new(reader.clone(), true, None, &inspect, "a b:1").is_none());
+        assert!(
+            why(OnDock::new(
+                reader.clone(),
+                true,
+                Some("riscv64"),
+                &inspect,
+                "a b:1"
+            ))
+            .contains("riscv64")
+        );
+        assert!(OnDock::new(reader.clone(), true, None, &inspect, "a b:1").is_err());
         let mut other = inspect.clone();
         other["GraphDriver"]["Name"] = "overlayfs".into();
-        assert!(OnDock::new(reader.clone(), true, arch, &other, "a b:1").is_none());
+        assert!(
+            why(OnDock::new(reader.clone(), true, arch, &other, "a b:1")).contains("overlayfs")
+        );
         other["GraphDriver"]["Name"] = "overlay2".into();
         other["GraphDriver"]["Data"]["UpperDir"] = "/overlay2/c1/diff".into();
-        assert!(OnDock::new(reader, true, arch, &other, "a b:1").is_none());
+        assert!(OnDock::new(reader, true, arch, &other, "a b:1").is_err());
     }
 }

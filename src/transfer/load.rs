@@ -212,7 +212,7 @@ pub(crate) fn send(
 /// stdin a socket whose other end the SSH layer's master holds).
 enum Loader {
     Local(crate::process::Running),
-    Remote { child: RemoteChild, key: u64 },
+    Remote { child: Box<RemoteChild>, key: u64 },
 }
 
 impl Loader {
@@ -239,7 +239,10 @@ impl Loader {
                     .and_then(|m| m.spawn_script(&target.script(), Io::Socket, Io::Inherit))
                     .map_err(|e| e.to_string())?;
                 let key = children.add_remote(child.cutter());
-                Ok(Loader::Remote { child, key })
+                Ok(Loader::Remote {
+                    child: Box::new(child),
+                    key,
+                })
             }
         }
     }

@@ -169,7 +169,12 @@ fn transfer(
             }
             Err(e) => {
                 eprintln!("transfer-image: error: {e}");
-                outcomes.push(Some(Outcome::failed(engine.name(), e.to_string())));
+                // Ctrl-C while connecting: cut off before anything was sent.
+                let cut = crate::process::interrupted();
+                outcomes.push(Some(Outcome {
+                    cut,
+                    ..Outcome::failed(engine.name(), e.to_string())
+                }));
             }
         }
     }
@@ -284,7 +289,7 @@ fn pass(
             Engine::Remote(_) => "sending",
         };
         eprintln!(
-            "{present} of {layers} layers already on {}: {verb} {what}",
+            "transfer-image: {present} of {layers} layers already on {}: {verb} {what}",
             t.name()
         );
     }

@@ -30,9 +30,16 @@ pub(crate) struct Remote {
     /// The user, host and port it reaches (22 unless given; the user name here unless
     /// given, as ssh does): two spellings of one dock reach the same.
     reach: (String, String, u16),
-    /// Its connection, made on first use and shared by the clones of this value.
-    mux: Arc<OnceLock<std::result::Result<Arc<Mux>, String>>>,
+    /// A plain host's: the master is this command's own (its options say where), ended
+    /// when the last clone of this value drops.
+    own_master: bool,
+    /// Its connection, made on first use and shared by the clones of this value (an
+    /// interruption while connecting is remembered as one).
+    mux: Arc<OnceLock<Connected>>,
 }
+
+/// A remote's connection, or why there is none (`true`: an interruption).
+type Connected = std::result::Result<Arc<Mux>, (bool, String)>;
 
 impl PartialEq for Remote {
     fn eq(&self, other: &Remote) -> bool {
@@ -102,6 +109,9 @@ impl Remote {
                     own.display(),
                     users.display()
                 ));
+                // A control master of the command's own (the SSH layer's commands are its
+                // channels): in the printed lines too, which then paste as they run.
+                options.extend(crate::dock::session::plain_host_options()?);
                 if let Some(port) = port {
                     options.extend(["-p".to_string(), port.to_string()]);
                 }
@@ -118,6 +128,7 @@ impl Remote {
                     docker,
                     name: dest.to_string(),
                     reach: (user, host.to_ascii_lowercase(), port),
+                    own_master: true,
                     mux: Arc::default(),
                 })
             }
@@ -133,6 +144,7 @@ impl Remote {
             docker,
             name: d.name().to_string(),
             reach: (d.user.clone(), d.ip.to_ascii_lowercase(), 22),
+            own_master: false,
             mux: Arc::default(),
         }
     }
@@ -142,12 +154,18 @@ impl Remote {
     pub(crate) fn mux(&self) -> Result<Arc<Mux>> {
         self.mux
             .get_or_init(|| {
-                Mux::connect(&self.options, &self.dest, &self.name, None)
+                Mux::connect(&self.options, &self.dest, &self.name, None, self.own_master)
                     .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| (matches!(e, Error::Interrupted(_)), e.to_string()))
             })
             .clone()
-            .map_err(Error::Remote)
+            .map_err(|(interrupted, e)| {
+                if interrupted {
+                    Error::Interrupted(format!("connecting to {}", self.name))
+                } else {
+                    Error::Remote(e)
+                }
+            })
     }
 
     /// `ssh OPTIONS EXTRA… -- DEST [SCRIPT]`, SCRIPT run by the remote's shell.

@@ -90,6 +90,24 @@ fn diff_ids(inspect: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// How the image is named from now on (what `docker save` is given, and the messages):
+/// NAME:TAG for a name, `name` alone being `name:latest` as every docker command but
+/// `docker save` reads it (`docker save name` exports every tag of the repository); an
+/// id or digest as given. `tags`: the image's RepoTags, when known (else a name is told
+/// from an id by its form).
+pub(crate) fn named(reference: &str, tags: Option<&serde_json::Value>) -> String {
+    let tagged = store::tagged(reference);
+    let id_like = reference.contains('@')
+        || reference.starts_with("sha256:")
+        || (reference.len() >= 12 && reference.bytes().all(|b| b.is_ascii_hexdigit()));
+    match tags.and_then(|t| t.as_array()) {
+        Some(tags) if tags.iter().any(|t| t.as_str() == Some(tagged.as_str())) => tagged,
+        Some(_) => reference.to_string(),
+        None if id_like => reference.to_string(),
+        None => tagged,
+    }
+}
+
 pub(crate) fn local_image(image: &str, docker_save: bool) -> Result<Image> {
     let text =
         crate::engine::inspect_image(image, "{{json .}}")?.ok_or_else(|| Error::NoImage {
@@ -98,7 +116,7 @@ pub(crate) fn local_image(image: &str, docker_save: bool) -> Result<Image> {
     let inspect: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Engine(format!("docker image inspect {image}: {e}")))?;
     Ok(Image {
-        reference: image.to_string(),
+        reference: named(image, Some(&inspect["RepoTags"])),
         layers: diff_ids(&inspect),
         size: inspect["Size"].as_u64().unwrap_or(0),
         origin: Origin::Local {
@@ -118,11 +136,20 @@ pub(crate) fn dock_image(remote: Remote, image: &str, docker_save: bool) -> Resu
     let tag = reader.as_ref().map(|r| r.tag.as_str());
     let state = remote::probe(&Engine::Remote(remote.clone()), Ask::Image(image, tag))?;
     let inspect = state.image.unwrap_or_default();
-    let reader =
-        reader.and_then(|r| OnDock::new(r, state.reader, state.arch.as_deref(), &inspect, image));
-    let reader = reader.map(Box::new);
+    let reader = reader.and_then(|r| {
+        match OnDock::new(r, state.reader, state.arch.as_deref(), &inspect, image) {
+            Ok(on) => Some(Box::new(on)),
+            Err(why) => {
+                eprintln!(
+                    "transfer-image: reading {image} on {} with `docker save`, not the reader: {why}",
+                    remote.name
+                );
+                None
+            }
+        }
+    });
     Ok(Image {
-        reference: image.to_string(),
+        reference: named(image, Some(&inspect["RepoTags"])),
         layers: diff_ids(&inspect),
         size: inspect["Size"].as_u64().unwrap_or(0),
         origin: Origin::Dock {
@@ -157,7 +184,7 @@ enum Producer {
         what: String,
     },
     Remote {
-        child: RemoteChild,
+        child: Box<RemoteChild>,
         key: u64,
         what: String,
     },
@@ -305,7 +332,7 @@ pub(crate) fn open(
                 received: Some(received),
                 shown: format!("{} | zstd -dc", remote.shown(&script)),
                 producer: Producer::Remote {
-                    child,
+                    child: Box::new(child),
                     key,
                     what: format!("the reader on {}", remote.name),
                 },
@@ -364,7 +391,7 @@ pub(crate) fn open(
                 received: Some(received),
                 shown: format!("{} | {}", remote.shown(&script), codec.decompress()),
                 producer: Producer::Remote {
-                    child,
+                    child: Box::new(child),
                     key,
                     what: format!("`{script}` on {}", remote.name),
                 },
@@ -390,6 +417,7 @@ fn reader_is_there(reader: &OnDock, remote: &Remote, children: &Children) -> boo
         "transfer-image: putting the reader on {} (once: {})",
         remote.name, reader.reader.tag
     );
+    eprintln!("{}", reader.reader.import_shown(remote));
     match reader.reader.import(remote, children) {
         Ok(()) => {
             reader.present.store(true, Ordering::Relaxed);
@@ -525,5 +553,28 @@ impl<R: Read> Read for Counted<R> {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_named_with_its_tag_an_id_as_given() {
+        let tags = serde_json::json!(["app:latest", "app:v1"]);
+        assert_eq!(named("app", Some(&tags)), "app:latest");
+        assert_eq!(named("app:v1", Some(&tags)), "app:v1");
+        // An id (prefix), or a name the image does not have: as given.
+        assert_eq!(named("9e179e0bc948", Some(&tags)), "9e179e0bc948");
+        assert_eq!(
+            named("other", Some(&serde_json::json!(["other:v2"]))),
+            "other"
+        );
+        // Not known (a dry run): told by its form.
+        assert_eq!(named("app", None), "app:latest");
+        assert_eq!(named("9e179e0bc948", None), "9e179e0bc948");
+        assert_eq!(named("app@sha256:00", None), "app@sha256:00");
+        assert_eq!(named("host:5000/app", None), "host:5000/app:latest");
     }
 }

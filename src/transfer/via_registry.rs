@@ -207,7 +207,7 @@ impl Forward {
         let mut why = String::new();
         for _ in 0..PORT_TRIES {
             let port = random_port();
-            match mux.forward_remote(port, to) {
+            match mux.remote_forward(true, port, to) {
                 Ok(()) => {
                     let spec = spec(&port.to_string(), &local.to_string());
                     eprintln!(
@@ -237,7 +237,7 @@ impl Drop for Forward {
     fn drop(&mut self) {
         eprintln!("{}", self.shown);
         let to = std::net::SocketAddr::from(([127, 0, 0, 1], self.local));
-        if let Err(e) = self.mux.cancel_remote_forward(self.remote, to) {
+        if let Err(e) = self.mux.remote_forward(false, self.remote, to) {
             eprintln!(
                 "transfer-image: warning: the forward to 127.0.0.1:{} was not cancelled: {e}",
                 self.local
