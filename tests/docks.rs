@@ -2190,7 +2190,7 @@ fn ctrl_c_while_connecting_to_a_silent_host_exits_130() {
     let dest = format!("nobody@127.0.0.1:{port}");
     for extra in [&[][..], &["--via-registry"][..]] {
         use std::os::unix::process::CommandExt;
-        let mut child = d
+        let child = d
             .cmd("transfer-image")
             .args([image.as_str(), dest.as_str()])
             .args(extra)
