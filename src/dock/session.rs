@@ -9,13 +9,15 @@
 //!
 //! [`Mux::connect`] rides the master of `ssh OPTIONS -- DEST`: a registered dock's shared
 //! one (`Dock::ssh_options`: the same that `ssh gpu-box`, the shim and `ssh-dock` use), or,
-//! for a remote whose options name no control socket (a plain `[user@]host[:port]`), one in
-//! this home's socket directory that this value ends when it drops (`-O exit`; ssh's
-//! ControlPersist ends it a minute later should we die first). A master that does not
-//! answer is started by an `ssh … true` through `crate::process` (ssh keeps it in the
-//! background: ControlPersist). [`Session`] wraps one for register-dock and nb-dock;
-//! [`Session::fresh`] is register-dock's connection of its own (it must not learn a host
-//! key yet), which openssh starts and ends.
+//! for a plain `[user@]host[:port]` ([`plain_host_options`]), one in this home's socket
+//! directory that the value ends when it drops (`-O exit`; ssh's ControlPersist ends it a
+//! minute later should we die first). A master that does not answer is started by an
+//! `ssh … true` through `crate::process` (ssh keeps it in the background: ControlPersist).
+//! A remote command's stderr is passed on to ours until it is cut off. [`OwnTunnel`]: the
+//! notebook tunnels' masters of their own, their forwards asked through openssh.
+//! [`Session`] wraps a `Mux` for register-dock and nb-dock; [`Session::fresh`] is
+//! register-dock's connection of its own (it must not learn a host key yet), which
+//! openssh starts and ends.
 
 use super::Dock;
 use crate::error::{Error, Result};
@@ -30,7 +32,8 @@ use std::time::Duration;
 /// What a remote command did.
 #[derive(Debug)]
 pub(crate) struct Ran {
-    /// Its exit code; `None` when ssh itself failed (the connection ended).
+    /// Its exit code; `None` when it ended without one (a signal there, or the
+    /// connection ended).
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
