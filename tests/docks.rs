@@ -1698,7 +1698,14 @@ fn pulls_back_only_the_layers_this_machine_lacks(extra: &[&str], read_by: &str) 
         .unwrap();
     let err = text(&first.stderr);
     assert!(first.status.success(), "{err}");
-    assert!(err.contains(read_by), "{err}");
+    // The whole image: by the reader, or by `docker save` as it is (GNU tar leaves out
+    // only what this machine holds, which may be nothing yet).
+    let first_read_by = if extra.is_empty() {
+        read_by.to_string()
+    } else {
+        format!("'docker save {v1} |")
+    };
+    assert!(err.contains(&first_read_by), "{err}");
     let reader_put = err.contains("transfer-image: putting the reader on testdock (once: ");
     assert_eq!(reader_put, extra.is_empty(), "{err}");
     let reader_images = on_engine(&d.engine, &["images", "-q", "dockerutils-reader"]);
@@ -1761,7 +1768,9 @@ fn a_reader_that_fails_on_the_dock_falls_back_to_docker_save() {
         &d.engine,
         ctx.path(),
         &image,
-        &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\n"),
+        // No layer this machine could hold already (busybox's is everywhere): the
+        // pull leaves nothing out, and the fallback must still come.
+        "FROM scratch\nCOPY big.bin /big.bin\n",
     );
     let dynamic = d
         .cmd("transfer-image")
@@ -1781,6 +1790,11 @@ fn a_reader_that_fails_on_the_dock_falls_back_to_docker_save() {
         .output()
         .unwrap();
 
+    // Whatever reader the dock has from an earlier run goes: this one is put there.
+    let readers = on_engine(&d.engine, &["images", "-q", "dockerutils-reader"]);
+    for id in readers.lines() {
+        on_engine(&d.engine, &["rmi", "-f", id]);
+    }
     let failing = d
         .cmd("transfer-image")
         .env("DOCKERUTILS_READER", "/bin/busybox")

@@ -75,9 +75,17 @@ impl Image {
     }
 
     /// Whether a pass that leaves nothing out for a destination sends `docker save` as
-    /// it is (then sending it again whole would change nothing).
+    /// it is (then sending it again whole would change nothing): not when the layers are
+    /// read from an engine's storage, here or by the reader on a dock.
     pub(crate) fn saved_as_is(&self) -> bool {
-        !matches!(self.origin, Origin::Local { store: Some(_) })
+        !matches!(
+            self.origin,
+            Origin::Local { store: Some(_) }
+                | Origin::Dock {
+                    reader: Some(_),
+                    ..
+                }
+        )
     }
 }
 
