@@ -143,9 +143,17 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
     let stubs = dir.path().join("stubs");
     std::fs::create_dir_all(&stubs).unwrap();
     let cargo = stubs.join("cargo");
+    // `cargo build --target T` (the static reader, crates/reader/build-static.sh): busybox
+    // stands in for it, put where that build would.
     std::fs::write(
         &cargo,
-        "#!/bin/sh\n# cargo install … --root ROOT\nwhile [ $# -gt 0 ]; do [ \"$1\" = --root ] && root=$2; shift; done\n\
+        "#!/bin/sh\n# cargo install … --root ROOT\n\
+         if [ \"$1\" = build ]; then\n\
+           while [ $# -gt 0 ]; do [ \"$1\" = --target ] && t=$2; shift; done\n\
+           mkdir -p \"$CARGO_TARGET_DIR/$t/release\" && cp /bin/busybox \"$CARGO_TARGET_DIR/$t/release/dockerutils-reader\"\n\
+           exit\n\
+         fi\n\
+         while [ $# -gt 0 ]; do [ \"$1\" = --root ] && root=$2; shift; done\n\
          mkdir -p \"$root/bin\" && cp \"$DOCKERUTILS_BIN\" \"$root/bin/dockerutils\" \
          && cp \"$DOCKERUTILS_DAILY_BIN\" \"$root/bin/dockerutils-daily\"\n",
     )
@@ -156,6 +164,7 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
     let out = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh"))
         .env("PREFIX", &prefix)
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
         .env("DOCKERUTILS_BIN", env!("CARGO_BIN_EXE_dockerutils"))
         .env(
             "DOCKERUTILS_DAILY_BIN",
@@ -168,6 +177,14 @@ fn install_sh_links_the_commands_and_installs_the_man_pages() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The reader a pull back runs on a dock, where transfer-image looks for it.
+    let reader = prefix.join("lib/dockerutils/dockerutils-reader");
+    assert_eq!(
+        std::fs::read(&reader).unwrap(),
+        std::fs::read("/bin/busybox").unwrap(),
+        "{}",
+        reader.display()
+    );
     let bin = prefix.join("bin");
     for (name, binary) in [
         ("build-image", "dockerutils-daily"),
