@@ -543,6 +543,18 @@ fn a_containerd_store_dock_gets_the_registry_path_by_itself() {
         "{err}"
     );
     assert!(err.contains("(through a registry: "), "{err}");
+    // The printed forward names the master it is asked of: it pastes as it ran.
+    let forward = err
+        .lines()
+        .find(|l| l.contains(" -O forward -R "))
+        .unwrap_or_else(|| panic!("no forward line: {err}"));
+    assert!(
+        forward.contains(&format!(
+            "ControlPath={}/.docker/.dockerutils/cm/%C",
+            d.home.path().display()
+        )),
+        "{forward}"
+    );
     assert_eq!(
         d.docker(&["image", "inspect", "--format", "{{.Id}}", &image]),
         common::image_id(&image)
