@@ -70,6 +70,12 @@ pub(crate) struct Mux {
     exit_on_drop: Option<(Vec<String>, String)>,
 }
 
+impl std::fmt::Debug for Mux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mux({})", self.name)
+    }
+}
+
 /// How a remote child's stdin or stdout is given.
 pub(crate) enum Io {
     Null,
@@ -186,10 +192,11 @@ impl Mux {
         own: bool,
     ) -> Result<Mux> {
         let mut options = options.to_vec();
-        let plain = own || !options.iter().any(|o| o.starts_with("ControlPath="));
-        if !options.iter().any(|o| o.starts_with("ControlPath=")) {
+        let named = options.iter().any(|o| o.starts_with("ControlPath="));
+        if !named {
             options.extend(plain_host_options()?);
         }
+        let plain = own || !named;
         let ssh = |extra: &[&str], command: Option<&str>| {
             let mut cmd = crate::process::Command::new("ssh");
             cmd.args(&options).args(extra).arg("--").arg(dest);
@@ -252,10 +259,6 @@ impl Mux {
             name: name.to_string(),
             exit_on_drop: (plain && started).then(|| (options, dest.to_string())),
         })
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        &self.name
     }
 
     /// Runs `program` with `args` there (each argument one word there, whatever it

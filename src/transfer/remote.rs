@@ -61,12 +61,6 @@ impl PartialEq for Remote {
 
 impl Eq for Remote {}
 
-impl std::fmt::Debug for Mux {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Mux({})", self.name())
-    }
-}
-
 impl Remote {
     /// A registered dock (moniker or address), else `[user@]host[:port]`. Checked here,
     /// before anything runs: never an ssh option, and a host form only of a user name,
