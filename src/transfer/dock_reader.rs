@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::plan::quote;
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 /// The image the binary becomes on a dock (tagged with the binary's sha256).
@@ -183,19 +183,14 @@ impl OnDock {
                  `docker save` names what it loads)"
             ));
         }
-        // UpperDir = <root>/overlay2/<cache-id>/diff (as crates/reader's store::open).
-        let root = inspect["GraphDriver"]["Data"]["UpperDir"]
-            .as_str()
-            .map(Path::new)
-            .and_then(|upper| upper.parent()?.parent()?.parent()?.to_str())
-            .filter(|root| root.starts_with('/') && *root != "/");
+        let root = store::engine_root(inspect).and_then(|r| r.to_str().map(str::to_owned));
         let (Some(root), Some(id)) = (root, inspect["Id"].as_str()) else {
             return Err("its engine did not say where the image's layers are".into());
         };
         Ok(OnDock {
             reader,
             present: AtomicBool::new(present),
-            root: root.to_owned(),
+            root,
             id: id.to_owned(),
             tag,
         })

@@ -52,10 +52,9 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     if inspect["GraphDriver"]["Name"].as_str()? != "overlay2" {
         return None;
     }
-    // UpperDir = <root>/overlay2/<cache-id>/diff, the top layer's files.
-    let upper = PathBuf::from(inspect["GraphDriver"]["Data"]["UpperDir"].as_str()?);
+    let upper = Path::new(inspect["GraphDriver"]["Data"]["UpperDir"].as_str()?);
     let top_cache = upper.parent()?.file_name()?.to_str()?.to_owned();
-    let root = upper.parent()?.parent()?.parent()?;
+    let root = engine_root(inspect)?;
     // Referred to by id, digest or another spelling: `docker save` knows best.
     let tag = tagged(reference);
     if !inspect["RepoTags"]
@@ -65,13 +64,22 @@ pub fn open(inspect: &Value, reference: &str) -> Option<StoredImage> {
     {
         return None;
     }
-    let image = open_at(root, inspect["Id"].as_str()?, &tag)?;
+    let image = open_at(&root, inspect["Id"].as_str()?, &tag)?;
     // The store must be the one the engine described: the top layer is its UpperDir.
     let top = image.layers.last()?;
     if top.diff.parent()?.file_name()?.to_str()? != top_cache {
         return None;
     }
     Some(image)
+}
+
+/// The root directory of the engine whose overlay2 image `inspect` (`docker image
+/// inspect`'s JSON) describes: its UpperDir is `<root>/overlay2/<cache-id>/diff`, the top
+/// layer's files. An absolute path other than `/`, else `None`.
+pub fn engine_root(inspect: &Value) -> Option<PathBuf> {
+    let upper = Path::new(inspect["GraphDriver"]["Data"]["UpperDir"].as_str()?);
+    let root = upper.parent()?.parent()?.parent()?;
+    (root.is_absolute() && root != Path::new("/")).then(|| root.to_path_buf())
 }
 
 /// The image `id` (`sha256:…`) in the storage of the engine whose root directory is
