@@ -1596,6 +1596,14 @@ fn on_engine(engine: &str, args: &[&str]) -> String {
     text(&out.stdout).trim().to_string()
 }
 
+/// `engine` forgets every image of the reader a pull back puts on a dock.
+fn forget_readers(engine: &str) {
+    let readers = on_engine(engine, &["images", "-q", "dockerutils-reader"]);
+    for id in readers.lines() {
+        on_engine(engine, &["rmi", "-f", id]);
+    }
+}
+
 /// The image's id on `engine` ("" when it is not there).
 fn id_on(engine: &str, image: &str) -> String {
     on_engine(engine, &["image", "inspect", "--format", "{{.Id}}", image])
@@ -1686,10 +1694,7 @@ fn pulls_back_only_the_layers_this_machine_lacks(extra: &[&str], read_by: &str) 
         &format!("{BUSYBOX_DOCKERFILE}COPY big.bin /big.bin\nRUN echo one > /top\n"),
     );
     // The dock forgets the reader: the first pull puts it there, the second finds it.
-    let readers = on_engine(&d.engine, &["images", "-q", "dockerutils-reader"]);
-    for id in readers.lines() {
-        on_engine(&d.engine, &["rmi", "-f", id]);
-    }
+    forget_readers(&d.engine);
     let first = d
         .cmd("transfer-image")
         .args(extra)
@@ -1791,10 +1796,7 @@ fn a_reader_that_fails_on_the_dock_falls_back_to_docker_save() {
         .unwrap();
 
     // Whatever reader the dock has from an earlier run goes: this one is put there.
-    let readers = on_engine(&d.engine, &["images", "-q", "dockerutils-reader"]);
-    for id in readers.lines() {
-        on_engine(&d.engine, &["rmi", "-f", id]);
-    }
+    forget_readers(&d.engine);
     let failing = d
         .cmd("transfer-image")
         .env("DOCKERUTILS_READER", "/bin/busybox")

@@ -422,22 +422,9 @@ impl OwnTunnel {
         local: u16,
         remote: u16,
     ) -> Result<()> {
-        let spelled = super::ssh_config::path_word(ctl, "").ok_or_else(|| {
-            Error::Remote(format!("{} cannot be a control socket", ctl.display()))
-        })?;
-        // ssh takes an option's first value: these come before the dock's.
         let out = crate::process::output(
             crate::process::Command::new(program)
-                .args([
-                    "-o",
-                    "ControlMaster=yes",
-                    "-o",
-                    &format!("ControlPath={spelled}"),
-                    "-o",
-                    "ControlPersist=yes",
-                    "-o",
-                    "LogLevel=error",
-                ])
+                .args(OwnTunnel::master_options(ctl, "yes")?)
                 .args(options)
                 .arg("--")
                 .arg(dest)
@@ -456,6 +443,24 @@ impl OwnTunnel {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The options that make an ssh the master of a tunnel on the socket `ctl`, kept
+    /// after its last use as `persist` says (ControlPersist); ssh takes an option's first
+    /// value, so they come before the dock's.
+    pub(crate) fn master_options(ctl: &std::path::Path, persist: &str) -> Result<Vec<String>> {
+        let spelled = super::ssh_config::path_word(ctl, "").ok_or_else(|| {
+            Error::Remote(format!("{} cannot be a control socket", ctl.display()))
+        })?;
+        Ok([
+            "ControlMaster=yes".to_string(),
+            format!("ControlPath={spelled}"),
+            format!("ControlPersist={persist}"),
+            "LogLevel=error".to_string(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["-o".to_string(), o])
+        .collect())
     }
 
     /// Asks the master on `ctl` to forward `bind:local` here (loopback without `bind`) to

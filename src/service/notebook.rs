@@ -144,26 +144,14 @@ impl Tunnel {
         };
         let ctl = crate::dock::session::short_socket_dir()?
             .join(format!("tunnel-{}-{local}.sock", std::process::id()));
-        let spelled = crate::dock::ssh_config::path_word(&ctl, "")
-            .ok_or_else(|| Error::Remote(format!("{} cannot be a socket", ctl.display())))?;
-        // The real ssh, not a docked shell's shim; ssh takes an option's first value:
-        // these come before the dock's.
+        // The real ssh, not a docked shell's shim; a master that ends with its process.
         let mut cmd = Command::new(crate::dock::ssh::real_ssh_program());
-        cmd.args([
-            "-o",
-            "ControlMaster=yes",
-            "-o",
-            &format!("ControlPath={spelled}"),
-            "-o",
-            "ControlPersist=no",
-            "-o",
-            "LogLevel=error",
-        ])
-        .args(&remote.options)
-        .args(["-N", "--", &remote.dest])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(OwnTunnel::master_options(&ctl, "no")?)
+            .args(&remote.options)
+            .args(["-N", "--", &remote.dest])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = crate::process::spawn_in_own_group(&mut cmd)
             .map_err(|e| Error::io("cannot start the ssh tunnel", e))?;
         let ended = std::sync::Arc::new(AtomicBool::new(false));
